@@ -1,0 +1,63 @@
+"""Which modules make up the app bundle, from which templates, and where they go on the device.
+
+The runtime is one module per concern (docs/runtime.md); modules a capability needs are only
+shipped when the spec enables it, so the bundle stays within the board's .mpy budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clawgen.model import Plan
+
+
+@dataclass(frozen=True)
+class AppModule:
+    name: str  # module name on the device
+    template: str  # path under templates/
+    device_path: str  # where it lives on the device filesystem
+    compile: bool = True  # False: shipped as source (boot.py / main.py must be)
+
+
+# The core runtime, always shipped (order: dependencies first, for readability only).
+CORE_MODULES = (
+    "claw_config",  # build-time constants (limits, endpoints, tools JSON)
+    "claw_log",  # log lines, debug trace, secret redaction
+    "claw_buf",  # the fixed buffers
+    "claw_http",  # HTTP/1.1 client over socket/ssl
+    "claw_openai",  # OpenAI chat-completions wire format (the provider adapter)
+    "claw_session",  # bounded history + persistence log
+    "claw_tools",  # static tool table, argument checks, confirmation
+    "claw_agent",  # the agent loop with fallbacks
+    "claw_commands",  # /help /status /tools /reset /quit
+    "claw_console",  # UART edge (the simulator swaps it)
+    "claw_transport",  # UART and Telnet transports
+    "claw_boot",  # Wi-Fi, clock, NVS secrets
+    "claw_main",  # boot + serving loop
+)
+
+# Built-in tool implementations per capability bundle.
+CAPABILITY_MODULES: dict[str, tuple[str, ...]] = {
+    "hw_register_control": ("claw_hwtools", "clawhw", "clawreg", "clawsheet"),
+    "hw_datasheet": ("claw_hwtools", "clawhw", "clawreg", "clawsheet"),
+    "web_browsing": ("claw_webtools",),
+    "system": ("claw_systools",),
+}
+
+
+def _lib(name: str) -> AppModule:
+    return AppModule(name, f"app/{name}.py.j2", f"/lib/{name}.mpy")
+
+
+def app_modules(plan: Plan) -> list[AppModule]:
+    mods = [
+        AppModule("boot", "app/boot.py.j2", "/boot.py", compile=False),
+        AppModule("main", "app/main.py.j2", "/main.py", compile=False),
+    ]
+    names = list(CORE_MODULES)
+    for cap in plan.capabilities:
+        for name in CAPABILITY_MODULES.get(cap, ()):
+            if name not in names:
+                names.append(name)
+    mods += [_lib(n) for n in names]
+    return mods

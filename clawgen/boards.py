@@ -1,0 +1,66 @@
+"""Boards: one data file per board in clawgen/boards/*.yaml."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import yaml
+
+from clawgen.diagnostics import UsageError, did_you_mean
+from clawgen.model import Board
+from clawgen.resources import boards_dir
+
+_SIZE_RE = re.compile(r"^(\d+)\s*(MB|MiB|KB|KiB)$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """'8MB' -> 8 MiB in bytes (flash sizes are binary megabytes)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text).strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (expected e.g. 4MB)")
+    n = int(m.group(1))
+    return n * (1 << 20 if m.group(2).upper().startswith("M") else 1 << 10)
+
+
+def format_size(n: int) -> str:
+    return f"{n >> 20}MB" if n % (1 << 20) == 0 else f"{n >> 10}KB"
+
+
+@functools.lru_cache(maxsize=None)
+def board_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in boards_dir().glob("*.yaml")))
+
+
+@functools.lru_cache(maxsize=None)
+def load_board(name: str) -> Board:
+    if name not in board_names():
+        raise UsageError(f"unknown board '{name}'{did_you_mean(name, board_names())}; "
+                         f"known boards: {', '.join(board_names())}")
+    data = yaml.safe_load((boards_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    return Board(
+        name=data["name"],
+        title=data["title"],
+        chip=data["chip"],
+        chip_id=int(data["chip_id"]),
+        mpy_arch=data["mpy_arch"],
+        micropython=str(data["micropython"]),
+        mpy_version=(int(data["mpy_version"][0]), int(data["mpy_version"][1])),
+        firmware=dict(data["firmware"]),
+        flash_sizes=tuple(parse_size(s) for s in data["flash"]["sizes"]),
+        default_flash=parse_size(data["flash"]["default"]),
+        psram_supported=bool(data["psram"]["supported"]),
+        psram_default=bool(data["psram"]["default"]),
+        partitions=dict(data["partitions"]),
+        filesystem=dict(data["filesystem"]),
+        heap={k: int(v) for k, v in data["heap"].items()},
+        bundle_budget=int(data["bundle_budget"]),
+        limits={k: int(v) for k, v in data["limits"].items()},
+        data=data,
+    )
+
+
+def all_boards() -> list[Board]:
+    return [load_board(n) for n in board_names()]

@@ -1,0 +1,301 @@
+"""The chip database file: a versioned, compact JSON form of ``clawgen.chips.model.Chip``.
+
+``NAME.json.gz`` (gzip, reproducible: no timestamp) or ``NAME.json``. The format is documented
+in docs/chips.md; ``FORMAT_VERSION`` is its major version, and readers refuse any other.
+Defaults are omitted (see ``_DEFAULTS`` below and docs/chips.md), integers stay integers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from clawgen.chips.model import (
+    AddressBlock,
+    Chip,
+    Cluster,
+    Dim,
+    EnumSet,
+    EnumValue,
+    Field,
+    Interrupt,
+    Peripheral,
+    Register,
+    WriteConstraint,
+)
+from clawgen.diagnostics import ERROR, Diagnostic, DiagnosticError
+
+FORMAT_NAME = "clawgen-chip"
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Chip -> JSON
+
+
+def _put(d: dict, key: str, value: Any, default: Any = None) -> None:
+    if value != default:
+        d[key] = value
+
+
+def _dim_json(dim: Dim | None) -> dict | None:
+    if dim is None:
+        return None
+    d: dict = {"count": dim.count, "increment": dim.increment}
+    if dim.indices != [str(i) for i in range(dim.count)]:
+        d["indices"] = dim.indices
+    return d
+
+
+def _wc_json(wc: WriteConstraint | None) -> dict | None:
+    if wc is None:
+        return None
+    d: dict = {}
+    _put(d, "writeAsRead", wc.write_as_read, False)
+    _put(d, "useEnumeratedValues", wc.use_enumerated_values, False)
+    if wc.range is not None:
+        d["range"] = list(wc.range)
+    return d
+
+
+def _enum_json(s: EnumSet, width: int) -> dict:
+    full = (1 << width) - 1
+    values = []
+    for v in s.values:
+        e: dict = {"name": v.name}
+        if v.is_default:
+            e["isDefault"] = True
+        else:
+            e["value"] = v.value
+            _put(e, "mask", v.mask, full)
+        _put(e, "description", v.description)
+        values.append(e)
+    d: dict = {}
+    _put(d, "name", s.name)
+    _put(d, "usage", s.usage, "read-write")
+    d["values"] = values
+    return d
+
+
+def _field_json(f: Field, reg_access: str) -> dict:
+    d: dict = {"name": f.name, "lsb": f.lsb}
+    _put(d, "width", f.width, 1)
+    _put(d, "access", f.access, reg_access)
+    _put(d, "dim", _dim_json(f.dim))
+    _put(d, "modifiedWriteValues", f.modified_write_values)
+    _put(d, "readAction", f.read_action)
+    _put(d, "writeConstraint", _wc_json(f.write_constraint))
+    if f.enums:
+        d["enums"] = [_enum_json(s, f.width) for s in f.enums]
+    _put(d, "description", f.description)
+    return d
+
+
+def _register_json(r: Register) -> dict:
+    d: dict = {"name": r.name, "offset": r.offset}
+    _put(d, "size", r.size, 32)
+    _put(d, "access", r.access, "read-write")
+    _put(d, "protection", r.protection)
+    _put(d, "resetValue", r.reset_value, 0)
+    _put(d, "resetMask", r.reset_mask, (1 << r.size) - 1)
+    _put(d, "dim", _dim_json(r.dim))
+    _put(d, "modifiedWriteValues", r.modified_write_values)
+    _put(d, "readAction", r.read_action)
+    _put(d, "writeConstraint", _wc_json(r.write_constraint))
+    _put(d, "alternateRegister", r.alternate_register)
+    _put(d, "alternateGroup", r.alternate_group)
+    _put(d, "description", r.description)
+    if r.fields:
+        d["fields"] = [_field_json(f, r.access) for f in r.fields]
+    return d
+
+
+def _cluster_json(c: Cluster) -> dict:
+    d: dict = {"name": c.name, "offset": c.offset}
+    _put(d, "dim", _dim_json(c.dim))
+    _put(d, "description", c.description)
+    _block_json(d, c.registers, c.clusters)
+    return d
+
+
+def _block_json(d: dict, registers: list[Register], clusters: list[Cluster]) -> None:
+    if registers:
+        d["registers"] = [_register_json(r) for r in registers]
+    if clusters:
+        d["clusters"] = [_cluster_json(c) for c in clusters]
+
+
+def chip_to_json(chip: Chip) -> dict:
+    """The database document for ``chip`` (plain JSON data)."""
+    doc: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "name": chip.name,
+                 "device": chip.device_name}
+    _put(doc, "vendor", chip.vendor)
+    doc["width"] = chip.width
+    doc["addressUnitBits"] = chip.address_unit_bits
+    _put(doc, "description", chip.description)
+    _put(doc, "cpu", chip.cpu)
+    doc["source"] = chip.source
+    periphs = []
+    written: dict[str, Peripheral] = {}
+    for p in chip.peripherals:
+        d: dict = {"name": p.name, "baseAddress": p.base_address}
+        _put(d, "groupName", p.group_name)
+        _put(d, "description", p.description)
+        if p.address_blocks:
+            d["addressBlocks"] = [_drop_none({"offset": b.offset, "size": b.size, "usage": b.usage})
+                                  for b in p.address_blocks]
+        if p.interrupts:
+            d["interrupts"] = [_drop_none({"name": i.name, "value": i.value, "description": i.description})
+                               for i in p.interrupts]
+        src = written.get((p.derived_from or "").upper())
+        if src is not None and src.registers is p.registers and src.clusters is p.clusters:
+            d["derivedFrom"] = src.name  # shares the source's registers: written once
+        else:
+            _block_json(d, p.registers, p.clusters)
+        written.setdefault(p.name.upper(), p)
+        periphs.append(d)
+    doc["peripherals"] = periphs
+    return doc
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def write_chip(chip: Chip, path: str | os.PathLike[str]) -> Path:
+    """Write ``chip`` to ``path`` (gzipped when it ends in ``.gz``), atomically."""
+    path = Path(path)
+    data = json.dumps(chip_to_json(chip), separators=(",", ":"), ensure_ascii=False).encode()
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON -> Chip
+
+
+class _Bad(Exception):
+    pass
+
+
+def _dim(d: dict | None) -> Dim | None:
+    if d is None:
+        return None
+    count = d["count"]
+    return Dim(count, d["increment"], d.get("indices") or [str(i) for i in range(count)])
+
+
+def _wc(d: dict | None) -> WriteConstraint | None:
+    if d is None:
+        return None
+    r = d.get("range")
+    return WriteConstraint(d.get("writeAsRead", False), d.get("useEnumeratedValues", False),
+                           (r[0], r[1]) if r is not None else None)
+
+
+def _enum(d: dict, width: int) -> EnumSet:
+    full = (1 << width) - 1
+    values = []
+    for v in d["values"]:
+        if v.get("isDefault"):
+            values.append(EnumValue(v["name"], 0, 0, True, v.get("description")))
+        else:
+            values.append(EnumValue(v["name"], v["value"], v.get("mask", full), False, v.get("description")))
+    return EnumSet(d.get("name"), d.get("usage", "read-write"), values)
+
+
+def _field(d: dict, reg_access: str) -> Field:
+    width = d.get("width", 1)
+    enums = d.get("enums")
+    return Field(d["name"], d["lsb"], width, d.get("access", reg_access), d.get("modifiedWriteValues"),
+                 d.get("readAction"), _wc(d.get("writeConstraint")),
+                 [_enum(e, width) for e in enums] if enums else [], d.get("description"), _dim(d.get("dim")))
+
+
+def _register(d: dict) -> Register:
+    size = d.get("size", 32)
+    access = d.get("access", "read-write")
+    fields = d.get("fields")
+    return Register(d["name"], d["offset"], size, access, d.get("protection"), d.get("resetValue", 0),
+                    d.get("resetMask", (1 << size) - 1), _dim(d.get("dim")),
+                    [_field(f, access) for f in fields] if fields else [], d.get("modifiedWriteValues"),
+                    d.get("readAction"), _wc(d.get("writeConstraint")), d.get("alternateRegister"),
+                    d.get("alternateGroup"), d.get("description"))
+
+
+def _cluster(d: dict) -> Cluster:
+    regs, clusters = _block(d)
+    return Cluster(d["name"], d["offset"], _dim(d.get("dim")), regs, clusters, d.get("description"))
+
+
+def _block(d: dict) -> tuple[list[Register], list[Cluster]]:
+    return [_register(r) for r in d.get("registers", ())], [_cluster(c) for c in d.get("clusters", ())]
+
+
+def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
+    """Build a ``Chip`` from a database document; ``DiagnosticError`` if it is not one we read."""
+    def bad(msg: str) -> DiagnosticError:
+        return DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, msg))
+
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise bad(f'not a clawgen chip database (no "format": "{FORMAT_NAME}")')
+    version = doc.get("version")
+    if version != FORMAT_VERSION:
+        raise bad(f"chip database format version {version!r} is not supported (this clawgen reads version "
+                  f"{FORMAT_VERSION}); re-import the SVD with this clawgen")
+    try:
+        peripherals: list[Peripheral] = []
+        by_name: dict[str, Peripheral] = {}
+        for d in doc["peripherals"]:
+            ref = d.get("derivedFrom")
+            if ref is not None:
+                src = by_name.get(ref.upper())
+                if src is None:
+                    raise _Bad(f'peripheral {d["name"]} derives from unknown "{ref}"')
+                regs, clusters = src.registers, src.clusters
+            else:
+                regs, clusters = _block(d)
+            p = Peripheral(d["name"], d["baseAddress"], d.get("groupName"), d.get("description"),
+                           [AddressBlock(b["offset"], b["size"], b.get("usage")) for b in d.get("addressBlocks", ())],
+                           [Interrupt(i["name"], i["value"], i.get("description")) for i in d.get("interrupts", ())],
+                           regs, clusters, None, ref)
+            by_name.setdefault(p.name.upper(), p)
+            peripherals.append(p)
+        return Chip(doc["name"], doc["device"], doc.get("vendor"), doc["width"], doc["addressUnitBits"],
+                    peripherals, doc["source"], doc.get("cpu"), doc.get("description"))
+    except _Bad as e:
+        raise bad(f"corrupt chip database: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise bad(f"corrupt chip database: {type(e).__name__}: {e}") from None
+
+
+def read_chip(path: str | os.PathLike[str]) -> Chip:
+    """Load a chip database file (``.json`` or ``.json.gz``)."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, f"cannot read chip database: {e.strerror or e}")) \
+            from None
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        doc = json.loads(raw)
+    except (OSError, EOFError, ValueError) as e:
+        raise DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, f"not a clawgen chip database: {e}")) from None
+    return chip_from_json(doc, where)

@@ -1,0 +1,939 @@
+"""CMSIS-SVD importer: vendor XML -> resolved ``clawgen.chips.model.Chip``.
+
+The XML is read with lxml; the model is resolved here rather than by cmsis-svd, which drops data
+(see docs/chips.md). Three phases:
+
+1. *read*: each SVD element becomes a ``_Node`` (simple child values with their line numbers,
+   child nodes by kind). Unknown elements and malformed values become warnings.
+2. *derive*: ``derivedFrom`` is applied lazily and shallowly (``_Resolver.resolve``): a derived
+   node is its base's values overridden by its own; child lists merge by name. References are
+   looked up relative to each enclosing scope, innermost first, then from the device (dotted
+   paths), so forward references and chains work; cycles are reported and cut.
+3. *build*: a top-down walk applies property inheritance (device -> peripheral -> cluster ->
+   register -> field) and builds the model; arrays stay compact. Derived peripherals that add no
+   registers of their own share their base's register objects.
+
+Every vendor error becomes a ``Diagnostic`` warning naming FILE:LINE; an unusable file raises
+``DiagnosticError`` (exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from clawgen.chips.model import (
+    ACCESS_TYPES,
+    AddressBlock,
+    Chip,
+    Cluster,
+    Dim,
+    EnumSet,
+    EnumValue,
+    Field,
+    Interrupt,
+    Peripheral,
+    Register,
+    WriteConstraint,
+)
+from clawgen.diagnostics import ERROR, WARNING, Diagnostic, DiagnosticError
+
+# Simple (text) children each element kind may carry; anything else is warned about once per file.
+_REG_PROPS = {"size", "access", "protection", "resetValue", "resetMask"}
+_DIM = {"dim", "dimIncrement", "dimIndex", "dimName", "dimArrayIndex"}
+_SIMPLE: dict[str, set[str]] = {
+    "device": _REG_PROPS | {"vendor", "vendorID", "name", "series", "version", "description", "licenseText",
+                            "headerSystemFilename", "headerDefinitionsPrefix", "addressUnitBits", "width"},
+    "peripheral": _REG_PROPS | _DIM | {"name", "version", "description", "alternatePeripheral", "groupName",
+                                       "prependToName", "appendToName", "headerStructName", "disableCondition",
+                                       "baseAddress"},
+    "cluster": _REG_PROPS | _DIM | {"name", "description", "alternateCluster", "headerStructName",
+                                    "addressOffset"},
+    "register": _REG_PROPS | _DIM | {"name", "displayName", "description", "alternateGroup",
+                                     "alternateRegister", "addressOffset", "dataType", "modifiedWriteValues",
+                                     "readAction"},
+    "field": _DIM | {"name", "description", "bitOffset", "bitWidth", "lsb", "msb", "bitRange", "access",
+                     "modifiedWriteValues", "readAction"},
+    "enumeratedValues": {"name", "headerEnumName", "usage"},
+    "enumeratedValue": {"name", "description", "value", "isDefault"},
+    "addressBlock": {"offset", "size", "usage", "protection"},
+    "interrupt": {"name", "description", "value"},
+}
+# Structural children, handled explicitly per kind.
+_STRUCT: dict[str, set[str]] = {
+    "device": {"cpu", "peripherals", "vendorExtensions"},
+    "peripheral": {"registers", "addressBlock", "interrupt", "dimArrayIndex"},
+    "cluster": {"register", "cluster", "dimArrayIndex"},
+    "register": {"fields", "writeConstraint", "dimArrayIndex"},
+    "field": {"enumeratedValues", "writeConstraint", "dimArrayIndex"},
+    "enumeratedValues": {"enumeratedValue"},
+    "enumeratedValue": set(),
+    "addressBlock": set(),
+    "interrupt": set(),
+}
+
+# Non-standard access spellings seen in vendor files, mapped to the schema's five values.
+_ACCESS_ALIASES = {
+    "read": "read-only", "r": "read-only", "ro": "read-only", "readonly": "read-only", "read_only": "read-only",
+    "write": "write-only", "w": "write-only", "wo": "write-only", "writeonly": "write-only",
+    "write_only": "write-only", "rw": "read-write", "readwrite": "read-write", "read/write": "read-write",
+    "read_write": "read-write", "writeonce": "writeOnce", "write-once": "writeOnce",
+    "read-writeonce": "read-writeOnce", "readwriteonce": "read-writeOnce", "rwonce": "read-writeOnce",
+}
+_ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
+_MWV = {"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet", "zeroToToggle", "clear", "set",
+        "modify"}
+_READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
+_PROTECTION = {"s", "n", "p"}
+_ENUM_USAGE = {"read", "write", "read-write"}
+
+_INT_RE = re.compile(r"^\s*\+?(0[xX][0-9a-fA-F]+|0[bB][01]+|#[01]+|[0-9]+)\s*([kKmMgGtT])?\s*$")
+_SCALE = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_BITRANGE_RE = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
+_ENUM_VALUE_RE = re.compile(r"^\s*(?:(0[xX])([0-9a-fA-F]+)|(0[bB]|#)([01xX]+)|(\d+))\s*$")
+
+
+def parse_int(text: str | None) -> int | None:
+    """An SVD scaledNonNegativeInteger (``0x1F``, ``0b101``, ``#101``, ``42``, ``4k``), or None."""
+    if text is None:
+        return None
+    m = _INT_RE.match(text)
+    if not m:
+        return None
+    s, scale = m.group(1), m.group(2)
+    if s[0] == "#":
+        v = int(s[1:], 2)
+    elif s[:2] in ("0b", "0B"):
+        v = int(s[2:], 2)
+    else:
+        v = int(s[2:], 16) if s[:2] in ("0x", "0X") else int(s, 10)
+    return v * _SCALE[scale.lower()] if scale else v
+
+
+def parse_enum_value(text: str) -> tuple[int, int | None] | None:
+    """(value, mask) of an enumeratedValue ``value``; mask None means "all bits of the field".
+    ``#1xx0`` -> (0b1000, 0b1001): ``x`` marks a don't-care bit."""
+    m = _ENUM_VALUE_RE.match(text)
+    if not m:
+        return None
+    if m.group(2) is not None:
+        return int(m.group(2), 16), None
+    if m.group(4) is not None:
+        bits = m.group(4).lower()
+        value = int(bits.replace("x", "0"), 2)
+        if "x" not in bits:
+            return value, None
+        return value, int("".join("0" if c == "x" else "1" for c in bits), 2)
+    return int(m.group(5), 10), None
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 1: read
+
+
+class _Node:
+    """One SVD element: its simple values (text, line) and its child nodes by kind."""
+
+    __slots__ = ("derived_from", "index", "kids", "kind", "line", "name", "parent", "props", "resolved",
+                 "resolving", "wc")
+
+    def __init__(self, kind: str, line: int, parent: _Node | None):
+        self.kind = kind
+        self.line = line
+        self.parent = parent
+        self.props: dict[str, tuple[str, int]] = {}
+        self.kids: dict[str, list[_Node]] = {}
+        self.name = ""
+        self.derived_from: tuple[str, int] | None = None
+        self.resolved: _Node | None = None
+        self.resolving = False
+        self.index: dict[str, _Node] | None = None
+        self.wc: dict[str, tuple[str, int]] | None = None  # writeConstraint children
+
+    def get(self, key: str) -> str | None:
+        v = self.props.get(key)
+        return v[0] if v is not None else None
+
+    def line_of(self, key: str) -> int:
+        v = self.props.get(key)
+        return v[1] if v is not None else self.line
+
+    def path(self) -> str:
+        parts = []
+        n: _Node | None = self
+        while n is not None and n.kind != "device":
+            parts.append(n.name or f"<{n.kind}>")
+            n = n.parent
+        return ".".join(reversed(parts))
+
+
+# Which child element (or container) holds which kind of child node.
+_CHILD_KIND = {
+    ("device", "peripherals"): ("peripheral", "items"),
+    ("peripheral", "registers"): (None, "items"),  # register and cluster
+    ("peripheral", "addressBlock"): ("addressBlock", "blocks"),
+    ("peripheral", "interrupt"): ("interrupt", "interrupts"),
+    ("cluster", "register"): ("register", "items"),
+    ("cluster", "cluster"): ("cluster", "items"),
+    ("register", "fields"): ("field", "items"),
+    ("field", "enumeratedValues"): ("enumeratedValues", "items"),
+    ("enumeratedValues", "enumeratedValue"): ("enumeratedValue", "items"),
+}
+# Of those, the elements that merely wrap a list of children.
+_CONTAINERS = {("device", "peripherals"), ("peripheral", "registers"), ("register", "fields")}
+
+
+@dataclass
+class _Ctx:
+    """Register properties in effect (inherited) at some level."""
+
+    size: int | None = None
+    access: str | None = None
+    protection: str | None = None
+    reset_value: int | None = None
+    reset_mask: int | None = None
+
+    def key(self) -> tuple:
+        return (self.size, self.access, self.protection, self.reset_value, self.reset_mask)
+
+
+class _Importer:
+    def __init__(self, file: str, keep_descriptions: bool):
+        self.file = file
+        self.keep_descriptions = keep_descriptions
+        self.diags: dict[tuple, Diagnostic] = {}
+        self.unknown: dict[tuple[str, str], list[int]] = {}
+        self.build_memo: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
+        self.enum_memo: dict[int, EnumSet | None] = {}
+        self.device: _Node | None = None
+        self.enum_index: dict[str, _Node] | None = None
+        self.reg_lines: dict[int, int] = {}  # id(Register) -> source line, for later checks
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def warn(self, line: int, path: str, message: str) -> None:
+        key = (line, path, message)
+        if key not in self.diags:
+            self.diags[key] = Diagnostic(self.file, line or 1, 1, path, WARNING, message)
+
+    def fatal(self, line: int, message: str) -> DiagnosticError:
+        return DiagnosticError([*self.diagnostics(), Diagnostic(self.file, line or 1, 1, "", ERROR, message)])
+
+    def diagnostics(self) -> list[Diagnostic]:
+        out = list(self.diags.values())
+        for (kind, tag), lines in self.unknown.items():
+            more = f" ({len(lines)} times)" if len(lines) > 1 else ""
+            out.append(Diagnostic(self.file, lines[0], 1, "", WARNING,
+                                  f"unknown element <{tag}> in <{kind}> ignored{more}"))
+        out.sort(key=lambda d: d.line)
+        return out
+
+    # -- phase 1: read -------------------------------------------------------------------------
+    def read(self, el: etree._Element, kind: str, parent: _Node | None) -> _Node:
+        node = _Node(kind, el.sourceline or 0, parent)
+        simple = _SIMPLE[kind]
+        struct = _STRUCT[kind]
+        df = el.get("derivedFrom")
+        if df is not None:
+            node.derived_from = (df.strip(), el.sourceline or 0)
+        for child in el:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue  # comments, processing instructions
+            if tag in simple:
+                if len(child):
+                    self.warn(child.sourceline or 0, "", f"<{tag}> should hold text, not elements; ignored")
+                    continue
+                node.props[tag] = ((child.text or "").strip(), child.sourceline or 0)
+            elif tag in struct:
+                self.read_struct(node, kind, tag, child)
+            else:
+                self.unknown.setdefault((kind, tag), []).append(child.sourceline or 0)
+        node.name = node.get("name") or ""
+        return node
+
+    def read_struct(self, node: _Node, kind: str, tag: str, child: etree._Element) -> None:
+        if tag == "writeConstraint":
+            node.wc = {}
+            for c in child:
+                if not isinstance(c.tag, str):
+                    continue
+                if c.tag == "range":
+                    for r in c:
+                        if isinstance(r.tag, str):
+                            node.wc[r.tag] = ((r.text or "").strip(), r.sourceline or 0)
+                else:
+                    node.wc[c.tag] = ((c.text or "").strip(), c.sourceline or 0)
+            return
+        if tag in ("cpu", "vendorExtensions", "dimArrayIndex"):
+            return  # cpu is read separately; vendor extensions and dimArrayIndex carry no register data
+        spec = _CHILD_KIND.get((kind, tag))
+        if spec is None:
+            return
+        child_kind, bucket = spec
+        items = node.kids.setdefault(bucket, [])
+        if (kind, tag) not in _CONTAINERS:
+            items.append(self.read(child, tag, node))
+            return
+        # A container element (<peripherals>, <registers>, <fields>) of repeated children.
+        for c in child:
+            ctag = c.tag
+            if not isinstance(ctag, str):
+                continue
+            if ctag == child_kind or (child_kind is None and ctag in ("register", "cluster")):
+                items.append(self.read(c, ctag, node))
+            else:
+                self.unknown.setdefault((tag, ctag), []).append(c.sourceline or 0)
+
+    # -- phase 2: derive -----------------------------------------------------------------------
+    def resolve(self, node: _Node) -> _Node:
+        """``node`` with its derivedFrom applied (shallowly: children are resolved on their own)."""
+        if node.resolved is not None:
+            return node.resolved
+        if node.derived_from is None:
+            node.resolved = node
+            return node
+        ref, line = node.derived_from
+        if node.resolving:
+            self.warn(line, node.path(), f'derivedFrom cycle through "{ref}"; derivation ignored')
+            return node  # cut the cycle here; the outer call settles node.resolved
+        node.resolving = True
+        try:
+            base = self.lookup(node, ref)
+            if base is None:
+                self.warn(line, node.path(), f'derivedFrom "{ref}": no {node.kind} of that name; ignored')
+                node.resolved = node
+                return node
+            base_r = self.resolve(base)
+            if base_r is node or (base_r.derived_from is not None and base_r.resolved is None):
+                # The chain came back to us (cycle): keep our own values only.
+                node.resolved = node
+                return node
+            node.resolved = self.merge(base_r, node)
+            return node.resolved
+        finally:
+            node.resolving = False
+
+    def merge(self, base: _Node, own: _Node) -> _Node:
+        m = _Node(own.kind, own.line, own.parent)
+        m.props = {**base.props, **own.props}
+        if own.kind == "peripheral":
+            # Dims and interrupts belong to the instance, not to what it derives from.
+            for k in _DIM:
+                if k not in own.props:
+                    m.props.pop(k, None)
+        m.name = own.name
+        m.wc = own.wc if own.wc is not None else base.wc
+        for bucket in set(base.kids) | set(own.kids):
+            b = base.kids.get(bucket, [])
+            o = own.kids.get(bucket)
+            if own.kind == "peripheral" and bucket == "interrupts":
+                m.kids[bucket] = o or []
+            elif not o:
+                m.kids[bucket] = b  # shared list object: lets the builder share model objects
+            elif not b or bucket != "items" or own.kind == "field":
+                m.kids[bucket] = o  # own addressBlocks / a field's own enumeratedValues replace the base's
+            else:
+                names = {n.name for n in o if n.name}
+                m.kids[bucket] = [n for n in b if not n.name or n.name not in names] + o
+        return m
+
+    def children_index(self, node: _Node) -> dict[str, _Node]:
+        r = self.resolve(node)
+        if r.index is None:
+            idx: dict[str, _Node] = {}
+            for k in r.kids.get("items", []):
+                if k.name:
+                    idx.setdefault(k.name, k)
+                    plain = k.name.replace("[%s]", "").replace("%s", "")
+                    idx.setdefault(plain, k)
+            r.index = idx
+        return r.index
+
+    def descend(self, scope: _Node, parts: list[str]) -> _Node | None:
+        n: _Node | None = scope
+        for p in parts:
+            if n is None:
+                return None
+            n = self.children_index(n).get(p)
+        return n
+
+    def lookup(self, node: _Node, ref: str) -> _Node | None:
+        """Find the base element named by ``ref``: relative to each enclosing scope, innermost
+        first, then as a path from the device."""
+        parts = [p for p in ref.split(".") if p]
+        if not parts:
+            return None
+        scope = node.parent
+        while scope is not None:
+            found = self.descend(scope, parts)
+            if found is not None and found is not node and found.kind == node.kind:
+                return found
+            scope = scope.parent
+        if node.kind == "enumeratedValues" and len(parts) == 1:
+            return self.find_enum_anywhere(node, parts[0])
+        return None
+
+    def find_enum_anywhere(self, node: _Node, name: str) -> _Node | None:
+        """enumeratedValues are often referred to by bare name from another register."""
+        # Innermost peripheral first, then the whole device.
+        scope = node
+        while scope.parent is not None and scope.kind != "peripheral":
+            scope = scope.parent
+        found = _find_enum(scope, name, node)
+        if found is not None:
+            return found
+        if self.enum_index is None and self.device is not None:
+            self.enum_index = {}
+            _index_enums(self.device, self.enum_index)
+        hit = (self.enum_index or {}).get(name)
+        return hit if hit is not node else None
+
+    # -- value helpers ---------------------------------------------------------------------------
+    def int_prop(self, node: _Node, key: str) -> int | None:
+        text = node.get(key)
+        if text is None:
+            return None
+        v = parse_int(text)
+        if v is None:
+            self.warn(node.line_of(key), node.path(), f'<{key}> "{text}" is not a number; ignored')
+        return v
+
+    def access_prop(self, node: _Node, key: str = "access") -> str | None:
+        text = node.get(key)
+        if text is None or text == "":
+            return None
+        exact = _ACCESS_EXACT.get(text)
+        if exact is not None:
+            return exact
+        mapped = _ACCESS_ALIASES.get(text.lower().replace(" ", ""))
+        if mapped is None and text.lower() in {a.lower() for a in ACCESS_TYPES}:
+            mapped = next(a for a in ACCESS_TYPES if a.lower() == text.lower())
+        if mapped is not None:
+            self.warn(node.line_of(key), node.path(), f'non-standard access "{text}" read as "{mapped}"')
+            return mapped
+        self.warn(node.line_of(key), node.path(), f'unknown access "{text}"; ignored')
+        return None
+
+    def choice_prop(self, node: _Node, key: str, allowed: set[str]) -> str | None:
+        text = node.get(key)
+        if text is None:
+            return None
+        if text in allowed:
+            return text
+        for a in allowed:
+            if a.lower() == text.lower():
+                self.warn(node.line_of(key), node.path(), f'<{key}> "{text}" read as "{a}"')
+                return a
+        self.warn(node.line_of(key), node.path(),
+                  f'unknown <{key}> "{text}" ignored (expected one of {", ".join(sorted(allowed))})')
+        return None
+
+    def description(self, node: _Node) -> str | None:
+        if not self.keep_descriptions:
+            return None
+        d = node.get("description")
+        return " ".join(d.split()) if d else None
+
+    def ctx_of(self, node: _Node, outer: _Ctx) -> _Ctx:
+        size = self.int_prop(node, "size")
+        return _Ctx(
+            size if size is not None else outer.size,
+            self.access_prop(node) or outer.access,
+            self.choice_prop(node, "protection", _PROTECTION) or outer.protection,
+            _first(self.int_prop(node, "resetValue"), outer.reset_value),
+            _first(self.int_prop(node, "resetMask"), outer.reset_mask),
+        )
+
+    def dim_of(self, node: _Node, name_has_placeholder: bool) -> Dim | None:
+        count = self.int_prop(node, "dim")
+        if count is None:
+            if name_has_placeholder:
+                self.warn(node.line, node.path(), f'"{node.name}" has %s but no <dim>; taken as one element')
+                return Dim(1, 0, ["0"])
+            if node.get("dimIncrement") is not None or node.get("dimIndex") is not None:
+                self.warn(node.line, node.path(), "<dimIncrement>/<dimIndex> without <dim>; ignored")
+            return None
+        inc = self.int_prop(node, "dimIncrement")
+        if inc is None:
+            self.warn(node.line_of("dim"), node.path(), "<dim> without <dimIncrement>; increment taken as 0")
+            inc = 0
+        if count < 1:
+            self.warn(node.line_of("dim"), node.path(), f"<dim> {count} is not positive; taken as 1")
+            count = 1
+        indices = [str(i) for i in range(count)]
+        text = node.get("dimIndex")
+        if text is not None:
+            parsed = parse_dim_index(text)
+            if parsed is None:
+                self.warn(node.line_of("dimIndex"), node.path(), f'<dimIndex> "{text}" not understood; using 0..{count - 1}')
+            elif len(parsed) != count:
+                self.warn(node.line_of("dimIndex"), node.path(),
+                          f"<dimIndex> lists {len(parsed)} indices but <dim> is {count}; using <dim>")
+                indices = (parsed + indices[len(parsed):])[:count]
+            else:
+                indices = parsed
+        if not name_has_placeholder:
+            self.warn(node.line_of("dim"), node.path(), f'array "{node.name}" has no %s in its name; appending it')
+        return Dim(count, inc, indices)
+
+    # -- phase 3: build ------------------------------------------------------------------------
+    def build_block(self, items: list[_Node], ctx: _Ctx) -> tuple[list[Register], list[Cluster]]:
+        key = (id(items), ctx.key())
+        hit = self.build_memo.get(key)
+        if hit is not None:
+            return hit
+        regs: list[Register] = []
+        clusters: list[Cluster] = []
+        for raw in items:
+            n = self.resolve(raw)
+            if n.kind == "register":
+                r = self.build_register(n, ctx)
+                if r is not None:
+                    regs.append(r)
+            else:
+                c = self.build_cluster(n, ctx)
+                if c is not None:
+                    clusters.append(c)
+        self.check_overlaps(items, regs)
+        out = (regs, clusters)
+        self.build_memo[key] = out
+        return out
+
+    def array_name(self, n: _Node) -> tuple[str, Dim | None] | None:
+        name = n.name
+        if not name:
+            self.warn(n.line, n.path(), f"<{n.kind}> without <name>; skipped")
+            return None
+        has = "%s" in name
+        dim = self.dim_of(n, has)
+        if dim is not None and not has:
+            name += "%s"
+        return name, dim
+
+    def build_cluster(self, n: _Node, outer: _Ctx) -> Cluster | None:
+        named = self.array_name(n)
+        if named is None:
+            return None
+        offset = self.int_prop(n, "addressOffset")
+        if offset is None:
+            self.warn(n.line, n.path(), "cluster without <addressOffset>; taken as 0")
+            offset = 0
+        regs, clusters = self.build_block(n.kids.get("items", []), self.ctx_of(n, outer))
+        return Cluster(named[0], offset, named[1], regs, clusters, self.description(n))
+
+    def build_register(self, n: _Node, outer: _Ctx) -> Register | None:
+        named = self.array_name(n)
+        if named is None:
+            return None
+        name, dim = named
+        path = n.path()
+        offset = self.int_prop(n, "addressOffset")
+        if offset is None:
+            self.warn(n.line, path, "register without <addressOffset>; taken as 0")
+            offset = 0
+        ctx = self.ctx_of(n, outer)
+        size = ctx.size if ctx.size is not None else 32
+        if size <= 0 or size > 64:
+            self.warn(n.line_of("size"), path, f"register size {size} bits is out of range; taken as 32")
+            size = 32
+        full = (1 << size) - 1
+        reset_value = ctx.reset_value if ctx.reset_value is not None else 0
+        reset_mask = ctx.reset_mask if ctx.reset_mask is not None else full
+        if reset_value & ~full:
+            self.warn(n.line_of("resetValue"), path,
+                      f"reset value {reset_value:#x} does not fit in {size} bits; truncated")
+            reset_value &= full
+        reset_mask &= full
+        fields = [f for f in (self.build_field(self.resolve(x), ctx.access, size)
+                              for x in n.kids.get("items", [])) if f is not None]
+        access = ctx.access
+        if access is None:
+            access = _access_from_fields(fields) or "read-write"
+            for f in fields:
+                if f.access is None:
+                    f.access = access
+        self.check_fields(n, fields, size)
+        reg = Register(
+            name, offset, size, access, ctx.protection, reset_value, reset_mask, dim, fields,
+            self.choice_prop(n, "modifiedWriteValues", _MWV), self.choice_prop(n, "readAction", _READ_ACTIONS),
+            self.write_constraint(n), n.get("alternateRegister") or None, n.get("alternateGroup") or None,
+            self.description(n))
+        self.reg_lines[id(reg)] = n.line
+        return reg
+
+    def build_field(self, n: _Node, reg_access: str | None, reg_size: int) -> Field | None:
+        named = self.array_name(n)
+        if named is None:
+            return None
+        name, dim = named
+        path = n.path()
+        lsb: int | None
+        width: int | None
+        if n.get("bitOffset") is not None:
+            lsb = self.int_prop(n, "bitOffset")
+            width = self.int_prop(n, "bitWidth") if n.get("bitWidth") is not None else 1
+        elif n.get("lsb") is not None and n.get("msb") is not None:
+            lsb, msb = self.int_prop(n, "lsb"), self.int_prop(n, "msb")
+            width = msb - lsb + 1 if lsb is not None and msb is not None else None
+        elif n.get("bitRange") is not None:
+            m = _BITRANGE_RE.match(n.get("bitRange") or "")
+            if m is None:
+                lsb = width = None
+            else:
+                lsb, width = int(m.group(2)), int(m.group(1)) - int(m.group(2)) + 1
+        else:
+            lsb = width = None
+        if lsb is None or width is None or width <= 0:
+            self.warn(n.line, path, "field without a valid bit position (bitOffset/bitWidth, lsb/msb or "
+                                    "bitRange); skipped")
+            return None
+        access = self.access_prop(n) or reg_access
+        enums = []
+        for e in n.kids.get("items", []):
+            s = self.build_enum_set(e, width)
+            if s is not None:
+                enums.append(s)
+        if len(enums) > 2:
+            self.warn(n.line, path, f"{len(enums)} enumeratedValues sets; at most 2 (read and write) expected")
+        return Field(name, lsb, width, access, self.choice_prop(n, "modifiedWriteValues", _MWV),
+                     self.choice_prop(n, "readAction", _READ_ACTIONS), self.write_constraint(n), enums,
+                     self.description(n), dim)
+
+    def build_enum_set(self, raw: _Node, width: int) -> EnumSet | None:
+        key = id(raw)
+        if key in self.enum_memo:
+            hit = self.enum_memo[key]
+            # Shared only when the field width matches; else rebuild to check values against it.
+            if hit is None or all(v.is_default or v.value >> width == 0 for v in hit.values):
+                return hit
+        n = self.resolve(raw)
+        usage = self.choice_prop(n, "usage", _ENUM_USAGE) or "read-write"
+        full = (1 << width) - 1
+        values: list[EnumValue] = []
+        seen: dict[tuple[int, int], str] = {}
+        for v in n.kids.get("items", []):
+            vname = v.name
+            if not vname:
+                self.warn(v.line, n.path(), "<enumeratedValue> without <name>; skipped")
+                continue
+            is_default = (v.get("isDefault") or "").lower() in ("true", "1")
+            text = v.get("value")
+            if text is None:
+                if not is_default:
+                    self.warn(v.line, n.path(), f'enumeratedValue "{vname}" has neither <value> nor '
+                                                "<isDefault>; skipped")
+                    continue
+                values.append(EnumValue(vname, 0, 0, True, self.description(v)))
+                continue
+            parsed = parse_enum_value(text)
+            if parsed is None:
+                self.warn(v.line_of("value"), n.path(), f'enumeratedValue "{vname}": value "{text}" is not '
+                                                        "a number; skipped")
+                continue
+            value, mask = parsed
+            mask = full if mask is None else mask & full
+            if value & ~full:
+                self.warn(v.line_of("value"), n.path(),
+                          f'enumeratedValue "{vname}" = {value:#x} does not fit in the field\'s {width} bits')
+            dup = seen.get((value, mask))
+            if dup is not None and not is_default:
+                self.warn(v.line_of("value"), n.path(), f'enumeratedValue "{vname}" repeats the value of "{dup}"')
+            seen.setdefault((value, mask), vname)
+            values.append(EnumValue(vname, value, mask, is_default, self.description(v)))
+        out = EnumSet(n.name or None, usage, values)
+        self.enum_memo[key] = out
+        return out
+
+    def write_constraint(self, n: _Node) -> WriteConstraint | None:
+        wc = n.wc
+        if wc is None:
+            return None
+        out = WriteConstraint()
+        path = n.path()
+        for tag, (text, line) in wc.items():
+            if tag in ("writeAsRead", "useEnumeratedValues"):
+                setattr(out, "write_as_read" if tag == "writeAsRead" else "use_enumerated_values",
+                        text.lower() in ("true", "1"))
+            elif tag not in ("minimum", "maximum"):
+                self.warn(line, path, f"unknown element <{tag}> in <writeConstraint> ignored")
+        if "minimum" in wc or "maximum" in wc:
+            lo = parse_int(wc.get("minimum", ("", 0))[0])
+            hi = parse_int(wc.get("maximum", ("", 0))[0])
+            line = wc.get("minimum", wc.get("maximum", ("", n.line)))[1]
+            if lo is None or hi is None:
+                self.warn(line, path, "writeConstraint <range> needs numeric <minimum> and <maximum>; ignored")
+            elif lo > hi:
+                self.warn(line, path, f"writeConstraint range {lo}..{hi} is empty; ignored")
+            else:
+                out.range = (lo, hi)
+        return out
+
+    # -- sanity checks -------------------------------------------------------------------------
+    def check_fields(self, n: _Node, fields: list[Field], size: int) -> None:
+        path = n.path()
+        spans: list[tuple[int, int, Field]] = []
+        for f in fields:
+            count = f.dim.count if f.dim else 1
+            inc = f.dim.increment if f.dim else 0
+            top = f.lsb + (count - 1) * inc + f.width - 1
+            if top >= size:
+                self.warn(n.line, path, f'field "{f.name}" (bits {top}:{f.lsb}) lies outside the {size}-bit register')
+            for i in range(count):
+                spans.append((f.lsb + i * inc, f.lsb + i * inc + f.width - 1, f))
+        spans.sort(key=lambda s: s[0])
+        for i in range(1, len(spans)):
+            lo, _, f = spans[i]
+            for j in range(i - 1, -1, -1):
+                _, phi, g = spans[j]
+                if phi < lo:
+                    continue
+                if g is f or {f.access, g.access} == {"read-only", "write-only"}:
+                    continue  # a read field and a write field may share bits
+                self.warn(n.line, path, f'fields "{g.name}" and "{f.name}" overlap')
+                break
+
+    def check_overlaps(self, items: list[_Node], regs: list[Register]) -> None:
+        """Registers at the same offset must say they are alternates of each other."""
+        by_offset: dict[int, Register] = {}
+        for r in regs:
+            other = by_offset.get(r.offset)
+            if other is None:
+                by_offset[r.offset] = r
+                continue
+            if r.alternate_register or r.alternate_group or other.alternate_register or other.alternate_group:
+                continue
+            if {r.access, other.access} == {"read-only", "write-only"}:
+                continue
+            raw = next((x for x in items if x.name == r.name.replace("%s", "") or x.name == r.name), None)
+            line = raw.line if raw is not None else 0
+            self.warn(line, raw.path() if raw is not None else r.name,
+                      f'register "{r.name}" has the same address as "{other.name}" and neither is marked '
+                      "alternateRegister/alternateGroup")
+
+    def check_blocks(self, p: Peripheral) -> None:
+        """Registers should lie inside the peripheral's addressBlocks; one warning per peripheral."""
+        if not p.address_blocks:
+            return
+        blocks = [(b.offset, b.offset + b.size) for b in p.address_blocks]
+        outside: list[tuple[str, int, Register]] = []
+
+        def inside(lo: int, hi: int) -> bool:
+            return any(b0 <= lo and hi <= b1 for b0, b1 in blocks)
+
+        def walk(regs: list[Register], clusters: list[Cluster], base: int, prefix: str) -> None:
+            for r in regs:
+                nbytes = max(1, r.size // 8)
+                last = (r.dim.count - 1) * r.dim.increment if r.dim else 0
+                for off in (base + r.offset, base + r.offset + last):
+                    if not inside(off, off + nbytes):
+                        outside.append((f"{prefix}.{r.name}", off, r))
+                        break
+            for c in clusters:
+                last = (c.dim.count - 1) * c.dim.increment if c.dim else 0
+                for off in sorted({base + c.offset, base + c.offset + last}):
+                    walk(c.registers, c.clusters, off, f"{prefix}.{c.name}")
+
+        walk(p.registers, p.clusters, 0, p.name)
+        if outside:
+            path, off, r = outside[0]
+            more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
+            self.warn(self.reg_lines.get(id(r), 0), path,
+                      f"register at offset {off:#x}{more} lie(s) outside {p.name}'s addressBlocks "
+                      f"({', '.join(f'{b0:#x}..{b1 - 1:#x}' for b0, b1 in blocks)})")
+
+    def build_peripheral(self, raw: _Node, dev_ctx: _Ctx) -> list[Peripheral]:
+        n = self.resolve(raw)
+        named = self.array_name(n)
+        if named is None:
+            return []
+        name, dim = named
+        base = self.int_prop(n, "baseAddress")
+        if base is None:
+            self.warn(n.line, n.path(), "peripheral without <baseAddress>; skipped")
+            return []
+        ctx = self.ctx_of(n, dev_ctx)
+        regs, clusters = self.build_block(n.kids.get("items", []), ctx)
+        if not regs and not clusters:
+            self.warn(n.line, n.path(), "peripheral has no registers")
+        blocks = []
+        for b in n.kids.get("blocks", []):
+            off, size = self.int_prop(b, "offset"), self.int_prop(b, "size")
+            if off is None or size is None:
+                self.warn(b.line, n.path(), "addressBlock needs <offset> and <size>; ignored")
+                continue
+            blocks.append(AddressBlock(off, size, b.get("usage")))
+        irqs = []
+        for i in n.kids.get("interrupts", []):
+            value = self.int_prop(i, "value")
+            if not i.name or value is None:
+                self.warn(i.line, n.path(), "interrupt needs <name> and <value>; ignored")
+                continue
+            irqs.append(Interrupt(i.name, value, self.description(i)))
+        derived = None
+        if raw.derived_from is not None and not raw.kids.get("items") and n is not raw:
+            derived = raw.derived_from[0].split(".")[-1]
+        out = []
+        for k in range(dim.count if dim else 1):
+            pname = name.replace("[%s]", dim.indices[k]).replace("%s", dim.indices[k]) if dim else name
+            pbase = base + (k * dim.increment if dim else 0)
+            p = Peripheral(pname, pbase, n.get("groupName") or None, self.description(n), blocks, irqs, regs,
+                           clusters, None, derived)
+            if k == 0:
+                self.check_blocks(p)
+            out.append(p)
+        return out
+
+
+def _first(a: int | None, b: int | None) -> int | None:
+    return a if a is not None else b
+
+
+def _access_from_fields(fields: list[Field]) -> str | None:
+    accesses = {f.access for f in fields if f.access is not None}
+    if not accesses:
+        return None
+    if accesses == {"read-only"}:
+        return "read-only"
+    if accesses <= {"write-only", "writeOnce"}:
+        return "write-only" if accesses == {"write-only"} else "writeOnce"
+    return "read-write"
+
+
+def _find_enum(scope: _Node, name: str, exclude: _Node) -> _Node | None:
+    for bucket in ("items",):
+        for k in scope.kids.get(bucket, []):
+            if k.kind == "enumeratedValues":
+                if k.name == name and k is not exclude:
+                    return k
+            elif k.kind in ("register", "cluster", "field"):
+                hit = _find_enum(k, name, exclude)
+                if hit is not None:
+                    return hit
+    return None
+
+
+def _index_enums(node: _Node, index: dict[str, _Node]) -> None:
+    for k in node.kids.get("items", []):
+        if k.kind == "enumeratedValues":
+            if k.name:
+                index.setdefault(k.name, k)
+        elif k.kind != "enumeratedValue":
+            _index_enums(k, index)
+
+
+def parse_dim_index(text: str) -> list[str] | None:
+    """``0-3`` -> 0..3, ``A-D`` -> A..D, ``a,b,c`` -> [a, b, c]; None when malformed."""
+    text = text.strip()
+    m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
+    if m:
+        lo, hi = int(m.group(1)), int(m.group(2))
+        return [str(i) for i in range(lo, hi + 1)] if lo <= hi else None
+    m = re.fullmatch(r"([A-Z])\s*-\s*([A-Z])", text)
+    if m:
+        lo, hi = ord(m.group(1)), ord(m.group(2))
+        return [chr(i) for i in range(lo, hi + 1)] if lo <= hi else None
+    parts = [p.strip() for p in text.split(",")]
+    ok = set(string.ascii_letters + string.digits + "_")
+    if parts and all(p and set(p) <= ok for p in parts):
+        return parts
+    return None
+
+
+def _strip_namespaces(root: etree._Element) -> None:
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag.startswith("{"):
+            el.tag = etree.QName(el).localname
+
+
+def _cpu(el: etree._Element | None) -> dict | None:
+    if el is None:
+        return None
+    out: dict = {}
+    for c in el:
+        if not isinstance(c.tag, str) or len(c):
+            continue
+        text = (c.text or "").strip()
+        if text.lower() in ("true", "false"):
+            out[c.tag] = text.lower() == "true"
+        else:
+            v = parse_int(text)
+            out[c.tag] = v if v is not None and c.tag not in ("name", "revision") else text
+    return out or None
+
+
+def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, keep_descriptions: bool = True,
+               display_path: str | None = None) -> tuple[Chip, list[Diagnostic]]:
+    """Import one SVD file: the resolved chip and the warnings (``DiagnosticError`` if unusable)."""
+    file = display_path if display_path is not None else str(path)
+    imp = _Importer(file, keep_descriptions)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
+    parser = etree.XMLParser(remove_comments=True, remove_pis=True, huge_tree=True, resolve_entities=False,
+                             no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        line = e.lineno or 1
+        raise DiagnosticError(Diagnostic(file, line, 1, "", ERROR, f"not well-formed XML: {e.msg}")) from None
+    except ValueError as e:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"not an XML file: {e}")) from None
+    if root is None:
+        raise imp.fatal(1, "empty XML document")
+    if isinstance(root.tag, str) and root.tag.startswith("{"):
+        _strip_namespaces(root)
+    if root.tag != "device":
+        raise imp.fatal(root.sourceline or 1, f"not a CMSIS-SVD file: root element is <{root.tag}>, not <device>")
+    dev = imp.read(root, "device", None)
+    imp.device = dev
+    periph_nodes = dev.kids.get("items", [])
+    if not periph_nodes:
+        raise imp.fatal(root.sourceline or 1, "no <peripherals> in this SVD file")
+    width = imp.int_prop(dev, "width") or 32
+    aub = imp.int_prop(dev, "addressUnitBits") or 8
+    dev_ctx = imp.ctx_of(dev, _Ctx())
+    peripherals: list[Peripheral] = []
+    seen: dict[str, int] = {}
+    for raw in periph_nodes:
+        for p in imp.build_peripheral(raw, dev_ctx):
+            key = p.name.upper()
+            if key in seen:
+                imp.warn(raw.line, p.name, f'peripheral "{p.name}" is defined twice; the first one is kept')
+                continue
+            seen[key] = 1
+            peripherals.append(p)
+    if not peripherals:
+        raise imp.fatal(root.sourceline or 1, "no usable peripheral in this SVD file")
+    _check_derived_refs(peripherals)
+    chip = Chip(
+        name=chip_name or dev.name or Path(file).stem,
+        device_name=dev.name or Path(file).stem,
+        vendor=dev.get("vendor") or None,
+        width=width,
+        address_unit_bits=aub,
+        peripherals=peripherals,
+        source={"file": os.path.basename(file), "sha256": hashlib.sha256(data).hexdigest()},
+        cpu=_cpu(root.find("cpu")),
+        description=imp.description(dev),
+    )
+    return chip, imp.diagnostics()
+
+
+def _check_derived_refs(peripherals: list[Peripheral]) -> None:
+    """``derived_from`` is kept only when it names an earlier peripheral whose lists are shared."""
+    by_name: dict[str, Peripheral] = {}
+    for p in peripherals:
+        src = by_name.get((p.derived_from or "").upper())
+        if src is None or src.registers is not p.registers or src.clusters is not p.clusters:
+            # Find any earlier peripheral sharing the lists (a chain of derivations).
+            src = next((q for q in by_name.values() if q.registers is p.registers and q.clusters is p.clusters
+                        and (q.registers or q.clusters)), None)
+        p.derived_from = src.name if src is not None else None
+        by_name.setdefault(p.name.upper(), p)

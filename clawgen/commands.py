@@ -1,0 +1,164 @@
+"""The spec commands: validate, config, schema, boards, build."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from clawgen.diagnostics import (
+    EXIT_INVALID,
+    Diagnostic,
+    DiagnosticError,
+    UsageError,
+    format_diagnostics,
+)
+
+FORMATS = ("text", "json", "github")
+
+
+def _subst_option(f):  # type: ignore[no-untyped-def]
+    return click.option("-s", "--substitution", "substitutions", type=(str, str), multiple=True,
+                        metavar="NAME VALUE", help="Override a ${NAME} substitution.")(f)
+
+
+def _echo_warnings(warnings: list[Diagnostic], fmt: str = "text") -> None:
+    if warnings and fmt == "text":
+        click.echo(format_diagnostics(warnings, "text"), err=True)
+
+
+def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str, str]) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for each spec, as far as the pipeline gets."""
+    from clawgen.build import BuildOptions, load_and_plan
+
+    out: list[Diagnostic] = []
+    for p in paths:
+        if not p.is_file():
+            out.append(Diagnostic(str(p), 1, 1, "", "error", "file not found" if not p.exists()
+                                  else "not a file"))
+            continue
+        try:
+            _res, _plan, _nvs, warnings = load_and_plan(p, BuildOptions(board=board, substitutions=substitutions))
+            out.extend(warnings)
+        except DiagnosticError as e:
+            out.extend(e.diagnostics)
+        except UsageError as e:
+            out.append(Diagnostic(str(p), 1, 1, "", "error", str(e)))
+    return out
+
+
+def register(cli: click.Group) -> None:
+    from clawgen.cli import run_guarded
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @click.option("--board", help="Validate for this board instead of the spec's.")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+    @_subst_option
+    def validate(paths: tuple[Path, ...], board: str | None, fmt: str,
+                 substitutions: tuple[tuple[str, str], ...]) -> None:
+        """Check specs against the schema and the semantic rules (exit 0 valid, 2 invalid)."""
+
+        def body() -> None:
+            diags = validate_paths(list(paths), board, dict(substitutions))
+            errors = [d for d in diags if d.severity == "error"]
+            if fmt == "json":
+                click.echo(format_diagnostics(diags, "json"))
+            elif diags:
+                click.echo(format_diagnostics(diags, fmt), err=fmt == "text")
+            if fmt == "text":
+                n = len(paths)
+                if errors:
+                    click.echo(f"{len(errors)} error(s) in {n} spec(s)", err=True)
+                else:
+                    click.echo(f"{n} spec(s) valid" + (f", {len(diags)} warning(s)" if diags else ""), err=True)
+            if errors:
+                sys.exit(EXIT_INVALID)
+
+        run_guarded(body, fmt=fmt)
+
+    @cli.command()
+    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.option("--board")
+    @_subst_option
+    def config(spec: Path, board: str | None, substitutions: tuple[tuple[str, str], ...]) -> None:
+        """Print the fully resolved spec (includes, substitutions, defaults) with secrets masked."""
+
+        def body() -> None:
+            import yaml
+
+            from clawgen.build import BuildOptions, load_and_plan
+            from clawgen.resolve import masked
+
+            if not spec.is_file():
+                raise UsageError(f"spec file not found: {spec}")
+            res, plan, _nvs, warnings = load_and_plan(spec, BuildOptions(board=board,
+                                                                         substitutions=dict(substitutions)))
+            _echo_warnings(warnings)
+            click.echo(f"# Resolved spec for board {plan.board.name} (secrets masked)")
+            click.echo(yaml.safe_dump(masked(res.spec), sort_keys=False, allow_unicode=True), nl=False)
+
+        run_guarded(body)
+
+    @cli.command()
+    def schema() -> None:
+        """Print the agent spec's JSON Schema (for editors and CI)."""
+        from clawgen.schema import agent_schema
+
+        click.echo(json.dumps(agent_schema(), indent=2))
+
+    @cli.command()
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    def boards(fmt: str) -> None:
+        """List the boards clawgen can build for."""
+        from clawgen.boards import all_boards, format_size
+
+        bs = all_boards()
+        if fmt == "json":
+            click.echo(json.dumps([b.data for b in bs], indent=2))
+            return
+        click.echo(f"{'board':<9} {'chip':<8} {'arch':<9} {'MicroPython':<11} {'flash':<13} {'psram':<6} "
+                   f"{'heap':>7}  title")
+        for b in bs:
+            flash = "/".join(format_size(s).removesuffix("MB") for s in b.flash_sizes) + " MB"
+            click.echo(f"{b.name:<9} {b.chip:<8} {b.mpy_arch:<9} {b.micropython:<11} {flash:<13} "
+                       f"{'yes' if b.psram_supported else 'no':<6} {b.heap['gc_heap'] // 1024:>5} K  {b.title}")
+
+    @cli.command()
+    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.option("--board", help="Board to build for (default: the spec's board).")
+    @click.option("--out", "out_dir", type=click.Path(path_type=Path),
+                  help="Output directory (default generated/<name>/<board>).")
+    @_subst_option
+    @click.option("--base-firmware", type=click.Path(path_type=Path),
+                  help="Stock MicroPython .bin to merge into a flashable firmware.bin.")
+    @click.option("--micropython", "micropython_dir", type=click.Path(path_type=Path),
+                  help="MicroPython source tree: run the tailored full build (needs ESP-IDF).")
+    @click.option("--nvs-key", type=click.Path(path_type=Path), help="Encrypt the NVS secrets with this key file.")
+    @click.option("--no-images", is_flag=True, help="Only the app bundle, no filesystem/NVS images.")
+    @click.option("--force", is_flag=True, help="Rebuild even if nothing changed.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+    def build(spec: Path, board: str | None, out_dir: Path | None, substitutions: tuple[tuple[str, str], ...],
+              base_firmware: Path | None, micropython_dir: Path | None, nvs_key: Path | None, no_images: bool,
+              force: bool, quiet: bool) -> None:
+        """Build the app bundle (and images) for SPEC."""
+
+        def body() -> None:
+            from clawgen.build import BuildOptions, build_spec
+
+            result = build_spec(spec, BuildOptions(
+                board=board, out_dir=out_dir, substitutions=dict(substitutions), base_firmware=base_firmware,
+                micropython_dir=micropython_dir, nvs_key=nvs_key, images=not no_images, force=force))
+            _echo_warnings(result.warnings)
+            if quiet:
+                return
+            if result.up_to_date:
+                click.echo(f"{result.out_dir}: up to date ({result.seconds * 1000:.0f} ms)")
+                return
+            click.echo(result.report)
+            click.echo(f"built {result.info['name']} for {result.info['board']} in {result.out_dir} "
+                       f"({result.seconds:.2f} s)")
+
+        run_guarded(body)

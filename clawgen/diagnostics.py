@@ -1,0 +1,110 @@
+"""Diagnostics: the one way every stage reports a problem in user input.
+
+A diagnostic carries file, line and column (1-based), the path inside the spec
+(``model.fallbacks[1].base_url``), a severity and a message. Stages raise
+``DiagnosticError`` with a list of them; the CLI prints them in the chosen format
+and exits 2. Nothing user-caused is ever reported as a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+ERROR = "error"
+WARNING = "warning"
+
+# Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # usage or internal error
+EXIT_INVALID = 2  # invalid input (spec, SVD, image, ...)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int = 1
+    column: int = 1
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    path: str
+    severity: str
+    message: str
+
+    @classmethod
+    def at(cls, mark: Mark | None, path: str, message: str, severity: str = ERROR,
+           file: str = "<input>") -> Diagnostic:
+        if mark is None:
+            mark = Mark(file)
+        return cls(mark.file, mark.line, mark.column, path, severity, message)
+
+    def text(self) -> str:
+        where = f" at {self.path}:" if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}:{where} {self.message}"
+
+    def github(self) -> str:
+        kind = "error" if self.severity == ERROR else "warning"
+        # GitHub workflow commands need %, CR and LF escaped in the message.
+        msg = (f"at {self.path}: " if self.path else "") + self.message
+        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return f"::{kind} file={self.file},line={self.line},col={self.column}::{msg}"
+
+
+class DiagnosticError(Exception):
+    """Raised by a stage when the input is invalid; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic] | Diagnostic):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.text() for d in self.diagnostics))
+
+
+class UsageError(Exception):
+    """A problem with how a command was called or with the environment (exit 1)."""
+
+
+@dataclass
+class Report:
+    """Collects diagnostics across stages."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, d: Diagnostic) -> None:
+        if d not in self.diagnostics:
+            self.diagnostics.append(d)
+
+    def extend(self, ds: Iterable[Diagnostic]) -> None:
+        for d in ds:
+            self.add(d)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == WARNING]
+
+
+def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps([asdict(d) for d in diags], indent=2)
+    if fmt == "github":
+        return "\n".join(d.github() for d in diags)
+    return "\n".join(d.text() for d in diags)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean "x"?)' when a close match exists, else ''."""
+    matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f' (did you mean "{matches[0]}"?)' if matches else ""

@@ -1,0 +1,255 @@
+"""Base firmware: check a stock MicroPython release image, keep it in the cache, fetch it.
+
+A stock MicroPython .bin for an ESP32-family board (ports/esp32/makeimg.py) is already a
+merged image that starts at the bootloader offset (0x1000 on ESP32, 0x0 on the others):
+bootloader, partition table at 0x8000, application at the first app partition (0x10000).
+
+What identifies it:
+- chip: the image header's chip id (byte 12-13 of the bootloader and app headers);
+- MicroPython version: stock builds set CONFIG_APP_EXCLUDE_PROJECT_VER_VAR and
+  CONFIG_APP_EXCLUDE_PROJECT_NAME_VAR (ports/esp32/boards/sdkconfig.base), so the
+  esp_app_desc_t version and project name are empty. The version lives in the banner
+  string every build carries, "MicroPython v1.29.0 on 2026-MM-DD" (py/mpconfig.h
+  MICROPY_BANNER_NAME_AND_VERSION, also sys.version). The app descriptor is still checked
+  (magic 0xABCD5432; project name, when set, must be "micropython"; version, when set, wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from clawgen import MICROPYTHON_VERSION
+from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.image import partitions as pt
+
+IMAGE_MAGIC = 0xE9
+APP_DESC_MAGIC = 0xABCD5432
+CHIP_NAMES = {0: "esp32", 2: "esp32s2", 5: "esp32c3", 9: "esp32s3", 12: "esp32c2", 13: "esp32c6",
+              16: "esp32h2", 18: "esp32p4", 23: "esp32c5"}
+_BANNER = re.compile(rb"MicroPython (v\d+\.\d+\.\d+[0-9A-Za-z.+\-]*) on (\d{4}-\d{2}-\d{2})")
+DOWNLOAD_PAGE = "https://micropython.org/download/{board_id}/"
+RELEASE_URL = "https://micropython.org/resources/firmware/{board_id}-{date}-v{version}.bin"
+
+
+@dataclass(frozen=True)
+class BaseFirmware:
+    data: bytes  # the file, starting at the bootloader
+    bootloader_offset: int  # flash address of data[0]
+    chip: str
+    version: str  # e.g. "v1.29.0"
+    build_date: str
+    idf_version: str
+    partitions: list[pt.Partition]  # the base's own table
+    app_offset: int  # flash address of the application image
+    app_size: int  # bytes of the application image (header to digest)
+
+
+def _fail(source: str, message: str) -> DiagnosticError:
+    return DiagnosticError(Diagnostic(source, 1, 1, "", "error", message))
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _chip_of(header: bytes) -> tuple[int, str]:
+    (chip_id,) = struct.unpack_from("<H", header, 12)
+    return chip_id, CHIP_NAMES.get(chip_id, f"unknown chip id {chip_id}")
+
+
+def _load_app(app: bytes, chip: str, source: str):
+    from esptool.bin_image import LoadFirmwareImage
+    from esptool.util import FatalError
+
+    try:
+        image = LoadFirmwareImage(chip, app)
+    except (FatalError, struct.error, KeyError) as e:
+        raise _fail(source, f"the application image is damaged: {e}") from None
+    if image.checksum != image.calculate_checksum():
+        raise _fail(source, "the application image checksum is wrong (file truncated or modified?)")
+    if image.append_digest and image.stored_digest != image.calc_digest:
+        raise _fail(source, "the application image SHA-256 does not match (file truncated or modified?)")
+    size = image.data_length + (32 if image.append_digest else 0) if image.data_length else len(app)
+    return image, size
+
+
+def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmware>", *,
+                          accept_prerelease: bool = False) -> BaseFirmware:
+    """Parse and check a base firmware for `board`; refuses a wrong chip or MicroPython version.
+
+    accept_prerelease: also accept development builds of the pinned version
+    ("v1.29.0-preview.12.gabcdef"), for firmware clawgen built itself from a source tree.
+    """
+    want_chip, want_id = board["chip"], int(board["chip_id"])
+    want_version = "v" + str(board.get("micropython", MICROPYTHON_VERSION))
+    bl_offset = int(board["firmware"]["bootloader_offset"])
+    table_offset = int(board["partitions"]["table_offset"])
+    needed = f"a stock MicroPython {want_version} .bin for {want_chip} ({board['firmware']['board_id']})"
+
+    # An image saved from a full flash read (starting at 0x0) has 0xFF before the bootloader.
+    if bl_offset and len(data) > bl_offset and data[0] == 0xFF and data[bl_offset] == IMAGE_MAGIC:
+        data = data[bl_offset:]
+    if len(data) < 24 or data[0] != IMAGE_MAGIC:
+        first = f"{data[0]:#04x}" if data else "empty"
+        raise _fail(source, f"not an ESP firmware image (first byte {first}, expected 0xe9); need {needed}")
+    chip_id, chip = _chip_of(data)
+    if chip_id != want_id:
+        raise _fail(source, f"base firmware is for {chip} (image chip id {chip_id}); board "
+                            f"{board['name']} needs {want_chip} (chip id {want_id}): use {needed}")
+
+    table_at = table_offset - bl_offset
+    try:
+        base_parts = pt.from_binary(data[table_at:table_at + pt.TABLE_MAX_LEN])
+    except pt.PartitionTableError as e:
+        raise _fail(source, f"no valid partition table at {table_offset:#x}: {e}; need {needed}") from None
+    apps = [p for p in base_parts if p.type == pt.TYPE_APP]
+    if not apps:
+        raise _fail(source, f"the partition table at {table_offset:#x} has no application partition; "
+                            f"need {needed}")
+    app_offset = apps[0].offset
+    app = data[app_offset - bl_offset:]
+    if len(app) < 24 or app[0] != IMAGE_MAGIC:
+        raise _fail(source, f"no application image at {app_offset:#x} (file ends or holds no image there); "
+                            f"need {needed}")
+    app_chip_id, app_chip = _chip_of(app)
+    if app_chip_id != want_id:
+        raise _fail(source, f"the application in the base firmware is for {app_chip} (chip id "
+                            f"{app_chip_id}); board {board['name']} needs {want_chip}")
+    image, app_size = _load_app(app, want_chip, source)
+
+    # ESP-IDF puts esp_app_desc_t at the start of the first (rodata) segment; scan them all so
+    # an unusual segment order (flash-mapped segments sorted by address) does not matter.
+    desc = next((seg.data for seg in image.segments
+                 if len(seg.data) >= 144 and struct.unpack_from("<I", seg.data, 0)[0] == APP_DESC_MAGIC), b"")
+    if not desc:
+        raise _fail(source, "the application has no ESP-IDF app description (magic 0xABCD5432); "
+                            f"need {needed}")
+    desc_version, project, idf_ver = _cstr(desc[16:48]), _cstr(desc[48:80]), _cstr(desc[112:144])
+    if project and project.lower() != "micropython":
+        raise _fail(source, f"the application is {project!r} {desc_version}, not MicroPython; need {needed}")
+
+    found = _BANNER.search(app[:app_size])
+    version = found.group(1).decode() if found else ""
+    date = found.group(2).decode() if found else ""
+    if desc_version.startswith("v1.") or desc_version.startswith("1."):
+        version = version or ("v" + desc_version.lstrip("v"))
+    if not version:
+        raise _fail(source, "the application does not say it is MicroPython (no \"MicroPython vX.Y.Z on "
+                            f"DATE\" banner, empty app version); need {needed}")
+    dev_build = accept_prerelease and version.startswith(want_version + "-")
+    if version != want_version and not dev_build:
+        raise _fail(source, f"base firmware is MicroPython {version}" + (f" (built {date})" if date else "")
+                    + f"; clawgen targets MicroPython {want_version}: use {needed}")
+    return BaseFirmware(data, bl_offset, want_chip, version, date, idf_ver, base_parts, app_offset, app_size)
+
+
+# -- cache -------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """$CLAWGEN_CACHE/firmware, else $XDG_CACHE_HOME/clawgen/firmware, else ~/.cache/clawgen/firmware."""
+    root = os.environ.get("CLAWGEN_CACHE")
+    if root:
+        return Path(root).expanduser() / "firmware"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "clawgen" / "firmware"
+
+
+def cache_path(board: dict) -> Path:
+    version = board.get("micropython", MICROPYTHON_VERSION)
+    return cache_dir() / f"{board['firmware']['board_id']}-v{version}.bin"
+
+
+def release_url(board: dict) -> str | None:
+    """The pinned release URL, when the board data pins a release date (else unknown)."""
+    fw = board["firmware"]
+    if fw.get("url"):
+        return str(fw["url"])
+    if fw.get("release_date"):
+        return RELEASE_URL.format(board_id=fw["board_id"], date=fw["release_date"],
+                                  version=board.get("micropython", MICROPYTHON_VERSION))
+    return None
+
+
+def obtain_instructions(board: dict) -> str:
+    """Exactly which file to get and where to put it."""
+    fw = board["firmware"]
+    version = board.get("micropython", MICROPYTHON_VERSION)
+    url = release_url(board)
+    what = url or (f"the v{version} release .bin from {DOWNLOAD_PAGE.format(board_id=fw['board_id'])} "
+                   f"(named {fw['board_id']}-<date>-v{version}.bin)")
+    lines = [f"download {what}",
+             f"then run: clawgen firmware fetch --board {board['name']} --file <the downloaded .bin>",
+             f"(or copy it to {cache_path(board)})"]
+    if fw.get("sha256"):
+        lines.append(f"its sha256 must be {fw['sha256']}")
+    return "\n  ".join(lines)
+
+
+def find_cached(board: dict) -> Path | None:
+    path = cache_path(board)
+    return path if path.is_file() else None
+
+
+def load_base_firmware(path: Path, board: dict) -> BaseFirmware:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read base firmware {path}: {e.strerror}") from None
+    return inspect_base_firmware(data, board, str(path))
+
+
+def _check_pinned_sha(data: bytes, board: dict, source: str) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    pinned = board["firmware"].get("sha256")
+    if pinned and digest != str(pinned).lower():
+        raise _fail(source, f"sha256 is {digest}, the pinned MicroPython release for {board['name']} "
+                            f"has {pinned}: wrong or corrupted download")
+    return digest
+
+
+def import_firmware(data: bytes, board: dict, source: str) -> tuple[Path, BaseFirmware, str]:
+    """Check a downloaded/imported image and store it in the cache (atomically)."""
+    digest = _check_pinned_sha(data, board, source)
+    info = inspect_base_firmware(data, board, source)
+    dest = cache_path(board)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest, info, digest
+
+
+def download(url: str, timeout: float = 30.0) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": "clawgen"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed https URL
+        return resp.read()
+
+
+def fetch_firmware(board: dict, file: Path | None = None) -> tuple[Path, BaseFirmware, str]:
+    """`clawgen firmware fetch`: import `file`, or download the pinned release, into the cache."""
+    if file is not None:
+        try:
+            data = file.read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {file}: {e.strerror}") from None
+        return import_firmware(data, board, str(file))
+    url = release_url(board)
+    if url is None:
+        raise UsageError("clawgen does not pin a download URL for MicroPython "
+                         f"v{board.get('micropython', MICROPYTHON_VERSION)} on {board['name']} "
+                         "(its release date was not known when this clawgen was made); to get it:\n  "
+                         + obtain_instructions(board))
+    try:
+        data = download(url)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise UsageError(f"cannot download {url} ({reason}); to get it by hand:\n  "
+                         + obtain_instructions(board)) from None
+    return import_firmware(data, board, url)

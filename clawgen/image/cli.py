@@ -1,0 +1,63 @@
+"""The `clawgen firmware` group (`firmware fetch`), plus flash/monitor from flash_cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("firmware")
+def firmware_group() -> None:
+    """Stock MicroPython base firmware: fetch it into the cache, or import a downloaded file."""
+
+
+@firmware_group.command("fetch")
+@click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Import this already-downloaded .bin instead of downloading.")
+def fetch_command(board_name: str, file: Path | None) -> None:
+    """Put the pinned stock MicroPython release for BOARD into the cache, after checking it."""
+    from clawgen.cli import run_guarded  # lazily: clawgen.cli imports this module
+
+    def body() -> None:
+        from clawgen.boards import load_board
+        from clawgen.image.basefw import fetch_firmware
+
+        board = load_board(board_name).data
+        path, info, digest = fetch_firmware(board, file)
+        click.echo(f"cached MicroPython {info.version}"
+                   + (f" (built {info.build_date})" if info.build_date else "")
+                   + f" for {info.chip} at {path}\nsha256 {digest}")
+
+    run_guarded(body)
+
+
+@firmware_group.command("path")
+@click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
+def path_command(board_name: str) -> None:
+    """Print where the base firmware for BOARD is cached, and how to obtain it if it is not."""
+    from clawgen.cli import run_guarded
+
+    def body() -> None:
+        from clawgen.boards import load_board
+        from clawgen.image.basefw import cache_path, obtain_instructions
+
+        board = load_board(board_name).data
+        path = cache_path(board)
+        click.echo(str(path))
+        if not path.is_file():
+            click.echo("not cached yet; " + obtain_instructions(board), err=True)
+
+    run_guarded(body)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(firmware_group)
+    try:
+        from clawgen.image import flash_cli
+    except ModuleNotFoundError as e:  # flash/monitor not present in this build
+        if e.name != "clawgen.image.flash_cli":
+            raise
+        return
+    flash_cli.register(group)

@@ -1,0 +1,137 @@
+"""The app filesystem image: LittleFS v2, laid out as MicroPython's ESP32 port mounts it.
+
+Facts from MicroPython's source (ports/esp32, extmod/vfs_lfsx.c, lib/littlefs, v1.29):
+- the "vfs" partition is an esp32.Partition with 4096-byte blocks (NATIVE_BLOCK_SIZE_BYTES),
+  block count = partition size / 4096;
+- _boot.py mounts it with vfs.mount(bdev, "/") (autodetect -> VfsLfs2) and only on OSError
+  runs inisetup.setup(), which reformats when the first block is blank and otherwise loops
+  printing "The filesystem appears to be corrupted" - so the image must mount as is;
+- VfsLfs2 defaults: read_size 32, prog_size 32, lookahead 32, block_cycles 100,
+  name_max 255 (LFS2_NAME_MAX), littlefs 2.11 writing on-disk version 2.1.
+Mount compatibility depends on block size, block count and the on-disk version/limits in
+the superblock, which is why those are pinned here rather than left to library defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from littlefs import LittleFS, LittleFSError
+
+from clawgen.diagnostics import UsageError
+
+READ_SIZE = 32
+PROG_SIZE = 32
+LOOKAHEAD_SIZE = 32
+BLOCK_CYCLES = 100
+NAME_MAX = 255
+DISK_VERSION = 0x00020001  # littlefs on-disk 2.1, what MicroPython's lfs2 v2.11 writes
+
+
+@dataclass(frozen=True)
+class FsImage:
+    data: bytes  # trimmed after the last programmed block; the rest of the partition may hold anything
+    capacity: int  # partition size in bytes
+    used: int  # bytes of blocks littlefs has allocated
+
+
+class FsOverflowError(Exception):
+    def __init__(self, needed: int, capacity: int):
+        super().__init__(f"needs {needed} bytes, has {capacity}")
+        self.needed = needed
+        self.capacity = capacity
+
+
+def _new_fs(block_size: int, block_count: int, mount: bool) -> LittleFS:
+    return LittleFS(block_size=block_size, block_count=block_count, read_size=READ_SIZE,
+                    prog_size=PROG_SIZE, lookahead_size=LOOKAHEAD_SIZE, block_cycles=BLOCK_CYCLES,
+                    name_max=NAME_MAX, disk_version=DISK_VERSION, mount=mount)
+
+
+def check_device_path(path: str) -> str:
+    """'/lib/x.mpy' -> 'lib/x.mpy'; refuses relative, empty or '..' components."""
+    if not path.startswith("/"):
+        raise UsageError(f"device file path {path!r} must be absolute (start with '/')")
+    parts = path[1:].split("/")
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise UsageError(f"device file path {path!r} is not a plain path")
+    if any(len(p.encode()) > NAME_MAX for p in parts):
+        raise UsageError(f"device file path {path!r} has a name longer than {NAME_MAX} bytes")
+    return "/".join(parts)
+
+
+def _fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleFS:
+    fs = _new_fs(block_size, block_count, mount=False)
+    fs.format()
+    fs.mount()
+    # Sorted so the same bundle always gives the same image.
+    for path in sorted(files):
+        rel = check_device_path(path)
+        parent = rel.rpartition("/")[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(rel, "wb") as f:
+            f.write(files[path])
+    return fs
+
+
+def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int = 4096) -> FsImage:
+    """Format a LittleFS v2 image for a partition of `partition_size` bytes holding `files`."""
+    if partition_size % block_size:
+        raise UsageError(f"filesystem partition size {partition_size:#x} is not a multiple of "
+                         f"the {block_size}-byte block")
+    full_count = partition_size // block_size
+    # littlefs starts allocating at a pseudo-random block, which would spread a small bundle
+    # over megabytes. So fill a filesystem just big enough, then grow it (lfs_fs_grow rewrites
+    # the superblock's block count) to the partition: the files stay packed at the front.
+    payload = sum(-(-len(v) // block_size) + 1 for v in files.values())
+    count = min(full_count, max(16, 2 * payload + 8))
+    while True:
+        try:
+            fs = _fill(files, block_size, count)
+            break
+        except LittleFSError as e:
+            if e.code != LittleFSError.Error.LFS_ERR_NOSPC:
+                raise
+            if count >= full_count:
+                raise FsOverflowError(_needed_bytes(files, block_size, count), partition_size) from None
+            count = min(full_count, count * 2)
+    used = fs.used_block_count * block_size
+    if count < full_count:
+        fs.fs_grow(full_count)
+    fs.unmount()
+    buf = bytes(fs.context.buffer)
+    # The erased tail need not be flashed: littlefs never reads a block it has not allocated.
+    end = len(buf.rstrip(b"\xff"))
+    end = -(-end // block_size) * block_size
+    return FsImage(buf[:end], partition_size, used)
+
+
+def _needed_bytes(files: dict[str, bytes], block_size: int, block_count: int) -> int:
+    """How big the partition would have to be (for the overflow message)."""
+    count = block_count
+    while True:
+        count *= 2
+        try:
+            fs = _fill(files, block_size, count)
+        except LittleFSError as e:
+            if e.code != LittleFSError.Error.LFS_ERR_NOSPC or count > (1 << 20):
+                raise
+            continue
+        return fs.used_block_count * block_size
+
+
+def read_fs_image(data: bytes, partition_size: int, block_size: int = 4096) -> dict[str, bytes]:
+    """Mount an image (as the device would, blank tail included) and return every file."""
+    buf = bytearray(data) + bytearray(b"\xff" * (partition_size - len(data)))
+    fs = _new_fs(block_size, partition_size // block_size, mount=False)
+    fs.context.buffer[:] = buf
+    fs.mount()
+    out: dict[str, bytes] = {}
+    for top, _dirs, names in fs.walk("/"):
+        for name in names:
+            path = (top.rstrip("/") + "/" + name) if top != "/" else "/" + name
+            with fs.open(path.lstrip("/"), "rb") as f:
+                out[path] = f.read()
+    fs.unmount()
+    return out

@@ -1,0 +1,163 @@
+"""Secrets in an NVS partition image, made with Espressif's esp-idf-nvs-partition-gen.
+
+Every secret is a blob in namespace "clawgen"; the device reads it with
+`esp32.NVS("clawgen").get_blob(key, buf)` (ports/esp32/esp32_nvs.c opens the default "nvs"
+partition, which nvs_get_blob reads whether the blob is stored single- or multi-page).
+The generator runs in-process on an in-memory stream: secret values never touch a CSV
+file, a temporary file or a log. Only the returned bytes (written as image/nvs.bin) hold them.
+
+`decode_nvs_image` reads an image back (tests, and `clawgen` self-checks); it understands
+the format the generator writes (v2 pages, namespaces, SZ/BLOB/BLOB_DATA/BLOB_IDX entries)
+and optionally the XTS-AES encryption it applies.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+from clawgen.diagnostics import UsageError
+
+NAMESPACE = "clawgen"
+KEY_MAX = 15  # NVS_KEY_NAME_MAX_SIZE - 1
+PAGE_SIZE = 4096
+ENTRY_SIZE = 32
+ENTRIES_PER_PAGE = 126
+FIRST_ENTRY = 64
+ENCRYPTION_KEY_LEN = 64  # XTS-AES-256: 32-byte data key + 32-byte tweak key, as in nvs_keys
+
+_PAGE_ACTIVE = 0xFFFFFFFE
+_PAGE_FULL = 0xFFFFFFFC
+_TYPE_U8, _TYPE_SZ, _TYPE_BLOB, _TYPE_BLOB_DATA, _TYPE_BLOB_IDX = 0x01, 0x21, 0x41, 0x42, 0x48
+
+
+class NvsOverflowError(Exception):
+    def __init__(self, needed: int, capacity: int):
+        super().__init__(f"needs {needed} bytes, has {capacity}")
+        self.needed = needed
+        self.capacity = capacity
+
+
+def check_secret_keys(secrets: dict[str, bytes]) -> None:
+    for key, value in secrets.items():
+        if not key or len(key.encode()) > KEY_MAX or not key.isascii():
+            raise UsageError(f"NVS key {key!r} must be 1-{KEY_MAX} ASCII characters")
+        if not isinstance(value, (bytes, bytearray)):
+            raise UsageError(f"secret {key!r} must be bytes")
+
+
+def load_encryption_key(path: Path) -> bytes:
+    """A key file as nvs_partition_gen writes it (nvs_keys partition, 4096 bytes) or 64 raw bytes."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read NVS encryption key {path}: {e.strerror}") from None
+    if len(data) < ENCRYPTION_KEY_LEN:
+        raise UsageError(f"NVS encryption key {path} has {len(data)} bytes; it needs "
+                         f"{ENCRYPTION_KEY_LEN} (XTS-AES data key + tweak key, e.g. from "
+                         "`python -m esp_idf_nvs_partition_gen generate-key`)")
+    key = data[:ENCRYPTION_KEY_LEN]
+    if len(data) == PAGE_SIZE:  # nvs_keys partition layout: key, then CRC32 of it
+        (crc,) = struct.unpack_from("<I", data, ENCRYPTION_KEY_LEN)
+        if crc != zlib.crc32(key, 0xFFFFFFFF) & 0xFFFFFFFF:
+            raise UsageError(f"NVS encryption key {path}: CRC does not match (not an nvs_keys image?)")
+    return key
+
+
+def _generate(secrets: dict[str, bytes], size: int, key: bytes | None) -> bytes:
+    from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
+
+    out = io.BytesIO()
+    # One page is kept free for NVS's garbage collection, as the generator's CLI does.
+    nvs = gen.nvs_open(out, size - PAGE_SIZE, gen.Page.VERSION2, is_encrypt=key is not None, key=key)
+    nvs.write_namespace(NAMESPACE)
+    for name in sorted(secrets):
+        # NVS.write_entry directly: the module-level helper special-cases Wi-Fi driver keys.
+        nvs.write_entry(name, bytes(secrets[name]), "binary")
+    gen.nvs_close(nvs)
+    return out.getvalue()
+
+
+def build_nvs_image(secrets: dict[str, bytes], partition_size: int, key: bytes | None = None) -> bytes:
+    """The NVS partition image holding `secrets` (blobs in namespace "clawgen")."""
+    from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
+
+    check_secret_keys(secrets)
+    if partition_size % PAGE_SIZE or partition_size < 3 * PAGE_SIZE:
+        raise UsageError(f"NVS partition size {partition_size:#x} must be a multiple of 0x1000, at least 0x3000")
+    try:
+        data = _generate(secrets, partition_size, key)
+    except (gen.InsufficientSizeError, gen.PageFullError):
+        raise NvsOverflowError(_needed_bytes(secrets, key), partition_size) from None
+    except gen.InputError as e:
+        raise UsageError(f"NVS image: {e}") from None
+    if len(data) != partition_size:
+        raise NvsOverflowError(len(data), partition_size)
+    return data
+
+
+def _needed_bytes(secrets: dict[str, bytes], key: bytes | None) -> int:
+    total = sum(len(v) for v in secrets.values())
+    big = (total // PAGE_SIZE + 4) * 2 * PAGE_SIZE
+    data = _generate(secrets, big, key)
+    used = sum(1 for p in range(0, len(data), PAGE_SIZE)
+               if struct.unpack_from("<I", data, p)[0] in (_PAGE_ACTIVE, _PAGE_FULL))
+    return (used + 1) * PAGE_SIZE  # + the reserved page
+
+
+def _decrypt_entry(raw: bytes, key: bytes, address: int) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    tweak = address.to_bytes(16, "little")
+    dec = Cipher(algorithms.AES(key), modes.XTS(tweak)).decryptor()
+    return dec.update(raw) + dec.finalize()
+
+
+def decode_nvs_image(data: bytes, key: bytes | None = None) -> dict[tuple[str, str], bytes]:
+    """Read an NVS image back: {(namespace, key): value bytes} for every string/blob entry."""
+    namespaces: dict[int, str] = {}
+    singles: dict[tuple[int, str], bytes] = {}
+    chunks: dict[tuple[int, str, int], bytes] = {}
+    indexes: dict[tuple[int, str], tuple[int, int, int]] = {}
+    for page in range(len(data) // PAGE_SIZE):
+        base = page * PAGE_SIZE
+        if struct.unpack_from("<I", data, base)[0] not in (_PAGE_ACTIVE, _PAGE_FULL):
+            continue
+        bitmap = data[base + 32:base + 64]
+        entries = []
+        for i in range(ENTRIES_PER_PAGE):
+            raw = data[base + FIRST_ENTRY + i * ENTRY_SIZE:base + FIRST_ENTRY + (i + 1) * ENTRY_SIZE]
+            if key is not None and raw != b"\xff" * ENTRY_SIZE:
+                raw = _decrypt_entry(raw, key, base + FIRST_ENTRY + i * ENTRY_SIZE)
+            entries.append(raw)
+        i = 0
+        while i < ENTRIES_PER_PAGE:
+            state = (bitmap[i // 4] >> ((i % 4) * 2)) & 3
+            if state != 2:  # 0b10 = written
+                i += 1
+                continue
+            e = entries[i]
+            ns, etype, span, chunk = e[0], e[1], e[2], e[3]
+            name = e[8:24].split(b"\0", 1)[0].decode("ascii", "replace")
+            payload = b"".join(entries[i + 1:i + span])
+            if ns == 0 and etype == _TYPE_U8:
+                namespaces[e[24]] = name
+            elif etype in (_TYPE_SZ, _TYPE_BLOB, _TYPE_BLOB_DATA):
+                (size,) = struct.unpack_from("<H", e, 24)
+                if etype == _TYPE_BLOB_DATA:
+                    chunks[(ns, name, chunk)] = payload[:size]
+                else:
+                    singles[(ns, name)] = payload[:size]
+            elif etype == _TYPE_BLOB_IDX:
+                size, count, start = struct.unpack_from("<IBB", e, 24)
+                indexes[(ns, name)] = (size, count, start)
+            i += max(span, 1)
+    out: dict[tuple[str, str], bytes] = {}
+    for (ns, name), value in singles.items():
+        out[(namespaces.get(ns, str(ns)), name)] = value
+    for (ns, name), (size, count, start) in indexes.items():
+        blob = b"".join(chunks.get((ns, name, start + c), b"") for c in range(count))
+        out[(namespaces.get(ns, str(ns)), name)] = blob[:size]
+    return out

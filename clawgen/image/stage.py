@@ -1,0 +1,193 @@
+"""The image stage: what the build pipeline calls after compiling (clawgen/build.py).
+
+Writes under <out_dir>/image/: fs.bin, nvs.bin, partitions.bin, flash_args.json and, when a
+base firmware is available (--base-firmware, the cache, or a tailored full build),
+firmware.bin. Secret values go into nvs.bin and nowhere else: not the report, not
+flash_args.json, not an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.image import basefw, fullbuild, merge, nvs
+from clawgen.image import partitions as pt
+from clawgen.image.fsimage import FsOverflowError, build_fs_image
+
+SECRET_SCAN_MIN = 6  # shorter values would match by accident
+
+
+@dataclass
+class ImageInputs:
+    out_dir: Path  # staging build dir (contains app/, mpy/, usermod/ maybe)
+    board: dict  # parsed clawgen/boards/<name>.yaml
+    flash_size: int  # bytes
+    files: dict[str, bytes]  # device path -> content ("/boot.py", "/lib/claw_x.mpy", ...)
+    secrets: dict[str, bytes] = field(default_factory=dict)  # NVS key -> value, namespace "clawgen"
+    nvs_encryption_key: Path | None = None
+    base_firmware: Path | None = None  # explicit --base-firmware, else the cache, else no merged image
+    micropython_dir: Path | None = None  # --micropython: run the tailored full build
+    spec_name: str = "agent"
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    offset: int
+    size: int  # capacity
+    used: int | None  # None: not written by this build
+
+    @property
+    def left(self) -> int | None:
+        return None if self.used is None else self.size - self.used
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "offset": self.offset, "size": self.size, "used": self.used}
+
+
+@dataclass
+class ImageResult:
+    artifacts: list[Path]
+    regions: list[Region]
+    report_lines: list[str]
+
+
+def _overflow(spec_name: str, region: str, capacity: int, needed: int) -> DiagnosticError:
+    msg = f"{region} overflows its {capacity} bytes by {needed - capacity} bytes"
+    return DiagnosticError(Diagnostic(spec_name, 1, 1, "", "error", msg))
+
+
+def _check_no_secret_in_files(files: dict[str, bytes], secrets: dict[str, bytes]) -> None:
+    for key, value in secrets.items():
+        if len(value) < SECRET_SCAN_MIN:
+            continue
+        for path, content in files.items():
+            if bytes(value) in content:
+                raise UsageError(f"the value of secret {key!r} would be written in clear to {path} on "
+                                 "the device filesystem; secrets belong in NVS only")
+
+
+def _resolve_base(inputs: ImageInputs) -> tuple[basefw.BaseFirmware | None, str]:
+    if inputs.base_firmware is not None:
+        return basefw.load_base_firmware(inputs.base_firmware, inputs.board), str(inputs.base_firmware)
+    cached = basefw.find_cached(inputs.board)
+    if cached is not None:
+        return basefw.load_base_firmware(cached, inputs.board), f"{cached} (cache)"
+    return None, ""
+
+
+def _full_build(inputs: ImageInputs, image_dir: Path) -> tuple[basefw.BaseFirmware, dict[str, bytes], list[str]]:
+    assert inputs.micropython_dir is not None
+    board_id = inputs.board["firmware"]["board_id"]
+    fullbuild.check_environment(inputs.micropython_dir, board_id)
+    plan = fullbuild.plan_full_build(inputs.micropython_dir, inputs.board, inputs.out_dir, inputs.spec_name)
+    firmware = fullbuild.run_full_build(plan, image_dir / "fullbuild.log")
+    base = basefw.inspect_base_firmware(firmware.read_bytes(), inputs.board, str(firmware),
+                                        accept_prerelease=True)
+    frozen = set(plan.frozen_modules)
+    # Frozen modules need no copy on the filesystem.
+    files = {p: c for p, c in inputs.files.items()
+             if not (p.rsplit("/", 1)[-1].rsplit(".", 1)[0] in frozen and p.endswith((".py", ".mpy"))
+                     and p not in ("/boot.py", "/main.py"))}
+    lines = [f"full build: {' '.join(plan.command)}",
+             f"froze {len(frozen)} modules ({', '.join(sorted(frozen))}); log in image/fullbuild.log"]
+    return base, files, lines
+
+
+def build_images(ctx: ImageInputs) -> ImageResult:
+    board, flash_size = ctx.board, ctx.flash_size
+    table_offset = int(board["partitions"]["table_offset"])
+    layout = pt.layout_for(board, flash_size)
+    pt.check_layout(layout, table_offset, flash_size)
+    by_name = {p.name: p for p in layout}
+    image_dir = ctx.out_dir / "image"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    nvs.check_secret_keys(ctx.secrets)
+    _check_no_secret_in_files(ctx.files, ctx.secrets)
+    report: list[str] = []
+
+    files = dict(ctx.files)
+    base: basefw.BaseFirmware | None
+    if ctx.micropython_dir is not None:
+        base, files, lines = _full_build(ctx, image_dir)
+        report += lines
+        base_source = "tailored full build"
+    else:
+        base, base_source = _resolve_base(ctx)
+
+    # Filesystem.
+    vfs = by_name["vfs"]
+    block_size = int(board.get("filesystem", {}).get("block_size", 4096))
+    try:
+        fs = build_fs_image(files, vfs.size, block_size)
+    except FsOverflowError as e:
+        raise _overflow(ctx.spec_name, "vfs", e.capacity, e.needed) from None
+
+    # Secrets.
+    key = nvs.load_encryption_key(ctx.nvs_encryption_key) if ctx.nvs_encryption_key else None
+    nvs_part = by_name["nvs"]
+    try:
+        nvs_bin = nvs.build_nvs_image(ctx.secrets, nvs_part.size, key)
+    except nvs.NvsOverflowError as e:
+        raise _overflow(ctx.spec_name, "nvs", e.capacity, e.needed) from None
+    nvs_used = sum(1 for p in range(0, len(nvs_bin), nvs.PAGE_SIZE)
+                   if nvs_bin[p:p + 4] in (b"\xfe\xff\xff\xff", b"\xfc\xff\xff\xff")) * nvs.PAGE_SIZE
+
+    table = pt.to_binary(layout)
+    artifacts = []
+    for name, data in (("fs.bin", fs.data), ("nvs.bin", nvs_bin), ("partitions.bin", table)):
+        (image_dir / name).write_bytes(data)
+        artifacts.append(image_dir / name)
+
+    bl_offset = int(board["firmware"]["bootloader_offset"])
+    factory = by_name["factory"]
+    regions = [
+        Region("bootloader", bl_offset, table_offset - bl_offset, None),
+        Region("partition-table", table_offset, pt.TABLE_REGION, pt.TABLE_MAX_LEN),
+        Region("nvs", nvs_part.offset, nvs_part.size, nvs_used),
+        Region("phy_init", by_name["phy_init"].offset, by_name["phy_init"].size, None),
+        Region("factory", factory.offset, factory.size, None),
+        Region("vfs", vfs.offset, vfs.size, fs.used),
+    ]
+
+    merged_name = None
+    if base is not None:
+        if base.app_size > factory.size:
+            raise _overflow(ctx.spec_name, "factory", factory.size, base.app_size)
+        placed = merge.merged_parts(base, layout, table, nvs_bin, fs.data, board, flash_size)
+        bootloader = next(p.data for p in placed if p.name == "bootloader")
+        bootloader_size = len(bootloader.rstrip(b"\xff"))
+        regions[0] = Region("bootloader", bl_offset, table_offset - bl_offset, bootloader_size)
+        regions[4] = Region("factory", factory.offset, factory.size, base.app_size)
+        merged_name = "firmware.bin"
+        (image_dir / merged_name).write_bytes(merge.merge(placed, bl_offset))
+        artifacts.append(image_dir / merged_name)
+        report.append(f"base firmware: MicroPython {base.version} for {base.chip} from {base_source}")
+    else:
+        report.append("no base firmware: wrote fs.bin/nvs.bin only (no firmware.bin); to get one:\n  "
+                      + basefw.obtain_instructions(board))
+    if key is not None:
+        report.append("nvs.bin is encrypted: the device needs firmware built with CONFIG_NVS_ENCRYPTION "
+                      "and the key in an nvs_keys partition (stock MicroPython reads plain NVS only)")
+
+    flash_args = {
+        "merged": {"offset": bl_offset, "file": merged_name} if merged_name else None,
+        # Without secrets nvs.bin is not flashed app-only: that would wipe the board's NVS for nothing.
+        "app_only": [{"offset": vfs.offset, "file": "fs.bin", "name": "vfs"}]
+        + ([{"offset": nvs_part.offset, "file": "nvs.bin", "name": "nvs"}] if ctx.secrets else []),
+        "partition_table": {"offset": table_offset, "file": "partitions.bin"},
+        "chip": board["chip"],
+        "flash_size": pt.format_flash_size(flash_size),
+    }
+    (image_dir / "flash_args.json").write_text(json.dumps(flash_args, indent=2) + "\n")
+    artifacts.append(image_dir / "flash_args.json")
+
+    report.append(f"{'region':<16} {'offset':>10} {'size':>9} {'used':>9} {'left':>9}")
+    for r in regions:
+        used = "-" if r.used is None else str(r.used)
+        left = "-" if r.left is None else str(r.left)
+        report.append(f"{r.name:<16} {r.offset:#010x} {r.size:>9} {used:>9} {left:>9}")
+    return ImageResult(artifacts, regions, report)

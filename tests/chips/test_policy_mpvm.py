@@ -1,0 +1,183 @@
+"""The rendered clawreg.py / clawsheet.py on the real MicroPython VM (WebAssembly, via the
+simulator's harness): same results and bus accesses as CPython and C on the shared policy
+cases and a fuzz sample, and the public API's messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from clawgen.chips.policy import compile_policy
+from clawgen.chips.render import RegisterPlan, render_app_module
+
+_HARNESS = Path(__file__).parent / "policy_cases" / "harness.py"
+if "clawgen_policy_harness" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("clawgen_policy_harness", _HARNESS)
+    assert _spec is not None and _spec.loader is not None
+    _mod = importlib.util.module_from_spec(_spec)
+    sys.modules["clawgen_policy_harness"] = _mod
+    _spec.loader.exec_module(_mod)
+h = sys.modules["clawgen_policy_harness"]
+
+vm = pytest.importorskip("clawgen.sim.vm")
+
+CHIP = h.load_toy_chip()
+CASES = h.load_cases()
+
+PROGRAM = """
+import json
+import clawhw
+import clawreg
+
+SEED = %(seed)s
+OPS = %(ops)s
+log = []
+_r = clawhw.read32
+_w = clawhw.write32
+
+
+def r(a):
+    log.append(("R", a))
+    return _r(a)
+
+
+def w(a, v):
+    log.append(("W", a, v))
+    _w(a, v)
+
+
+clawhw.read32 = r
+clawhw.write32 = w
+fns = {"r": clawreg._read, "w": clawreg._write, "m": clawreg._modify}
+for op in OPS:
+    for a, v in SEED:
+        _w(a, v)
+    del log[:]
+    c, v, d = fns[op[0]](*op[1:])
+    print("RES " + json.dumps([c, v, d, log]))
+%(extra)s
+"""
+
+
+def _run_on_vm(table, ops: list[tuple], extra: str = "", sheet: bool = False) -> tuple[list[tuple], list[str]]:
+    memory = h.FakeBus({}).memory
+    from clawgen.chips.tables import reset_values
+
+    memory = reset_values(table)
+    seed = sorted(memory.items())
+    plan = RegisterPlan(table.chip, table)
+    modules = {"clawreg": render_app_module("clawreg", plan),
+               "regtest": PROGRAM % {"seed": repr(seed), "ops": repr(ops), "extra": extra}}
+    if sheet:
+        modules["clawsheet"] = render_app_module("clawsheet", plan)
+    res = vm.run(None, modules=modules, registers=memory, entry="import regtest", timeout=120)
+    assert res.ok, res.stderr + res.stdout
+    results = []
+    other = []
+    for line in res.stdout.splitlines():
+        if line.startswith("RES "):
+            c, v, d, log = json.loads(line[4:])
+            results.append((c, v, d, [tuple(x) for x in log]))
+        else:
+            other.append(line)
+    return results, other
+
+
+@pytest.fixture(scope="module")
+def main_table():
+    table, diags = compile_policy(CHIP, CASES["policies"]["main"])
+    assert diags == []
+    return table
+
+
+def test_cases_agree_on_micropython(main_table) -> None:
+    ops = [h.parse_op(main_table, CHIP, c) for c in CASES["cases"]["main"]]
+    rng = random.Random("mpvm")
+    addrs = [ri.address for ri in CHIP.iter_registers()]
+    for _ in range(150):
+        a = rng.choice(addrs) + rng.choice([0, 0, 0, 1, 4, -4])
+        ops.append(rng.choice([("r", a), ("w", a, rng.randrange(1 << 32))]))
+    on_vm, _ = _run_on_vm(main_table, ops)
+    on_cpython = h.PyDevice(main_table).run(ops, fresh=True)
+    assert on_vm == on_cpython
+    for case, (code, *_rest) in zip(CASES["cases"]["main"], on_vm):
+        assert h.CODE_NAMES[code] == case["expect"]
+
+
+API = """
+def show(fn, *args):
+    try:
+        print("API ok", fn(*args))
+    except clawreg.RegError as e:
+        print("API err", e)
+
+show(clawreg.read, 0x40000004)
+show(clawreg.read, 0x40000006)
+show(clawreg.read, 0x50000000)
+show(clawreg.read, 0x40000024)
+show(clawreg.read, 0x40003000)
+show(clawreg.write, 0x40000038, 1)
+show(clawreg.write, 0x40000004, 0x100FF)
+show(clawreg.write, 0x40001010, 0)
+show(clawreg.write, 0x40000004, -1)
+show(clawreg.write_field, "uart.conf.parity", 3)
+show(clawreg.write_field, "UART.INT_RAW.TX", 1)
+show(clawreg.write_field, "GPIO.OUT.NOPE", 1)
+show(clawreg.resolve, "gpio.out")
+show(clawreg.resolve, "0x40000004")
+show(clawreg.resolve, "GPIO.OUTX")
+show(clawreg.resolve, "TIMG0.T1.CONFIG")
+show(clawreg.describe, 0x40000038)
+show(clawreg.describe, 0x40003004)
+import clawsheet
+print("SHEET " + clawsheet.modules().replace(chr(10), "|"))
+print("SHEET " + clawsheet.lookup("uart.conf").replace(chr(10), "|"))
+print("SHEET " + clawsheet.lookup("UART.CONF.PARITY").replace(chr(10), "|"))
+print("SHEET " + clawsheet.lookup("ledc").replace(chr(10), "|"))
+print("SHEET " + clawsheet.lookup("SYS").replace(chr(10), "|"))
+print("SHEET " + clawsheet.lookup("NOPE.X").replace(chr(10), "|"))
+"""
+
+
+def test_public_api_messages_on_micropython(main_table) -> None:
+    _, lines = _run_on_vm(main_table, [], API, sheet=True)
+    api = [x for x in lines if x.startswith("API ")]
+    assert api == [
+        "API ok 5",
+        "API err misaligned: 0x40000006 is not a multiple of 4",
+        "API err outside any address block: 0x50000000 is not in any peripheral of toy",
+        "API err unknown: no register at 0x40000024 (GPIO+0x24)",
+        "API err denied: SYS+0x0 (0x40003000) is not in this build's register allowlist",
+        "API err denied: GPIO.STRAP is not writable by policy",
+        "API err denied: bits 0x00010000 of GPIO.OUT are not writable by policy (write them unchanged, "
+        "or use write_field)",
+        "API err constraint violated: value not allowed for UART.CONF.BAUD",
+        "API err constraint violated: value must be an integer 0..0xFFFFFFFF",
+        "API ok 3",
+        "API err denied: UART.INT_RAW cannot be written one field at a time (not safe to read-modify-write); "
+        "write the whole register",
+        "API err unknown: GPIO.OUT has no field NOPE",
+        f"API ok {0x40000004}",
+        f"API ok {0x40000004}",
+        "API err unknown: no register named GPIO.OUTX in this build's register allowlist",
+        f"API ok {0x40004020}",
+        "API ok GPIO.STRAP",
+        "API ok SYS+0x4",
+    ]
+    sheet = [x[6:].split("|") for x in lines if x.startswith("SHEET ")]
+    modules, conf, parity, ledc, sys_, nope = sheet
+    assert modules[0] == "GPIO 0x40000000 6 regs, 6 allowed"
+    assert "SYS 0x40003000 1 regs" in modules
+    assert conf[0].startswith("UART.CONF 0x40001010 rw reset=0x00000010 policy=rw")
+    assert "  PARITY [17:16] rw reset=0x0 write:{NONE=0 EVEN=2 ODD=3}" in conf
+    assert "  BAUD [15:0] rw reset=0x10 range=1..50000" in conf
+    assert parity[0] == "UART.CONF.PARITY [17:16] rw reset=0x0 write:{NONE=0 EVEN=2 ODD=3}"
+    assert ledc[0] == "LEDC 0x40002000 11 regs, 10 allowed"
+    assert ledc[1].startswith("LEDC.CH0_CONF0 0x40002000 rw")
+    assert sys_ == ["SYS 0x40003000 1 regs", "(none of its registers are in this build's register allowlist)"]
+    assert nope[0].startswith("unknown: NOPE.X")

@@ -1,0 +1,38 @@
+"""Shared fixtures. Area fixtures live beside their tests or in tests/*_fixtures.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.sim_fixtures import *  # noqa: F403  (simulator and LLM-server fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "agents"
+
+
+@pytest.fixture
+def examples_copy(tmp_path: Path) -> Path:
+    """A private copy of examples/agents (specs, secrets.yaml, tools/)."""
+    dst = tmp_path / "agents"
+    shutil.copytree(EXAMPLES, dst)
+    return dst
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write files into a fresh project dir: write_spec({"spec.yaml": "...", "secrets.yaml": "..."})."""
+
+    def write(files: dict[str, str | bytes]) -> Path:
+        for rel, content in files.items():
+            p = tmp_path / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                p.write_bytes(content)
+            else:
+                p.write_text(content, encoding="utf-8")
+        return tmp_path / next(iter(files))
+
+    return write

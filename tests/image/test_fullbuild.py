@@ -1,0 +1,156 @@
+import copy
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clawgen.boards import load_board
+from clawgen.diagnostics import UsageError
+from clawgen.image import fullbuild, stage
+from tests.image import synth
+
+
+def _fake_mp_tree(root: Path, version=(1, 29, 0), prerelease=0, boards=("ESP32_GENERIC_S3",)) -> Path:
+    (root / "py").mkdir(parents=True)
+    (root / "py" / "mpconfig.h").write_text(
+        f"#define MICROPY_VERSION_MAJOR {version[0]}\n#define MICROPY_VERSION_MINOR {version[1]}\n"
+        f"#define MICROPY_VERSION_MICRO {version[2]}\n#define MICROPY_VERSION_PRERELEASE {prerelease}\n")
+    port = root / "ports" / "esp32"
+    for b in boards:
+        (port / "boards" / b).mkdir(parents=True)
+    (port / "Makefile").write_text("# esp32 port\n")
+    return root
+
+
+def _out_dir(tmp_path: Path, usermod: bool = True) -> Path:
+    out = tmp_path / "out"
+    (out / "app").mkdir(parents=True)
+    for name in ("boot", "main", "claw_agent", "claw_http", "clawreg"):
+        (out / "app" / f"{name}.py").write_text(f"# {name}\n")
+    if usermod:
+        (out / "usermod" / "clawreg").mkdir(parents=True)
+        (out / "usermod" / "clawreg" / "micropython.cmake").write_text("# cmake\n")
+    return out
+
+
+def _env(tmp_path):
+    idf = tmp_path / "idf"
+    (idf / "tools").mkdir(parents=True)
+    (idf / "tools" / "idf.py").write_text("")
+    return {"IDF_PATH": str(idf)}
+
+
+def _which_all(tool):
+    return f"/usr/bin/{tool}"
+
+
+def test_manifest_freezes_app_modules_but_boot_and_main(tmp_path):
+    out = _out_dir(tmp_path)
+    plan = fullbuild.plan_full_build(_fake_mp_tree(tmp_path / "mp"), load_board("esp32s3").data, out, "demo")
+    text = plan.manifest.read_text()
+    assert plan.manifest == (out / "manifest.py").resolve()
+    assert 'include("$(PORT_DIR)/boards/manifest.py")' in text
+    modules = [line for line in text.splitlines() if line.startswith("module(")]
+    assert modules == [f'module("{m}.py", base_path="app")' for m in ("claw_agent", "claw_http", "clawreg")]
+    assert plan.frozen_modules == ["claw_agent", "claw_http", "clawreg"]
+    # the manifest is valid Python that calls only manifest functions
+    calls = []
+    exec(compile(text, "manifest.py", "exec"),
+         {"include": lambda p: calls.append(("include", p)),
+          "module": lambda m, base_path=".": calls.append(("module", m, base_path))})
+    assert calls[0] == ("include", "$(PORT_DIR)/boards/manifest.py") and len(calls) == 4
+
+
+def test_exact_command_line(tmp_path):
+    mp = _fake_mp_tree(tmp_path / "mp")
+    out = _out_dir(tmp_path)
+    plan = fullbuild.plan_full_build(mp, load_board("esp32s3").data, out, "demo")
+    port = mp.resolve() / "ports" / "esp32"
+    assert plan.command == [
+        "make", "-C", str(port), "BOARD=ESP32_GENERIC_S3", "BUILD=build-ESP32_GENERIC_S3-clawgen",
+        f"FROZEN_MANIFEST={(out / 'manifest.py').resolve()}",
+        f"USER_C_MODULES={(out / 'usermod' / 'clawreg' / 'micropython.cmake').resolve()}",
+    ]
+    assert plan.firmware == port / "build-ESP32_GENERIC_S3-clawgen" / "firmware.bin"
+
+
+def test_top_level_usermod_cmake_preferred_and_absent_usermod_omitted(tmp_path):
+    mp = _fake_mp_tree(tmp_path / "mp")
+    out = _out_dir(tmp_path)
+    (out / "usermod" / "micropython.cmake").write_text("include(clawreg/micropython.cmake)\n")
+    plan = fullbuild.plan_full_build(mp, load_board("esp32s3").data, out, "demo")
+    assert plan.command[-1] == f"USER_C_MODULES={(out / 'usermod' / 'micropython.cmake').resolve()}"
+    out2 = _out_dir(tmp_path / "b", usermod=False)
+    plan2 = fullbuild.plan_full_build(mp, load_board("esp32s3").data, out2, "demo")
+    assert not any(a.startswith("USER_C_MODULES=") for a in plan2.command)
+
+
+def test_missing_tools_are_named(tmp_path):
+    mp = _fake_mp_tree(tmp_path / "mp")
+    with pytest.raises(UsageError) as err:
+        fullbuild.check_environment(mp, "ESP32_GENERIC_S3", env={}, which=lambda t: None)
+    msg = str(err.value)
+    for needle in ("IDF_PATH", "idf.py", "GNU make", "CMake", "Ninja"):
+        assert needle in msg
+    fullbuild.check_environment(mp, "ESP32_GENERIC_S3", env=_env(tmp_path), which=_which_all)
+
+
+def test_wrong_tree_is_named(tmp_path):
+    env = _env(tmp_path)
+    with pytest.raises(UsageError, match="not found; --micropython must point at a MicroPython source tree"):
+        fullbuild.check_environment(tmp_path / "nothing", "ESP32_GENERIC_S3", env=env, which=_which_all)
+    old = _fake_mp_tree(tmp_path / "old", version=(1, 28, 0))
+    with pytest.raises(UsageError, match=r"MicroPython 1.29.0 sources \(.* is 1.28.0\)"):
+        fullbuild.check_environment(old, "ESP32_GENERIC_S3", env=env, which=_which_all)
+    other = _fake_mp_tree(tmp_path / "other", boards=("ESP32_GENERIC",))
+    with pytest.raises(UsageError, match="board ESP32_GENERIC_S3"):
+        fullbuild.check_environment(other, "ESP32_GENERIC_S3", env=env, which=_which_all)
+    pre = _fake_mp_tree(tmp_path / "pre", prerelease=1)
+    assert fullbuild.tree_version(pre) == "1.29.0-preview"
+    fullbuild.check_environment(pre, "ESP32_GENERIC_S3", env=env, which=_which_all)
+
+
+def test_run_passes_the_command_and_reports_failure(tmp_path):
+    mp = _fake_mp_tree(tmp_path / "mp")
+    plan = fullbuild.plan_full_build(mp, load_board("esp32s3").data, _out_dir(tmp_path), "demo")
+    calls = []
+
+    def failing(cmd, stdout, stderr, check):
+        calls.append(cmd)
+        stdout.write(b"ninja: build stopped: subcommand failed.\n")
+        return subprocess.CompletedProcess(cmd, 2)
+
+    log = tmp_path / "build.log"
+    with pytest.raises(UsageError) as err:
+        fullbuild.run_full_build(plan, log, runner=failing)
+    assert calls == [plan.command]
+    assert "exit 2" in str(err.value) and "subcommand failed" in str(err.value)
+
+
+def test_stage_uses_the_full_build_firmware_and_drops_frozen_files(tmp_path, monkeypatch):
+    mp = _fake_mp_tree(tmp_path / "mp")
+    out = _out_dir(tmp_path)
+    board = copy.deepcopy(load_board("esp32s3").data)
+    monkeypatch.setattr(fullbuild, "check_environment", lambda *a, **k: None)
+    built = []
+
+    def fake_make(cmd, stdout, stderr, check):
+        built.append(cmd)
+        fw = mp.resolve() / "ports" / "esp32" / "build-ESP32_GENERIC_S3-clawgen" / "firmware.bin"
+        fw.parent.mkdir(parents=True)
+        fw.write_bytes(synth.stock_firmware(
+            "esp32s3", banner="MicroPython v1.29.0-preview.20.g1c3c201149 on 2026-08-19"))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(fullbuild.subprocess, "run", fake_make)
+    files = {"/boot.py": b"#", "/main.py": b"import claw_agent", "/lib/claw_agent.mpy": b"M\x06",
+             "/lib/claw_http.mpy": b"M\x06", "/clawgen.json": b"{}"}
+    result = stage.build_images(stage.ImageInputs(out_dir=out, board=board, flash_size=8 << 20, files=files,
+                                                  micropython_dir=mp, spec_name="demo"))
+    assert len(built) == 1 and built[0][0] == "make"
+    assert (out / "image" / "firmware.bin").is_file()
+    from clawgen.image.fsimage import read_fs_image
+
+    on_fs = read_fs_image((out / "image" / "fs.bin").read_bytes(), 6 << 20)
+    assert sorted(on_fs) == ["/boot.py", "/clawgen.json", "/main.py"]
+    assert any(line.startswith("full build: make -C") for line in result.report_lines)

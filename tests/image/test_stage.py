@@ -1,0 +1,173 @@
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from clawgen.boards import load_board
+from clawgen.diagnostics import DiagnosticError, UsageError
+from clawgen.image import fsimage, nvs
+from clawgen.image import partitions as pt
+from clawgen.image.stage import ImageInputs, build_images
+from tests.image import synth
+
+FILES = {
+    "/boot.py": b"# boot\n",
+    "/main.py": b"import claw_agent\n",
+    "/clawgen.json": b'{"agent": "demo", "model": "gpt"}',
+    "/lib/claw_agent.mpy": b"M\x06\x00\x1f" + bytes(range(256)) * 20,
+}
+# Generated per run: the test can then search every output byte for them.
+SECRETS = {"llm_key": b"sk-" + os.urandom(16).hex().encode(), "wifi_pw": os.urandom(12).hex().encode()}
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "cache"))
+
+
+def _inputs(tmp_path, board="esp32s3", flash=8 << 20, base=True, chip=None, **kw):
+    b = copy.deepcopy(load_board(board).data)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    fw = None
+    if base:
+        fw = tmp_path / "base.bin"
+        fw.write_bytes(synth.stock_firmware(chip or b["chip"], b["firmware"]["bootloader_offset"]))
+    args = {"out_dir": out, "board": b, "flash_size": flash, "files": dict(FILES),
+            "secrets": dict(SECRETS), "base_firmware": fw, "spec_name": "demo.yaml"}
+    args.update(kw)
+    return ImageInputs(**args)
+
+
+def _image_info(path) -> str:
+    r = subprocess.run([sys.executable, "-m", "esptool", "image-info", str(path)],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize(("board", "flash"), [("esp32s3", 8 << 20), ("esp32", 4 << 20), ("esp32c3", 4 << 20)])
+def test_merged_image_is_complete_and_valid(tmp_path, board, flash):
+    ctx = _inputs(tmp_path, board, flash)
+    result = build_images(ctx)
+    image = ctx.out_dir / "image"
+    names = sorted(p.name for p in result.artifacts)
+    assert names == ["firmware.bin", "flash_args.json", "fs.bin", "nvs.bin", "partitions.bin"]
+    fw = (image / "firmware.bin").read_bytes()
+    start = ctx.board["firmware"]["bootloader_offset"]
+
+    def at(addr, n):
+        return fw[addr - start:addr - start + n]
+
+    # bootloader: valid, and its header now says the chosen flash size
+    info = _image_info(image / "firmware.bin")
+    assert f"Flash size: {pt.format_flash_size(flash)}" in info
+    assert "Checksum:" in info and "(valid)" in info and "invalid" not in info
+    # partition table at 0x8000: ours, with vfs to the end of flash
+    parts = pt.from_binary(at(0x8000, pt.TABLE_MAX_LEN))
+    assert parts == pt.layout_for(ctx.board, flash)
+    # app at 0x10000: the base's, unchanged and valid
+    app = synth.app_image(ctx.board["chip"])
+    assert at(0x10000, len(app)) == app
+    (tmp_path / "app.bin").write_bytes(at(0x10000, len(app)))
+    app_info = _image_info(tmp_path / "app.bin")
+    assert "invalid" not in app_info and f"Chip ID: {ctx.board['chip_id']}" in app_info
+    # nvs at 0x9000 and the filesystem at 0x200000
+    assert nvs.decode_nvs_image(at(0x9000, 0x6000)) == {("clawgen", k): v for k, v in SECRETS.items()}
+    fs = (image / "fs.bin").read_bytes()
+    assert at(0x200000, len(fs)) == fs and len(fw) == 0x200000 - start + len(fs)
+    assert fsimage.read_fs_image(fs, flash - 0x200000) == FILES
+    # the report: one line per region
+    assert any(line.startswith("vfs ") for line in result.report_lines)
+    assert {r.name for r in result.regions} == {"bootloader", "partition-table", "nvs", "phy_init", "factory", "vfs"}
+    args = json.loads((image / "flash_args.json").read_text())
+    assert args["merged"] == {"offset": start, "file": "firmware.bin"}
+    assert args["chip"] == ctx.board["chip"] and args["flash_size"] == pt.format_flash_size(flash)
+    assert {(e["offset"], e["file"]) for e in args["app_only"]} == {(0x200000, "fs.bin"), (0x9000, "nvs.bin")}
+
+
+def test_secrets_appear_only_in_the_nvs_region(tmp_path):
+    ctx = _inputs(tmp_path)
+    result = build_images(ctx)
+    for path in ctx.out_dir.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name == "firmware.bin":
+            data = data[:0x9000] + data[0xF000:]  # all but the nvs partition
+        elif path.name == "nvs.bin":
+            continue
+        for value in SECRETS.values():
+            assert value not in data, f"secret found in {path}"
+    text = "\n".join(result.report_lines) + repr(result)
+    for value in SECRETS.values():
+        assert value.decode() not in text
+
+
+def test_no_base_firmware_gives_app_images_and_instructions(tmp_path):
+    ctx = _inputs(tmp_path, base=False)
+    result = build_images(ctx)
+    assert not (ctx.out_dir / "image" / "firmware.bin").exists()
+    args = json.loads((ctx.out_dir / "image" / "flash_args.json").read_text())
+    assert args["merged"] is None
+    assert any("https://micropython.org/download/ESP32_GENERIC_S3/" in line for line in result.report_lines)
+
+
+def test_cached_base_firmware_is_used(tmp_path):
+    from clawgen.image import basefw
+
+    ctx = _inputs(tmp_path, base=False)
+    cache = basefw.cache_path(ctx.board)
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(synth.stock_firmware("esp32s3"))
+    result = build_images(ctx)
+    assert (ctx.out_dir / "image" / "firmware.bin").is_file()
+    assert any("(cache)" in line for line in result.report_lines)
+
+
+def test_wrong_base_firmware_fails_the_build(tmp_path):
+    ctx = _inputs(tmp_path, chip="esp32c3")
+    with pytest.raises(DiagnosticError, match="base firmware is for esp32c3"):
+        build_images(ctx)
+
+
+def test_filesystem_overflow_message(tmp_path):
+    ctx = _inputs(tmp_path, base=False)
+    ctx.board["partitions"]["vfs"]["offset"] = (8 << 20) - 0x8000  # 8 blocks of filesystem
+    ctx.files["/lib/big.mpy"] = os.urandom(40_000)
+    with pytest.raises(DiagnosticError) as err:
+        build_images(ctx)
+    msg = err.value.diagnostics[0].message
+    assert msg.startswith("vfs overflows its 32768 bytes by ")
+    assert int(msg.split(" by ")[1].split()[0]) > 40_000 - 32768
+
+
+def test_nvs_overflow_message(tmp_path):
+    ctx = _inputs(tmp_path, base=False, secrets={"blob": os.urandom(30_000)})
+    with pytest.raises(DiagnosticError, match=r"^.*nvs overflows its 24576 bytes by \d+ bytes"):
+        build_images(ctx)
+
+
+def test_factory_overflow_message(tmp_path):
+    ctx = _inputs(tmp_path)
+    ctx.board["partitions"]["factory"]["size"] = 0x10000  # smaller than the synthetic app
+    with pytest.raises(DiagnosticError, match=r"factory overflows its 65536 bytes by \d+ bytes"):
+        build_images(ctx)
+
+
+def test_secret_in_a_filesystem_file_is_refused(tmp_path):
+    ctx = _inputs(tmp_path, base=False)
+    ctx.files["/clawgen.json"] = b'{"key": "' + SECRETS["llm_key"] + b'"}'
+    with pytest.raises(UsageError) as err:
+        build_images(ctx)
+    assert "llm_key" in str(err.value) and SECRETS["llm_key"].decode() not in str(err.value)
+
+
+def test_no_secrets_keeps_nvs_out_of_app_only(tmp_path):
+    ctx = _inputs(tmp_path, base=False, secrets={})
+    build_images(ctx)
+    args = json.loads((ctx.out_dir / "image" / "flash_args.json").read_text())
+    assert [e["file"] for e in args["app_only"]] == ["fs.bin"]

@@ -1,0 +1,111 @@
+"""The Telnet transport on the MicroPython VM: one client at a time, a reconnect resumes the
+session, confirmations are asked on the transport the request came from."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.llm_server import Reply
+from tests.runtime.agent_builds import build, make_spec
+
+PORT = 2323
+
+
+class TelnetClient:
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def read_until(self, marker: bytes, timeout: float = 10) -> str:
+        end = time.monotonic() + timeout
+        while marker not in self.buf:
+            if time.monotonic() > end:
+                raise AssertionError(f"no {marker!r} in {self.buf!r}")
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f"connection closed; got {self.buf!r}")
+            self.buf += chunk
+        i = self.buf.index(marker) + len(marker)
+        text, self.buf = self.buf[:i], self.buf[i:]
+        return text.decode()
+
+    def send_line(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def telnet_agent(tmp_path: Path, llm_server, mpvm):
+    from clawgen.sim import vm
+
+    spec = make_spec(llm_server.base_url, transports={"uart": True, "telnet": {"port": PORT}},
+                     network={"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"})
+    out = build(tmp_path, spec, secrets={"wifi_ssid": "lab-net", "wifi_password": "hunter22"})
+    sim = vm.Simulation(out, stdin=None, port_map={PORT: 0},
+                        secrets={"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22"})
+    try:
+        ev = sim.wait_event("listening", timeout=20)
+        yield sim, ev["host"], ev["port"]
+    finally:
+        sim.kill()
+
+
+def test_reconnect_resumes_session(telnet_agent, llm_server):
+    sim, host, port = telnet_agent
+    llm_server.push(Reply.text("Nice to meet you, Ada."), Reply.text("Your name is Ada."))
+    c = TelnetClient(host, port)
+    assert "/help for commands" in c.read_until(b"> ")
+    c.send_line("my name is Ada")
+    assert "Nice to meet you, Ada." in c.read_until(b"> ")
+    c.close()  # drop the connection without /quit
+    c = TelnetClient(host, port)
+    c.read_until(b"> ")
+    c.send_line("what is my name?")
+    assert "Your name is Ada." in c.read_until(b"> ")
+    second = llm_server.requests[1]
+    assert [(m["role"], m["content"]) for m in second.messages[1:]] == [
+        ("user", "my name is Ada"), ("assistant", "Nice to meet you, Ada."), ("user", "what is my name?")]
+    c.send_line("/quit")
+    assert "bye" in c.read_until(b"bye")
+    res = sim.wait(20)
+    assert res.returncode == 0, res.stderr
+
+
+def test_second_client_is_turned_away(telnet_agent, llm_server):
+    sim, host, port = telnet_agent
+    first = TelnetClient(host, port)
+    first.read_until(b"> ")
+    second = TelnetClient(host, port)
+    assert "busy: another Telnet client is connected" in second.read_until(b"connected")
+    second.close()
+    first.send_line("/status")
+    assert "turns 0" in first.read_until(b"> ")
+    first.send_line("/quit")
+    first.read_until(b"bye")
+    assert sim.wait(20).returncode == 0
+
+
+def test_confirm_is_asked_on_telnet(telnet_agent, llm_server):
+    sim, host, port = telnet_agent
+    llm_server.push(Reply.tool_calls(("set_relay", {"on": True})), Reply.text("Relay on."))
+    c = TelnetClient(host, port)
+    c.read_until(b"> ")
+    c.send_line("relay on please")
+    assert "Allow tool set_relay" in c.read_until(b"[y/N] ")
+    c.send_line("y")
+    text = c.read_until(b"> ")
+    assert "[tool] set_relay" in text and "Relay on." in text
+    assert '"relay": "on"' in llm_server.requests[1].messages[-1]["content"]
+    c.send_line("/quit")
+    c.read_until(b"bye")
+    res = sim.wait(20)
+    assert res.returncode == 0, res.stderr
+    assert "Allow tool" not in res.stdout  # nothing was asked on the UART
+    assert "wifi: connected" in res.stdout and "telnet: listening on port 2323" in res.stdout
+    assert "hunter22" not in res.stdout + res.stderr

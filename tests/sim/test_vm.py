@@ -1,0 +1,278 @@
+"""The simulator harness: MicroPython programs on the real VM, talking to real host sockets."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+
+from clawgen.sim import vm
+from tests.llm_server import LLMServer, Reply
+
+HTTP_GET = """
+import socket
+def http_get(host, port, path, timeout=2):
+    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(addr)
+    s.write(b"GET " + path.encode() + b" HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    buf = bytearray(64)
+    out = bytearray()
+    while True:
+        n = s.readinto(buf)
+        if not n:
+            break
+        out += buf[:n]
+    s.close()
+    return bytes(out)
+"""
+
+
+def test_http_get_through_the_socket_shim(sim_run, llm_server: LLMServer) -> None:
+    llm_server.push(Reply.raw(b"hello from the host" * 20, content_type="text/plain"))
+    prog = HTTP_GET + f"""
+resp = http_get("localhost", {llm_server.port}, "/v1/ping")
+head, body = resp.split(b"\\r\\n\\r\\n", 1)
+print(head.split(b"\\r\\n")[0].decode())
+print(len(body), body[:19].decode())
+"""
+    res = sim_run(modules={"prog": prog}, entry="import prog")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["HTTP/1.1 200 OK", "380 hello from the host"]
+    assert [(r.method, r.path) for r in llm_server.requests] == [("GET", "/v1/ping")]
+
+
+def test_socket_errors_match_micropython(sim_run, llm_server: LLMServer) -> None:
+    # A port nobody listens on: take a free one and close it again.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead_port = probe.getsockname()[1]
+    probe.close()
+    llm_server.push(Reply.stall(5), Reply.reset())
+    prog = f"""
+import socket
+def err(fn):
+    try:
+        fn()
+        return "no error"
+    except OSError as e:
+        return e.args[0]
+def refused():
+    s = socket.socket(); s.settimeout(1); s.connect(("127.0.0.1", {dead_port}))
+print("refused", err(refused))
+print("dns", err(lambda: socket.getaddrinfo("no-such-host.invalid", 80)))
+s = socket.socket(); s.settimeout(0.3); s.connect(("127.0.0.1", {llm_server.port}))
+s.write(b"POST /v1/chat/completions HTTP/1.1\\r\\nContent-Length: 0\\r\\n\\r\\n")
+print("timeout", err(lambda: s.recv(10)))
+s.setblocking(False)
+print("nonblocking", err(lambda: s.recv(10)))
+s.close()
+s = socket.socket(); s.settimeout(2); s.connect(("127.0.0.1", {llm_server.port}))
+s.write(b"POST /v1/chat/completions HTTP/1.1\\r\\nContent-Length: 0\\r\\n\\r\\n")
+print("reset", err(lambda: s.recv(10)))
+"""
+    res = sim_run(modules={"prog": prog}, entry="import prog")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["refused 111", "dns -202", "timeout 110", "nonblocking 11", "reset 104"]
+
+
+def test_eof_reads_zero(sim_run, llm_server: LLMServer) -> None:
+    llm_server.push(Reply.close())
+    prog = f"""
+import socket
+s = socket.socket(); s.settimeout(2); s.connect(("127.0.0.1", {llm_server.port}))
+s.write(b"GET / HTTP/1.1\\r\\n\\r\\n")
+print(s.readinto(bytearray(8)), s.recv(8))
+"""
+    res = sim_run(modules={"prog": prog}, entry="import prog")
+    assert res.stdout.strip() == "0 b''", res.stderr
+
+
+def _make_certs(tmp: Path) -> tuple[str, Path, Path]:
+    """A throwaway CA and a server certificate for localhost, made with `cryptography`."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clawgen test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = tmp / "srv.pem", tmp / "srv.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return ca.public_bytes(serialization.Encoding.PEM).decode(), cert_path, key_path
+
+
+def test_tls_verifies_against_the_device_ca(sim_run, tmp_path: Path) -> None:
+    ca_pem, cert, key = _make_certs(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    port = lsock.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tconn:
+                    tconn.recv(1024)
+                    tconn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+            except (OSError, ssl.SSLError) as e:
+                server_errors.append(repr(e))  # the device refused our certificate
+
+    server_errors: list[str] = []
+    threading.Thread(target=serve, daemon=True).start()
+    prog = f"""
+import socket, ssl
+def fetch(name):
+    s = socket.socket(); s.settimeout(3); s.connect(("127.0.0.1", {port}))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata={ca_pem!r}.encode())
+    try:
+        s = ctx.wrap_socket(s, server_hostname=name)
+    except OSError as e:
+        return "error %d" % e.args[0]
+    s.write(b"GET / HTTP/1.1\\r\\n\\r\\n")
+    return s.read().split(b"\\r\\n\\r\\n")[1].decode()
+print(fetch("localhost"))
+print(fetch("example.com"))
+"""
+    try:
+        res = sim_run(modules={"prog": prog}, entry="import prog")
+    finally:
+        lsock.close()
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["secure", "error -9984"], (res.stderr, server_errors)
+
+
+def test_server_socket_with_remapped_port(mpvm) -> None:
+    prog = """
+import socket
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 23))
+srv.listen(1)
+srv.settimeout(10)
+c, addr = srv.accept()
+c.settimeout(5)
+c.write(b"hello " + addr[0].encode() + b"\\n")
+print("got", c.readline())
+c.close()
+srv.close()
+"""
+    with vm.Simulation(None, modules={"prog": prog}, entry="import prog", port_map={23: 0}) as sim:
+        ev = sim.wait_event("listening")
+        assert ev["device_port"] == 23 and ev["port"] != 23
+        with socket.create_connection((ev["host"], ev["port"]), timeout=10) as client:
+            assert client.recv(100) == b"hello 127.0.0.1\n"
+            client.sendall(b"ping\n")
+        res = sim.wait(timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "got b'ping\\n'"
+
+
+def test_console_nvs_registers_and_exit(sim_run) -> None:
+    prog = """
+import claw_console, esp32, clawhw
+buf = bytearray(16)
+n = esp32.NVS("clawgen").get_blob("api_key", buf)
+claw_console.write("key bytes %d\\n" % n)
+try:
+    esp32.NVS("clawgen").get_blob("missing", buf)
+except OSError as e:
+    claw_console.write("missing %d\\n" % e.args[0])
+claw_console.write("reg %x\\n" % clawhw.read32(0x60004004))
+clawhw.write32(0x60004008, 0xFFFFFFFF)
+clawhw.write32(0x60004004, 0x1)
+while True:
+    claw_console.write("> ")
+    line = claw_console.readline()
+    if line is None:
+        break
+    claw_console.write("[" + line + "]\\n")
+"""
+    res = sim_run(modules={"prog": prog}, entry="import prog", stdin=["one", "two words", ""],
+                  secrets={"api_key": b"sk-secret-value"}, registers={0x60004004: 0xABCD})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "key bytes 15\nmissing -4354\nreg abcd\n> [one]\n> [two words]\n> []\n> "
+    assert "sk-secret-value" not in res.stdout + res.stderr
+    assert res.register_writes == [(0x60004008, 0xFFFFFFFF), (0x60004004, 0x1)]
+    assert res.registers[0x60004004] == 1
+
+
+def test_exception_reset_and_timeout_are_reported(sim_run) -> None:
+    crash = sim_run(modules={"prog": "def f():\n    raise ValueError('boom')\nf()\n"}, entry="import prog")
+    assert crash.returncode == vm.RC_EXCEPTION and crash.reason == "exit"
+    assert "ValueError: boom" in crash.stderr and "prog.py" in crash.stderr
+    reset = sim_run(modules={"prog": "import machine\nprint('before')\nmachine.reset()\nprint('after')\n"},
+                    entry="import prog")
+    assert (reset.returncode, reset.reason, reset.stdout) == (vm.RC_RESET, "reset", "before\n")
+    hang = sim_run(modules={"prog": "import claw_console\nclaw_console.readline()\n"}, entry="import prog",
+                   stdin=b"")
+    assert hang.returncode == 0  # end of input ends a blocking readline
+    stuck = sim_run(modules={"prog": "while True:\n    pass\n"}, entry="import prog", timeout=1.5)
+    assert (stuck.returncode, stuck.reason) == (vm.RC_TIMEOUT, "timeout")
+
+
+def test_files_round_trip_and_heap_stats(sim_run) -> None:
+    prog = """
+import os
+with open("/data/log", "rb") as f:
+    old = f.read()
+with open("/data/log", "wb") as f:
+    f.write(old + b"+more")
+"""
+    res = sim_run(modules={"prog": prog}, entry="import prog", extra_files={"/data/log": b"start"})
+    assert res.returncode == 0, res.stderr
+    assert res.files["/data/log"] == b"start+more"
+    assert not any(p.startswith("/lib/") for p in res.files)
+    assert res.heap["gc_total"] > res.heap["gc_used"] > 0
+
+
+def test_wifi_failure_is_simulated(sim_run) -> None:
+    prog = """
+import network
+w = network.WLAN(network.STA_IF)
+w.active(True)
+w.connect("ssid", "pw")
+print(w.isconnected(), w.status())
+"""
+    ok = sim_run(modules={"prog": prog}, entry="import prog")
+    bad = sim_run(modules={"prog": prog}, entry="import prog", network={"connect": "wrong_password"})
+    assert ok.stdout.strip() == "True 1010"
+    assert bad.stdout.strip() == "False 202"
+
+
+def test_build_files_skip_modules_the_simulator_swaps(tmp_path: Path) -> None:
+    (tmp_path / "mpy").mkdir()
+    for name in ("claw_main", "claw_console", "clawhw", "claw_http"):
+        (tmp_path / "mpy" / f"{name}.mpy").write_bytes(b"M\x06")
+    files = vm.build_files(tmp_path)
+    assert sorted(files) == ["/lib/claw_http.mpy", "/lib/claw_main.mpy"]
+    with pytest.raises(vm.UsageError):
+        vm.build_files(tmp_path / "nothing")

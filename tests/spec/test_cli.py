@@ -1,0 +1,113 @@
+"""The spec commands through the real CLI entry point: exit codes, formats, masking."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def clawgen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clawgen.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=120)
+
+
+def test_validate_examples_exit_0(examples_copy: Path):
+    r = clawgen("validate", str(examples_copy / "sensor-agent.yaml"), str(examples_copy / "local-chat.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "2 spec(s) valid" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_validate_invalid_exit_2_text_json_github(write_spec):
+    spec = write_spec({"spec.yaml": "name: a\nmodle:\n  base_url: http://h/v1\n"})
+    r = clawgen("validate", str(spec))
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert f"{spec}:2:1: error: at modle: unknown key 'modle' (did you mean \"model\"?)" in lines
+    assert f"{spec}:1:1: error: missing required key 'model'" in lines
+
+    r = clawgen("validate", "--format", "json", str(spec))
+    assert r.returncode == 2
+    data = json.loads(r.stdout)
+    assert {"file": str(spec), "line": 2, "column": 1, "path": "modle", "severity": "error",
+            "message": "unknown key 'modle' (did you mean \"model\"?)"} in data
+
+    r = clawgen("validate", "--format", "github", str(spec))
+    assert r.returncode == 2
+    assert (f"::error file={spec},line=2,col=1::at modle: unknown key 'modle' (did you mean \"model\"?)"
+            in r.stdout.splitlines())
+
+
+def test_validate_usage_errors_exit_1(tmp_path: Path):
+    assert clawgen("validate").returncode == 1  # no PATH
+    r = clawgen("validate", "--format", "xml", str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_missing_file_is_invalid_input(tmp_path: Path):
+    r = clawgen("validate", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}:1:1: error: file not found"
+
+
+def test_config_prints_resolved_spec_with_secrets_masked(examples_copy: Path):
+    r = clawgen("config", str(examples_copy / "local-chat.yaml"), "-s", "LLM_HOST", "10.0.0.7")
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    body = yaml.safe_load(r.stdout)
+    assert body["model"]["base_url"] == "http://10.0.0.7:11434/v1"  # -s overrides substitutions
+    assert body["network"]["password"] == "!secret wifi_password"
+    assert body["limits"]["request_bytes"] == 8192  # board default filled in
+    assert body["transports"]["telnet"] == {"enabled": True, "port": 2323}
+    assert "example-password" not in r.stdout + r.stderr
+    assert "example-wifi" not in r.stdout + r.stderr
+
+
+def test_schema_command_prints_the_schema():
+    r = clawgen("schema")
+    assert r.returncode == 0
+    schema = json.loads(r.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema == json.loads((REPO / "schemas" / "agent.schema.json").read_text())
+
+
+def test_boards_lists_every_board():
+    r = clawgen("boards")
+    assert r.returncode == 0
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert set(rows) == {"esp32", "esp32c3", "esp32c6", "esp32s3"}
+    assert rows["esp32s3"][1:4] == ["esp32s3", "xtensawin", "1.29.0"]
+    assert rows["esp32c3"][2] == "rv32imc"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00", b"- a\n- b\n", b"just text\n"])
+def test_malformed_files_never_traceback(write_spec, content: bytes):
+    spec = write_spec({"spec.yaml": content})
+    r = clawgen("validate", str(spec))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    assert r.stderr.startswith(f"{spec}:")
+
+
+def test_build_cli_reports_and_skips(examples_copy: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    r = clawgen("build", str(examples_copy / "local-chat.yaml"), "--board", "esp32c3", "--out", str(out),
+                "--no-images")
+    assert r.returncode == 0, r.stderr
+    assert "mpy bundle:" in r.stdout and "built local-chat for esp32c3" in r.stdout
+    r = clawgen("build", str(examples_copy / "local-chat.yaml"), "--board", "esp32c3", "--out", str(out),
+                "--no-images")
+    assert r.returncode == 0 and "up to date" in r.stdout
+
+
+def test_build_unknown_board_is_usage_error(examples_copy: Path):
+    r = clawgen("build", str(examples_copy / "local-chat.yaml"), "--board", "esp32s2")
+    assert r.returncode == 1
+    assert "unknown board 'esp32s2' (did you mean \"esp32s3\"?)" in r.stderr
