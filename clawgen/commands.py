@@ -29,12 +29,26 @@ def _echo_warnings(warnings: list[Diagnostic], fmt: str = "text") -> None:
         click.echo(format_diagnostics(warnings, "text"), err=True)
 
 
+SECRETS_NAME = "secrets.yaml"
+
+
+def expand_spec_paths(paths: list[Path]) -> list[Path]:
+    """Directories stand for the *.yaml/*.yml specs in them; secrets files are not specs."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME)
+        elif p.name != SECRETS_NAME:
+            out.append(p)
+    return out
+
+
 def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str, str]) -> list[Diagnostic]:
     """Every diagnostic (errors and warnings) for each spec, as far as the pipeline gets."""
     from clawgen.build import BuildOptions, load_and_plan
 
     out: list[Diagnostic] = []
-    for p in paths:
+    for p in expand_spec_paths(paths):
         if not p.is_file():
             out.append(Diagnostic(str(p), 1, 1, "", "error", "file not found" if not p.exists()
                                   else "not a file"))
@@ -62,6 +76,10 @@ def register(cli: click.Group) -> None:
         """Check specs against the schema and the semantic rules (exit 0 valid, 2 invalid)."""
 
         def body() -> None:
+            if board is not None:
+                from clawgen.boards import load_board
+
+                load_board(board)  # an unknown --board is a usage error (exit 1), not an invalid spec
             diags = validate_paths(list(paths), board, dict(substitutions))
             errors = [d for d in diags if d.severity == "error"]
             if fmt == "json":
@@ -69,7 +87,7 @@ def register(cli: click.Group) -> None:
             elif diags:
                 click.echo(format_diagnostics(diags, fmt), err=fmt == "text")
             if fmt == "text":
-                n = len(paths)
+                n = len(expand_spec_paths(list(paths)))
                 if errors:
                     click.echo(f"{len(errors)} error(s) in {n} spec(s)", err=True)
                 else:

@@ -56,7 +56,10 @@ class Diagnostic:
         # GitHub workflow commands need %, CR and LF escaped in the message.
         msg = (f"at {self.path}: " if self.path else "") + self.message
         msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return f"::{kind} file={self.file},line={self.line},col={self.column}::{msg}"
+        # property values also escape ':' and ','
+        file = (self.file.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+                .replace(":", "%3A").replace(",", "%2C"))
+        return f"::{kind} file={file},line={self.line},col={self.column}::{msg}"
 
 
 class DiagnosticError(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
 from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from clawgen.loader import PathT, Secret, format_path
+from clawgen.loader import PathT, Secret, format_path, read_bounded
 from clawgen.model import (
     CustomModule,
     Limits,
@@ -49,10 +49,13 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         out.append(_diag(res, path, f"handler file {file_part} not found (looked in {res.spec_dir})"))
         return None
     try:
-        text = src.read_text(encoding="utf-8")
+        text = read_bounded(src).decode("utf-8")
         tree = ast.parse(text, filename=str(src))
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # (a ValueError: catch it first)
         out.append(_diag(res, path, f"handler file {file_part} is not UTF-8 text"))
+        return None
+    except (ValueError, OverflowError, OSError):
+        out.append(_diag(res, path, f"handler file {file_part} is not a readable text file of at most 1 MiB"))
         return None
     except SyntaxError as e:
         out.append(Diagnostic(str(Path(res.doc.path).parent / file_part), e.lineno or 1, (e.offset or 1),
@@ -121,26 +124,39 @@ def _system_prompt(res: Resolved) -> str:
 
 def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Limits:
     lim = Limits(**{k: int(v) for k, v in res.spec["limits"].items()})
+    given = res.doc.data.get("limits", {})
+
+    def at(*keys: str) -> PathT:
+        """The first limit the user set among ``keys``, else the limits block, else the top."""
+        for k in keys:
+            if k in given:
+                return ("limits", k)
+        return ("limits",) if "limits" in res.doc.data else ()
+
     need = len(prompt.encode()) + len(tjson.encode()) + REQUEST_OVERHEAD
-    where: PathT = ("limits", "request_bytes") if "request_bytes" in res.doc.data.get("limits", {}) \
-        else ("limits",) if "limits" in res.doc.data else ()
     if lim.request_bytes < need:
+        where = at("request_bytes")
+        if not where and "system_prompt" in res.doc.data:
+            where = ("system_prompt",)
         out.append(_diag(res, where, f"request buffer of {lim.request_bytes} bytes cannot hold the system prompt "
                          f"({len(prompt.encode())} bytes) plus the tools JSON ({len(tjson.encode())} bytes) "
                          f"and a request envelope; set limits.request_bytes to at least {need}"))
     if lim.history_message_bytes > lim.request_bytes:
-        out.append(_diag(res, where, f"limits.history_message_bytes ({lim.history_message_bytes}) is larger than "
+        out.append(_diag(res, at("history_message_bytes", "request_bytes"),
+                         f"limits.history_message_bytes ({lim.history_message_bytes}) is larger than "
                          f"limits.request_bytes ({lim.request_bytes}): such a message could never be sent"))
     if lim.content_bytes > lim.response_bytes:
-        out.append(_diag(res, where, f"limits.content_bytes ({lim.content_bytes}) is larger than "
+        out.append(_diag(res, at("content_bytes", "response_bytes"),
+                         f"limits.content_bytes ({lim.content_bytes}) is larger than "
                          f"limits.response_bytes ({lim.response_bytes})"))
     if lim.tool_args_bytes > lim.response_bytes:
-        out.append(_diag(res, where, f"limits.tool_args_bytes ({lim.tool_args_bytes}) is larger than "
+        out.append(_diag(res, at("tool_args_bytes", "response_bytes"),
+                         f"limits.tool_args_bytes ({lim.tool_args_bytes}) is larger than "
                          f"limits.response_bytes ({lim.response_bytes})"))
     ram = lim.static_ram()
     budget = res.board.heap["gc_heap_psram"] if res.psram else res.board.heap["gc_heap"]
     if ram > budget:
-        out.append(_diag(res, where, f"the buffers and history take {ram} bytes, more than the "
+        out.append(_diag(res, at(), f"the buffers and history take {ram} bytes, more than the "
                          f"{budget}-byte heap of {res.board.name}{' with PSRAM' if res.psram else ''}",
                          severity="warning"))
     return lim
@@ -175,8 +191,8 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
     if tls["ca_certs"]:
         p = (res.spec_dir / tls["ca_certs"]).resolve()
         try:
-            text = p.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError):
+            text = read_bounded(p).decode("ascii")
+        except (OSError, ValueError, OverflowError, UnicodeDecodeError):
             out.append(_diag(res, ("tls", "ca_certs"), f"cannot read {tls['ca_certs']} as a PEM text file"))
             return ""
         if "-----BEGIN CERTIFICATE-----" not in text:
@@ -201,8 +217,11 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
 def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
     """The register policy table from the chip database (issue: chips)."""
     needs = any(c in REGISTER_CAPABILITIES for c in res.spec["capabilities"])
+    if res.doc.data.get("registers") and not needs:
+        out.append(_diag(res, ("registers",), "a register policy without the hw_register_control or "
+                         "hw_datasheet capability has no effect", severity="warning"))
     try:
-        from clawgen.chips import load_chip
+        from clawgen.chips import find_chip, load_chip
         from clawgen.chips.policy import compile_policy
     except ImportError:
         return None
@@ -217,6 +236,8 @@ def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
         return None
     table, diags = compile_policy(chip, res.doc.data.get("registers"), res.doc.position())
     out.extend(diags)
+    src = find_chip(res.spec["chip"], chip_search_dirs(res.spec_dir))
+    table.source_path = str(src) if src else None
     return table
 
 

@@ -108,6 +108,10 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: dict[str, Any] | None, p
         out.append(_err(doc, (*path, "base_url"), "the URL has no host"))
     if not 0 < port < 65536:
         out.append(_err(doc, (*path, "base_url"), f"port {port} is out of range"))
+    for name in raw.get("headers", {}):
+        if name.lower() in ("authorization", "x-api-key", "api-key"):
+            out.append(_err(doc, (*path, "headers", name), f"the {name} header would put a key in the spec: "
+                            "give the key as api_key: !secret NAME (sent as a Bearer token)", key=True))
     key = ep.get("api_key")
     if key is not None and not isinstance(key, Secret):
         out.append(_err(doc, (*path, "api_key"), "an API key must not be written in the spec: "
@@ -138,6 +142,12 @@ def resolve(doc: Document, board_name: str) -> Resolved:
         errors.append(_err(doc, ("hardware", "psram"), f"{board.name} has no PSRAM; remove 'psram: true'"))
     hw["psram"] = psram
     data.setdefault("chip", board.chip)
+    from clawgen.boards import all_boards
+
+    builtin_chips = {b.chip for b in all_boards()}
+    if data["chip"] != board.chip and data["chip"] in builtin_chips:
+        errors.append(_err(doc, ("chip",), f"the {board.name} board has an {board.chip} chip, not an "
+                           f"{data['chip']}; remove 'chip' or choose another board"))
     data.setdefault("system_prompt", "You are a helpful assistant running on a microcontroller.")
 
     model = data["model"]

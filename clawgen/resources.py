@@ -6,7 +6,6 @@ in an installed wheel they are the packages clawgen.templates / clawgen.schemas.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -17,7 +16,7 @@ def _data_dir(name: str) -> Path:
     checkout = _REPO_ROOT / name
     if checkout.is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return checkout
-    return Path(str(resources.files(f"clawgen.{name}")))
+    return PACKAGE_DIR / name  # installed: the data packages clawgen.templates / clawgen.schemas
 
 
 def templates_dir() -> Path:

@@ -139,12 +139,14 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
                                  f"{_show(inst)} is not one of: {', '.join(choices)}{hint}"))
         return
     if v == "pattern":
-        desc = error.schema.get("description", "")
-        rule = desc.split(". ")[0].rstrip(".") if desc else f"the form {error.validator_value}"
-        out.append(Diagnostic.at(doc.mark(path), where, f"{_show(inst)} is not valid here: {rule}"))
+        rule = error.schema.get("patternErrorMessage") or f"expected the form {error.validator_value}"
+        out.append(Diagnostic.at(doc.mark(path), where, f"{_show(inst)} is not valid: {rule}"))
         return
     if v == "propertyNames":
-        out.append(Diagnostic.at(doc.mark(path), where, f"invalid key: {error.message}"))
+        for sub in error.context or []:
+            _diagnose(doc, sub, out)
+        if not error.context:
+            out.append(Diagnostic.at(doc.mark(path), where, f"invalid key: {error.message}"))
         return
     messages = {
         "minimum": lambda: f"{_show(inst)} is too small: the minimum is {error.validator_value}",
@@ -161,6 +163,13 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
     out.append(Diagnostic.at(doc.mark(path), where, msg))
 
 
+def _secret_allowed(path: PathT) -> bool:
+    """!secret belongs only where a secret is expected: keys, passwords, the Wi-Fi name."""
+    if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key")):
+        return True
+    return len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key"
+
+
 def validate_schema(doc: Document) -> list[Diagnostic]:
     """Schema diagnostics for a loaded document, in file order."""
     if not isinstance(doc.data, dict):
@@ -168,6 +177,12 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
         return [Diagnostic.at(doc.mark(()), "", f"the spec is {what}; it must be a mapping with at least "
                               "'name' and 'model' (see `clawgen schema` or docs/spec.md)")]
     out: list[Diagnostic] = []
+    for path in doc.secrets:
+        if not _secret_allowed(path):
+            out.append(Diagnostic.at(doc.mark(path), format_path(path),
+                                     "!secret is not allowed here; secrets go in model.api_key, "
+                                     "model.fallbacks[N].api_key, network.ssid, network.password and "
+                                     "web.brave_api_key"))
     for error in _validator().iter_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
     unique: dict[tuple[str, int, int, str], Diagnostic] = {}

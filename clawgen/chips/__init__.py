@@ -61,11 +61,16 @@ def default_search_dirs(spec_dir: str | os.PathLike[str] | None = None) -> list[
 
 
 def _dirs(search_dirs: Iterable[str | os.PathLike[str]] | None) -> list[Path]:
-    return default_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    """``search_dirs`` (default: ``default_search_dirs()``), always ending with the built-ins."""
+    dirs = default_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    if BUILTIN_DIR not in dirs:
+        dirs.append(BUILTIN_DIR)
+    return dirs
 
 
 def find_chip(name: str, search_dirs: Sequence[str | os.PathLike[str]] | None = None) -> Path | None:
-    """The first chip file called ``name`` along ``search_dirs`` (default: see module doc)."""
+    """The first chip file called ``name`` along ``search_dirs`` (default: see module doc), then
+    the built-in chips (searched last whether or not ``search_dirs`` lists them)."""
     for d in _dirs(search_dirs):
         for suffix in CHIP_SUFFIXES:
             p = d / f"{name}{suffix}"

@@ -33,7 +33,10 @@ def do_import(svd: str, chip: str, out: str | None, descriptions: bool, quiet: b
         for w in warnings:
             click.echo(w.text(), err=True)
     dest = Path(out) if out is not None else Path("chips")
-    path = write_chip(model, dest / f"{chip}.json.gz")
+    try:
+        path = write_chip(model, dest / f"{chip}.json.gz")
+    except OSError as e:
+        raise UsageError(f"cannot write {dest / (chip + '.json.gz')}: {e.strerror or e}") from None
     fields = enums = 0
     for p in model.peripherals:
         for ri in model.iter_peripheral_registers(p):

@@ -140,7 +140,7 @@ def chip_to_json(chip: Chip) -> dict:
     _put(doc, "cpu", chip.cpu)
     doc["source"] = chip.source
     periphs = []
-    written: dict[str, Peripheral] = {}
+    by_name = {p.name.upper(): p for p in chip.peripherals}
     for p in chip.peripherals:
         d: dict = {"name": p.name, "baseAddress": p.base_address}
         _put(d, "groupName", p.group_name)
@@ -151,12 +151,12 @@ def chip_to_json(chip: Chip) -> dict:
         if p.interrupts:
             d["interrupts"] = [_drop_none({"name": i.name, "value": i.value, "description": i.description})
                                for i in p.interrupts]
-        src = written.get((p.derived_from or "").upper())
-        if src is not None and src.registers is p.registers and src.clusters is p.clusters:
+        src = by_name.get((p.derived_from or "").upper())
+        if src is not None and src is not p and src.registers is p.registers and src.clusters is p.clusters \
+                and src.derived_from is None:
             d["derivedFrom"] = src.name  # shares the source's registers: written once
         else:
             _block_json(d, p.registers, p.clusters)
-        written.setdefault(p.name.upper(), p)
         periphs.append(d)
     doc["peripherals"] = periphs
     return doc
@@ -260,21 +260,22 @@ def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
     try:
         peripherals: list[Peripheral] = []
         by_name: dict[str, Peripheral] = {}
-        for d in doc["peripherals"]:
+        for d in doc["peripherals"]:  # first pass: peripherals with registers of their own
             ref = d.get("derivedFrom")
-            if ref is not None:
-                src = by_name.get(ref.upper())
-                if src is None:
-                    raise _Bad(f'peripheral {d["name"]} derives from unknown "{ref}"')
-                regs, clusters = src.registers, src.clusters
-            else:
-                regs, clusters = _block(d)
+            regs, clusters = ([], []) if ref is not None else _block(d)
             p = Peripheral(d["name"], d["baseAddress"], d.get("groupName"), d.get("description"),
                            [AddressBlock(b["offset"], b["size"], b.get("usage")) for b in d.get("addressBlocks", ())],
                            [Interrupt(i["name"], i["value"], i.get("description")) for i in d.get("interrupts", ())],
                            regs, clusters, None, ref)
             by_name.setdefault(p.name.upper(), p)
             peripherals.append(p)
+        for p in peripherals:  # second pass: share the source's lists (it may come later in the file)
+            if p.derived_from is not None:
+                src = by_name.get(p.derived_from.upper())
+                if src is None or src.derived_from is not None:
+                    raise _Bad(f'peripheral {p.name} derives from "{p.derived_from}", which is not a '
+                               "peripheral with registers of its own")
+                p.registers, p.clusters = src.registers, src.clusters
         return Chip(doc["name"], doc["device"], doc.get("vendor"), doc["width"], doc["addressUnitBits"],
                     peripherals, doc["source"], doc.get("cpu"), doc.get("description"))
     except _Bad as e:

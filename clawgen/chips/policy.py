@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import yaml
@@ -110,6 +110,7 @@ class PolicyTable:
     entries: list[PolicyEntry]
     blocks: list[Block]
     peripherals: list[PeripheralInfo]
+    source_path: str | None = None  # the chip database file, when the caller knows it
     _device: Any = field(default=None, repr=False, compare=False)
     _sheet: Any = field(default=None, repr=False, compare=False)
 
@@ -168,6 +169,7 @@ class _Rule:
     periph: str | None = field(init=False)  # literal peripheral name, if the first segment has no glob
     exact: bool = field(init=False)
     matches: int = 0
+    write_hits: int = 0  # matches where a write allow reached hardware-writable bits
 
     def __post_init__(self) -> None:
         self.regex = re.compile(fnmatch.translate(self.pattern))
@@ -299,6 +301,7 @@ class _Verdict:
     read_exact: bool = False  # an allow entry names the register (or a field of it) without a glob
     wallow: int = 0
     wdeny: int = 0
+    wrules: list[_Rule] = field(default_factory=list)  # allow rules that granted write bits
 
 
 def _evaluate(ri: RegisterInstance, rules: list[_Rule], hw: int) -> _Verdict:
@@ -336,6 +339,9 @@ def _evaluate(ri: RegisterInstance, rules: list[_Rule], hw: int) -> _Verdict:
                 v.read_exact = v.read_exact or exact
             if "write" in r.access:
                 v.wallow |= bits & hw
+                if bits & hw:
+                    r.write_hits += 1
+                    v.wrules.append(r)
     return v
 
 
@@ -343,7 +349,7 @@ def _evaluate(ri: RegisterInstance, rules: list[_Rule], hw: int) -> _Verdict:
 # Defaults
 
 
-@lru_cache(maxsize=None)
+@cache
 def _default_policy_text(chip_name: str) -> str | None:
     p = chips_dir() / f"{chip_name}.policy.yaml"
     return p.read_text(encoding="utf-8") if p.is_file() else None
@@ -401,11 +407,16 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
 
     entries: list[PolicyEntry] = []
     for addr in sorted(by_addr):
-        e = _merge(addr, by_addr[addr])
+        e = _merge(addr, by_addr[addr], pos, diags)
         if e is not None:
             entries.append(e)
 
     _unmatched(chip, rules, pos, diags)
+    for r in rules:
+        if r.matches and not r.deny and not r.from_defaults and r.access == {"write"} and not r.write_hits:
+            diags.append(Diagnostic.at(pos(r.path), _spec_path_text(r.path),
+                                       f'"{r.pattern}" is read-only in hardware; write access has no effect',
+                                       WARNING))
     allowed_periphs = {e.peripheral for e in entries}
     blocks = _blocks(chip, allowed_periphs, known)
     allowed_count: dict[str, int] = {}
@@ -424,7 +435,8 @@ def _warn_unsupported(ri: RegisterInstance, rules: list[_Rule], pos: Positions, 
                                        "only aligned 32-bit registers can be accessed", WARNING))
 
 
-def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]]) -> PolicyEntry | None:
+def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]], pos: Positions,
+           diags: list[Diagnostic]) -> PolicyEntry | None:
     # Aliases at one address (alternate registers, overlapping peripherals): an allow through
     # any name counts, a deny through any name wins.
     ri, _, (hw, idle, idlemask, read_effect, modified) = items[0]
@@ -452,6 +464,12 @@ def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]]) -> 
     if wmask and no_rmw and protected & ~idlemask:
         # Other writable bits can't be preserved (no read-back) and have no harmless value.
         wmask = 0
+        user = [r for _, v, _ in items for r in v.wrules if not r.from_defaults]
+        if user:
+            diags.append(Diagnostic.at(
+                pos(user[0].path), _spec_path_text(user[0].path),
+                f"{ri.path} can't be written in part: it must not be read-modify-written and its other "
+                "fields have no harmless value; allow (or deny) writing the whole register", WARNING))
     if not can_read and not wmask:
         return None
     flags = 0
@@ -542,14 +560,3 @@ def _blocks(chip: Chip, allowed_periphs: set[str], known: set[int]) -> list[Bloc
         blocks.append(Block(start, end - start, "/".join(names), bitmap))
     return blocks
 
-
-def iter_patterns(value: Any) -> Iterable[str]:
-    """Every pattern string of a ``registers:`` value (for tools that list them)."""
-    if not isinstance(value, dict):
-        return
-    for kind in ("allow", "deny"):
-        for item in value.get(kind) or []:
-            if isinstance(item, str):
-                yield item
-            elif isinstance(item, dict) and isinstance(item.get("match"), str):
-                yield item["match"]

@@ -93,6 +93,7 @@ _READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
 _PROTECTION = {"s", "n", "p"}
 _ENUM_USAGE = {"read", "write", "read-write"}
 
+_MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
 _INT_RE = re.compile(r"^\s*\+?(0[xX][0-9a-fA-F]+|0[bB][01]+|#[01]+|[0-9]+)\s*([kKmMgGtT])?\s*$")
 _SCALE = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _BITRANGE_RE = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
@@ -114,6 +115,18 @@ def parse_int(text: str | None) -> int | None:
     else:
         v = int(s[2:], 16) if s[:2] in ("0x", "0X") else int(s, 10)
     return v * _SCALE[scale.lower()] if scale else v
+
+
+def _int(text: str) -> int | None:
+    """parse_int with a fast path for the common plain decimal and 0x forms."""
+    if text[:2] in ("0x", "0X"):
+        try:
+            return int(text[2:], 16)
+        except ValueError:
+            return parse_int(text)
+    if text.isdigit():
+        return int(text)
+    return parse_int(text)
 
 
 def parse_enum_value(text: str) -> tuple[int, int | None] | None:
@@ -140,14 +153,17 @@ def parse_enum_value(text: str) -> tuple[int, int | None] | None:
 class _Node:
     """One SVD element: its simple values (text, line) and its child nodes by kind."""
 
-    __slots__ = ("derived_from", "index", "kids", "kind", "line", "name", "parent", "props", "resolved",
+    __slots__ = ("derived_from", "el", "index", "kids", "kind", "line", "name", "parent", "props", "resolved",
                  "resolving", "wc")
 
-    def __init__(self, kind: str, line: int, parent: _Node | None):
+    def __init__(self, kind: str, el: etree._Element, parent: _Node | None):
         self.kind = kind
-        self.line = line
+        self.el = el
+        self.line: int = el.sourceline or 0
         self.parent = parent
-        self.props: dict[str, tuple[str, int]] = {}
+        # Raw text of each simple child (unstripped; None when empty). Lines are looked up in
+        # ``el`` only when a warning needs one: most values never need it.
+        self.props: dict[str, str | None] = {}
         self.kids: dict[str, list[_Node]] = {}
         self.name = ""
         self.derived_from: tuple[str, int] | None = None
@@ -157,12 +173,13 @@ class _Node:
         self.wc: dict[str, tuple[str, int]] | None = None  # writeConstraint children
 
     def get(self, key: str) -> str | None:
+        """The stripped text of a simple child; None when absent or empty."""
         v = self.props.get(key)
-        return v[0] if v is not None else None
+        return (v.strip() or None) if v else None
 
     def line_of(self, key: str) -> int:
-        v = self.props.get(key)
-        return v[1] if v is not None else self.line
+        c = self.el.find(key)
+        return (c.sourceline or self.line) if c is not None else self.line
 
     def path(self) -> str:
         parts = []
@@ -214,9 +231,11 @@ class _Importer:
         self.device: _Node | None = None
         self.enum_index: dict[str, _Node] | None = None
         self.reg_lines: dict[int, int] = {}  # id(Register) -> source line, for later checks
+        self.items_owner: dict[int, _Node] = {}  # id(peripheral's register list) -> declaring node
 
     # -- diagnostics ---------------------------------------------------------------------------
-    def warn(self, line: int, path: str, message: str) -> None:
+    def warn(self, line: int, where: _Node | str, message: str) -> None:
+        path = where if isinstance(where, str) else where.path()  # paths are built only when needed
         key = (line, path, message)
         if key not in self.diags:
             self.diags[key] = Diagnostic(self.file, line or 1, 1, path, WARNING, message)
@@ -235,26 +254,28 @@ class _Importer:
 
     # -- phase 1: read -------------------------------------------------------------------------
     def read(self, el: etree._Element, kind: str, parent: _Node | None) -> _Node:
-        node = _Node(kind, el.sourceline or 0, parent)
-        simple = _SIMPLE[kind]
-        struct = _STRUCT[kind]
+        node = _Node(kind, el, parent)
         df = el.get("derivedFrom")
         if df is not None:
-            node.derived_from = (df.strip(), el.sourceline or 0)
-        for child in el:
-            tag = child.tag
-            if not isinstance(tag, str):
-                continue  # comments, processing instructions
-            if tag in simple:
-                if len(child):
-                    self.warn(child.sourceline or 0, "", f"<{tag}> should hold text, not elements; ignored")
-                    continue
-                node.props[tag] = ((child.text or "").strip(), child.sourceline or 0)
-            elif tag in struct:
-                self.read_struct(node, kind, tag, child)
-            else:
-                self.unknown.setdefault((kind, tag), []).append(child.sourceline or 0)
-        node.name = node.get("name") or ""
+            node.derived_from = (df.strip(), node.line)
+        # One C-level pass for the simple values; the rare rest is sorted out below.
+        props = {c.tag: c.text for c in el}
+        extra = props.keys() - _SIMPLE[kind]
+        if extra:
+            struct = _STRUCT[kind]
+            for tag in extra:
+                del props[tag]
+                if not isinstance(tag, str):
+                    continue  # comments, processing instructions, entities
+                if tag in struct:
+                    for child in el.iterchildren(tag):
+                        self.read_struct(node, kind, tag, child)
+                else:
+                    self.unknown.setdefault((kind, tag), []).extend(
+                        c.sourceline or 0 for c in el.iterchildren(tag))
+        node.props = props
+        name = props.get("name")
+        node.name = name.strip() if name else ""
         return node
 
     def read_struct(self, node: _Node, kind: str, tag: str, child: etree._Element) -> None:
@@ -300,13 +321,13 @@ class _Importer:
             return node
         ref, line = node.derived_from
         if node.resolving:
-            self.warn(line, node.path(), f'derivedFrom cycle through "{ref}"; derivation ignored')
+            self.warn(line, node, f'derivedFrom cycle through "{ref}"; derivation ignored')
             return node  # cut the cycle here; the outer call settles node.resolved
         node.resolving = True
         try:
             base = self.lookup(node, ref)
             if base is None:
-                self.warn(line, node.path(), f'derivedFrom "{ref}": no {node.kind} of that name; ignored')
+                self.warn(line, node, f'derivedFrom "{ref}": no {node.kind} of that name; ignored')
                 node.resolved = node
                 return node
             base_r = self.resolve(base)
@@ -320,14 +341,14 @@ class _Importer:
             node.resolving = False
 
     def merge(self, base: _Node, own: _Node) -> _Node:
-        m = _Node(own.kind, own.line, own.parent)
+        m = _Node(own.kind, own.el, own.parent)
         m.props = {**base.props, **own.props}
         if own.kind == "peripheral":
             # Dims and interrupts belong to the instance, not to what it derives from.
             for k in _DIM:
                 if k not in own.props:
                     m.props.pop(k, None)
-        m.name = own.name
+        m.name = own.name or base.name  # an unnamed derived enumeratedValues keeps the base's name
         m.wc = own.wc if own.wc is not None else base.wc
         for bucket in set(base.kids) | set(own.kids):
             b = base.kids.get(bucket, [])
@@ -396,17 +417,25 @@ class _Importer:
 
     # -- value helpers ---------------------------------------------------------------------------
     def int_prop(self, node: _Node, key: str) -> int | None:
-        text = node.get(key)
-        if text is None:
+        text = node.props.get(key)
+        if not text:
             return None
-        v = parse_int(text)
+        v = _int(text)
         if v is None:
-            self.warn(node.line_of(key), node.path(), f'<{key}> "{text}" is not a number; ignored')
+            if not text.strip():
+                return None
+            self.warn(node.line_of(key), node, f'<{key}> "{text.strip()}" is not a number; ignored')
         return v
 
     def access_prop(self, node: _Node, key: str = "access") -> str | None:
-        text = node.get(key)
-        if text is None or text == "":
+        text = node.props.get(key)
+        if not text:
+            return None
+        exact = _ACCESS_EXACT.get(text)
+        if exact is not None:
+            return exact
+        text = text.strip()
+        if not text:
             return None
         exact = _ACCESS_EXACT.get(text)
         if exact is not None:
@@ -415,32 +444,39 @@ class _Importer:
         if mapped is None and text.lower() in {a.lower() for a in ACCESS_TYPES}:
             mapped = next(a for a in ACCESS_TYPES if a.lower() == text.lower())
         if mapped is not None:
-            self.warn(node.line_of(key), node.path(), f'non-standard access "{text}" read as "{mapped}"')
+            self.warn(node.line_of(key), node, f'non-standard access "{text}" read as "{mapped}"')
             return mapped
-        self.warn(node.line_of(key), node.path(), f'unknown access "{text}"; ignored')
+        self.warn(node.line_of(key), node, f'unknown access "{text}"; ignored')
         return None
 
     def choice_prop(self, node: _Node, key: str, allowed: set[str]) -> str | None:
-        text = node.get(key)
-        if text is None:
+        text = node.props.get(key)
+        if not text:
+            return None
+        if text in allowed:
+            return text
+        text = text.strip()
+        if not text:
             return None
         if text in allowed:
             return text
         for a in allowed:
             if a.lower() == text.lower():
-                self.warn(node.line_of(key), node.path(), f'<{key}> "{text}" read as "{a}"')
+                self.warn(node.line_of(key), node, f'<{key}> "{text}" read as "{a}"')
                 return a
-        self.warn(node.line_of(key), node.path(),
+        self.warn(node.line_of(key), node,
                   f'unknown <{key}> "{text}" ignored (expected one of {", ".join(sorted(allowed))})')
         return None
 
     def description(self, node: _Node) -> str | None:
         if not self.keep_descriptions:
             return None
-        d = node.get("description")
-        return " ".join(d.split()) if d else None
+        d = node.props.get("description")
+        return (" ".join(d.split()) or None) if d else None
 
     def ctx_of(self, node: _Node, outer: _Ctx) -> _Ctx:
+        if node.props.keys().isdisjoint(_REG_PROPS):
+            return outer
         size = self.int_prop(node, "size")
         return _Ctx(
             size if size is not None else outer.size,
@@ -454,32 +490,32 @@ class _Importer:
         count = self.int_prop(node, "dim")
         if count is None:
             if name_has_placeholder:
-                self.warn(node.line, node.path(), f'"{node.name}" has %s but no <dim>; taken as one element')
+                self.warn(node.line, node, f'"{node.name}" has %s but no <dim>; taken as one element')
                 return Dim(1, 0, ["0"])
             if node.get("dimIncrement") is not None or node.get("dimIndex") is not None:
-                self.warn(node.line, node.path(), "<dimIncrement>/<dimIndex> without <dim>; ignored")
+                self.warn(node.line, node, "<dimIncrement>/<dimIndex> without <dim>; ignored")
             return None
         inc = self.int_prop(node, "dimIncrement")
         if inc is None:
-            self.warn(node.line_of("dim"), node.path(), "<dim> without <dimIncrement>; increment taken as 0")
+            self.warn(node.line_of("dim"), node, "<dim> without <dimIncrement>; increment taken as 0")
             inc = 0
-        if count < 1:
-            self.warn(node.line_of("dim"), node.path(), f"<dim> {count} is not positive; taken as 1")
+        if count < 1 or count > _MAX_DIM:
+            self.warn(node.line_of("dim"), node, f"<dim> {count} is out of range (1..{_MAX_DIM}); taken as 1")
             count = 1
         indices = [str(i) for i in range(count)]
         text = node.get("dimIndex")
         if text is not None:
             parsed = parse_dim_index(text)
             if parsed is None:
-                self.warn(node.line_of("dimIndex"), node.path(), f'<dimIndex> "{text}" not understood; using 0..{count - 1}')
+                self.warn(node.line_of("dimIndex"), node, f'<dimIndex> "{text}" not understood; using 0..{count - 1}')
             elif len(parsed) != count:
-                self.warn(node.line_of("dimIndex"), node.path(),
+                self.warn(node.line_of("dimIndex"), node,
                           f"<dimIndex> lists {len(parsed)} indices but <dim> is {count}; using <dim>")
                 indices = (parsed + indices[len(parsed):])[:count]
             else:
                 indices = parsed
         if not name_has_placeholder:
-            self.warn(node.line_of("dim"), node.path(), f'array "{node.name}" has no %s in its name; appending it')
+            self.warn(node.line_of("dim"), node, f'array "{node.name}" has no %s in its name; appending it')
         return Dim(count, inc, indices)
 
     # -- phase 3: build ------------------------------------------------------------------------
@@ -508,9 +544,11 @@ class _Importer:
     def array_name(self, n: _Node) -> tuple[str, Dim | None] | None:
         name = n.name
         if not name:
-            self.warn(n.line, n.path(), f"<{n.kind}> without <name>; skipped")
+            self.warn(n.line, n, f"<{n.kind}> without <name>; skipped")
             return None
         has = "%s" in name
+        if not has and n.props.keys().isdisjoint(_DIM):
+            return name, None
         dim = self.dim_of(n, has)
         if dim is not None and not has:
             name += "%s"
@@ -522,7 +560,7 @@ class _Importer:
             return None
         offset = self.int_prop(n, "addressOffset")
         if offset is None:
-            self.warn(n.line, n.path(), "cluster without <addressOffset>; taken as 0")
+            self.warn(n.line, n, "cluster without <addressOffset>; taken as 0")
             offset = 0
         regs, clusters = self.build_block(n.kids.get("items", []), self.ctx_of(n, outer))
         return Cluster(named[0], offset, named[1], regs, clusters, self.description(n))
@@ -532,78 +570,99 @@ class _Importer:
         if named is None:
             return None
         name, dim = named
-        path = n.path()
         offset = self.int_prop(n, "addressOffset")
         if offset is None:
-            self.warn(n.line, path, "register without <addressOffset>; taken as 0")
+            self.warn(n.line, n, "register without <addressOffset>; taken as 0")
             offset = 0
         ctx = self.ctx_of(n, outer)
         size = ctx.size if ctx.size is not None else 32
         if size <= 0 or size > 64:
-            self.warn(n.line_of("size"), path, f"register size {size} bits is out of range; taken as 32")
+            self.warn(n.line_of("size"), n, f"register size {size} bits is out of range; taken as 32")
             size = 32
         full = (1 << size) - 1
         reset_value = ctx.reset_value if ctx.reset_value is not None else 0
         reset_mask = ctx.reset_mask if ctx.reset_mask is not None else full
         if reset_value & ~full:
-            self.warn(n.line_of("resetValue"), path,
+            self.warn(n.line_of("resetValue"), n,
                       f"reset value {reset_value:#x} does not fit in {size} bits; truncated")
             reset_value &= full
         reset_mask &= full
-        fields = [f for f in (self.build_field(self.resolve(x), ctx.access, size)
-                              for x in n.kids.get("items", [])) if f is not None]
+        fields: list[Field] = []
+        field_lines: list[int] = []
+        for x in n.kids.get("items", ()):
+            f = self.build_field(x.resolved or self.resolve(x), ctx.access)
+            if f is not None:
+                fields.append(f)
+                field_lines.append(x.line)
         access = ctx.access
         if access is None:
             access = _access_from_fields(fields) or "read-write"
             for f in fields:
                 if f.access is None:
                     f.access = access
-        self.check_fields(n, fields, size)
+        self.check_fields(n, fields, field_lines, size)
         reg = Register(
             name, offset, size, access, ctx.protection, reset_value, reset_mask, dim, fields,
             self.choice_prop(n, "modifiedWriteValues", _MWV), self.choice_prop(n, "readAction", _READ_ACTIONS),
-            self.write_constraint(n), n.get("alternateRegister") or None, n.get("alternateGroup") or None,
-            self.description(n))
+            self.write_constraint(n) if n.wc is not None else None,
+            n.get("alternateRegister") if "alternateRegister" in n.props else None,
+            n.get("alternateGroup") if "alternateGroup" in n.props else None, self.description(n))
         self.reg_lines[id(reg)] = n.line
         return reg
 
-    def build_field(self, n: _Node, reg_access: str | None, reg_size: int) -> Field | None:
-        named = self.array_name(n)
-        if named is None:
-            return None
-        name, dim = named
-        path = n.path()
+    def build_field(self, n: _Node, reg_access: str | None) -> Field | None:
+        # The hot path of an import (most elements are fields): common forms are inlined.
+        p = n.props
+        name = n.name
+        dim: Dim | None = None
+        if not name or "%s" in name or not p.keys().isdisjoint(_DIM):
+            named = self.array_name(n)
+            if named is None:
+                return None
+            name, dim = named
         lsb: int | None
         width: int | None
-        if n.get("bitOffset") is not None:
+        bo, bw = p.get("bitOffset"), p.get("bitWidth")
+        if bo is not None and bw is not None and bo.isdigit() and bw.isdigit():
+            lsb, width = int(bo), int(bw)
+        elif "bitOffset" in p:
             lsb = self.int_prop(n, "bitOffset")
-            width = self.int_prop(n, "bitWidth") if n.get("bitWidth") is not None else 1
-        elif n.get("lsb") is not None and n.get("msb") is not None:
-            lsb, msb = self.int_prop(n, "lsb"), self.int_prop(n, "msb")
-            width = msb - lsb + 1 if lsb is not None and msb is not None else None
-        elif n.get("bitRange") is not None:
-            m = _BITRANGE_RE.match(n.get("bitRange") or "")
-            if m is None:
-                lsb = width = None
+            width = self.int_prop(n, "bitWidth") if "bitWidth" in p else 1
+        elif ("lsb" in p and "msb" in p) or "bitRange" in p:
+            if "bitRange" in p and not ("lsb" in p and "msb" in p):
+                m = _BITRANGE_RE.match(p["bitRange"] or "")
+                lo, hi = (int(m.group(2)), int(m.group(1))) if m is not None else (None, None)
             else:
-                lsb, width = int(m.group(2)), int(m.group(1)) - int(m.group(2)) + 1
+                lo, hi = self.int_prop(n, "lsb"), self.int_prop(n, "msb")
+            if lo is not None and hi is not None and hi < lo:
+                self.warn(n.line, n, f"field msb {hi} is below its lsb {lo}; read as bits {lo}:{hi}")
+                lo, hi = hi, lo
+            lsb, width = (lo, hi - lo + 1) if lo is not None and hi is not None else (None, None)
         else:
             lsb = width = None
-        if lsb is None or width is None or width <= 0:
-            self.warn(n.line, path, "field without a valid bit position (bitOffset/bitWidth, lsb/msb or "
-                                    "bitRange); skipped")
+        if lsb is not None and width is not None and width <= 0:
+            self.warn(n.line, n, f"field width {width} is not positive; skipped")
             return None
-        access = self.access_prop(n) or reg_access
+        if lsb is None or width is None:
+            self.warn(n.line, n, "field without a valid bit position (bitOffset/bitWidth, lsb/msb or "
+                                 "bitRange); skipped")
+            return None
+        acc = p.get("access")
+        access = (_ACCESS_EXACT.get(acc) or self.access_prop(n) if acc else None) or reg_access
         enums = []
-        for e in n.kids.get("items", []):
-            s = self.build_enum_set(e, width)
-            if s is not None:
-                enums.append(s)
-        if len(enums) > 2:
-            self.warn(n.line, path, f"{len(enums)} enumeratedValues sets; at most 2 (read and write) expected")
-        return Field(name, lsb, width, access, self.choice_prop(n, "modifiedWriteValues", _MWV),
-                     self.choice_prop(n, "readAction", _READ_ACTIONS), self.write_constraint(n), enums,
-                     self.description(n), dim)
+        if n.kids:
+            for e in n.kids.get("items", ()):
+                s = self.build_enum_set(e, width)
+                if s is not None:
+                    enums.append(s)
+            if len(enums) > 2:
+                self.warn(n.line, n, f"{len(enums)} enumeratedValues sets; at most 2 (read and write) expected")
+        desc = p.get("description") if self.keep_descriptions else None
+        return Field(name, lsb, width, access,
+                     self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in p else None,
+                     self.choice_prop(n, "readAction", _READ_ACTIONS) if "readAction" in p else None,
+                     self.write_constraint(n) if n.wc is not None else None, enums,
+                     (" ".join(desc.split()) or None) if desc else None, dim)
 
     def build_enum_set(self, raw: _Node, width: int) -> EnumSet | None:
         key = id(raw)
@@ -620,30 +679,30 @@ class _Importer:
         for v in n.kids.get("items", []):
             vname = v.name
             if not vname:
-                self.warn(v.line, n.path(), "<enumeratedValue> without <name>; skipped")
+                self.warn(v.line, n, "<enumeratedValue> without <name>; skipped")
                 continue
             is_default = (v.get("isDefault") or "").lower() in ("true", "1")
             text = v.get("value")
             if text is None:
                 if not is_default:
-                    self.warn(v.line, n.path(), f'enumeratedValue "{vname}" has neither <value> nor '
+                    self.warn(v.line, n, f'enumeratedValue "{vname}" has neither <value> nor '
                                                 "<isDefault>; skipped")
                     continue
                 values.append(EnumValue(vname, 0, 0, True, self.description(v)))
                 continue
             parsed = parse_enum_value(text)
             if parsed is None:
-                self.warn(v.line_of("value"), n.path(), f'enumeratedValue "{vname}": value "{text}" is not '
+                self.warn(v.line_of("value"), n, f'enumeratedValue "{vname}": value "{text}" is not '
                                                         "a number; skipped")
                 continue
             value, mask = parsed
             mask = full if mask is None else mask & full
             if value & ~full:
-                self.warn(v.line_of("value"), n.path(),
+                self.warn(v.line_of("value"), n,
                           f'enumeratedValue "{vname}" = {value:#x} does not fit in the field\'s {width} bits')
             dup = seen.get((value, mask))
             if dup is not None and not is_default:
-                self.warn(v.line_of("value"), n.path(), f'enumeratedValue "{vname}" repeats the value of "{dup}"')
+                self.warn(v.line_of("value"), n, f'enumeratedValue "{vname}" repeats the value of "{dup}"')
             seen.setdefault((value, mask), vname)
             values.append(EnumValue(vname, value, mask, is_default, self.description(v)))
         out = EnumSet(n.name or None, usage, values)
@@ -655,48 +714,50 @@ class _Importer:
         if wc is None:
             return None
         out = WriteConstraint()
-        path = n.path()
         for tag, (text, line) in wc.items():
             if tag in ("writeAsRead", "useEnumeratedValues"):
                 setattr(out, "write_as_read" if tag == "writeAsRead" else "use_enumerated_values",
                         text.lower() in ("true", "1"))
             elif tag not in ("minimum", "maximum"):
-                self.warn(line, path, f"unknown element <{tag}> in <writeConstraint> ignored")
+                self.warn(line, n, f"unknown element <{tag}> in <writeConstraint> ignored")
         if "minimum" in wc or "maximum" in wc:
             lo = parse_int(wc.get("minimum", ("", 0))[0])
             hi = parse_int(wc.get("maximum", ("", 0))[0])
             line = wc.get("minimum", wc.get("maximum", ("", n.line)))[1]
             if lo is None or hi is None:
-                self.warn(line, path, "writeConstraint <range> needs numeric <minimum> and <maximum>; ignored")
+                self.warn(line, n, "writeConstraint <range> needs numeric <minimum> and <maximum>; ignored")
             elif lo > hi:
-                self.warn(line, path, f"writeConstraint range {lo}..{hi} is empty; ignored")
+                self.warn(line, n, f"writeConstraint range {lo}..{hi} is empty; ignored")
             else:
                 out.range = (lo, hi)
         return out
 
     # -- sanity checks -------------------------------------------------------------------------
-    def check_fields(self, n: _Node, fields: list[Field], size: int) -> None:
-        path = n.path()
-        spans: list[tuple[int, int, Field]] = []
-        for f in fields:
-            count = f.dim.count if f.dim else 1
-            inc = f.dim.increment if f.dim else 0
-            top = f.lsb + (count - 1) * inc + f.width - 1
+    def check_fields(self, n: _Node, fields: list[Field], lines: list[int], size: int) -> None:
+        """Fields inside the register, not overlapping (except a read field with a write field)."""
+        spans: list[tuple[int, int, int]] = []  # (lo, hi, index into fields)
+        for k, f in enumerate(fields):
+            if f.dim is None:
+                top = f.lsb + f.width - 1
+                spans.append((f.lsb, top, k))
+            else:
+                inc = f.dim.increment
+                top = f.lsb + (f.dim.count - 1) * inc + f.width - 1
+                spans.extend((f.lsb + i * inc, f.lsb + i * inc + f.width - 1, k) for i in range(f.dim.count))
             if top >= size:
-                self.warn(n.line, path, f'field "{f.name}" (bits {top}:{f.lsb}) lies outside the {size}-bit register')
-            for i in range(count):
-                spans.append((f.lsb + i * inc, f.lsb + i * inc + f.width - 1, f))
-        spans.sort(key=lambda s: s[0])
-        for i in range(1, len(spans)):
-            lo, _, f = spans[i]
-            for j in range(i - 1, -1, -1):
-                _, phi, g = spans[j]
-                if phi < lo:
-                    continue
-                if g is f or {f.access, g.access} == {"read-only", "write-only"}:
-                    continue  # a read field and a write field may share bits
-                self.warn(n.line, path, f'fields "{g.name}" and "{f.name}" overlap')
-                break
+                self.warn(lines[k], n, f'field "{f.name}" (bits {top}:{f.lsb}) lies outside the {size}-bit register')
+        spans.sort()
+        active: list[tuple[int, int, int]] = []
+        for span in spans:
+            lo = span[0]
+            active = [a for a in active if a[1] >= lo]
+            f = fields[span[2]]
+            for a in active:
+                g = fields[a[2]]
+                if g is not f and {f.access, g.access} != {"read-only", "write-only"}:
+                    self.warn(lines[span[2]], n, f'fields "{g.name}" and "{f.name}" overlap')
+                    break
+            active.append(span)
 
     def check_overlaps(self, items: list[_Node], regs: list[Register]) -> None:
         """Registers at the same offset must say they are alternates of each other."""
@@ -755,35 +816,36 @@ class _Importer:
         name, dim = named
         base = self.int_prop(n, "baseAddress")
         if base is None:
-            self.warn(n.line, n.path(), "peripheral without <baseAddress>; skipped")
+            self.warn(n.line, n, "peripheral without <baseAddress>; skipped")
             return []
         ctx = self.ctx_of(n, dev_ctx)
         regs, clusters = self.build_block(n.kids.get("items", []), ctx)
         if not regs and not clusters:
-            self.warn(n.line, n.path(), "peripheral has no registers")
+            self.warn(n.line, n, "peripheral has no registers")
         blocks = []
         for b in n.kids.get("blocks", []):
             off, size = self.int_prop(b, "offset"), self.int_prop(b, "size")
             if off is None or size is None:
-                self.warn(b.line, n.path(), "addressBlock needs <offset> and <size>; ignored")
+                self.warn(b.line, n, "addressBlock needs <offset> and <size>; ignored")
                 continue
             blocks.append(AddressBlock(off, size, b.get("usage")))
         irqs = []
         for i in n.kids.get("interrupts", []):
             value = self.int_prop(i, "value")
             if not i.name or value is None:
-                self.warn(i.line, n.path(), "interrupt needs <name> and <value>; ignored")
+                self.warn(i.line, n, "interrupt needs <name> and <value>; ignored")
                 continue
             irqs.append(Interrupt(i.name, value, self.description(i)))
-        derived = None
-        if raw.derived_from is not None and not raw.kids.get("items") and n is not raw:
-            derived = raw.derived_from[0].split(".")[-1]
+        # The peripheral that declared the registers this one shares (end of a derivedFrom chain).
+        owner = self.items_owner.get(id(n.kids.get("items")))
+        derived = owner.name if owner is not None and owner is not raw else None
         out = []
         for k in range(dim.count if dim else 1):
             pname = name.replace("[%s]", dim.indices[k]).replace("%s", dim.indices[k]) if dim else name
             pbase = base + (k * dim.increment if dim else 0)
+            # Elements of a peripheral array share the first element's registers.
             p = Peripheral(pname, pbase, n.get("groupName") or None, self.description(n), blocks, irqs, regs,
-                           clusters, None, derived)
+                           clusters, None, derived if k == 0 or derived else out[0].name)
             if k == 0:
                 self.check_blocks(p)
             out.append(p)
@@ -876,8 +938,9 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
         data = Path(path).read_bytes()
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
-    parser = etree.XMLParser(remove_comments=True, remove_pis=True, huge_tree=True, resolve_entities=False,
-                             no_network=True, load_dtd=False)
+    # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.
+    parser = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True,
+                             load_dtd=False)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
@@ -891,9 +954,20 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
         _strip_namespaces(root)
     if root.tag != "device":
         raise imp.fatal(root.sourceline or 1, f"not a CMSIS-SVD file: root element is <{root.tag}>, not <device>")
+    try:
+        return _import_tree(imp, root, data, file, chip_name)
+    except RecursionError:
+        raise imp.fatal(1, "elements nested too deeply (or a derivedFrom chain too long) to import") from None
+
+
+def _import_tree(imp: _Importer, root: etree._Element, data: bytes, file: str,
+                 chip_name: str | None) -> tuple[Chip, list[Diagnostic]]:
     dev = imp.read(root, "device", None)
     imp.device = dev
     periph_nodes = dev.kids.get("items", [])
+    for raw in periph_nodes:
+        if raw.kids.get("items"):
+            imp.items_owner[id(raw.kids["items"])] = raw
     if not periph_nodes:
         raise imp.fatal(root.sourceline or 1, "no <peripherals> in this SVD file")
     width = imp.int_prop(dev, "width") or 32
@@ -911,7 +985,6 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
             peripherals.append(p)
     if not peripherals:
         raise imp.fatal(root.sourceline or 1, "no usable peripheral in this SVD file")
-    _check_derived_refs(peripherals)
     chip = Chip(
         name=chip_name or dev.name or Path(file).stem,
         device_name=dev.name or Path(file).stem,
@@ -924,16 +997,3 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
         description=imp.description(dev),
     )
     return chip, imp.diagnostics()
-
-
-def _check_derived_refs(peripherals: list[Peripheral]) -> None:
-    """``derived_from`` is kept only when it names an earlier peripheral whose lists are shared."""
-    by_name: dict[str, Peripheral] = {}
-    for p in peripherals:
-        src = by_name.get((p.derived_from or "").upper())
-        if src is None or src.registers is not p.registers or src.clusters is not p.clusters:
-            # Find any earlier peripheral sharing the lists (a chain of derivations).
-            src = next((q for q in by_name.values() if q.registers is p.registers and q.clusters is p.clusters
-                        and (q.registers or q.clusters)), None)
-        p.derived_from = src.name if src is not None else None
-        by_name.setdefault(p.name.upper(), p)

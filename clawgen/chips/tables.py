@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import fnmatch
 import struct
+import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import yaml
 
 from clawgen.chips.model import Field, Register
-from clawgen.chips.policy import C_ENUM, F_READ, F_WRITE, PolicyEntry, PolicyTable
+from clawgen.chips.policy import F_WRITE, PolicyTable
 from clawgen.resources import chips_dir
 
 ENTRY_FORMAT = "<IBBHIIIIHBx"
@@ -62,6 +63,13 @@ class DeviceTables:
     @property
     def blocks_bytes(self) -> bytes:
         return b"".join(struct.pack(BLOCK_FORMAT, *b) for b in self.blocks)
+
+    @property
+    def policy_id(self) -> int:
+        """A 30-bit fingerprint of the enforced tables: clawreg.py uses the C module only when
+        the firmware's tables are the same as its own (a small int on MicroPython)."""
+        data = self.entries_bytes + self.cons_bytes + self.blocks_bytes + self.known
+        return zlib.crc32(data) & 0x3FFFFFFF
 
     def py(self, what: str) -> str:
         """A Python literal of one table, for the templates."""
@@ -155,7 +163,7 @@ def reset_values(table: PolicyTable) -> dict[int, int]:
 # Datasheet
 
 
-@lru_cache(maxsize=None)
+@cache
 def _notes(chip_name: str) -> tuple[tuple[str, str], ...]:
     p = chips_dir() / f"{chip_name}.notes.yaml"
     if not p.is_file():
@@ -183,8 +191,8 @@ _ACCESS_SHORT = {"read-only": "ro", "write-only": "wo", "read-write": "rw", "wri
 def _field_line(reg: Register, f: Field) -> str:
     access = _ACCESS_SHORT.get(f.access or reg.access, f.access or reg.access)
     bits = f"[{f.msb}:{f.lsb}]" if f.width > 1 else f"[{f.lsb}]"
-    reset = (reg.reset_value >> f.lsb) & ((1 << f.width) - 1)
-    line = f"  {f.name.upper()} {bits} {access} reset={reset:#x}"
+    # The field's reset value is computed on the device from the register's (saves flash).
+    line = f"  {f.name.upper()} {bits} {access}"
     extra = []
     if f.modified_write_values or reg.modified_write_values:
         extra.append(f.modified_write_values or reg.modified_write_values or "")
@@ -202,20 +210,16 @@ def _field_line(reg: Register, f: Field) -> str:
 @dataclass
 class SheetTables:
     modules: str  # the text modules() returns
-    regs: str  # one line per allowed register: "NAME\tHEADER\tLAYOUT_INDEX"
-    layouts: list[str]
+    layout_of: bytes  # <H per policy entry (clawreg's order): index into layouts
+    layouts: list[str]  # "access reset=0x.. - description" then one line per field
 
     def py(self, what: str) -> str:
-        return py_literal_lines({"modules": self.modules, "regs": self.regs}[what])
+        return py_literal_lines({"modules": self.modules, "layout_of": self.layout_of}[what])
 
     def py_layouts(self) -> str:
         if not self.layouts:
             return "()"
         return "(\n" + "".join(f"    {py_literal_lines(x)},\n" for x in self.layouts) + ")"
-
-
-def _policy_word(e: PolicyEntry) -> str:
-    return ("r" if e.flags & F_READ else "") + ("w" if e.flags & F_WRITE else "") or "-"
 
 
 def sheet_tables(table: PolicyTable) -> SheetTables:
@@ -225,23 +229,22 @@ def sheet_tables(table: PolicyTable) -> SheetTables:
                      + (f", {p.allowed} allowed" if p.allowed else ""))
     layouts: list[str] = []
     layout_index: dict[str, int] = {}
-    regs = []
+    layout_of = []
     for e in table.entries:
         reg = e.register
-        text = "\n".join(_field_line(reg, f) for f in sorted(e.fields, key=lambda f: -f.lsb))
+        access = _ACCESS_SHORT.get(reg.access, reg.access)
+        head = f"{access} reset=0x{e.reset & 0xFFFFFFFF:08X}"
+        desc = description(table.chip, e.name, reg)
+        if desc:
+            head += " - " + " ".join(desc.split())
+        fields = [_field_line(reg, f) for f in sorted(e.fields, key=lambda f: -f.lsb)]
+        text = "\n".join([head, *fields])
         idx = layout_index.get(text)
         if idx is None:
             idx = layout_index[text] = len(layouts)
             layouts.append(text)
-        access = _ACCESS_SHORT.get(reg.access, reg.access)
-        head = f"0x{e.address:08X} {access} reset=0x{e.reset & 0xFFFFFFFF:08X} policy={_policy_word(e)}"
-        if e.flags & F_WRITE and e.wmask != e.hwmask:
-            head += f" wmask=0x{e.wmask:08X}"
-        desc = description(table.chip, e.name, reg)
-        if desc:
-            head += " - " + desc.replace("\t", " ").replace("\n", " ")
-        regs.append(f"{e.name.upper()}\t{head}\t{idx}")
-    return SheetTables("\n".join(lines), "\n".join(regs), layouts)
+        layout_of.append(idx)
+    return SheetTables("\n".join(lines), struct.pack(f"<{len(layout_of)}H", *layout_of), layouts)
 
 
 def py_literal_lines(data: bytes | str, width: int = 96) -> str:
@@ -261,6 +264,3 @@ def c_array_lines(values: list[int], fmt: str = "0x{:08X}u", per_line: int = 6) 
     rows = [", ".join(fmt.format(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
     return ",\n    ".join(rows)
 
-
-def enum_count(table: PolicyTable) -> int:
-    return sum(1 for e in table.entries for c in e.constraints if c.kind == C_ENUM)

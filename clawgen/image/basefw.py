@@ -228,7 +228,7 @@ def import_firmware(data: bytes, board: dict, source: str) -> tuple[Path, BaseFi
 
 def download(url: str, timeout: float = 30.0) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "clawgen"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed https URL
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return resp.read()
 
 

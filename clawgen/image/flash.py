@@ -185,6 +185,10 @@ def flash_build(plan: FlashPlan, options: FlashOptions,
     """Write ``plan`` to the board on ``options.port``; UsageError with a one-line cause on failure."""
     from esptool import cmds
 
+    if options.erase and plan.app_only:
+        raise UsageError("--erase with --app-only would wipe MicroPython itself and leave the board "
+                         "unbootable: flash the full image with --erase, or drop --erase")
+    _check_port_name(options.port)
     progress = sys.stdout.isatty() if options.progress is None else options.progress
     esp = None
     try:
@@ -231,6 +235,16 @@ def flash_build(plan: FlashPlan, options: FlashOptions,
     for line in summary_lines(result):
         echo(line)
     return result
+
+
+def _check_port_name(port: str) -> None:
+    """A malformed URL (``bogus://x``) is the user's typo, not a bug: say so before esptool trips on it."""
+    import serial
+
+    try:
+        serial.serial_for_url(port, do_not_open=True)
+    except ValueError as e:
+        raise UsageError(f"cannot open serial port {port}: {e}") from e
 
 
 def _erase_all(esp: Any, flash_size: str) -> None:
@@ -305,7 +319,10 @@ def explain_failure(e: BaseException, port: str) -> UsageError:
 
 def explain_open_failure(text: str, port: str) -> UsageError:
     """Why a serial port would not open (busy, permissions, missing), as one line."""
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unknown error")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # esptool puts pyserial's own message on a line in parentheses: the more telling one
+    inner = next((ln[1:-1] for ln in lines if ln.startswith("(") and ln.endswith(")")), None)
+    cause = inner or (lines[0] if lines else "unknown error")
     if _BUSY.search(text):
         return UsageError(f"serial port {port} is busy: close the program using it (a serial monitor, "
                           "mpremote, another flash) and retry")
@@ -317,4 +334,4 @@ def explain_open_failure(text: str, port: str) -> UsageError:
     if _MISSING.search(text):
         return UsageError(f"serial port {port} does not exist: check the USB cable and the port name, "
                           "or leave out --port to pick the board automatically")
-    return UsageError(f"cannot open serial port {port}: {first}")
+    return UsageError(f"cannot open serial port {port}: {cause}")

@@ -1,4 +1,4 @@
-"""The `clawgen flash` and `clawgen monitor` commands (registered by the image area's CLI)."""
+"""The `clawgen flash` and `clawgen monitor` commands; `register(group)` adds both."""
 
 from __future__ import annotations
 

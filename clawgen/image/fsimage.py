@@ -85,7 +85,7 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
     # over megabytes. So fill a filesystem just big enough, then grow it (lfs_fs_grow rewrites
     # the superblock's block count) to the partition: the files stay packed at the front.
     payload = sum(-(-len(v) // block_size) + 1 for v in files.values())
-    count = min(full_count, max(16, 2 * payload + 8))
+    count = min(full_count, max(16, payload + payload // 4 + 6))
     while True:
         try:
             fs = _fill(files, block_size, count)
@@ -95,7 +95,7 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
                 raise
             if count >= full_count:
                 raise FsOverflowError(_needed_bytes(files, block_size, count), partition_size) from None
-            count = min(full_count, count * 2)
+            count = min(full_count, count + max(8, count // 4))
     used = fs.used_block_count * block_size
     if count < full_count:
         fs.fs_grow(full_count)

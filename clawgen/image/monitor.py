@@ -23,10 +23,6 @@ POLL_SECONDS = 0.1
 PIPE_LINGER_SECONDS = 1.0  # piped input: how long a quiet board is still listened to
 
 
-class ConsoleClosed(Exception):
-    """The serial port went away (board unplugged or reset into another USB device)."""
-
-
 def run_console(ser: Any, keys: Iterable[bytes], out: BinaryIO,
                 exit_key: bytes = EXIT_KEY, linger: float = 0.0) -> str:
     """Pump ``keys`` to ``ser`` and ``ser`` to ``out`` until ``exit_key``, end of input or a lost port.
@@ -116,6 +112,18 @@ def tty_keys(fd: int) -> Iterator[bytes]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+def windows_console_keys() -> Iterator[bytes]:
+    """Keystrokes from a Windows console (msvcrt has no raw mode to restore)."""
+    import msvcrt  # type: ignore[import-not-found]
+
+    while True:
+        if msvcrt.kbhit():
+            yield msvcrt.getch()
+        else:
+            time.sleep(POLL_SECONDS)
+            yield b""
+
+
 def stream_keys(stream: BinaryIO) -> Iterator[bytes]:
     """Input from a pipe or file (not a terminal), as it arrives."""
     read = getattr(stream, "read1", stream.read)
@@ -141,6 +149,8 @@ def open_console(port: str, baud: int) -> Any:
 def monitor(port: str, baud: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
             note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr)) -> str:
     """Run the console on ``port``; UsageError if the port cannot be opened."""
+    from serial import SerialException
+
     from clawgen.diagnostics import UsageError
     from clawgen.image.flash import explain_open_failure
 
@@ -148,14 +158,20 @@ def monitor(port: str, baud: int, stdin: BinaryIO | None = None, stdout: BinaryI
     stdout = stdout if stdout is not None else sys.stdout.buffer
     try:
         ser = open_console(port, baud)
-    except Exception as e:  # SerialException / OSError / ValueError for a bad URL
+    except (SerialException, OSError, ValueError) as e:  # ValueError: a malformed port URL
         raise explain_open_failure(str(e), port) from e
     note(f"--- clawgen monitor on {port} at {baud} baud; Ctrl-] to quit ---")
+    is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
+    if not is_tty:
+        keys = stream_keys(stdin)
+    elif os.name == "nt":
+        keys = windows_console_keys()
+    else:
+        keys = tty_keys(stdin.fileno())
     try:
-        is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
-        keys = tty_keys(stdin.fileno()) if is_tty else stream_keys(stdin)
         reason = run_console(ser, keys, stdout, linger=0.0 if is_tty else PIPE_LINGER_SECONDS)
     finally:
+        keys.close()  # restores the terminal now, not whenever the generator is collected
         ser.close()
     if reason == "port-closed":
         raise UsageError(f"lost the connection to {port}: the board was unplugged or reset; "

@@ -196,47 +196,61 @@ async function mainThread() {
     FS.writeFile(vmPath, Buffer.from(b64, "base64"));
   }
 
-  const runner = `
-import sys, gc, _simhost
-gc.collect()
-_simhost_heap0 = gc.mem_alloc()
+  // Each piece of Python runs as its own top-level runPython call. This matters for memory:
+  // this VM build (split heap) only collects garbage when control is back at the top level
+  // (gc.collect() inside a running program merely schedules it), so heap figures are taken
+  // between calls, and `steps` let a test run turns one by one with a real GC in between.
+  const runCode = (code) => {
+    exitCode = null;
+    try {
+      mp.runPython(`
+import sys, _simhost
 try:
-    exec(${JSON.stringify(cfg.entry)}, {"__name__": "__main__"})
+    exec(${JSON.stringify(code)}, _simhost_ns)
     _simhost.exit(0)
 except SystemExit as e:
     _simhost.exit(e.args[0] if e.args and isinstance(e.args[0], int) else (0 if not e.args or e.args[0] is None else 1))
 except BaseException as e:
     sys.print_exception(e, sys.stderr)
     _simhost.exit(1)
-`;
-  let reason = "exit";
-  let error = null;
-  try {
-    mp.runPython(runner);
-  } catch (e) {
-    error = String(e && e.message || e);
-    reason = "vm_error";
-    fs.writeSync(2, `clawsim: VM error: ${error}\n`);
-  }
-  if (resetRequested) reason = "reset";
-
-  // Heap figures after the program: GC total/used as mem_info reports them.
-  let heapStats = {};
-  try {
-    capture = [];
-    mp.runPython(`
-import gc, micropython
-gc.collect()
-micropython.mem_info()
-print("ALLOC", gc.mem_alloc())
 `);
-    const text = Buffer.from(capture).toString("utf8");
-    const m = /GC: total: (\d+), used: (\d+), free: (\d+)/.exec(text);
-    const a = /ALLOC (\d+)/.exec(text);
-    if (m) heapStats = { gc_total: +m[1], gc_used: +m[2], gc_free: +m[3] };
-    if (a) heapStats.mem_alloc = +a[1];
-    heapStats.heap_at_start = mp.globals.get("_simhost_heap0") ?? null;
-  } catch { /* heap stats are best effort */ } finally { capture = null; }
+    } catch (e) {
+      const error = String(e && e.message || e);
+      fs.writeSync(2, `clawsim: VM error: ${error}\n`);
+      return { code: 70, reason: "vm_error", error };
+    }
+    if (resetRequested) return { code: 3, reason: "reset", error: null };
+    return { code: exitCode ?? 0, reason: "exit", error: null };
+  };
+  const heapNow = () => {
+    try {
+      mp.runPython("import gc\ngc.collect()"); // schedules the collection, done on return
+      capture = [];
+      mp.runPython("import gc, micropython\nmicropython.mem_info()\nprint('ALLOC', gc.mem_alloc())");
+      const text = Buffer.from(capture).toString("utf8");
+      const m = /GC: total: (\d+), used: (\d+), free: (\d+)/.exec(text);
+      const a = /ALLOC (\d+)/.exec(text);
+      const out = m ? { gc_total: +m[1], gc_used: +m[2], gc_free: +m[3] } : {};
+      if (a) out.mem_alloc = +a[1];
+      return out;
+    } catch {
+      return {}; // heap figures are best effort
+    } finally {
+      capture = null;
+    }
+  };
+
+  mp.runPython("_simhost_ns = {'__name__': '__main__'}");
+  const heapStart = heapNow();
+  let outcome = runCode(cfg.entry);
+  const stepResults = [];
+  for (const step of cfg.steps || []) {
+    if (outcome.code !== 0) break;
+    outcome = runCode(step);
+    stepResults.push({ returncode: outcome.code, reason: outcome.reason, heap: heapNow() });
+  }
+  const { reason, error } = outcome;
+  const heapStats = { ...heapNow(), heap_at_start: heapStart.mem_alloc ?? null, gc_total_at_start: heapStart.gc_total ?? null };
 
   flushAll();
   const files = {};
@@ -251,10 +265,10 @@ print("ALLOC", gc.mem_alloc())
   };
   try { walk("/"); } catch { /* best effort */ }
 
-  const code = reason === "vm_error" ? 70 : reason === "reset" ? 3 : (exitCode ?? 0);
+  const code = outcome.code;
   events({
     event: "result", returncode: code, reason, error,
-    heap: heapStats,
+    heap: heapStats, steps: stepResults,
     register_writes: regWrites, register_reads: regReads.length,
     registers: Object.fromEntries([...regs.entries()].map(([a, v]) => [String(a), v])),
     files,
@@ -271,6 +285,8 @@ function workerThread() {
   const data = new Uint8Array(sab, CTRL_WORDS * 4);
 
   const reply = (status, bytes, json) => {
+    if (process.env.CLAWSIM_TRACE) fs.writeSync(2, `clawsim-trace:   -> ${status} ${bytes ? bytes.length : 0}B ${json ? JSON.stringify(json) : ""}\n`);
+    if (Atomics.load(ctrl, 0) === 1) fs.writeSync(2, "clawsim: internal error: a second reply to one request\n");
     let dlen = 0, jlen = 0;
     if (bytes && bytes.length) { data.set(bytes, 0); dlen = bytes.length; }
     if (json !== undefined && json !== null) {
@@ -288,6 +304,7 @@ function workerThread() {
   };
 
   {
+    const trace = process.env.CLAWSIM_TRACE ? (msg) => fs.writeSync(2, `clawsim-trace: ${msg}\n`) : null;
     const socks = new Map();
     let nextId = 1;
 
@@ -363,7 +380,8 @@ function workerThread() {
       connect({ id, host, port, timeoutMs }) {
         const entry = socks.get(id);
         if (!entry) return reply(ERRNO.EBADF);
-        const s = net.connect({ host, port });
+        // Half-open like lwIP: after the peer's FIN the device may still write (and sees EOF on read).
+        const s = net.connect({ host, port, allowHalfOpen: true });
         let settled = false;
         const settle = (st) => { if (!settled) { settled = true; if (timer) clearTimeout(timer); reply(st); } };
         const timer = timeoutMs > 0 ? setTimeout(() => { s.destroy(); settle(ERRNO.ETIMEDOUT); }, timeoutMs) : null;
@@ -374,7 +392,9 @@ function workerThread() {
         const entry = socks.get(id);
         if (!entry || !entry.stream) return reply(ERRNO.ENOTCONN);
         if (entry.error) return reply(errnoOf(entry.error));
-        if (entry.closed || entry.stream.destroyed || entry.stream.writableEnded) return reply(ERRNO.ECONNRESET);
+        if (entry.closed || entry.stream.destroyed) {
+          return reply(ERRNO.ECONNRESET);
+        }
         entry.stream.write(Buffer.from(payload));
         reply(0);
       },
@@ -383,8 +403,9 @@ function workerThread() {
         if (!entry || !entry.stream) return reply(ERRNO.ENOTCONN);
         waitFor(entry, () => entry.buffered > 0 || entry.ended || entry.error || entry.closed, timeoutMs, (ok) => {
           if (entry.buffered > 0) return reply(0, take(entry, n));
+          if (entry.ended) return reply(0, Buffer.alloc(0)); // EOF seen before any later reset
           if (entry.error) return reply(errnoOf(entry.error));
-          if (entry.ended || entry.closed) return reply(0, Buffer.alloc(0));
+          if (entry.closed) return reply(0, Buffer.alloc(0));
           reply(timeoutMs === 0 ? ERRNO.EAGAIN : ERRNO.ETIMEDOUT);
         });
       },
@@ -407,7 +428,7 @@ function workerThread() {
       listen({ id }) {
         const entry = socks.get(id);
         if (!entry) return reply(ERRNO.EBADF);
-        const server = net.createServer((s) => { entry.pending.push(s); wake(entry); });
+        const server = net.createServer({ allowHalfOpen: true }, (s) => { entry.pending.push(s); wake(entry); });
         entry.server = server;
         // Device ports may be remapped (0 = any free port) so parallel tests don't collide.
         const key = String(entry.port);
@@ -454,7 +475,7 @@ function workerThread() {
         s.once("error", (e) => {
           if (settled) return; settled = true;
           s.destroy();
-          fs.writeSync(2, `TLSDEBUG ${e.code} ${e.message}\n`);
+          fs.writeSync(2, `clawsim: TLS handshake with ${servername} failed: ${e.code || ""} ${e.message}\n`);
           const verifyErr = e && (String(e.code || "").includes("CERT") || String(e.code || "").includes("SELF_SIGNED")
             || String(e.code || "").includes("UNABLE_TO") || e.code === "ERR_TLS_CERT_ALTNAME_INVALID");
           reply(verifyErr ? TLS_VERIFY_FAILED : TLS_HANDSHAKE_FAILED);
@@ -471,6 +492,7 @@ function workerThread() {
     };
 
     parentPort.on("message", ({ op, args, payload }) => {
+      if (trace) trace(`${op} ${JSON.stringify(args)}`);
       try {
         ops[op](args, payload);
       } catch (e) {

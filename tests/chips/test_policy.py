@@ -118,8 +118,10 @@ def test_is_default_enum_accepts_everything() -> None:
 def test_unsafe_partial_write_only_register_is_not_writable() -> None:
     # TXTRIG is write-only with two plain fields: allowing one can't be enforced without
     # clobbering the other, so no write is allowed at all.
-    table, _ = compile_({"defaults": False, "allow": ["UART.TXTRIG.GO"]})
+    table, diags = compile_({"defaults": False, "allow": ["UART.TXTRIG.GO"]})
     assert table.entry_named("UART.TXTRIG") is None
+    assert [(d.severity, d.path) for d in diags] == [(WARNING, "registers.allow[0]")]
+    assert "can't be written in part" in diags[0].message
 
 
 def test_unmatched_entries_are_errors_with_did_you_mean_at_their_position() -> None:
@@ -177,3 +179,36 @@ def test_builtin_default_policies_are_well_formed(chip: str) -> None:
     assert pol["allow"], f"{chip} has no default allowlist"
     for item in pol["allow"] + pol["deny"]:
         assert isinstance(item, str) or set(item) <= {"match", "access"}
+
+
+def test_write_allow_on_a_read_only_register_warns() -> None:
+    table, diags = compile_({"defaults": False, "allow": [{"match": "GPIO.IN", "access": "write"}]})
+    assert [d.severity for d in diags] == [WARNING]
+    assert "read-only in hardware" in diags[0].message
+    assert table.entries == []
+
+
+@pytest.mark.parametrize("value", [
+    [], "GPIO.OUT", 5, {"allow": "GPIO.OUT"}, {"allow": [None]}, {"allow": [5]}, {"allow": [{"access": "read"}]},
+    {"allow": [{"match": 5}]}, {"allow": [""]}, {"allow": ["GPIO"]}, {"defaults": "yes"}, {"deny": {"a": 1}},
+    {"allow": [{"match": "GPIO.OUT", "access": None}]}, {"allow": ["[[["]}, {"allow": ["GPIO.OUT["]},
+])
+def test_malformed_values_give_diagnostics_not_tracebacks(value: object) -> None:
+    _, diags = compile_(value)
+    assert diags and all(d.severity == ERROR for d in diags)
+    assert all(d.message for d in diags)
+
+
+def test_glob_with_a_mistyped_peripheral_suggests_the_peripheral() -> None:
+    _, diags = compile_({"defaults": False, "allow": ["LEDX.CH*_CONF0"]})
+    assert len(diags) == 1 and 'did you mean "LEDC"?' in diags[0].message
+
+
+def test_empty_policy_refuses_everything_in_python_and_c(tmp_path: Path) -> None:
+    table, diags = compile_({"defaults": False})
+    assert table.entries == [] and diags == []
+    ops = [("r", 0x40000004), ("w", 0x40000000, 1), ("m", 0x40000004, 0, 4, 1), ("r", 0x10), ("r", 0x40000024)]
+    py = h.PyDevice(table).run(ops)
+    assert [r[0] for r in py] == [4, 4, 4, 2, 4]  # no bitmap without allowed registers: DENIED
+    assert all(r[3] == [] for r in py)
+    assert h.CDevice(table, tmp_path / "c").run(ops) == py

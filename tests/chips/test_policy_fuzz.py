@@ -70,7 +70,7 @@ def test_fuzz_never_escapes_the_policy(policy: str, tmp_path: Path) -> None:
     py = h.PyDevice(table)
     memory = dict(py.bus.memory)
     results = py.run(ops)
-    for op, (code, _value, _detail, bus) in zip(ops, results):
+    for op, (code, _value, _detail, bus) in zip(ops, results, strict=True):
         for access in bus:
             e = entries.get(access[1])
             assert e is not None, f"{op}: bus access outside the policy: {access}"

@@ -5,8 +5,14 @@ test exercises esptool's own protocol code end to end: SLIP framing, SYNC, regis
 reads/writes (including the SPI peripheral's "user command" sequence esptool uses to
 read the flash JEDEC ID and SFDP), GET_SECURITY_INFO chip detection, SPI_SET_PARAMS,
 SPI_ATTACH, FLASH_BEGIN/DATA/END, FLASH_DEFL_BEGIN/DATA/END, SPI_FLASH_MD5 and
-CHANGE_BAUDRATE. No flasher stub: commands only the stub implements (ERASE_FLASH,
-READ_FLASH, ...) get the ROM's "invalid message" answer.
+CHANGE_BAUDRATE. Commands only esptool's flasher stub implements (ERASE_FLASH,
+ERASE_REGION, READ_FLASH, ...) get the ROM's "invalid message" answer.
+
+esptool's default path uploads its flasher stub to RAM (MEM_BEGIN/MEM_DATA/MEM_END) and
+runs it; the emulator accepts the upload (checksummed blocks), greets with "OHAI" as the
+stub does, and from then on answers with the stub's conventions: 2 status bytes, MD5 as
+16 raw bytes, SYNC value 0, ERASE_FLASH / ERASE_REGION, flash access without SPI_ATTACH,
+FLASH_DEFL_BEGIN taking the exact uncompressed size. The uploaded code is not executed.
 
 Every protocol fact here is taken from esptool 5.6's loader.py / targets/esp32s3.py:
 - request  ``<BBHI``: 0x00, op, data length, checksum; then data
@@ -61,6 +67,9 @@ COMMAND_NAMES = {
     GET_SECURITY_INFO: "GET_SECURITY_INFO",
     0xD0: "ERASE_FLASH", 0xD1: "ERASE_REGION", 0xD2: "READ_FLASH", 0xD3: "RUN_USER_CODE",
 }
+ERASE_FLASH = 0xD0  # stub only
+ERASE_REGION = 0xD1  # stub only
+STUB_GREETING = b"OHAI"
 
 # ROM error codes (second status byte)
 ERR_INVALID_MESSAGE = 0x05
@@ -109,30 +118,29 @@ class SlipDecoder:
     """Incremental SLIP decoder: feed bytes, get complete packets."""
 
     def __init__(self) -> None:
-        self._packet: bytearray | None = None
-        self._escape = False
+        self._pending = bytearray()
+        self._in_packet = False
 
     def feed(self, data: bytes) -> list[bytes]:
         packets: list[bytes] = []
-        for b in data:
-            if self._packet is None:
-                if b == 0xC0:
-                    self._packet = bytearray()
-                continue  # noise between packets is ignored, as the ROM does
-            if self._escape:
-                self._escape = False
-                self._packet.append({0xDC: 0xC0, 0xDD: 0xDB}.get(b, b))
-            elif b == 0xDB:
-                self._escape = True
-            elif b == 0xC0:
-                if self._packet:
-                    packets.append(bytes(self._packet))
-                    self._packet = None
-                else:
-                    self._packet = bytearray()  # back-to-back delimiters
-            else:
-                self._packet.append(b)
-        return packets
+        self._pending += data
+        while True:
+            if not self._in_packet:
+                start = self._pending.find(b"\xc0")
+                if start < 0:
+                    self._pending.clear()  # noise between packets is ignored, as the ROM does
+                    return packets
+                del self._pending[:start + 1]
+                self._in_packet = True
+            end = self._pending.find(b"\xc0")
+            if end < 0:
+                return packets
+            raw = bytes(self._pending[:end])
+            del self._pending[:end + 1]
+            if not raw:
+                continue  # back-to-back delimiters: this one opens the packet
+            self._in_packet = False
+            packets.append(raw.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
 
 
 class RomError(Exception):
@@ -165,6 +173,7 @@ class EspRomEmulator:
     chip_id: int | None = 9
     magic_value: int = 0
     silent: bool = False
+    accepts_stub: bool = True  # False: MEM_* answered as invalid (a ROM that refuses RAM loading)
     fill: int = 0xA5  # flash content before the test: "old firmware", not erased
     flash: bytearray = field(init=False)
     commands: list[str] = field(init=False, default_factory=list)
@@ -173,11 +182,15 @@ class EspRomEmulator:
     writes: list[tuple[int, int]] = field(init=False, default_factory=list)
     baud_changes: list[int] = field(init=False, default_factory=list)
     attached: bool = field(init=False, default=False)
+    stub_running: bool = field(init=False, default=False)
+    stub_code_bytes: int = field(init=False, default=0)  # bytes uploaded to RAM
+    bytes_received: int = field(init=False, default=0)  # on the wire, SLIP framing included
 
     def __post_init__(self) -> None:
         self.flash = bytearray([self.fill]) * self.flash_size
         self._regs: dict[int, int] = {}
         self._session: _WriteSession | None = None
+        self._mem: dict[str, int] | None = None  # MEM_BEGIN state
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -225,6 +238,7 @@ class EspRomEmulator:
 
     def _serve_connection(self, conn: socket.socket) -> None:
         conn.settimeout(0.05)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answer each command at once
         decoder = SlipDecoder()
         while not self._stop.is_set():
             try:
@@ -235,6 +249,7 @@ class EspRomEmulator:
                 return
             if not data:
                 return  # esptool closed the port
+            self.bytes_received += len(data)
             if self.silent:
                 continue
             for packet in decoder.feed(data):
@@ -259,16 +274,32 @@ class EspRomEmulator:
                 if op == SYNC:
                     if data != SYNC_PAYLOAD:
                         raise RomError(ERR_INVALID_MESSAGE)
-                    return [self._response(op, b"", value=ROM_SYNC_VALUE)] * 8
+                    value = 0 if self.stub_running else ROM_SYNC_VALUE
+                    return [self._response(op, b"", value=value)] * 8
+                if op == MEM_END and not self.stub_running and self.accepts_stub:
+                    return self._mem_end(data)
                 value, payload = self._dispatch(op, data, chk)
             except RomError as e:
                 return [self._response(op, b"", status=1, error=e.code)]
         return [self._response(op, payload, value=value)]
 
-    @staticmethod
-    def _response(op: int, payload: bytes, value: int = 0, status: int = 0, error: int = 0) -> bytes:
-        body = payload + bytes([status, error, 0, 0])
+    def _response(self, op: int, payload: bytes, value: int = 0, status: int = 0, error: int = 0) -> bytes:
+        # the ROM sends 2 reserved bytes after status and error; the stub does not
+        status_bytes = bytes([status, error]) if self.stub_running else bytes([status, error, 0, 0])
+        body = payload + status_bytes
         return struct.pack("<BBHI", 0x01, op, len(body), value) + body
+
+    def _mem_end(self, data: bytes) -> list[bytes]:
+        if len(data) != 8 or self._mem is None or self._mem["next_seq"] != self._mem["blocks"]:
+            raise RomError(ERR_FAILED)
+        no_entry, entry = struct.unpack("<II", data)
+        self._mem = None
+        done = self._response(MEM_END, b"")
+        if no_entry or entry == 0:
+            return [done]
+        # jump to the uploaded flasher stub: it says hello, then speaks the stub protocol
+        self.stub_running = True
+        return [done, STUB_GREETING]
 
     def _dispatch(self, op: int, data: bytes, chk: int) -> tuple[int, bytes]:
         if op == READ_REG:
@@ -292,7 +323,7 @@ class EspRomEmulator:
                 raise RomError(ERR_FAILED)
             return 0, b""
         if op == SPI_ATTACH:
-            if len(data) != 8:
+            if len(data) != (4 if self.stub_running else 8):  # the ROM takes an extra "is legacy" word
                 raise RomError(ERR_INVALID_MESSAGE)
             self.attached = True
             return 0, b""
@@ -311,10 +342,47 @@ class EspRomEmulator:
             addr, size, _, _ = struct.unpack("<IIII", data)
             self._check_range(addr, size)
             self.md5_requests.append((addr, size))
-            digest = hashlib.md5(self.flash[addr:addr + size]).hexdigest()
-            return 0, digest.encode("ascii")
-        # MEM_* (stub upload) and the stub-only commands are not part of this ROM
+            md5 = hashlib.md5(self.flash[addr:addr + size])
+            return 0, md5.digest() if self.stub_running else md5.hexdigest().encode("ascii")
+        if op in (MEM_BEGIN, MEM_DATA) and not self.stub_running and self.accepts_stub:
+            return self._mem_load(op, data, chk)
+        if op == ERASE_FLASH and self.stub_running:
+            self._erase(0, self.flash_size)
+            return 0, b""
+        if op == ERASE_REGION and self.stub_running:
+            offset, size = struct.unpack("<II", data)
+            if offset % SECTOR or size % SECTOR:
+                raise RomError(ERR_FAILED)
+            self._erase(offset, size)
+            return 0, b""
+        # stub-only commands in the ROM, ROM-only ones in the stub, and anything unknown
         raise RomError(ERR_INVALID_MESSAGE)
+
+    def _mem_load(self, op: int, data: bytes, chk: int) -> tuple[int, bytes]:
+        if op == MEM_BEGIN:
+            size, blocks, block_size, _load_addr = struct.unpack("<IIII", data)
+            self._mem = {"size": size, "blocks": blocks, "block_size": block_size, "next_seq": 0}
+            return 0, b""
+        if self._mem is None:
+            raise RomError(ERR_FAILED)
+        size, seq, _, _ = struct.unpack("<IIII", data[:16])
+        block = data[16:]
+        if size != len(block) or size > self._mem["block_size"]:
+            raise RomError(ERR_INVALID_MESSAGE)
+        if checksum(block) != chk:
+            raise RomError(ERR_CHECKSUM)
+        if seq != self._mem["next_seq"]:
+            raise RomError(ERR_FAILED)
+        self._mem["next_seq"] += 1
+        self.stub_code_bytes += len(block)
+        return 0, b""
+
+    def _erase(self, offset: int, size: int) -> None:
+        end = min(-(-(offset + size) // SECTOR) * SECTOR, self.flash_size)
+        self._check_range(offset, end - offset)
+        if end > offset:
+            self.flash[offset:end] = b"\xff" * (end - offset)
+            self.erased.append((offset, end - offset))
 
     def _read_reg(self, addr: int) -> int:
         if addr == CHIP_DETECT_MAGIC_REG_ADDR and self.chip_id is None:
@@ -344,18 +412,15 @@ class EspRomEmulator:
             raise RomError(ERR_FAILED)
 
     def _flash_begin(self, op: int, data: bytes) -> tuple[int, bytes]:
-        if not self.attached:
+        if not self.attached and not self.stub_running:
             raise RomError(ERR_FAILED)  # the ROM cannot reach the flash before SPI_ATTACH
         if len(data) not in (16, 20):
             raise RomError(ERR_INVALID_MESSAGE)
+        # erase size: the ROM gets whole write blocks, the stub the exact byte count
         erase_size, num_blocks, block_size, offset = struct.unpack("<IIII", data[:16])
         if offset % SECTOR:
             raise RomError(ERR_FAILED)
-        end = min(-(-(offset + erase_size) // SECTOR) * SECTOR, self.flash_size)
-        self._check_range(offset, end - offset)
-        if erase_size:
-            self.flash[offset:end] = b"\xff" * (end - offset)
-            self.erased.append((offset, end - offset))
+        self._erase(offset, erase_size)
         self._session = _WriteSession(
             offset, block_size, num_blocks,
             inflater=zlib.decompressobj() if op == FLASH_DEFL_BEGIN else None,

@@ -83,7 +83,7 @@ def test_app_descriptor_version_is_used_when_set(s3):
 def test_damaged_images_are_refused(s3):
     fw = bytearray(synth.stock_firmware("esp32s3"))
     fw[0x10000 + 0x200] ^= 0xFF  # inside the app's first segment
-    with pytest.raises(DiagnosticError, match="checksum|SHA-256"):
+    with pytest.raises(DiagnosticError, match=r"checksum|SHA-256"):
         basefw.inspect_base_firmware(bytes(fw), s3)
     with pytest.raises(DiagnosticError, match="not an ESP firmware image"):
         basefw.inspect_base_firmware(b"PK\x03\x04 a zip file", s3)
@@ -104,7 +104,7 @@ def test_cache_path_follows_env(s3, tmp_path):
 def test_import_file_into_cache(s3, tmp_path):
     src = tmp_path / "ESP32_GENERIC_S3-20261101-v1.29.0.bin"
     src.write_bytes(synth.stock_firmware("esp32s3"))
-    path, info, digest = basefw.fetch_firmware(s3, src)
+    path, _info, digest = basefw.fetch_firmware(s3, src)
     assert path == basefw.cache_path(s3) and path.read_bytes() == src.read_bytes()
     assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
     assert basefw.find_cached(s3) == path

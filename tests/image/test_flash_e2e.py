@@ -33,7 +33,8 @@ def make_build(root: Path, *, merged: bool = True, chip: str = "esp32s3",
     image = root / "image"
     image.mkdir(parents=True)
     images = {
-        "firmware": (0, _blob(1, 96 * 1024 + 512)),  # not a whole number of sectors
+        # not a whole number of sectors; gaps of erased flash between its parts, as in a merged image
+        "firmware": (0, _blob(1, 96 * 1024 + 512, used=40 * 1024) + _blob(4, 512)),
         "vfs": (VFS_OFFSET, _blob(2, 64 * 1024, used=12 * 1024)),
         "nvs": (NVS_OFFSET, _blob(3, 0x6000, used=0x800)),
     }
@@ -113,22 +114,36 @@ def test_compressed_rom_writes_land_exactly(tmp_path: Path) -> None:
 def test_erase_wipes_the_whole_flash_without_the_stub(tmp_path: Path) -> None:
     images = make_build(tmp_path)
     with EspRomEmulator() as rom:
-        result = flash_build(load_flash_plan(tmp_path, app_only=True), rom_options(rom.url, erase=True))
+        result = flash_build(load_flash_plan(tmp_path), rom_options(rom.url, erase=True))
     assert result.erased
-    assert (0, 8 * MB) in rom.erased
-    assert bytes(rom.flash[:NVS_OFFSET]) == b"\xff" * NVS_OFFSET
-    assert bytes(rom.flash[-MB:]) == b"\xff" * MB
-    for name in ("vfs", "nvs"):
-        offset, data = images[name]
-        assert_holds(rom, offset, data)
+    assert (0, 8 * MB) in rom.erased  # one FLASH_BEGIN over the whole chip: the ROM erases it
+    offset, firmware = images["firmware"]
+    assert_holds(rom, offset, firmware)
+    assert bytes(rom.flash[len(firmware):]) == b"\xff" * (rom.flash_size - len(firmware))
 
 
-def test_wrong_chip_is_refused_before_writing(tmp_path: Path) -> None:
+def test_erase_with_app_only_is_refused(tmp_path: Path) -> None:
     make_build(tmp_path)
-    with EspRomEmulator(chip_id=5) as rom, pytest.raises(UsageError) as err:  # poses as an ESP32-C3
+    with EspRomEmulator() as rom, pytest.raises(UsageError) as err:
+        flash_build(load_flash_plan(tmp_path, app_only=True), rom_options(rom.url, erase=True))
+    assert "--erase" in str(err.value) and "--app-only" in str(err.value)
+    assert rom.commands == []  # refused before touching the board
+
+
+@pytest.mark.parametrize("other", ["esp32c3", "esp32c6", "esp32"])
+def test_wrong_chip_is_refused_before_writing(tmp_path: Path, other: str) -> None:
+    from esptool.targets import CHIP_DEFS
+
+    target = CHIP_DEFS[other]
+    make_build(tmp_path)  # for an ESP32-S3
+    if target.USES_MAGIC_VALUE:  # older chips are told apart by a ROM register, not a chip ID
+        rom = EspRomEmulator(chip_id=None, magic_value=target.MAGIC_VALUE)
+    else:
+        rom = EspRomEmulator(chip_id=target.IMAGE_CHIP_ID)
+    with rom, pytest.raises(UsageError) as err:
         flash_build(load_flash_plan(tmp_path), rom_options(rom.url))
     message = str(err.value)
-    assert "ESP32-C3" in message and "ESP32-S3" in message
+    assert f"is an {target.CHIP_NAME}, but this build is for an ESP32-S3" in message
     assert "\n" not in message
     assert not any(c.startswith("FLASH") for c in rom.commands)
 
@@ -183,9 +198,33 @@ def test_busy_port(tmp_path: Path) -> None:
     assert "busy" in str(err.value) and name in str(err.value)
 
 
+def test_default_path_runs_the_flasher_stub(tmp_path: Path) -> None:
+    images = make_build(tmp_path)
+    with EspRomEmulator() as rom:
+        # FlashOptions defaults: the stub, compressed writes, 460800 baud
+        result = flash_build(load_flash_plan(tmp_path), FlashOptions(port=rom.url, connect_attempts=1,
+                                                                     progress=False, erase=True))
+    offset, firmware = images["firmware"]
+    assert_holds(rom, offset, firmware)
+    assert rom.stub_running and rom.stub_code_bytes > 0
+    assert rom.ran("ERASE_FLASH") and rom.ran("FLASH_DEFL_DATA")
+    assert bytes(rom.flash[-MB:]) == b"\xff" * MB  # erased
+    assert rom.md5_requests == [(0, len(firmware))]
+    assert all(r.verified for r in result.regions)
+
+
 def test_stub_request_against_a_rom_without_ram_loading_fails_cleanly(tmp_path: Path) -> None:
     make_build(tmp_path)
-    with EspRomEmulator() as rom, pytest.raises(UsageError) as err:
+    with EspRomEmulator(accepts_stub=False) as rom, pytest.raises(UsageError) as err:
         flash_build(load_flash_plan(tmp_path), rom_options(rom.url, stub=True))
     assert "\n" not in str(err.value)
     assert not any(c.startswith("FLASH") for c in rom.commands)
+
+
+@pytest.mark.parametrize("bad_port", ["bogus://board", os.devnull])
+def test_ports_that_are_no_serial_ports(tmp_path: Path, bad_port: str) -> None:
+    make_build(tmp_path)
+    with pytest.raises(UsageError) as err:
+        flash_build(load_flash_plan(tmp_path), rom_options(bad_port))
+    message = str(err.value)
+    assert message.startswith(f"cannot open serial port {bad_port}: ") and "\n" not in message

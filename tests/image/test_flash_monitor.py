@@ -107,8 +107,18 @@ def test_monitor_from_a_terminal_uses_raw_mode_and_restores_it() -> None:
     board = ScriptedBoard()
     controller, device = os.openpty()
     before = termios.tcgetattr(device)
-    # typed keys: Ctrl-C goes to the board as a byte (raw mode), Ctrl-] ends the session
-    os.write(controller, b"1+1\r\x03" + EXIT_KEY)
+
+    def type_keys() -> None:
+        # type only once the console has put the terminal in raw mode (ICANON off)
+        for _ in range(500):
+            if not termios.tcgetattr(device)[3] & termios.ICANON:
+                break
+            threading.Event().wait(0.01)
+        # Ctrl-C reaches the board as a byte in raw mode; Ctrl-] ends the session
+        os.write(controller, b"1+1\r\x03" + EXIT_KEY)
+
+    typist = threading.Thread(target=type_keys, daemon=True)
+    typist.start()
     try:
         with os.fdopen(device, "rb", buffering=0, closefd=False) as stdin:
             reason = monitor(board.url, 115200, stdin=stdin, stdout=io.BytesIO(), note=lambda _: None)
@@ -117,6 +127,25 @@ def test_monitor_from_a_terminal_uses_raw_mode_and_restores_it() -> None:
         os.close(controller)
         os.close(device)
         board.close()
+    typist.join(timeout=5)
     assert reason == "exit-key"
-    assert bytes(board.received).startswith(b"1+1\r")
+    assert bytes(board.received) == b"1+1\r\x03"
     assert after == before
+
+
+def test_board_going_away_ends_the_console() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    ser = serial.serial_for_url(f"socket://127.0.0.1:{server.getsockname()[1]}", timeout=0.05)
+    conn, _ = server.accept()
+    conn.close()  # unplugged
+    server.close()
+
+    def idle_terminal():  # type: ignore[no-untyped-def]
+        while True:  # a user who types nothing: only the lost port can end the session
+            threading.Event().wait(0.01)
+            yield b""
+
+    try:
+        assert run_console(ser, idle_terminal(), io.BytesIO()) == "port-closed"
+    finally:
+        ser.close()

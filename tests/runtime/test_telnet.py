@@ -1,5 +1,5 @@
-"""The Telnet transport on the MicroPython VM: one client at a time, a reconnect resumes the
-session, confirmations are asked on the transport the request came from."""
+"""The Telnet transport on the MicroPython VM: one client at a time (the newest wins), a reconnect
+resumes the session, confirmations are asked on the transport the request came from."""
 
 from __future__ import annotations
 
@@ -60,14 +60,14 @@ def test_reconnect_resumes_session(telnet_agent, llm_server):
     sim, host, port = telnet_agent
     llm_server.push(Reply.text("Nice to meet you, Ada."), Reply.text("Your name is Ada."))
     c = TelnetClient(host, port)
-    assert "/help for commands" in c.read_until(b"> ")
+    assert "/help for commands" in c.read_until(b"\n> ")
     c.send_line("my name is Ada")
-    assert "Nice to meet you, Ada." in c.read_until(b"> ")
+    assert "Nice to meet you, Ada." in c.read_until(b"\n> ")
     c.close()  # drop the connection without /quit
     c = TelnetClient(host, port)
-    c.read_until(b"> ")
+    c.read_until(b"\n> ")
     c.send_line("what is my name?")
-    assert "Your name is Ada." in c.read_until(b"> ")
+    assert "Your name is Ada." in c.read_until(b"\n> ")
     second = llm_server.requests[1]
     assert [(m["role"], m["content"]) for m in second.messages[1:]] == [
         ("user", "my name is Ada"), ("assistant", "Nice to meet you, Ada."), ("user", "what is my name?")]
@@ -77,17 +77,21 @@ def test_reconnect_resumes_session(telnet_agent, llm_server):
     assert res.returncode == 0, res.stderr
 
 
-def test_second_client_is_turned_away(telnet_agent, llm_server):
+def test_new_client_takes_over(telnet_agent, llm_server):
     sim, host, port = telnet_agent
+    llm_server.push(Reply.text("first answer"), Reply.text("second answer"))
     first = TelnetClient(host, port)
-    first.read_until(b"> ")
+    first.read_until(b"\n> ")
+    first.send_line("one")
+    first.read_until(b"first answer")
     second = TelnetClient(host, port)
-    assert "busy: another Telnet client is connected" in second.read_until(b"connected")
-    second.close()
-    first.send_line("/status")
-    assert "turns 0" in first.read_until(b"> ")
-    first.send_line("/quit")
-    first.read_until(b"bye")
+    second.read_until(b"\n> ")
+    assert "[session moved to a new Telnet connection]" in first.read_until(b"connection]")
+    second.send_line("/status")
+    assert "turns 1, history 2/" in second.read_until(b"\n> ")
+    second.send_line("/quit")
+    second.read_until(b"bye")
+    first.close()
     assert sim.wait(20).returncode == 0
 
 
@@ -95,11 +99,11 @@ def test_confirm_is_asked_on_telnet(telnet_agent, llm_server):
     sim, host, port = telnet_agent
     llm_server.push(Reply.tool_calls(("set_relay", {"on": True})), Reply.text("Relay on."))
     c = TelnetClient(host, port)
-    c.read_until(b"> ")
+    c.read_until(b"\n> ")
     c.send_line("relay on please")
     assert "Allow tool set_relay" in c.read_until(b"[y/N] ")
     c.send_line("y")
-    text = c.read_until(b"> ")
+    text = c.read_until(b"\n> ")
     assert "[tool] set_relay" in text and "Relay on." in text
     assert '"relay": "on"' in llm_server.requests[1].messages[-1]["content"]
     c.send_line("/quit")

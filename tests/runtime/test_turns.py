@@ -107,7 +107,7 @@ def test_tool_result_truncated_with_marker(agent, llm_server, sim_run):
     limit = 1536  # the board's default limits.tool_result_bytes (esp32s3 build)
     assert len(content.encode()) <= limit
     assert content.startswith("0123456789")
-    assert content.endswith("...[truncated: 5000 bytes, limits.tool_result_bytes = %d]" % limit)
+    assert content.endswith(f"...[truncated: 5000 bytes, limits.tool_result_bytes = {limit}]")
 
 
 def test_max_tool_calls_bound_is_explicit(tmp_path, llm_server, sim_run):

@@ -145,7 +145,8 @@ def test_tls_verifies_against_the_device_ca(sim_run, tmp_path: Path) -> None:
                 server_errors.append(repr(e))  # the device refused our certificate
 
     server_errors: list[str] = []
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     prog = f"""
 import socket, ssl
 def fetch(name):
@@ -165,6 +166,9 @@ print(fetch("example.com"))
     try:
         res = sim_run(modules={"prog": prog}, entry="import prog")
     finally:
+        # shut down (not close) under the blocked accept; the serving thread's exit closes it
+        lsock.shutdown(socket.SHUT_RDWR)
+        server.join(timeout=5)
         lsock.close()
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["secure", "error -9984"], (res.stderr, server_errors)

@@ -7,6 +7,7 @@ file starts with that file's path relative to the case: ``# expect: inc.yaml:2:3
 or, for files that cannot carry comments (empty, binary), ``expect.txt`` beside
 ``spec.yaml`` with the same lines without the ``# expect:`` prefix. ``# xfail: WHY`` marks a
 known clawgen bug (strict: the test fails once the bug is fixed, so the marker gets removed).
+``# args: ...`` gives command-line options for the case (``-s NAME VALUE``, ``--board NAME``).
 Validation runs with the case directory as the working directory so that every path in a
 message is relative and the expectations are portable.
 """
@@ -14,6 +15,7 @@ message is relative and the expectations are portable.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import clawgen
 from clawgen.cli import cli
 from clawgen.commands import validate_paths
 from clawgen.diagnostics import Diagnostic
@@ -36,6 +39,15 @@ class Case:
     spec: str  # file name relative to workdir
     expected: tuple[str, ...]
     xfail: str | None
+    args: tuple[str, ...] = ()
+
+    @property
+    def board(self) -> str | None:
+        return self.args[self.args.index("--board") + 1] if "--board" in self.args else None
+
+    @property
+    def substitutions(self) -> dict[str, str]:
+        return {self.args[i + 1]: self.args[i + 2] for i, a in enumerate(self.args) if a == "-s"}
 
 
 def _header_lines(raw: bytes) -> list[str]:
@@ -52,15 +64,18 @@ def _load_case(spec_path: Path, name: str) -> Case:
     raw = spec_path.read_bytes()
     expected: list[str] = []
     xfail = None
+    args: list[str] = []
     for line in _header_lines(raw):
         if line.startswith("# expect:"):
             expected.append(line.removeprefix("# expect:").strip())
         elif line.startswith("# xfail:"):
             xfail = line.removeprefix("# xfail:").strip()
+        elif line.startswith("# args:"):
+            args += shlex.split(line.removeprefix("# args:"))
     side = spec_path.parent / "expect.txt"
     if spec_path.name == "spec.yaml" and side.is_file():
         expected += [ln.strip() for ln in side.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    return Case(name, spec_path.parent, spec_path.name, tuple(expected), xfail)
+    return Case(name, spec_path.parent, spec_path.name, tuple(expected), xfail, tuple(args))
 
 
 def _all_cases() -> list[Case]:
@@ -78,9 +93,13 @@ def _param(case: Case):  # type: ignore[no-untyped-def]
     return pytest.param(case, id=case.name, marks=marks)
 
 
+PACKAGE_DIR = str(Path(clawgen.__file__).resolve().parent)
+
+
 def _relative_text(d: Diagnostic, spec: str) -> str:
-    """The diagnostic's one-line text with the spec's own file name left implied."""
-    text = d.text()
+    """The diagnostic's one-line text with the spec's own file name left implied (and
+    clawgen's installation directory written as <clawgen>)."""
+    text = d.text().replace(PACKAGE_DIR, "<clawgen>")
     prefix = f"{spec}:"
     return text.removeprefix(prefix) if d.file == spec else text
 
@@ -94,7 +113,7 @@ def test_corpus_is_large_and_every_case_announces_its_errors() -> None:
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_case_reports_exactly_its_diagnostics(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(case.workdir)
-    diags = validate_paths([Path(case.spec)], None, {})
+    diags = validate_paths([Path(case.spec)], case.board, case.substitutions)
     got = sorted(_relative_text(d, case.spec) for d in diags)
     assert got == sorted(case.expected)
     assert any(d.severity == "error" for d in diags)
@@ -103,7 +122,7 @@ def test_case_reports_exactly_its_diagnostics(case: Case, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_cli_exits_2_with_the_same_diagnostics_as_json(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(case.workdir)
-    result = CliRunner().invoke(cli, ["validate", "--format", "json", case.spec])
+    result = CliRunner().invoke(cli, ["validate", "--format", "json", *case.args, case.spec])
     assert result.exit_code == 2, result.output
     reported = json.loads(result.stdout)
     got = sorted(_relative_text(Diagnostic(**d), case.spec) for d in reported)
@@ -121,7 +140,7 @@ def test_real_process_prints_one_line_per_error(name: str) -> None:
     case = next(c for c in CASES if c.name == name)
     if case.xfail:
         pytest.xfail(case.xfail)
-    cmd = [sys.executable, "-c", "from clawgen.cli import main; main()", "validate", case.spec]
+    cmd = [sys.executable, "-c", "from clawgen.cli import main; main()", "validate", *case.args, case.spec]
     proc = subprocess.run(cmd, cwd=case.workdir, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -135,3 +154,12 @@ def test_real_process_prints_one_line_per_error(name: str) -> None:
     annotations = gh.stdout.splitlines()
     assert len(annotations) == len(case.expected)
     assert all(a.startswith("::error file=") for a in annotations)
+
+
+def test_unknown_board_option_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = next(c for c in CASES if c.name == "board_typo")
+    monkeypatch.chdir(case.workdir)
+    result = CliRunner().invoke(cli, ["validate", "--board", "esp32-s3", case.spec])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ('clawgen: error: unknown board \'esp32-s3\' (did you mean "esp32s3"?); '
+                                     "known boards: esp32, esp32c3, esp32c6, esp32s3")

@@ -1,6 +1,7 @@
 # Simulator `machine`: reset() ends the simulated run (the host reports "reset").
-import _simhost
 import time
+
+import _simhost
 
 PWRON_RESET = 1
 HARD_RESET = 2

@@ -1,5 +1,5 @@
 # clawgen's register policy user module (_clawreg) for MicroPython's CMake ports (esp32).
-# Build: make USER_C_MODULES=/path/to/usermod/micropython.cmake (see the build's usermod/README)
+# Build: make -C ports/esp32 BOARD=... USER_C_MODULES=<build>/usermod/clawreg/micropython.cmake (README.md)
 add_library(usermod_clawreg INTERFACE)
 
 target_sources(usermod_clawreg INTERFACE

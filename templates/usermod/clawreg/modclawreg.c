@@ -3,6 +3,7 @@
  * _clawreg.read(addr) -> (code, value, detail)
  * _clawreg.write(addr, value) -> (code, value, detail)
  * _clawreg.modify(addr, lsb, width, field_value) -> (code, value, detail)
+ * _clawreg.policy_id() -> fingerprint of the compiled-in tables
  *
  * clawreg.py prefers these over its own checks when the module is compiled in; it formats the
  * error messages. The bus is the real one: volatile 32-bit loads and stores.
@@ -13,6 +14,7 @@
 #include "clawreg_policy.h"
 
 extern const clawreg_policy_t clawreg_policy;
+extern const uint32_t clawreg_policy_id;
 
 static uint32_t bus_read32(void *ctx, uint32_t addr) {
     (void)ctx;
@@ -54,8 +56,14 @@ static mp_obj_t clawreg_modify_obj_fn(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(clawreg_modify_obj, 4, 4, clawreg_modify_obj_fn);
 
+static mp_obj_t clawreg_policy_id_fn(void) {
+    return mp_obj_new_int_from_uint(clawreg_policy_id);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(clawreg_policy_id_obj, clawreg_policy_id_fn);
+
 static const mp_rom_map_elem_t clawreg_module_globals_table[] = {
     {MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__clawreg)},
+    {MP_ROM_QSTR(MP_QSTR_policy_id), MP_ROM_PTR(&clawreg_policy_id_obj)},
     {MP_ROM_QSTR(MP_QSTR_read), MP_ROM_PTR(&clawreg_read_obj)},
     {MP_ROM_QSTR(MP_QSTR_write), MP_ROM_PTR(&clawreg_write_obj)},
     {MP_ROM_QSTR(MP_QSTR_modify), MP_ROM_PTR(&clawreg_modify_obj)},

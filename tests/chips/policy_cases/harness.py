@@ -27,7 +27,7 @@ from clawgen.chips.model import (
     WriteConstraint,
 )
 from clawgen.chips.policy import PolicyTable
-from clawgen.chips.render import RegisterPlan, render_app_module, usermod_files
+from clawgen.chips.render import RegisterPlan, render_app_module, render_usermod
 from clawgen.chips.tables import reset_values
 
 HERE = Path(__file__).resolve().parent
@@ -228,7 +228,7 @@ class CDevice:
             raise RuntimeError("no C compiler (gcc) on PATH")
         self.memory = memory if memory is not None else reset_values(table)
         workdir.mkdir(parents=True, exist_ok=True)
-        for rel, text in usermod_files(RegisterPlan(table.chip, table)).items():
+        for rel, text in render_usermod(RegisterPlan(table.chip, table)).items():
             (workdir / Path(rel).name).write_text(text)
         (workdir / "driver.c").write_text(C_DRIVER)
         self.exe = workdir / "driver"

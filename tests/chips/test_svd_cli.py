@@ -1,0 +1,105 @@
+"""`clawgen svd import` / `clawgen svd info` through the real command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clawgen.chips.db import read_chip
+from clawgen.cli import cli
+
+SVD = Path(__file__).parent / "svd"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLAWGEN_CHIP_PATH", raising=False)
+    return tmp_path
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_import_writes_to_project_chips_dir(project: Path) -> None:
+    r = run("svd", "import", str(SVD / "sanity.svd"), "--chip", "mychip")
+    assert r.exit_code == 0, r.output
+    out = project / "chips" / "mychip.json.gz"
+    assert read_chip(out).peripheral("ADC") is not None
+    # Warnings first (FILE:LINE:1: warning: ...), then the summary.
+    assert f"{SVD / 'sanity.svd'}:" in r.output and ":1: warning: at ADC.CR: " in r.output
+    assert ("imported SANITY as chip mychip: 1 peripherals, 7 registers (arrays expanded), 6 fields, "
+            "0 enumerated value sets, 6 warning(s)") in r.output
+    assert f"wrote {os.path.join('chips', 'mychip.json.gz')}" in r.output
+
+
+def test_import_out_quiet_and_no_descriptions(project: Path) -> None:
+    r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "d", "--out", "elsewhere", "--quiet",
+            "--no-descriptions")
+    assert r.exit_code == 0, r.output
+    assert "warning:" not in r.output and "4 warning(s)" in r.output
+    chip = read_chip(project / "elsewhere" / "d.json.gz")
+    assert chip.peripheral("UART0").description is None
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("<device><name>X</name></device>", ":1:1: error: no <peripherals> in this SVD file"),
+    ("<device>", "error: not well-formed XML"),
+])
+def test_unusable_svd_exits_2(project: Path, content: str, message: str) -> None:
+    (project / "bad.svd").write_text(content)
+    r = run("svd", "import", "bad.svd", "--chip", "bad")
+    assert r.exit_code == 2
+    assert f"bad.svd{message}" in r.output or message in r.output
+    assert "Traceback" not in r.output
+    assert not (project / "chips").exists()
+
+
+def test_bad_chip_name_and_missing_file(project: Path) -> None:
+    r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "../evil")
+    assert r.exit_code == 1 and 'chip name "../evil"' in r.output
+    r = run("svd", "import", "missing.svd", "--chip", "x")
+    assert r.exit_code == 2 and "missing.svd:1:1: error: cannot read SVD file" in r.output
+    (project / "afile").write_text("")
+    r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "x", "--out", "afile/sub", "-q")
+    assert r.exit_code == 1 and "cannot write" in r.output and "Traceback" not in r.output
+
+
+def test_info_levels(project: Path) -> None:
+    assert run("svd", "import", str(SVD / "values.svd"), "--chip", "v", "-q").exit_code == 0
+    r = run("svd", "info", "v")
+    assert r.exit_code == 0, r.output
+    assert "chip v: device VALUES" in r.output and "1 peripherals, 5 registers" in r.output
+    assert "P                        0x40000000      5 registers" in r.output
+    r = run("svd", "info", "v", "p")
+    assert r.exit_code == 0, r.output
+    assert "LIMIT                            0x40000008  read-write     0x00000000" in r.output
+    r = run("svd", "info", "v", "P", "limit")
+    assert r.exit_code == 0, r.output
+    assert "P.LIMIT at 0x40000008: 32 bits, read-write, reset 0x00000000 (mask 0xFFFFFFFF)" in r.output
+    assert "[11:8]   SEL" in r.output
+    assert "read: IDLE=0, BUSY=8, OTHER=default" in r.output
+    assert "range 16..200" in r.output
+
+
+def test_info_errors(project: Path) -> None:
+    assert run("svd", "import", str(SVD / "values.svd"), "--chip", "v", "-q").exit_code == 0
+    r = run("svd", "info", "nochip")
+    assert r.exit_code == 1 and 'unknown chip "nochip"' in r.output and "v" in r.output
+    r = run("svd", "info", "v", "PP")
+    assert r.exit_code == 1 and 'no peripheral "PP" (did you mean "P"?)' in r.output
+    r = run("svd", "info", "v", "P", "LIMT")
+    assert r.exit_code == 1 and 'no register "LIMT" (did you mean "LIMIT"?)' in r.output
+
+
+def test_info_finds_chips_on_chip_path(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = project / "lib"
+    assert run("svd", "import", str(SVD / "arrays.svd"), "--chip", "arr", "--out", str(lib), "-q").exit_code == 0
+    monkeypatch.setenv("CLAWGEN_CHIP_PATH", str(lib))
+    r = run("svd", "info", "arr", "GPIO1")
+    assert r.exit_code == 0, r.output
+    assert "OUT                              0x50001004" in r.output

@@ -1,0 +1,46 @@
+"""Boot on the MicroPython VM: Wi-Fi status lines and retries, secrets from NVS, the ready banner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.llm_server import Reply
+from tests.runtime.agent_builds import build, make_spec
+
+WIFI = {"ssid": "!secret wifi_ssid", "password": "!secret wifi_password", "connect_retries": 2}
+SECRETS = {"wifi_ssid": "greenhouse", "wifi_password": "pw-123456"}
+NVS = {"wifi_ssid": b"greenhouse", "wifi_pw": b"pw-123456"}
+
+
+def test_boot_connects_and_prints_ready(tmp_path: Path, llm_server, sim_run):
+    out = build(tmp_path, make_spec(llm_server.base_url, network=WIFI), secrets=SECRETS)
+    llm_server.push(Reply.text("up"))
+    res = sim_run(out, stdin=["hi", "/quit"], secrets=NVS)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "clawgen agent rt-agent (esp32s3) starting"
+    assert "wifi: connecting to greenhouse (attempt 1/2)" in lines
+    assert "wifi: connected, address 127.0.0.1" in lines
+    assert any(ln.startswith("ready: model test-model, 7 tools, ") for ln in lines)
+    assert "up" in res.stdout
+    assert "pw-123456" not in res.stdout + res.stderr
+
+
+def test_wifi_failure_is_reported_and_retried(tmp_path: Path, llm_server, sim_run):
+    out = build(tmp_path, make_spec(llm_server.base_url, network=WIFI), secrets=SECRETS)
+    res = sim_run(out, stdin=["/status", "/quit"], secrets=NVS, network={"connect": "wrong_password"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("wifi: not connected (status 202)") == 2
+    assert "wifi: connecting to greenhouse (attempt 2/2)" in res.stdout
+    assert "wifi: giving up after 2 attempts; check network.ssid / network.password" in res.stdout
+    assert "agent rt-agent on esp32s3" in res.stdout  # the console still works
+
+
+def test_missing_secrets_are_reported(tmp_path: Path, llm_server, sim_run):
+    spec = make_spec("https://api.example.com/v1", network=WIFI)
+    spec["model"]["api_key"] = "!secret key"
+    out = build(tmp_path, spec, secrets={**SECRETS, "key": "sk-x"})
+    res = sim_run(out, stdin=["/quit"], secrets={})
+    assert res.returncode == 0, res.stderr
+    assert "wifi: the SSID is missing from NVS (key wifi_ssid)" in res.stdout
+    assert "warning: no API key for model test-model in NVS (key m0_key)" in res.stdout

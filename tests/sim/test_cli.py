@@ -1,0 +1,157 @@
+"""`clawgen sim` end to end (a real subprocess, the terminal's stdin/stdout) and the mock model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clawgen.sim.mockmodel import respond, start_mock_model
+from tests.llm_server import LLMServer, Reply, Request
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "sk-cli-test-key-9876543210"
+
+SPEC = """\
+name: clitest
+board: esp32s3
+system_prompt: You are a test agent.
+model:
+  base_url: https://api.example.invalid/v1
+  model: test-model
+  api_key: !secret api_key
+  connect_timeout: 2
+  read_timeout: 2
+network:
+  ssid: !secret wifi_ssid
+  password: !secret wifi_password
+transports:
+  uart: true
+capabilities: [system]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    (tmp_path / "agent.yaml").write_text(SPEC)
+    (tmp_path / "secrets.yaml").write_text("api_key: sk-from-secrets-file\nwifi_ssid: n\nwifi_password: p\n")
+    return tmp_path / "agent.yaml"
+
+
+def clawgen_sim(*args: str, stdin: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clawgen.cli", "sim", *args], input=stdin, capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_sim_with_the_mock_model(spec: Path, tmp_path: Path, mpvm: Path) -> None:
+    p = clawgen_sim(str(spec), "--model", "mock", "--out", str(tmp_path / "out"),
+                    stdin="hello there\nread register 0x60004004\n/quit\n")
+    assert p.returncode == 0, p.stderr
+    assert "> (mock model) You said: hello there." in p.stdout
+    # this agent has no register tools; the mock model says so instead of calling one
+    assert "> I have no hw_register_read tool on this device." in p.stdout
+    assert "sk-from-secrets-file" not in p.stdout + p.stderr
+
+
+def test_sim_with_a_model_url_and_key_from_the_environment(spec: Path, tmp_path: Path, mpvm: Path) -> None:
+    with LLMServer() as server:
+        server.push(Reply.text("Answer from the real server."))
+        p = clawgen_sim(str(spec), "--model", server.base_url, "--api-key-env", "CLAWSIM_TEST_KEY",
+                        "--out", str(tmp_path / "out"), stdin="question\n", env={"CLAWSIM_TEST_KEY": KEY})
+        assert p.returncode == 0, p.stderr
+        assert "> Answer from the real server." in p.stdout
+        (req,) = server.requests
+        assert req.headers["authorization"] == f"Bearer {KEY}"
+        assert req.json["messages"][-1] == {"role": "user", "content": "question"}
+    assert KEY not in p.stdout + p.stderr
+    assert KEY not in "".join(f.read_text(errors="replace") for f in (tmp_path / "out").rglob("*") if f.is_file())
+
+
+def test_sim_usage_errors(spec: Path, tmp_path: Path, mpvm: Path) -> None:
+    bad_model = clawgen_sim(str(spec), "--model", "gpt-4", stdin="")
+    assert bad_model.returncode == 1 and "--model must be 'mock' or an http(s):// base URL" in bad_model.stderr
+    no_env = clawgen_sim(str(spec), "--model", "mock", "--api-key-env", "CLAWSIM_UNSET_VAR", stdin="",
+                         env={"CLAWSIM_UNSET_VAR": ""})
+    assert no_env.returncode == 1 and "CLAWSIM_UNSET_VAR is not set" in no_env.stderr
+    missing = clawgen_sim(str(tmp_path / "nope.yaml"), stdin="")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def _req(messages: list[dict], tools: list[str] = ("hw_register_read", "hw_register_write")) -> Request:
+    body = {"model": "m", "messages": messages,
+            "tools": [{"type": "function", "function": {"name": n, "parameters": {}}} for n in tools]}
+    return Request("POST", "/v1/chat/completions", {}, json.dumps(body).encode(), body)
+
+
+def test_mock_model_turns_register_requests_into_tool_calls() -> None:
+    read = json.loads(respond(_req([{"role": "user", "content": "please read register 0x60004004"}])).body)
+    call = read["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "hw_register_read"
+    assert json.loads(call["function"]["arguments"]) == {"address": "0x60004004"}
+    write = json.loads(respond(_req([{"role": "user", "content": "write register 0x60004004 to 0x1"}])).body)
+    call = write["choices"][0]["message"]["tool_calls"][0]
+    assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == (
+        "hw_register_write", {"address": "0x60004004", "value": "0x1"})
+    after = respond(_req([{"role": "user", "content": "read register 0x60004004"},
+                          {"role": "assistant", "content": "", "tool_calls": [call]},
+                          {"role": "tool", "tool_call_id": "call_1", "content": "0x60004004 = 0x00000001 (1)"}]))
+    text = json.loads(after.body)["choices"][0]["message"]
+    assert text["content"] == "The tool returned: 0x60004004 = 0x00000001 (1)" and "tool_calls" not in text
+    assert respond(Request("GET", "/v1/models", {}, b"", None)).status == 404
+
+
+def test_mock_model_serves_http() -> None:
+    import urllib.request
+
+    with start_mock_model() as mock:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        req = urllib.request.Request(mock.base_url + "/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            answer = json.loads(resp.read())
+    assert answer["choices"][0]["message"]["content"].startswith("(mock model) You said: hi.")
+
+
+REGISTER_SPEC = """\
+name: clireg
+board: esp32s3
+system_prompt: You are a register assistant.
+model:
+  base_url: https://api.example.invalid/v1
+  model: test-model
+  connect_timeout: 2
+  read_timeout: 2
+network:
+  ssid: !secret wifi_ssid
+  password: !secret wifi_password
+transports:
+  uart: true
+  telnet: true
+capabilities: [hw_register_control]
+registers:
+  defaults: true
+  allow:
+    - {match: "GPIO.OUT*", access: read-write}
+"""
+
+
+def test_sim_mock_model_drives_register_tools(tmp_path: Path, mpvm: Path) -> None:
+    (tmp_path / "agent.yaml").write_text(REGISTER_SPEC)
+    (tmp_path / "secrets.yaml").write_text("wifi_ssid: n\nwifi_password: p\n")
+    p = clawgen_sim(str(tmp_path / "agent.yaml"), "--model", "mock", "--telnet-port", "0",
+                    "--out", str(tmp_path / "out"),
+                    stdin="read register 0x60004004\nwrite register 0x60004004 to 0x5\n"
+                          "read register 0x60004004\n/quit\n")
+    if p.returncode != 0 and "unknown chip" in p.stderr:
+        pytest.skip("the chip database is not available in this checkout")
+    assert p.returncode == 0, p.stderr
+    answers = [line for line in p.stdout.splitlines() if line.startswith("The tool returned:")]
+    assert answers == ["The tool returned: 0x60004004 = 0x00000000 (0)",
+                       "The tool returned: wrote 0x00000005 to 0x60004004; register now 0x00000005",
+                       "The tool returned: 0x60004004 = 0x00000005 (5)"]
+    # the device's Telnet port was moved to a free local one and announced
+    assert "clawsim: device port 2323 is reachable at 127.0.0.1:" in p.stderr
