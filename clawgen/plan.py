@@ -242,11 +242,10 @@ def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
 
 
 def chip_search_dirs(spec_dir: Path) -> list[Path]:
-    import os
+    """chips/ beside the spec, then $CLAWGEN_CHIP_PATH, then the built-ins."""
+    from clawgen.chips import default_search_dirs
 
-    dirs = [spec_dir / "chips"]
-    dirs += [Path(p) for p in os.environ.get("CLAWGEN_CHIP_PATH", "").split(os.pathsep) if p]
-    return dirs
+    return default_search_dirs(spec_dir)
 
 
 def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], list[Diagnostic]]:

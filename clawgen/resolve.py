@@ -100,7 +100,7 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: dict[str, Any] | None, p
         out.append(_err(doc, path, "missing base_url"))
         return ep
     try:
-        tls, host, port, _ = parse_base_url(ep["base_url"])
+        _tls, host, port, _ = parse_base_url(ep["base_url"])
     except ValueError as e:
         out.append(_err(doc, (*path, "base_url"), f"invalid URL: {e}"))
         return ep

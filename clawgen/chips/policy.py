@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from clawgen.boards import FAST_LOADER
 from clawgen.chips.model import Chip, Field, Register, RegisterInstance
 from clawgen.diagnostics import ERROR, WARNING, Diagnostic, Mark, did_you_mean
 from clawgen.resources import chips_dir
@@ -360,7 +361,7 @@ def default_policy(chip_name: str) -> dict:
     text = _default_policy_text(chip_name)
     if text is None:
         return {"allow": [], "deny": []}
-    data = yaml.safe_load(text) or {}
+    data = yaml.load(text, Loader=FAST_LOADER) or {}
     return {"allow": list(data.get("allow") or []), "deny": list(data.get("deny") or [])}
 
 
@@ -394,9 +395,15 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
     by_addr: dict[int, list[tuple[RegisterInstance, _Verdict, tuple]]] = {}
     known: set[int] = set()  # word addresses where some register exists
     counts: dict[str, int] = {}
+    touchable: dict[str, bool] = {}  # peripheral -> can any rule match inside it
     for ri in chip.iter_registers():
         counts[ri.peripheral] = counts.get(ri.peripheral, 0) + 1
         known.add(ri.address & ~3)
+        periph = ri.peripheral.upper()
+        if periph not in touchable:
+            touchable[periph] = any(r.may_touch(periph) for r in rules)
+        if not touchable[periph]:
+            continue  # most of a chip: no rule names its peripheral, nothing to evaluate
         hwinfo = hardware_masks(ri.register, ri.fields)
         v = _evaluate(ri, rules, hwinfo[0])
         if v.read_allow or v.read_deny or v.wallow or v.wdeny:

@@ -260,10 +260,10 @@ class _Importer:
             node.derived_from = (df.strip(), node.line)
         # One C-level pass for the simple values; the rare rest is sorted out below.
         props = {c.tag: c.text for c in el}
-        extra = props.keys() - _SIMPLE[kind]
-        if extra:
+        simple = _SIMPLE[kind]
+        if not props.keys() <= simple:
             struct = _STRUCT[kind]
-            for tag in extra:
+            for tag in props.keys() - simple:
                 del props[tag]
                 if not isinstance(tag, str):
                     continue  # comments, processing instructions, entities
@@ -735,18 +735,30 @@ class _Importer:
     # -- sanity checks -------------------------------------------------------------------------
     def check_fields(self, n: _Node, fields: list[Field], lines: list[int], size: int) -> None:
         """Fields inside the register, not overlapping (except a read field with a write field)."""
+        if not fields:
+            return
         spans: list[tuple[int, int, int]] = []  # (lo, hi, index into fields)
         for k, f in enumerate(fields):
             if f.dim is None:
-                top = f.lsb + f.width - 1
-                spans.append((f.lsb, top, k))
+                spans.append((f.lsb, f.lsb + f.width - 1, k))
             else:
                 inc = f.dim.increment
-                top = f.lsb + (f.dim.count - 1) * inc + f.width - 1
                 spans.extend((f.lsb + i * inc, f.lsb + i * inc + f.width - 1, k) for i in range(f.dim.count))
-            if top >= size:
-                self.warn(lines[k], n, f'field "{f.name}" (bits {top}:{f.lsb}) lies outside the {size}-bit register')
         spans.sort()
+        top = -1
+        clean = True
+        for lo, hi, _ in spans:
+            if lo <= top:
+                clean = False
+            if hi > top:
+                top = hi
+        if top >= size:
+            for k, f in enumerate(fields):
+                ftop = max(hi for lo, hi, j in spans if j == k)
+                if ftop >= size:
+                    self.warn(lines[k], n, f'field "{f.name}" (bits {ftop}:{f.lsb}) lies outside the {size}-bit register')
+        if clean:
+            return
         active: list[tuple[int, int, int]] = []
         for span in spans:
             lo = span[0]
@@ -782,19 +794,32 @@ class _Importer:
         if not p.address_blocks:
             return
         blocks = [(b.offset, b.offset + b.size) for b in p.address_blocks]
+        # Coalesce touching or overlapping blocks, so a register is inside iff it is inside one span.
+        spans: list[list[int]] = []
+        for b0, b1 in sorted(blocks):
+            if spans and b0 <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b1)
+            else:
+                spans.append([b0, b1])
         outside: list[tuple[str, int, Register]] = []
+        if len(spans) == 1:
+            s0, s1 = spans[0]
 
-        def inside(lo: int, hi: int) -> bool:
-            return any(b0 <= lo and hi <= b1 for b0, b1 in blocks)
+            def inside(lo: int, hi: int) -> bool:
+                return s0 <= lo and hi <= s1
+        else:
+            def inside(lo: int, hi: int) -> bool:
+                return any(b0 <= lo and hi <= b1 for b0, b1 in spans)
 
         def walk(regs: list[Register], clusters: list[Cluster], base: int, prefix: str) -> None:
             for r in regs:
                 nbytes = max(1, r.size // 8)
                 last = (r.dim.count - 1) * r.dim.increment if r.dim else 0
-                for off in (base + r.offset, base + r.offset + last):
-                    if not inside(off, off + nbytes):
-                        outside.append((f"{prefix}.{r.name}", off, r))
-                        break
+                off = base + r.offset
+                if not inside(off, off + nbytes):
+                    outside.append((f"{prefix}.{r.name}", off, r))
+                elif last and not inside(off + last, off + last + nbytes):
+                    outside.append((f"{prefix}.{r.name}", off + last, r))
             for c in clusters:
                 last = (c.dim.count - 1) * c.dim.increment if c.dim else 0
                 for off in sorted({base + c.offset, base + c.offset + last}):

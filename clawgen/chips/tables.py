@@ -25,6 +25,7 @@ from functools import cache
 
 import yaml
 
+from clawgen.boards import FAST_LOADER
 from clawgen.chips.model import Field, Register
 from clawgen.chips.policy import F_WRITE, PolicyTable
 from clawgen.resources import chips_dir
@@ -168,7 +169,7 @@ def _notes(chip_name: str) -> tuple[tuple[str, str], ...]:
     p = chips_dir() / f"{chip_name}.notes.yaml"
     if not p.is_file():
         return ()
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    data = yaml.load(p.read_text(encoding="utf-8"), Loader=FAST_LOADER) or {}
     regs = data.get("registers") or {}
     return tuple((str(k).upper(), str(v)) for k, v in regs.items())
 

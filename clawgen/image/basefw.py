@@ -49,6 +49,7 @@ class BaseFirmware:
     partitions: list[pt.Partition]  # the base's own table
     app_offset: int  # flash address of the application image
     app_size: int  # bytes of the application image (header to digest)
+    bootloader_size: int = 0  # bytes of the bootloader image (header to digest)
 
 
 def _fail(source: str, message: str) -> DiagnosticError:
@@ -64,20 +65,48 @@ def _chip_of(header: bytes) -> tuple[int, str]:
     return chip_id, CHIP_NAMES.get(chip_id, f"unknown chip id {chip_id}")
 
 
-def _load_app(app: bytes, chip: str, source: str):
+def _load_image(data: bytes, chip: str, what: str, source: str, needed: str):
+    """Parse an ESP image (bootloader or app) with esptool; refuse it unless checksum and digest hold."""
     from esptool.bin_image import LoadFirmwareImage
     from esptool.util import FatalError
 
     try:
-        image = LoadFirmwareImage(chip, app)
-    except (FatalError, struct.error, KeyError) as e:
-        raise _fail(source, f"the application image is damaged: {e}") from None
+        image = LoadFirmwareImage(chip, data)
+    except (FatalError, struct.error, KeyError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise _fail(source, f"the {what} image is truncated or damaged ({reason}); need {needed}") from None
     if image.checksum != image.calculate_checksum():
-        raise _fail(source, "the application image checksum is wrong (file truncated or modified?)")
+        raise _fail(source, f"the {what} image checksum is wrong (file truncated or modified?); need {needed}")
     if image.append_digest and image.stored_digest != image.calc_digest:
-        raise _fail(source, "the application image SHA-256 does not match (file truncated or modified?)")
-    size = image.data_length + (32 if image.append_digest else 0) if image.data_length else len(app)
+        raise _fail(source, f"the {what} image SHA-256 does not match (file truncated or modified?); "
+                            f"need {needed}")
+    size = image.data_length + (32 if image.append_digest else 0) if image.data_length else len(data)
     return image, size
+
+
+def _bootloader_size(data: bytes, slot: int, chip: str, source: str, needed: str) -> int:
+    """Bytes of the bootloader image, which must fit in the `slot` bytes before the partition table."""
+    try:
+        return _load_image(data[:slot], chip, "bootloader", source, needed)[1]
+    except DiagnosticError:
+        try:  # does it parse when allowed to run into the partition table? then it is too big
+            size = _load_image(data, chip, "bootloader", source, needed)[1]
+        except DiagnosticError:
+            size = 0
+        if size > slot:
+            raise _fail(source, f"bootloader overflows its {slot} bytes by {size - slot} bytes") from None
+        raise
+
+
+def _is_app_image(data: bytes, chip: str) -> bool:
+    """An application image's first segment is flash-mapped (DROM/IROM); a bootloader's is in RAM."""
+    from esptool.targets import CHIP_DEFS
+
+    if len(data) < 32:
+        return False
+    (addr,) = struct.unpack_from("<I", data, 24)
+    rom = CHIP_DEFS[chip]
+    return rom.DROM_MAP_START <= addr < rom.DROM_MAP_END or rom.IROM_MAP_START <= addr < rom.IROM_MAP_END
 
 
 def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmware>", *,
@@ -104,7 +133,13 @@ def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmwar
         raise _fail(source, f"base firmware is for {chip} (image chip id {chip_id}); board "
                             f"{board['name']} needs {want_chip} (chip id {want_id}): use {needed}")
 
+    if _is_app_image(data, want_chip):
+        raise _fail(source, "this is an application image only (like MicroPython's build-*/micropython.bin), "
+                            f"not a full release .bin starting with the bootloader; need {needed}")
     table_at = table_offset - bl_offset
+    # A bootloader that fails its checksum would not boot; one longer than its slot would be
+    # cut by the partition table.
+    bl_size = _bootloader_size(data, table_at, want_chip, source, needed)
     try:
         base_parts = pt.from_binary(data[table_at:table_at + pt.TABLE_MAX_LEN])
     except pt.PartitionTableError as e:
@@ -122,7 +157,7 @@ def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmwar
     if app_chip_id != want_id:
         raise _fail(source, f"the application in the base firmware is for {app_chip} (chip id "
                             f"{app_chip_id}); board {board['name']} needs {want_chip}")
-    image, app_size = _load_app(app, want_chip, source)
+    image, app_size = _load_image(app, want_chip, "application", source, needed)
 
     # ESP-IDF puts esp_app_desc_t at the start of the first (rodata) segment; scan them all so
     # an unusual segment order (flash-mapped segments sorted by address) does not matter.
@@ -147,7 +182,8 @@ def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmwar
     if version != want_version and not dev_build:
         raise _fail(source, f"base firmware is MicroPython {version}" + (f" (built {date})" if date else "")
                     + f"; clawgen targets MicroPython {want_version}: use {needed}")
-    return BaseFirmware(data, bl_offset, want_chip, version, date, idf_ver, base_parts, app_offset, app_size)
+    return BaseFirmware(data, bl_offset, want_chip, version, date, idf_ver, base_parts, app_offset, app_size,
+                        bl_size)
 
 
 # -- cache -------------------------------------------------------------------------------------
@@ -198,6 +234,8 @@ def find_cached(board: dict) -> Path | None:
 
 
 def load_base_firmware(path: Path, board: dict) -> BaseFirmware:
+    if path.is_dir():
+        raise UsageError(f"base firmware {path} is a directory; give the MicroPython .bin file")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -235,6 +273,8 @@ def download(url: str, timeout: float = 30.0) -> bytes:
 def fetch_firmware(board: dict, file: Path | None = None) -> tuple[Path, BaseFirmware, str]:
     """`clawgen firmware fetch`: import `file`, or download the pinned release, into the cache."""
     if file is not None:
+        if file.is_dir():
+            raise UsageError(f"{file} is a directory; give the downloaded MicroPython .bin file")
         try:
             data = file.read_bytes()
         except OSError as e:

@@ -14,7 +14,7 @@ def firmware_group() -> None:
 
 @firmware_group.command("fetch")
 @click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
-@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--file", "file", type=click.Path(path_type=Path),
               help="Import this already-downloaded .bin instead of downloading.")
 def fetch_command(board_name: str, file: Path | None) -> None:
     """Put the pinned stock MicroPython release for BOARD into the cache, after checking it."""

@@ -104,7 +104,7 @@ def load_flash_plan(build_dir: Path, app_only: bool = False) -> FlashPlan:
         raise _bad(build_dir, "no such build directory (run `clawgen build` first)")
     if not args_file.is_file():
         raise _bad(args_file, "missing: this build has no flashable images "
-                   "(build them with the image stage, e.g. `clawgen build ... --image`)")
+                   "(run `clawgen build` again without --no-images)")
     try:
         doc = json.loads(args_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -204,9 +204,7 @@ def flash_build(plan: FlashPlan, options: FlashOptions,
             esp.change_baud(options.baud)
         cmds.attach_flash(esp)
         detected = None if esp.secure_download_mode else cmds.detect_flash_size(esp)
-        if detected and (parse_flash_size(detected) or 0) < (parse_flash_size(plan.flash_size) or 0):
-            raise UsageError(f"the board has {detected} of flash, but this build is laid out for "
-                             f"{plan.flash_size}: rebuild with a {detected} flash size")
+        _check_flash_size(detected, plan)
         result = FlashResult(esp.CHIP_NAME, detected)
         if options.erase:
             _erase_all(esp, detected or plan.flash_size)
@@ -235,6 +233,26 @@ def flash_build(plan: FlashPlan, options: FlashOptions,
     for line in summary_lines(result):
         echo(line)
     return result
+
+
+def _check_flash_size(detected: str | None, plan: FlashPlan) -> None:
+    """Refuse a board whose flash does not suit the build's layout.
+
+    A smaller flash cannot hold it. With --app-only the board keeps its own partition table;
+    stock MicroPython has no "vfs" row and makes one from 0x200000 to the end of the physical
+    flash, so on a bigger flash the partition's block count differs from the one written in
+    the filesystem image's superblock, littlefs refuses to mount it, and the port reports a
+    corrupted filesystem. (The merged image brings its own table, so a bigger flash is fine.)
+    """
+    have, want = parse_flash_size(detected) or 0, parse_flash_size(plan.flash_size) or 0
+    if not detected or have == want or (have > want and not plan.app_only):
+        return
+    if have < want:
+        raise UsageError(f"the board has {detected} of flash, but this build is laid out for "
+                         f"{plan.flash_size}: rebuild with hardware.flash_size: {detected}")
+    raise UsageError(f"the board has {detected} of flash, but this build's filesystem is laid out for "
+                     f"{plan.flash_size}; stock MicroPython would not mount it: rebuild with "
+                     f"hardware.flash_size: {detected}, or flash the full image (without --app-only)")
 
 
 def _check_port_name(port: str) -> None:

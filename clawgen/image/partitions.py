@@ -111,7 +111,7 @@ def to_binary(parts: list[Partition]) -> bytes:
                             label.ljust(16, b"\0"), part.flags)
     body += MD5_MAGIC + hashlib.md5(body).digest()
     if len(body) > TABLE_MAX_LEN:
-        raise UsageError("partition table is longer than 0xC00 bytes")
+        raise UsageError(f"partition-table overflows its {TABLE_MAX_LEN} bytes by {len(body) - TABLE_MAX_LEN} bytes")
     return body + b"\xff" * (TABLE_MAX_LEN - len(body))
 
 

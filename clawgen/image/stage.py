@@ -31,6 +31,7 @@ class ImageInputs:
     base_firmware: Path | None = None  # explicit --base-firmware, else the cache, else no merged image
     micropython_dir: Path | None = None  # --micropython: run the tailored full build
     spec_name: str = "agent"
+    spec_file: str | None = None  # where diagnostics point (else spec_name)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class ImageResult:
 def _overflow(spec_name: str, region: str, capacity: int, needed: int) -> DiagnosticError:
     msg = f"{region} overflows its {capacity} bytes by {needed - capacity} bytes"
     return DiagnosticError(Diagnostic(spec_name, 1, 1, "", "error", msg))
+
+
+def _where(ctx: ImageInputs) -> str:
+    return ctx.spec_file or ctx.spec_name
 
 
 def _check_no_secret_in_files(files: dict[str, bytes], secrets: dict[str, bytes]) -> None:
@@ -124,7 +129,7 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     try:
         fs = build_fs_image(files, vfs.size, block_size)
     except FsOverflowError as e:
-        raise _overflow(ctx.spec_name, "vfs", e.capacity, e.needed) from None
+        raise _overflow(_where(ctx), "vfs", e.capacity, e.needed) from None
 
     # Secrets.
     key = nvs.load_encryption_key(ctx.nvs_encryption_key) if ctx.nvs_encryption_key else None
@@ -132,7 +137,7 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     try:
         nvs_bin = nvs.build_nvs_image(ctx.secrets, nvs_part.size, key)
     except nvs.NvsOverflowError as e:
-        raise _overflow(ctx.spec_name, "nvs", e.capacity, e.needed) from None
+        raise _overflow(_where(ctx), "nvs", e.capacity, e.needed) from None
     nvs_used = sum(1 for p in range(0, len(nvs_bin), nvs.PAGE_SIZE)
                    if nvs_bin[p:p + 4] in (b"\xfe\xff\xff\xff", b"\xfc\xff\xff\xff")) * nvs.PAGE_SIZE
 
@@ -156,11 +161,9 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     merged_name = None
     if base is not None:
         if base.app_size > factory.size:
-            raise _overflow(ctx.spec_name, "factory", factory.size, base.app_size)
+            raise _overflow(_where(ctx), "factory", factory.size, base.app_size)
         placed = merge.merged_parts(base, layout, table, nvs_bin, fs.data, board, flash_size)
-        bootloader = next(p.data for p in placed if p.name == "bootloader")
-        bootloader_size = len(bootloader.rstrip(b"\xff"))
-        regions[0] = Region("bootloader", bl_offset, table_offset - bl_offset, bootloader_size)
+        regions[0] = Region("bootloader", bl_offset, table_offset - bl_offset, base.bootloader_size)
         regions[4] = Region("factory", factory.offset, factory.size, base.app_size)
         merged_name = "firmware.bin"
         (image_dir / merged_name).write_bytes(merge.merge(placed, bl_offset))

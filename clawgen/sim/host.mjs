@@ -67,8 +67,21 @@ async function mainThread() {
   // prompt without a newline still shows up before the VM waits for input.
   const outBufs = { 1: [], 2: [] };
   let capture = null;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const writeAll = (fd, buf) => {
+    // The fd may be non-blocking (a pipe node set up): retry EAGAIN instead of losing output.
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += fs.writeSync(fd, buf, off);
+      } catch (e) {
+        if (e.code !== "EAGAIN") throw e;
+        Atomics.wait(pause, 0, 0, 5);
+      }
+    }
+  };
   const flush = (fd) => {
-    if (outBufs[fd].length) { fs.writeSync(fd, Buffer.from(outBufs[fd])); outBufs[fd] = []; }
+    if (outBufs[fd].length) { const b = Buffer.from(outBufs[fd]); outBufs[fd] = []; writeAll(fd, b); }
   };
   const flushAll = () => { flush(1); flush(2); };
   const emit = (fd) => (c) => {
