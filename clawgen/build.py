@@ -37,6 +37,7 @@ class BuildOptions:
     nvs_key: Path | None = None
     images: bool = True
     force: bool = False
+    placeholder_secrets: bool = False  # the simulator: missing secrets become "" (with a warning)
 
 
 @dataclass
@@ -97,7 +98,8 @@ def _digest(inputs: list[str], args: dict[str, Any]) -> str:
 def _stamp_args(spec: Path, opts: BuildOptions) -> dict[str, Any]:
     return {"spec": str(spec.resolve()), "board": opts.board, "subst": dict(opts.substitutions),
             "model": opts.model_override, "base": str(opts.base_firmware), "mp": str(opts.micropython_dir),
-            "nvs_key": str(opts.nvs_key), "images": opts.images, "cwd": str(Path.cwd())}
+            "nvs_key": str(opts.nvs_key), "images": opts.images, "cwd": str(Path.cwd()),
+            "placeholder_secrets": opts.placeholder_secrets}
 
 
 def _up_to_date(out_dir: Path, spec: Path, opts: BuildOptions) -> bool:
@@ -146,8 +148,8 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> tuple[Any, Any, dict[str, b
     from clawgen.resolve import choose_board, resolve
     from clawgen.schema import validate_schema
 
-    doc = load_spec(spec, opts.substitutions)
-    diags = validate_schema(doc)
+    doc = load_spec(spec, opts.substitutions, placeholder_secrets=opts.placeholder_secrets)
+    diags = [*doc.warnings, *validate_schema(doc)]
     if any(d.severity == "error" for d in diags):
         raise DiagnosticError(diags)
     board = choose_board(doc, opts.board)
@@ -249,7 +251,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
         (staging / "build.json").write_bytes(build_json(info))
         inputs = sorted({str(p.resolve()) for p in res.doc.files}
                         | {str(cm.source.resolve()) for cm in plan.custom_modules}
-                        | _chip_inputs(plan))
+                        | _chip_inputs(plan) | _image_inputs(plan, opts))
         args = _stamp_args(spec, opts)
         old = {k: v for k, v in read_tree(out_dir).items() if k != STAMP_FILE}
         new = read_tree(staging)
@@ -281,6 +283,17 @@ def _chip_inputs(plan: Any) -> set[str]:
     return {str(Path(src).resolve())} if src else set()
 
 
+def _image_inputs(plan: Any, opts: BuildOptions) -> set[str]:
+    """Base firmware (given or cached) and NVS key: their content changes the images."""
+    if not opts.images:
+        return set()
+    try:
+        from clawgen.image.stage import input_files
+    except ImportError:
+        return set()
+    return input_files(plan.board.data, opts.base_firmware, opts.nvs_key)
+
+
 def _extra_outputs(plan: Any, files: dict[str, bytes]) -> dict[str, Any]:
     """Outputs of the chip stage (usermod) when the register layer is part of the build."""
     if plan.registers is None:
@@ -310,7 +323,7 @@ def _images(plan: Any, modules: list[Any], files: dict[str, bytes], nvs_values: 
     result = build_images(ImageInputs(
         out_dir=staging, board=plan.board.data, flash_size=plan.flash_size, files=device_files,
         secrets=nvs_values, nvs_encryption_key=opts.nvs_key, base_firmware=opts.base_firmware,
-        micropython_dir=opts.micropython_dir, spec_name=plan.name))
+        micropython_dir=opts.micropython_dir, spec_name=plan.name, spec_file=plan.spec_file))
     return {"image": [{"name": r.name, "offset": r.offset, "size": r.size, "used": r.used}
                       for r in result.regions],
             "image_report": list(result.report_lines)}

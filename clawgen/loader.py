@@ -62,6 +62,7 @@ class Document:
     secrets: dict[PathT, Secret] = field(default_factory=dict)
     substitutions: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every file read (spec, includes, secrets.yaml)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def mark(self, path: PathT, key: bool = False) -> Mark:
         """The nearest known position for ``path`` (falls back to its parents)."""
@@ -224,8 +225,10 @@ class _Composer:
 
 class SpecLoader:
     def __init__(self, root: Path, overrides: Mapping[str, str] | None = None,
-                 display_root: str | None = None):
+                 display_root: str | None = None, placeholder_secrets: bool = False):
         self.root = root
+        # The simulator needs no real Wi-Fi password: a missing secret becomes "" with a warning.
+        self.placeholder_secrets = placeholder_secrets
         self.base_dir = root.parent
         self.display_root = display_root or str(root)
         self.overrides = dict(overrides or {})
@@ -299,6 +302,9 @@ class SpecLoader:
     def _secrets(self, file: str, m: yaml.Mark, path: PathT) -> dict[str, Any]:
         if self._secrets_cache is None:
             sp = self.base_dir / SECRETS_FILE
+            if not sp.is_file() and self.placeholder_secrets:
+                self._secrets_cache = {}
+                return self._secrets_cache
             if not sp.is_file():
                 raise _err(file, m, f"!secret needs {sp} (a YAML mapping of name: value beside the spec), "
                            "but that file does not exist", path)
@@ -385,6 +391,13 @@ class SpecLoader:
         name = str(node.value).strip()
         secrets = self._secrets(file, node.start_mark, path)
         sp = self.base_dir / SECRETS_FILE
+        if name not in secrets and self.placeholder_secrets:
+            self.doc.warnings.append(Diagnostic.at(_mark(file, node.start_mark), format_path(path),
+                                                   f"secret '{name}' not found in {sp}: using an empty "
+                                                   "value in the simulator", severity="warning"))
+            s = Secret(name, "", str(sp))
+            self.doc.secrets[path] = s
+            return s
         if name not in secrets:
             from clawgen.diagnostics import did_you_mean
             raise _err(file, node.start_mark, f"secret '{name}' is not defined in {sp}"
@@ -479,7 +492,8 @@ def _resolve_plain(text: str, node: yaml.ScalarNode, file: str, path: PathT = ()
     return text
 
 
-def load_spec(path: str | Path, overrides: Mapping[str, str] | None = None) -> Document:
+def load_spec(path: str | Path, overrides: Mapping[str, str] | None = None,
+              placeholder_secrets: bool = False) -> Document:
     """Load a spec file. Raises DiagnosticError for anything wrong with it."""
     p = Path(path)
-    return SpecLoader(p, overrides, display_root=str(path)).load()
+    return SpecLoader(p, overrides, display_root=str(path), placeholder_secrets=placeholder_secrets).load()

@@ -199,8 +199,13 @@ def resolve(doc: Document, board_name: str) -> Resolved:
         warnings.append(Diagnostic.at(doc.mark(("capabilities",)), "capabilities",
                                       "web_browsing without web.brave_api_key: web_search will report "
                                       "that it is not configured", severity="warning"))
-    if any(ep.get("base_url", "").startswith("http://") and ep.get("api_key") is not None
-           for ep in [primary, *fallbacks]):
+    def plain_http_with_key(ep: dict[str, Any]) -> bool:
+        url = ep.get("base_url") or ""
+        host = urlsplit(url).hostname or ""
+        loopback = host == "localhost" or host.startswith("127.")
+        return url.startswith("http://") and ep.get("api_key") is not None and not loopback
+
+    if any(plain_http_with_key(ep) for ep in [primary, *fallbacks]):
         warnings.append(Diagnostic.at(doc.mark(("model", "base_url")), "model.base_url",
                                       "an API key would be sent over plain http; use https",
                                       severity="warning"))

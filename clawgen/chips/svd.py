@@ -19,10 +19,12 @@ Every vendor error becomes a ``Diagnostic`` warning naming FILE:LINE; an unusabl
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +89,8 @@ _ACCESS_ALIASES = {
     "read-writeonce": "read-writeOnce", "readwriteonce": "read-writeOnce", "rwonce": "read-writeOnce",
 }
 _ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
+# The children of a field that ``_Importer.plain_fields`` builds without a node.
+_PLAIN_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "access"})
 _MWV = {"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet", "zeroToToggle", "clear", "set",
         "modify"}
 _READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
@@ -124,7 +128,7 @@ def _int(text: str) -> int | None:
             return int(text[2:], 16)
         except ValueError:
             return parse_int(text)
-    if text.isdigit():
+    if text.isdecimal():  # not isdigit: int() rejects superscript digits
         return int(text)
     return parse_int(text)
 
@@ -153,8 +157,8 @@ def parse_enum_value(text: str) -> tuple[int, int | None] | None:
 class _Node:
     """One SVD element: its simple values (text, line) and its child nodes by kind."""
 
-    __slots__ = ("derived_from", "el", "index", "kids", "kind", "line", "name", "parent", "props", "resolved",
-                 "resolving", "wc")
+    __slots__ = ("derived_from", "el", "field_els", "index", "kids", "kind", "line", "name", "parent", "props",
+                 "resolved", "resolving", "wc")
 
     def __init__(self, kind: str, el: etree._Element, parent: _Node | None):
         self.kind = kind
@@ -171,6 +175,9 @@ class _Node:
         self.resolving = False
         self.index: dict[str, _Node] | None = None
         self.wc: dict[str, tuple[str, int]] | None = None  # writeConstraint children
+        # A register's <fields> containers, not yet read into child nodes (``_Importer.items``):
+        # most fields are plain and are built straight from the XML without a node of their own.
+        self.field_els: list[etree._Element] | None = None
 
     def get(self, key: str) -> str | None:
         """The stripped text of a simple child; None when absent or empty."""
@@ -228,6 +235,8 @@ class _Importer:
         self.unknown: dict[tuple[str, str], list[int]] = {}
         self.build_memo: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
         self.enum_memo: dict[int, EnumSet | None] = {}
+        self.ctx_memo: dict[tuple, _Ctx] = {}
+        self.nodes: list[_Node] = []  # every node read, to break their parent cycles at the end
         self.device: _Node | None = None
         self.enum_index: dict[str, _Node] | None = None
         self.reg_lines: dict[int, int] = {}  # id(Register) -> source line, for later checks
@@ -255,6 +264,7 @@ class _Importer:
     # -- phase 1: read -------------------------------------------------------------------------
     def read(self, el: etree._Element, kind: str, parent: _Node | None) -> _Node:
         node = _Node(kind, el, parent)
+        self.nodes.append(node)
         df = el.get("derivedFrom")
         if df is not None:
             node.derived_from = (df.strip(), node.line)
@@ -293,6 +303,11 @@ class _Importer:
             return
         if tag in ("cpu", "vendorExtensions", "dimArrayIndex"):
             return  # cpu is read separately; vendor extensions and dimArrayIndex carry no register data
+        if kind == "register" and tag == "fields":
+            if node.field_els is None:
+                node.field_els = []
+            node.field_els.append(child)
+            return
         spec = _CHILD_KIND.get((kind, tag))
         if spec is None:
             return
@@ -310,6 +325,23 @@ class _Importer:
                 items.append(self.read(c, ctag, node))
             else:
                 self.unknown.setdefault((tag, ctag), []).append(c.sourceline or 0)
+
+    def items(self, node: _Node) -> list[_Node]:
+        """``node``'s child nodes (registers, clusters, fields, enumeratedValues), reading a
+        register's deferred fields first."""
+        if node.field_els is not None:
+            containers, node.field_els = node.field_els, None
+            items = node.kids.setdefault("items", [])
+            for child in containers:
+                for c in child:
+                    ctag = c.tag
+                    if not isinstance(ctag, str):
+                        continue
+                    if ctag == "field":
+                        items.append(self.read(c, "field", node))
+                    else:
+                        self.unknown.setdefault(("fields", ctag), []).append(c.sourceline or 0)
+        return node.kids.get("items", [])
 
     # -- phase 2: derive -----------------------------------------------------------------------
     def resolve(self, node: _Node) -> _Node:
@@ -331,6 +363,9 @@ class _Importer:
                 node.resolved = node
                 return node
             base_r = self.resolve(base)
+            if node.kind == "register":  # merging works on field nodes: read them
+                self.items(base_r)
+                self.items(node)
             if base_r is node or (base_r.derived_from is not None and base_r.resolved is None):
                 # The chain came back to us (cycle): keep our own values only.
                 node.resolved = node
@@ -368,7 +403,7 @@ class _Importer:
         r = self.resolve(node)
         if r.index is None:
             idx: dict[str, _Node] = {}
-            for k in r.kids.get("items", []):
+            for k in self.items(r):
                 if k.name:
                     idx.setdefault(k.name, k)
                     plain = k.name.replace("[%s]", "").replace("%s", "")
@@ -406,12 +441,12 @@ class _Importer:
         scope = node
         while scope.parent is not None and scope.kind != "peripheral":
             scope = scope.parent
-        found = _find_enum(scope, name, node)
+        found = _find_enum(self.items, scope, name, node)
         if found is not None:
             return found
         if self.enum_index is None and self.device is not None:
             self.enum_index = {}
-            _index_enums(self.device, self.enum_index)
+            _index_enums(self.items, self.device, self.enum_index)
         hit = (self.enum_index or {}).get(name)
         return hit if hit is not node else None
 
@@ -472,11 +507,25 @@ class _Importer:
         if not self.keep_descriptions:
             return None
         d = node.props.get("description")
-        return (" ".join(d.split()) or None) if d else None
+        return _squeeze(d) if d else None
 
     def ctx_of(self, node: _Node, outer: _Ctx) -> _Ctx:
-        if node.props.keys().isdisjoint(_REG_PROPS):
+        p = node.props
+        if p.keys().isdisjoint(_REG_PROPS):
             return outer
+        # Most registers repeat a few combinations: reuse the result unless it warned.
+        key = (outer.key(), p.get("size"), p.get("access"), p.get("protection"), p.get("resetValue"),
+               p.get("resetMask"))
+        hit = self.ctx_memo.get(key)
+        if hit is not None:
+            return hit
+        warned = len(self.diags)
+        ctx = self.new_ctx(node, outer)
+        if len(self.diags) == warned:
+            self.ctx_memo[key] = ctx
+        return ctx
+
+    def new_ctx(self, node: _Node, outer: _Ctx) -> _Ctx:
         size = self.int_prop(node, "size")
         return _Ctx(
             size if size is not None else outer.size,
@@ -587,13 +636,16 @@ class _Importer:
                       f"reset value {reset_value:#x} does not fit in {size} bits; truncated")
             reset_value &= full
         reset_mask &= full
-        fields: list[Field] = []
-        field_lines: list[int] = []
-        for x in n.kids.get("items", ()):
-            f = self.build_field(x.resolved or self.resolve(x), ctx.access)
-            if f is not None:
-                fields.append(f)
-                field_lines.append(x.line)
+        plain = self.plain_fields(n.field_els, ctx.access) if n.field_els is not None else None
+        if plain is not None:
+            fields, field_lines = plain
+        else:
+            fields, field_lines = [], []
+            for x in self.items(n):
+                f = self.build_field(x.resolved or self.resolve(x), ctx.access)
+                if f is not None:
+                    fields.append(f)
+                    field_lines.append(x.line)
         access = ctx.access
         if access is None:
             access = _access_from_fields(fields) or "read-write"
@@ -610,6 +662,40 @@ class _Importer:
         self.reg_lines[id(reg)] = n.line
         return reg
 
+    def plain_fields(self, containers: list[etree._Element],
+                     reg_access: str | None) -> tuple[list[Field], list[int]] | None:
+        """The fields of a register straight from the XML, when every one is plain (name, bit
+        offset and width as decimals, standard or no access, description; no derivedFrom): the
+        common case, and the bulk of an import. None sends the register down the general path
+        (``_Importer.items`` + ``build_field``), which also does all the warning."""
+        fields: list[Field] = []
+        lines: list[int] = []
+        keep = self.keep_descriptions
+        for child in containers:
+            for c in child:
+                if c.tag != "field" or c.get("derivedFrom") is not None:
+                    return None
+                p = {x.tag: x.text for x in c}
+                if not p.keys() <= _PLAIN_FIELD:
+                    return None
+                name, bo, bw = p.get("name"), p.get("bitOffset"), p.get("bitWidth")
+                if not name or not bo or not bw or not bo.isdecimal() or not bw.isdecimal() or "%s" in name:
+                    return None
+                name = name.strip()
+                width = int(bw)
+                if not name or width <= 0:
+                    return None
+                acc = p.get("access")
+                if acc is not None:
+                    acc = _ACCESS_EXACT.get(acc)
+                    if acc is None:
+                        return None
+                desc = p.get("description") if keep else None
+                fields.append(Field(name, int(bo), width, acc or reg_access, None, None, None, [],
+                                    _squeeze(desc) if desc else None, None))
+                lines.append(c.sourceline or 0)
+        return fields, lines
+
     def build_field(self, n: _Node, reg_access: str | None) -> Field | None:
         # The hot path of an import (most elements are fields): common forms are inlined.
         p = n.props
@@ -623,7 +709,7 @@ class _Importer:
         lsb: int | None
         width: int | None
         bo, bw = p.get("bitOffset"), p.get("bitWidth")
-        if bo is not None and bw is not None and bo.isdigit() and bw.isdigit():
+        if bo is not None and bw is not None and bo.isdecimal() and bw.isdecimal():
             lsb, width = int(bo), int(bw)
         elif "bitOffset" in p:
             lsb = self.int_prop(n, "bitOffset")
@@ -662,7 +748,7 @@ class _Importer:
                      self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in p else None,
                      self.choice_prop(n, "readAction", _READ_ACTIONS) if "readAction" in p else None,
                      self.write_constraint(n) if n.wc is not None else None, enums,
-                     (" ".join(desc.split()) or None) if desc else None, dim)
+                     _squeeze(desc) if desc else None, dim)
 
     def build_enum_set(self, raw: _Node, width: int) -> EnumSet | None:
         key = id(raw)
@@ -737,6 +823,17 @@ class _Importer:
         """Fields inside the register, not overlapping (except a read field with a write field)."""
         if not fields:
             return
+        used = 0
+        for f in fields:
+            if f.dim is not None:
+                break
+            m = ((1 << f.width) - 1) << f.lsb
+            if used & m:
+                break
+            used |= m
+        else:  # no arrays, no overlap: only the register's width is left to check
+            if used.bit_length() <= size:
+                return
         spans: list[tuple[int, int, int]] = []  # (lo, hi, index into fields)
         for k, f in enumerate(fields):
             if f.dim is None:
@@ -811,21 +908,7 @@ class _Importer:
             def inside(lo: int, hi: int) -> bool:
                 return any(b0 <= lo and hi <= b1 for b0, b1 in spans)
 
-        def walk(regs: list[Register], clusters: list[Cluster], base: int, prefix: str) -> None:
-            for r in regs:
-                nbytes = max(1, r.size // 8)
-                last = (r.dim.count - 1) * r.dim.increment if r.dim else 0
-                off = base + r.offset
-                if not inside(off, off + nbytes):
-                    outside.append((f"{prefix}.{r.name}", off, r))
-                elif last and not inside(off + last, off + last + nbytes):
-                    outside.append((f"{prefix}.{r.name}", off + last, r))
-            for c in clusters:
-                last = (c.dim.count - 1) * c.dim.increment if c.dim else 0
-                for off in sorted({base + c.offset, base + c.offset + last}):
-                    walk(c.registers, c.clusters, off, f"{prefix}.{c.name}")
-
-        walk(p.registers, p.clusters, 0, p.name)
+        _regs_outside(p.registers, p.clusters, 0, p.name, inside, outside)
         if outside:
             path, off, r = outside[0]
             more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
@@ -877,6 +960,33 @@ class _Importer:
         return out
 
 
+def _regs_outside(regs: list[Register], clusters: list[Cluster], base: int, prefix: str,
+                  inside: Callable[[int, int], bool], outside: list[tuple[str, int, Register]]) -> None:
+    """Collect into ``outside`` the registers (first or last array element) not ``inside``.
+    (A module function, not a recursive closure: that would be a reference cycle per call.)"""
+    for r in regs:
+        nbytes = max(1, r.size // 8)
+        last = (r.dim.count - 1) * r.dim.increment if r.dim else 0
+        off = base + r.offset
+        if not inside(off, off + nbytes):
+            outside.append((f"{prefix}.{r.name}", off, r))
+        elif last and not inside(off + last, off + last + nbytes):
+            outside.append((f"{prefix}.{r.name}", off + last, r))
+    for c in clusters:
+        last = (c.dim.count - 1) * c.dim.increment if c.dim else 0
+        for off in sorted({base + c.offset, base + c.offset + last}):
+            _regs_outside(c.registers, c.clusters, off, f"{prefix}.{c.name}", inside, outside)
+
+
+def _squeeze(text: str) -> str | None:
+    """Whitespace runs as single spaces, ends stripped; None if nothing is left."""
+    # Most descriptions are one line with single spaces: isprintable() is False for every
+    # whitespace character but the ASCII space, so those need no split/join.
+    if text.isprintable() and "  " not in text:
+        return text.strip(" ") or None
+    return " ".join(text.split()) or None
+
+
 def _first(a: int | None, b: int | None) -> int | None:
     return a if a is not None else b
 
@@ -892,26 +1002,25 @@ def _access_from_fields(fields: list[Field]) -> str | None:
     return "read-write"
 
 
-def _find_enum(scope: _Node, name: str, exclude: _Node) -> _Node | None:
-    for bucket in ("items",):
-        for k in scope.kids.get(bucket, []):
-            if k.kind == "enumeratedValues":
-                if k.name == name and k is not exclude:
-                    return k
-            elif k.kind in ("register", "cluster", "field"):
-                hit = _find_enum(k, name, exclude)
-                if hit is not None:
-                    return hit
+def _find_enum(items: Callable[[_Node], list[_Node]], scope: _Node, name: str, exclude: _Node) -> _Node | None:
+    for k in items(scope):
+        if k.kind == "enumeratedValues":
+            if k.name == name and k is not exclude:
+                return k
+        elif k.kind in ("register", "cluster", "field"):
+            hit = _find_enum(items, k, name, exclude)
+            if hit is not None:
+                return hit
     return None
 
 
-def _index_enums(node: _Node, index: dict[str, _Node]) -> None:
-    for k in node.kids.get("items", []):
+def _index_enums(items: Callable[[_Node], list[_Node]], node: _Node, index: dict[str, _Node]) -> None:
+    for k in items(node):
         if k.kind == "enumeratedValues":
             if k.name:
                 index.setdefault(k.name, k)
         elif k.kind != "enumeratedValue":
-            _index_enums(k, index)
+            _index_enums(items, k, index)
 
 
 def parse_dim_index(text: str) -> list[str] | None:
@@ -979,10 +1088,21 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
         _strip_namespaces(root)
     if root.tag != "device":
         raise imp.fatal(root.sourceline or 1, f"not a CMSIS-SVD file: root element is <{root.tag}>, not <device>")
+    # The import allocates ~10 objects per SVD element, all alive until it returns: the cyclic
+    # GC's passes over them are pure overhead (a third of the import time on esp32s3.svd).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         return _import_tree(imp, root, data, file, chip_name)
     except RecursionError:
         raise imp.fatal(1, "elements nested too deeply (or a derivedFrom chain too long) to import") from None
+    finally:
+        # Without the node <-> parent cycles, the nodes and the XML tree are freed right here by
+        # reference counting, not left to a later GC pass.
+        for n in imp.nodes:
+            n.parent = n.resolved = None
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _import_tree(imp: _Importer, root: etree._Element, data: bytes, file: str,

@@ -232,6 +232,9 @@ def flash_build(plan: FlashPlan, options: FlashOptions,
             esp._port.close()
     for line in summary_lines(result):
         echo(line)
+    if result.flash_size and (parse_flash_size(result.flash_size) or 0) > (parse_flash_size(plan.flash_size) or 0):
+        echo(f"note: the board has {result.flash_size} of flash; this build uses {plan.flash_size} of it "
+             f"(rebuild with hardware.flash_size: {result.flash_size} to give the filesystem the rest)")
     return result
 
 

@@ -6,8 +6,9 @@ Facts from MicroPython's source (ports/esp32, extmod/vfs_lfsx.c, lib/littlefs, v
 - _boot.py mounts it with vfs.mount(bdev, "/") (autodetect -> VfsLfs2) and only on OSError
   runs inisetup.setup(), which reformats when the first block is blank and otherwise loops
   printing "The filesystem appears to be corrupted" - so the image must mount as is;
-- VfsLfs2 defaults: read_size 32, prog_size 32, lookahead 32, block_cycles 100,
-  name_max 255 (LFS2_NAME_MAX), littlefs 2.11 writing on-disk version 2.1.
+- VfsLfs2 defaults: read_size 32, prog_size 32, lookahead 32, block_cycles 100, cache_size
+  128 (so inline files up to 128 bytes), name_max 255 (LFS2_NAME_MAX), littlefs 2.11 writing
+  on-disk version 2.1.
 Mount compatibility depends on block size, block count and the on-disk version/limits in
 the superblock, which is why those are pinned here rather than left to library defaults.
 """
@@ -23,6 +24,7 @@ from clawgen.diagnostics import UsageError
 READ_SIZE = 32
 PROG_SIZE = 32
 LOOKAHEAD_SIZE = 32
+CACHE_SIZE = 128  # vfs_lfsx.c: min(block_size, 4 * max(read_size, prog_size)); sets inline_max too
 BLOCK_CYCLES = 100
 NAME_MAX = 255
 DISK_VERSION = 0x00020001  # littlefs on-disk 2.1, what MicroPython's lfs2 v2.11 writes
@@ -45,7 +47,7 @@ class FsOverflowError(Exception):
 def _new_fs(block_size: int, block_count: int, mount: bool) -> LittleFS:
     return LittleFS(block_size=block_size, block_count=block_count, read_size=READ_SIZE,
                     prog_size=PROG_SIZE, lookahead_size=LOOKAHEAD_SIZE, block_cycles=BLOCK_CYCLES,
-                    name_max=NAME_MAX, disk_version=DISK_VERSION, mount=mount)
+                    cache_size=CACHE_SIZE, name_max=NAME_MAX, disk_version=DISK_VERSION, mount=mount)
 
 
 def check_device_path(path: str) -> str:
@@ -75,6 +77,16 @@ def _fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleF
     return fs
 
 
+def _try_fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleFS | None:
+    """The filled filesystem, or None when the files do not fit in `block_count` blocks."""
+    try:
+        return _fill(files, block_size, block_count)
+    except LittleFSError as e:
+        if e.code != LittleFSError.Error.LFS_ERR_NOSPC:
+            raise
+        return None
+
+
 def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int = 4096) -> FsImage:
     """Format a LittleFS v2 image for a partition of `partition_size` bytes holding `files`."""
     if partition_size % block_size:
@@ -82,20 +94,24 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
                          f"the {block_size}-byte block")
     full_count = partition_size // block_size
     # littlefs starts allocating at a pseudo-random block, which would spread a small bundle
-    # over megabytes. So fill a filesystem just big enough, then grow it (lfs_fs_grow rewrites
-    # the superblock's block count) to the partition: the files stay packed at the front.
+    # over megabytes. So fill the smallest filesystem that holds the files, then grow it
+    # (lfs_fs_grow rewrites the superblock's block count) to the partition: the files stay
+    # packed at the front and the image can be trimmed to little more than the used blocks.
     payload = sum(-(-len(v) // block_size) + 1 for v in files.values())
     count = min(full_count, max(16, payload + payload // 4 + 6))
-    while True:
-        try:
-            fs = _fill(files, block_size, count)
+    fs = _try_fill(files, block_size, count)
+    while fs is None:
+        if count >= full_count:
+            raise FsOverflowError(_needed_bytes(files, block_size, count), partition_size)
+        count = min(full_count, count + max(8, count // 4))
+        fs = _try_fill(files, block_size, count)
+    # Refill with just the blocks that were used (a little more if that is too tight): the
+    # allocator then has nowhere to wander. Each try costs a fill, so only a few.
+    for tight in range(fs.used_block_count, min(count, fs.used_block_count + 3)):
+        smaller = _try_fill(files, block_size, tight)
+        if smaller is not None:
+            count, fs = tight, smaller
             break
-        except LittleFSError as e:
-            if e.code != LittleFSError.Error.LFS_ERR_NOSPC:
-                raise
-            if count >= full_count:
-                raise FsOverflowError(_needed_bytes(files, block_size, count), partition_size) from None
-            count = min(full_count, count + max(8, count // 4))
     used = fs.used_block_count * block_size
     if count < full_count:
         fs.fs_grow(full_count)

@@ -141,9 +141,18 @@ def run_full_build(plan: FullBuildPlan, log_path: Path,
         except FileNotFoundError as e:
             raise UsageError(f"cannot run {plan.command[0]}: {e.strerror}") from None
     if result.returncode != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-15:] if log_path.is_file() else []
+        text = log_path.read_text(errors="replace") if log_path.is_file() else ""
+        # log_path is in the build's staging directory, which a failed build deletes: keep a
+        # copy in MicroPython's own build directory so the message points at a file that stays.
+        kept = plan.firmware.parent / "clawgen-fullbuild.log"
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(text)
+        except OSError:
+            kept = log_path
+        tail = text.splitlines()[-15:]
         raise UsageError(f"MicroPython build failed (exit {result.returncode}); command: "
-                         f"{' '.join(plan.command)}\nlast lines of {log_path}:\n" + "\n".join(tail))
+                         f"{' '.join(plan.command)}\nlast lines of {kept}:\n" + "\n".join(tail))
     if not plan.firmware.is_file():
         raise UsageError(f"MicroPython build finished but {plan.firmware} is missing")
     return plan.firmware

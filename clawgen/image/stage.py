@@ -102,6 +102,16 @@ def _full_build(inputs: ImageInputs, image_dir: Path) -> tuple[basefw.BaseFirmwa
     return base, files, lines
 
 
+def input_files(board: dict, base_firmware: Path | None, nvs_key: Path | None) -> set[str]:
+    """Files whose content changes the images, for the build's up-to-date stamp.
+
+    The cached base firmware is listed even when absent: fetching it later must make the
+    next build produce firmware.bin instead of reporting "up to date".
+    """
+    base = base_firmware if base_firmware is not None else basefw.cache_path(board)
+    return {str(Path(p).resolve()) for p in (base, nvs_key) if p is not None}
+
+
 def build_images(ctx: ImageInputs) -> ImageResult:
     board, flash_size = ctx.board, ctx.flash_size
     table_offset = int(board["partitions"]["table_offset"])

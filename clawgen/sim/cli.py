@@ -82,8 +82,11 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
             raise UsageError(f"--api-key-env: environment variable {api_key_env} is not set or empty")
     try:
         opts = BuildOptions(board=board, out_dir=out_dir or default_sim_out(spec, board),
-                            substitutions=substitutions, model_override=override, images=False)
+                            substitutions=substitutions, model_override=override, images=False,
+                            placeholder_secrets=True)
         result = build_spec(spec, opts)
+        for w in result.warnings:
+            click.echo(w.text(), err=True)
         secrets = dict(result.nvs_values)
         if api_key is not None:
             info = json.loads((result.out_dir / "build.json").read_text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -149,8 +150,12 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 class LLMServer:
     """Serve scripted replies; `push()` queues them, `responder` answers when the queue is empty."""
 
-    def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """tls: a server-side SSLContext to speak HTTPS (base_url then says https://localhost)."""
         self.responder = responder
+        self.tls = tls
+        self.tls_errors: list[str] = []  # handshakes that failed (e.g. the client rejected our cert)
         self.requests: list[Request] = []
         self.unexpected = 0  # requests that found neither a scripted reply nor a responder
         self._queue: deque[Reply] = deque()
@@ -168,6 +173,8 @@ class LLMServer:
 
     @property
     def base_url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/v1"  # the name test certificates are made for
         return f"http://{self.host}:{self.port}/v1"
 
     def push(self, *replies: Reply) -> LLMServer:
@@ -234,6 +241,19 @@ class LLMServer:
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(30)
         buf = b""
+        if self.tls is not None:
+            raw = conn
+            try:
+                conn = self.tls.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError) as e:
+                self.tls_errors.append(f"{type(e).__name__}: {e}")
+                with self._lock:
+                    self._conns.discard(raw)
+                raw.close()
+                return
+            with self._lock:
+                self._conns.discard(raw)
+                self._conns.add(conn)
         try:
             while not self._closing.is_set():
                 req, buf = _read_request(conn, buf)

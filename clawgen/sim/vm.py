@@ -35,6 +35,7 @@ SHIM_MODULES = frozenset(p.stem for p in SHIM_DIR.glob("*.py"))
 DEFAULT_ENTRY = "import claw_main; claw_main.main()"
 DEFAULT_HEAPSIZE = 256 * 1024
 INHERIT = "inherit"  # stdin/stdout mode: pass the host's own streams through
+OPEN = "open"  # a UART with no input that never ends (until the simulation is stopped): for Telnet tests
 
 # Return codes the host uses besides the program's own exit status.
 RC_EXCEPTION = 1  # uncaught exception (traceback on stderr)
@@ -114,8 +115,8 @@ def build_files(build_dir: Path | str | None) -> dict[str, Path]:
 class Simulation:
     """One VM run in a background node process.
 
-    stdin: bytes, an iterable of lines (newlines added), None (no input: end of input at once)
-    or INHERIT (the host's stdin, for interactive use). capture=False passes stdout/stderr
+    stdin: bytes, an iterable of lines (newlines added), None (no input: end of input at once),
+    OPEN (no input, but no end of input either) or INHERIT (the host's stdin, for interactive use). capture=False passes stdout/stderr
     through to the host's.
     """
 
@@ -161,6 +162,9 @@ class Simulation:
         if stdin == INHERIT:
             stdin_arg: Any = None
             self._stdin_data: bytes | None = None
+        elif stdin == OPEN:
+            stdin_arg = subprocess.PIPE  # kept open and silent: the device sees no end of input
+            self._stdin_data = None
         else:
             stdin_arg = subprocess.PIPE
             if stdin is None:
@@ -245,6 +249,14 @@ class Simulation:
                 raise TimeoutError(f"no {name!r} event from the simulator within {timeout}s") from None
             if ev.get("event") == name:
                 return ev
+
+    def end_input(self) -> None:
+        """End the UART input (for stdin=OPEN): the device sees end of input."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
 
     def kill(self) -> None:
         # node runs the bridge as a thread, not a child process: killing it is enough.

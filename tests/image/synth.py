@@ -36,13 +36,12 @@ def app_desc(version: str = "", project: str = "", idf: str = "v5.5.1") -> bytes
     return desc.ljust(256, b"\0")
 
 
-def bootloader_image(chip: str = "esp32s3") -> bytes:
-    rom = CHIP_DEFS[chip]
+def bootloader_image(chip: str = "esp32s3", size: int = 0x400) -> bytes:
+    """A bootloader image with one DRAM segment of about `size` bytes."""
     image = _image(chip)
     dram = 0x3FCD0000 if chip != "esp32" else 0x3FFF0000
-    image.segments = [ELFSection(b".dram0.data", dram, b"\x5a" * 0x400, 0)]
+    image.segments = [ELFSection(b".dram0.data", dram, b"\x5a" * size, 0)]
     image.entrypoint = dram
-    del rom
     return image.save(None)
 
 

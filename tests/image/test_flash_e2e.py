@@ -156,6 +156,15 @@ def test_board_with_smaller_flash_than_the_build_is_refused(tmp_path: Path) -> N
     assert not any(c.startswith("FLASH") for c in rom.commands)
 
 
+def test_board_with_more_flash_takes_the_full_image_and_says_so(tmp_path: Path) -> None:
+    images = make_build(tmp_path, flash_size="8MB")
+    lines: list[str] = []
+    with EspRomEmulator(flash_size=16 * MB) as rom:
+        flash_build(load_flash_plan(tmp_path), rom_options(rom.url), echo=lines.append)
+    assert_holds(rom, 0, images["firmware"][1])
+    assert any(line.startswith("note: the board has 16MB of flash; this build uses 8MB") for line in lines)
+
+
 def test_silent_port_means_not_in_download_mode(tmp_path: Path) -> None:
     make_build(tmp_path)
     with EspRomEmulator(silent=True) as rom, pytest.raises(UsageError) as err:

@@ -1,10 +1,12 @@
 import os
+import random
 
 import pytest
 from littlefs import LittleFS
 
 from clawgen.diagnostics import UsageError
 from clawgen.image import fsimage
+from tests.image.device_fs import NorFlash, files_of, mount_like_micropython
 
 BUNDLE = {
     "/boot.py": b"# boot\n",
@@ -56,7 +58,8 @@ def test_image_is_trimmed_and_deterministic():
     assert a.data == b.data
     assert len(a.data) % 4096 == 0
     payload = sum(len(v) for v in BUNDLE.values())
-    assert payload <= a.used <= len(a.data) < PARTITION // 8
+    # packed at the front: little more than the blocks littlefs uses needs flashing
+    assert payload <= a.used <= len(a.data) <= a.used + 2 * 4096
 
 
 def test_image_still_writable_after_mount():
@@ -78,3 +81,54 @@ def test_overflow_reports_needed_bytes():
 def test_bad_device_paths(path):
     with pytest.raises(UsageError):
         fsimage.build_fs_image({path: b""}, PARTITION)
+
+
+def _old_filesystem(partition_size: int) -> bytearray:
+    """What the partition holds on a board that has been used: another littlefs, full of files."""
+    flash = bytearray(b"\xff" * partition_size)
+    fs = LittleFS(context=NorFlash(buffer=flash), block_size=4096, block_count=partition_size // 4096,
+                  read_size=32, prog_size=32, lookahead_size=32, block_cycles=100, mount=False)
+    fs.format()
+    fs.mount()
+    rng = random.Random(7)
+    for i in range(40):
+        with fs.open(f"old{i}.bin", "wb") as f:
+            f.write(rng.randbytes(rng.randrange(1000, 30_000)))
+    fs.unmount()
+    return flash
+
+
+@pytest.mark.parametrize("flash_mb", [4, 8, 16])
+@pytest.mark.parametrize("previous", ["erased", "old-filesystem", "garbage"])
+def test_trimmed_image_mounts_over_the_whole_partition_and_stays_writable(flash_mb, previous):
+    """What the device does after flashing fs.bin at the vfs offset: mount the whole partition."""
+    partition = (flash_mb << 20) - 0x200000  # the vfs partition for this flash size
+    img = fsimage.build_fs_image(BUNDLE, partition)
+    assert len(img.data) < partition
+    # Full image (merged / --erase): blank after fs.bin. --app-only onto a used board: the
+    # old filesystem's blocks (or any old bytes) are still there after fs.bin.
+    if previous == "erased":
+        flash = bytearray(b"\xff" * partition)
+    elif previous == "old-filesystem":
+        flash = _old_filesystem(partition)
+    else:
+        flash = bytearray(random.Random(3).randbytes(partition))
+    flash[:len(img.data)] = img.data
+
+    fs = mount_like_micropython(flash, partition)
+    assert fs.fs_stat().block_count == partition // 4096
+    assert files_of(fs) == BUNDLE
+    # The device can use the whole partition: write past the end of fs.bin, replace, delete.
+    big = random.Random(1).randbytes(len(img.data) + 200_000)
+    fs.makedirs("data", exist_ok=True)
+    with fs.open("data/log.bin", "wb") as f:
+        f.write(big)
+    with fs.open("main.py", "wb") as f:
+        f.write(b"print('updated')\n")
+    fs.remove("lib/claw_http.mpy")
+    fs.unmount()
+
+    again = files_of(mount_like_micropython(flash, partition))
+    expected = {k: v for k, v in BUNDLE.items() if k != "/lib/claw_http.mpy"}
+    expected.update({"/main.py": b"print('updated')\n", "/data/log.bin": big})
+    assert again == expected

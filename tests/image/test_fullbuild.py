@@ -125,6 +125,11 @@ def test_run_passes_the_command_and_reports_failure(tmp_path):
         fullbuild.run_full_build(plan, log, runner=failing)
     assert calls == [plan.command]
     assert "exit 2" in str(err.value) and "subcommand failed" in str(err.value)
+    # the staging directory (and log) of a failed build goes away: the message names a copy that stays
+    kept = plan.firmware.parent / "clawgen-fullbuild.log"
+    assert f"last lines of {kept}:" in str(err.value)
+    log.unlink()
+    assert "subcommand failed" in kept.read_text()
 
 
 def test_stage_uses_the_full_build_firmware_and_drops_frozen_files(tmp_path, monkeypatch):

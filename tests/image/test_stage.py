@@ -1,6 +1,7 @@
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -49,7 +50,8 @@ def _image_info(path) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize(("board", "flash"), [("esp32s3", 8 << 20), ("esp32", 4 << 20), ("esp32c3", 4 << 20)])
+@pytest.mark.parametrize(("board", "flash"), [("esp32s3", 8 << 20), ("esp32s3", 16 << 20), ("esp32", 4 << 20),
+                                             ("esp32c3", 4 << 20), ("esp32c6", 4 << 20)])
 def test_merged_image_is_complete_and_valid(tmp_path, board, flash):
     ctx = _inputs(tmp_path, board, flash)
     result = build_images(ctx)
@@ -134,28 +136,70 @@ def test_wrong_base_firmware_fails_the_build(tmp_path):
         build_images(ctx)
 
 
-def test_filesystem_overflow_message(tmp_path):
-    ctx = _inputs(tmp_path, base=False)
-    ctx.board["partitions"]["vfs"]["offset"] = (8 << 20) - 0x8000  # 8 blocks of filesystem
-    ctx.files["/lib/big.mpy"] = os.urandom(40_000)
+def _overflow_message(ctx) -> str:
     with pytest.raises(DiagnosticError) as err:
         build_images(ctx)
-    msg = err.value.diagnostics[0].message
-    assert msg.startswith("vfs overflows its 32768 bytes by ")
-    assert int(msg.split(" by ")[1].split()[0]) > 40_000 - 32768
+    (diag,) = err.value.diagnostics
+    assert diag.file == "specs/demo.yaml" and diag.severity == "error"
+    return diag.message
 
 
-def test_nvs_overflow_message(tmp_path):
-    ctx = _inputs(tmp_path, base=False, secrets={"blob": os.urandom(30_000)})
-    with pytest.raises(DiagnosticError, match=r"^.*nvs overflows its 24576 bytes by \d+ bytes"):
-        build_images(ctx)
+def _overflow_bytes(message: str, region: str, capacity: int) -> int:
+    m = re.fullmatch(rf"{region} overflows its {capacity} bytes by (\d+) bytes", message)
+    assert m, message
+    return int(m.group(1))
 
 
-def test_factory_overflow_message(tmp_path):
-    ctx = _inputs(tmp_path)
+def test_filesystem_overflow_message_names_exactly_what_is_missing(tmp_path):
+    ctx = _inputs(tmp_path, base=False, spec_file="specs/demo.yaml")
+    ctx.board["partitions"]["vfs"]["offset"] = (8 << 20) - 0x8000  # 8 blocks of filesystem
+    ctx.files["/lib/big.mpy"] = os.urandom(40_000)
+    missing = _overflow_bytes(_overflow_message(ctx), "vfs", 32768)
+    assert missing % 4096 == 0 and missing >= 40_000 - 32768
+    # exactly that much more room is enough
+    ctx.board["partitions"]["vfs"]["offset"] -= missing
+    build_images(ctx)
+    fs = (ctx.out_dir / "image" / "fs.bin").read_bytes()
+    assert fsimage.read_fs_image(fs, 32768 + missing) == ctx.files
+
+
+def test_nvs_overflow_message_names_exactly_what_is_missing(tmp_path):
+    secrets = {"blob": os.urandom(30_000)}
+    ctx = _inputs(tmp_path, base=False, secrets=secrets, spec_file="specs/demo.yaml")
+    missing = _overflow_bytes(_overflow_message(ctx), "nvs", 24576)
+    assert missing % 4096 == 0
+    nvs_part = ctx.board["partitions"]["nvs"]
+    nvs_part["size"] += missing  # grow it into phy_init and beyond: only the NVS image matters here
+    image = nvs.build_nvs_image(secrets, nvs_part["size"])
+    assert nvs.decode_nvs_image(image) == {("clawgen", "blob"): secrets["blob"]}
+    with pytest.raises(nvs.NvsOverflowError):
+        nvs.build_nvs_image(secrets, nvs_part["size"] - 4096)
+
+
+def test_factory_overflow_message_is_exact(tmp_path):
+    ctx = _inputs(tmp_path, spec_file="specs/demo.yaml")
     ctx.board["partitions"]["factory"]["size"] = 0x10000  # smaller than the synthetic app
-    with pytest.raises(DiagnosticError, match=r"factory overflows its 65536 bytes by \d+ bytes"):
+    app = len(synth.app_image("esp32s3"))
+    assert _overflow_message(ctx) == f"factory overflows its 65536 bytes by {app - 65536} bytes"
+
+
+def test_bootloader_overflow_message_is_exact(tmp_path):
+    ctx = _inputs(tmp_path)
+    big_bootloader = synth.bootloader_image("esp32s3", size=0x8800)  # runs into the partition table
+    fw = big_bootloader + synth.stock_firmware("esp32s3")[len(big_bootloader):]
+    ctx.base_firmware.write_bytes(fw)
+    with pytest.raises(DiagnosticError) as err:
         build_images(ctx)
+    (diag,) = err.value.diagnostics
+    assert diag.file == str(ctx.base_firmware)
+    assert diag.message == f"bootloader overflows its 32768 bytes by {len(big_bootloader) - 32768} bytes"
+
+
+def test_partition_table_overflow_message_is_exact():
+    parts = [pt.Partition(f"p{i}", pt.TYPE_DATA, 0x40, 0x10000 + i * 0x1000, 0x1000) for i in range(96)]
+    with pytest.raises(UsageError) as err:
+        pt.to_binary(parts)
+    assert str(err.value) == f"partition-table overflows its 3072 bytes by {96 * 32 + 32 - 3072} bytes"
 
 
 def test_secret_in_a_filesystem_file_is_refused(tmp_path):

@@ -44,3 +44,26 @@ def test_missing_secrets_are_reported(tmp_path: Path, llm_server, sim_run):
     assert res.returncode == 0, res.stderr
     assert "wifi: the SSID is missing from NVS (key wifi_ssid)" in res.stdout
     assert "warning: no API key for model test-model in NVS (key m0_key)" in res.stdout
+
+
+def test_lost_wifi_is_reconnected_before_a_turn(tmp_path: Path, llm_server, sim_run):
+    out = build(tmp_path, make_spec(llm_server.base_url, network=WIFI), secrets=SECRETS)
+    llm_server.push(Reply.text("back online"))
+    # Drop the link after boot (the shim's WLAN, the hardware edge), then run one turn.
+    prog = (
+        "import claw_boot, claw_main\n"
+        "orig = claw_boot.wifi\n"
+        "def wifi(say):\n"
+        "    ok = orig(say)\n"
+        "    if claw_boot._wlan is not None and not getattr(claw_boot, 'dropped', False):\n"
+        "        claw_boot.dropped = True\n"
+        "        claw_boot._wlan.disconnect()\n"
+        "    return ok\n"
+        "claw_boot.wifi = wifi\n"
+        "claw_main.main()\n"
+    )
+    res = sim_run(out, stdin=["hello", "/quit"], secrets=NVS, modules={"prog": prog}, entry="import prog")
+    assert res.returncode == 0, res.stderr
+    assert "wifi: connection lost; reconnecting" in res.stdout
+    assert res.stdout.count("wifi: connected, address 127.0.0.1") == 2
+    assert "back online" in res.stdout

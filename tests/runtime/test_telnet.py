@@ -47,7 +47,7 @@ def telnet_agent(tmp_path: Path, llm_server, mpvm):
     spec = make_spec(llm_server.base_url, transports={"uart": True, "telnet": {"port": PORT}},
                      network={"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"})
     out = build(tmp_path, spec, secrets={"wifi_ssid": "lab-net", "wifi_password": "hunter22"})
-    sim = vm.Simulation(out, stdin=None, port_map={PORT: 0},
+    sim = vm.Simulation(out, stdin=vm.OPEN, port_map={PORT: 0},
                         secrets={"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22"})
     try:
         ev = sim.wait_event("listening", timeout=20)
@@ -73,6 +73,7 @@ def test_reconnect_resumes_session(telnet_agent, llm_server):
         ("user", "my name is Ada"), ("assistant", "Nice to meet you, Ada."), ("user", "what is my name?")]
     c.send_line("/quit")
     assert "bye" in c.read_until(b"bye")
+    sim.end_input()  # the console's input ends too: the agent stops
     res = sim.wait(20)
     assert res.returncode == 0, res.stderr
 
@@ -92,6 +93,7 @@ def test_new_client_takes_over(telnet_agent, llm_server):
     second.send_line("/quit")
     second.read_until(b"bye")
     first.close()
+    sim.end_input()
     assert sim.wait(20).returncode == 0
 
 
@@ -108,6 +110,7 @@ def test_confirm_is_asked_on_telnet(telnet_agent, llm_server):
     assert '"relay": "on"' in llm_server.requests[1].messages[-1]["content"]
     c.send_line("/quit")
     c.read_until(b"bye")
+    sim.end_input()  # the console's input ends too: the agent stops
     res = sim.wait(20)
     assert res.returncode == 0, res.stderr
     assert "Allow tool" not in res.stdout  # nothing was asked on the UART

@@ -144,8 +144,7 @@ def test_long_user_line_truncated_with_marker(tmp_path, llm_server, sim_run):
     assert res.returncode == 0, res.stderr
     user = llm_server.requests[0].messages[1]["content"]
     assert len(user.encode()) <= 256
-    assert user.startswith("é") and user.endswith("bytes kept]")
-    assert "...[truncated: " in user
+    assert user.startswith("é") and user.endswith(" ...[truncated: kept 208 of 800 bytes]")
 
 
 def test_answer_larger_than_response_buffer_is_refused(tmp_path, llm_server, sim_run):
@@ -184,3 +183,10 @@ def test_client_error_is_reported_not_retried(agent, llm_server, sim_run):
     assert len(llm_server.requests) == 2
     # The failed turn left no trace in the history.
     assert [m["role"] for m in llm_server.requests[1].messages] == ["system", "user"]
+
+
+def test_answer_cut_by_max_tokens_is_marked(agent, llm_server, sim_run):
+    llm_server.push(Reply.text("The greenhouse is", finish_reason="length"))
+    res = sim_run(agent, stdin=["describe", "/quit"])
+    assert res.returncode == 0, res.stderr
+    assert "The greenhouse is ...[cut at the model's max_tokens]" in res.stdout

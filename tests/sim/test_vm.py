@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -12,6 +11,7 @@ import pytest
 
 from clawgen.sim import vm
 from tests.llm_server import LLMServer, Reply
+from tests.sim.certs import make_certs
 
 HTTP_GET = """
 import socket
@@ -93,37 +93,8 @@ print(s.readinto(bytearray(8)), s.recv(8))
     assert res.stdout.strip() == "0 b''", res.stderr
 
 
-def _make_certs(tmp: Path) -> tuple[str, Path, Path]:
-    """A throwaway CA and a server certificate for localhost, made with `cryptography`."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clawgen test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(1)
-          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    cert_path, key_path = tmp / "srv.pem", tmp / "srv.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return ca.public_bytes(serialization.Encoding.PEM).decode(), cert_path, key_path
-
-
 def test_tls_verifies_against_the_device_ca(sim_run, tmp_path: Path) -> None:
-    ca_pem, cert, key = _make_certs(tmp_path)
+    ca_pem, cert, key = make_certs(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     lsock = socket.socket()

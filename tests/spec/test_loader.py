@@ -134,3 +134,14 @@ def test_empty_file_loads_as_nothing(write_spec):
 def test_huge_numbers_load_exactly(write_spec):
     doc = load_spec(write_spec({"spec.yaml": "n: 1" + "0" * 400 + "\nh: 0xFF\n"}))
     assert doc.data["n"] == 10**400 and doc.data["h"] == 255
+
+
+def test_simulator_placeholder_secrets_warn_instead_of_failing(write_spec):
+    spec = write_spec({"spec.yaml": "name: a\nkey: !secret api\n"})
+    doc = load_spec(spec, placeholder_secrets=True)
+    assert doc.data["key"].value == ""
+    assert [w.text() for w in doc.warnings] == [
+        f"{spec}:2:6: warning: at key: secret 'api' not found in {spec.parent / 'secrets.yaml'}: "
+        "using an empty value in the simulator"]
+    with pytest.raises(DiagnosticError):
+        load_spec(spec)  # a real build still refuses
