@@ -243,6 +243,19 @@ def _contents(periph: str, prefix: str, base: int, registers: list[Register],
     return heapq.merge(*streams, key=_address_key)
 
 
+def _block_addresses(base: int, registers: list[Register], clusters: list[Cluster], out: list[int]) -> None:
+    for r in registers:
+        a = base + r.offset
+        if r.dim is None:
+            out.append(a)
+        else:
+            out.extend(range(a, a + r.dim.count * r.dim.increment, r.dim.increment) if r.dim.increment > 0
+                       else [a] * r.dim.count)
+    for c in clusters:
+        for i in range(dim_count(c.dim)):
+            _block_addresses(base + c.offset + (i * c.dim.increment if c.dim else 0), c.registers, c.clusters, out)
+
+
 def _block_count(registers: list[Register], clusters: list[Cluster]) -> int:
     n = sum(dim_count(r.dim) for r in registers)
     n += sum(dim_count(c.dim) * _block_count(c.registers, c.clusters) for c in clusters)
@@ -278,6 +291,13 @@ class Chip:
         for p in self.peripherals:
             yield from self.iter_peripheral_registers(p)
 
+    def register_addresses(self, p: Peripheral) -> list[int]:
+        """The address of every register instance of ``p`` (unordered; one per instance), without
+        building the instances: for passes over a whole chip that need only where registers are."""
+        out: list[int] = []
+        _block_addresses(p.base_address, p.registers, p.clusters, out)
+        return out
+
     def register_count(self) -> int:
         """Number of expanded register instances, computed without expanding."""
         return sum(_block_count(p.registers, p.clusters) for p in self.peripherals)
@@ -297,6 +317,8 @@ class Chip:
         and a primary register wins over its alternates."""
         best: RegisterInstance | None = None
         for p in self.peripherals:
+            if addr < p.base_address:
+                continue  # register offsets are not negative
             for ri in _at_address(p.name, p.name, p.base_address, p.registers, p.clusters, addr):
                 rank = (ri.address != addr, ri.register.alternate_register is not None
                         or ri.register.alternate_group is not None)

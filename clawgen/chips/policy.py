@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -390,20 +390,19 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
     rules: list[_Rule] = []
     if use_defaults:
         rules += _parse_rules(default_policy(chip.name), ("defaults",), True, _no_pos, [])
+        if value.get("defaults") is True and _default_policy_text(chip.name) is None:
+            # e.g. a user's own import of esp32c3.svd as "mychip": the esp32c3 defaults do not apply.
+            p = ("registers", "defaults")
+            diags.append(Diagnostic.at(pos(p), _spec_path_text(p),
+                                       f"chip {chip.name} has no built-in default policy, so `defaults: true` "
+                                       "adds nothing; list what to allow", WARNING))
     rules += _parse_rules(value, ("registers",), False, pos, diags)
 
     by_addr: dict[int, list[tuple[RegisterInstance, _Verdict, tuple]]] = {}
     known: set[int] = set()  # word addresses where some register exists
     counts: dict[str, int] = {}
-    touchable: dict[str, bool] = {}  # peripheral -> can any rule match inside it
-    for ri in chip.iter_registers():
-        counts[ri.peripheral] = counts.get(ri.peripheral, 0) + 1
-        known.add(ri.address & ~3)
-        periph = ri.peripheral.upper()
-        if periph not in touchable:
-            touchable[periph] = any(r.may_touch(periph) for r in rules)
-        if not touchable[periph]:
-            continue  # most of a chip: no rule names its peripheral, nothing to evaluate
+    spans: dict[str, tuple[int, int]] = {}  # peripheral -> (lowest, highest) register address
+    for ri in _touchable_registers(chip, rules, counts, known, spans):
         hwinfo = hardware_masks(ri.register, ri.fields)
         v = _evaluate(ri, rules, hwinfo[0])
         if v.read_allow or v.read_deny or v.wallow or v.wdeny:
@@ -425,13 +424,37 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
                                        f'"{r.pattern}" is read-only in hardware; write access has no effect',
                                        WARNING))
     allowed_periphs = {e.peripheral for e in entries}
-    blocks = _blocks(chip, allowed_periphs, known)
+    blocks = _blocks(chip, allowed_periphs, known, spans)
     allowed_count: dict[str, int] = {}
     for e in entries:
         allowed_count[e.peripheral] = allowed_count.get(e.peripheral, 0) + 1
     periphs = [PeripheralInfo(p.name, p.base_address, counts.get(p.name, 0), allowed_count.get(p.name, 0))
                for p in sorted(chip.peripherals, key=lambda p: (p.base_address, p.name))]
     return PolicyTable(chip.name, entries, blocks, periphs), diags
+
+
+def _touchable_registers(chip: Chip, rules: list[_Rule], counts: dict[str, int], known: set[int],
+                         spans: dict[str, tuple[int, int]]) -> Iterator[RegisterInstance]:
+    """The register instances of the peripherals some rule may reach, in ``iter_registers``
+    order; on the way, every peripheral's register count and address span and the word address
+    of every register of the chip. Most of a chip is named by no rule: its registers are only
+    counted and located (``Chip.register_addresses``), never built as instances."""
+    for p in chip.peripherals:
+        periph = p.name.upper()
+        if any(r.may_touch(periph) for r in rules):
+            addrs = []
+            for ri in chip.iter_peripheral_registers(p):
+                addrs.append(ri.address)
+                yield ri
+        else:
+            addrs = chip.register_addresses(p)
+        counts[p.name] = counts.get(p.name, 0) + len(addrs)
+        known.update(a & ~3 for a in addrs)
+        if addrs:
+            lo, hi = min(addrs), max(addrs)
+            if p.name in spans:  # two peripherals of one name (not from our importer): cover both
+                lo, hi = min(lo, spans[p.name][0]), max(hi, spans[p.name][1])
+            spans[p.name] = (lo, hi)
 
 
 def _warn_unsupported(ri: RegisterInstance, rules: list[_Rule], pos: Positions, diags: list[Diagnostic]) -> None:
@@ -535,14 +558,15 @@ def _suggest(chip: Chip, pattern: str, names: list[str]) -> str:
     return ""
 
 
-def _blocks(chip: Chip, allowed_periphs: set[str], known: set[int]) -> list[Block]:
+def _blocks(chip: Chip, allowed_periphs: set[str], known: set[int],
+            reg_spans: dict[str, tuple[int, int]]) -> list[Block]:
     spans: list[tuple[int, int, str]] = []
     for p in chip.peripherals:
         ranges = [(p.base_address + b.offset, b.size) for b in p.address_blocks if b.size > 0]
         # Also the span of its registers: vendor files often leave some outside their blocks.
-        addrs = [ri.address for ri in chip.iter_peripheral_registers(p)]
-        if addrs:
-            ranges.append((min(addrs), max(addrs) + 4 - min(addrs)))
+        if p.name in reg_spans:
+            lo, hi = reg_spans[p.name]
+            ranges.append((lo, hi + 4 - lo))
         for start, size in ranges:
             spans.append((start, start + size, p.name))
     spans.sort()

@@ -128,7 +128,7 @@ def _int(text: str) -> int | None:
             return int(text[2:], 16)
         except ValueError:
             return parse_int(text)
-    if text.isdecimal():  # not isdigit: int() rejects superscript digits
+    if text.isdecimal() and text.isascii():  # isdigit() passes '²', which int() rejects
         return int(text)
     return parse_int(text)
 
@@ -679,7 +679,8 @@ class _Importer:
                 if not p.keys() <= _PLAIN_FIELD:
                     return None
                 name, bo, bw = p.get("name"), p.get("bitOffset"), p.get("bitWidth")
-                if not name or not bo or not bw or not bo.isdecimal() or not bw.isdecimal() or "%s" in name:
+                if (not name or not bo or not bw or not bo.isdecimal() or not bw.isdecimal() or not bo.isascii()
+                        or not bw.isascii() or "%s" in name):
                     return None
                 name = name.strip()
                 width = int(bw)
@@ -709,7 +710,7 @@ class _Importer:
         lsb: int | None
         width: int | None
         bo, bw = p.get("bitOffset"), p.get("bitWidth")
-        if bo is not None and bw is not None and bo.isdecimal() and bw.isdecimal():
+        if bo is not None and bw is not None and bo.isdecimal() and bw.isdecimal() and bo.isascii() and bw.isascii():
             lsb, width = int(bo), int(bw)
         elif "bitOffset" in p:
             lsb = self.int_prop(n, "bitOffset")
@@ -1073,13 +1074,17 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
     # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.
+    # remove_blank_text drops the indentation between elements (a text node per element, about
+    # a third of the parse and free time); whitespace inside a leaf like <name> </name> is kept.
     parser = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True,
-                             load_dtd=False)
+                             load_dtd=False, remove_blank_text=True)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
-        line = e.lineno or 1
-        raise DiagnosticError(Diagnostic(file, line, 1, "", ERROR, f"not well-formed XML: {e.msg}")) from None
+        line, col = e.position if e.position and e.position[0] else (1, 1)
+        # libxml2 appends ", line N, column M", which the FILE:LINE:COL prefix already says.
+        msg = re.sub(r",? line \d+, column \d+$", "", e.msg or "") or "syntax error"
+        raise DiagnosticError(Diagnostic(file, line, max(col, 1), "", ERROR, f"not well-formed XML: {msg}")) from None
     except ValueError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"not an XML file: {e}")) from None
     if root is None:
