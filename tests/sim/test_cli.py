@@ -155,3 +155,14 @@ def test_sim_mock_model_drives_register_tools(tmp_path: Path, mpvm: Path) -> Non
                        "The tool returned: 0x60004004 = 0x00000005 (5)"]
     # the device's Telnet port was moved to a free local one and announced
     assert "clawsim: device port 2323 is reachable at 127.0.0.1:" in p.stderr
+
+
+def test_sim_mock_register_example_without_secrets_file(tmp_path: Path, mpvm: Path) -> None:
+    """A new user's first run: the register example alone, no secrets.yaml, no network, end of input ends it."""
+    spec = tmp_path / "register-assistant.yaml"
+    spec.write_text((REPO / "examples" / "agents" / "register-assistant.yaml").read_text())
+    p = clawgen_sim(str(spec), "--model", "mock", "--out", str(tmp_path / "out"),
+                    stdin="write register 0x60004004 to 0x5\nread register 0x60004004\n")
+    assert p.returncode == 0, p.stderr
+    assert "0x60004004 = 0x00000005" in p.stdout
+    assert "secret 'openai_api_key' not found in" in p.stderr and "using an empty value" in p.stderr
