@@ -188,7 +188,18 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
     from clawgen.package import build_json, read_tree, sha256, summary_table
     from clawgen.render import render_app
 
-    modules, sources = render_app(plan)
+    try:
+        modules, sources = render_app(plan)
+    except ValueError as e:
+        from clawgen.chips.tables import TableTooLarge
+
+        if not isinstance(e, TableTooLarge):
+            raise
+        where = ("registers",) if "registers" in res.doc.data else ()
+        raise DiagnosticError(Diagnostic.at(
+            res.doc.mark(where), "registers" if where else "",
+            f"the register policy allows {len(plan.registers.entries)} registers, too many for the device "
+            f"tables ({e}): narrow registers.allow")) from None
     compiled_names = {m.name for m in modules if m.compile}
     # Reuse .mpy files of the previous output whose source did not change.
     cached: dict[str, bytes] = {}
@@ -213,6 +224,14 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
             files[f"mpy/{m.name}.mpy"] = mpys[m.name]
         rows.append((m.name, len(src), len(mpys[m.name]) if m.compile else 0))
     bundle_bytes = sum(len(b) for b in mpys.values())
+    if bundle_bytes > plan.board.bundle_budget:
+        biggest = max(mpys, key=lambda n: len(mpys[n]))
+        where = ("registers",) if "registers" in res.doc.data else ()
+        raise DiagnosticError(Diagnostic.at(
+            res.doc.mark(where), "registers" if where else "",
+            f"app bundle overflows its {plan.board.bundle_budget} bytes by "
+            f"{bundle_bytes - plan.board.bundle_budget} bytes ({bundle_bytes} bytes of .mpy; the largest module "
+            f"is {biggest} with {len(mpys[biggest])}): narrow registers.allow, or drop capabilities or tools"))
 
     extra = _extra_outputs(plan, files)
 

@@ -39,6 +39,11 @@ def run_guarded(fn: Callable[..., Any], *args: Any, fmt: str = "text", **kwargs:
     except KeyboardInterrupt:
         click.echo("clawgen: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        # `clawgen svd info CHIP | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
     except click.exceptions.Exit:
         raise
     except (click.ClickException, click.Abort):

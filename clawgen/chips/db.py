@@ -177,6 +177,11 @@ def write_chip(chip: Chip, path: str | os.PathLike[str]) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        # mkstemp makes the file private (0600); a chip database is an ordinary file that others
+        # on a shared CLAWGEN_CHIP_PATH must read: use the permissions any new file gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

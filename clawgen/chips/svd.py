@@ -91,6 +91,9 @@ _ACCESS_ALIASES = {
 _ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
 # The children of a field that ``_Importer.plain_fields`` builds without a node.
 _PLAIN_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "access"})
+# Bit offsets and widths as plain decimals: a lookup instead of checking and parsing each one
+# (any other spelling goes through the general path and parse_int).
+_BIT_NUMBER: dict[str | None, int] = {str(i): i for i in range(65)}
 _MWV = {"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet", "zeroToToggle", "clear", "set",
         "modify"}
 _READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
@@ -673,18 +676,17 @@ class _Importer:
         keep = self.keep_descriptions
         for child in containers:
             for c in child:
-                if c.tag != "field" or c.get("derivedFrom") is not None:
+                if c.tag != "field" or len(c.attrib):  # derivedFrom (or anything else) -> general path
                     return None
                 p = {x.tag: x.text for x in c}
                 if not p.keys() <= _PLAIN_FIELD:
                     return None
-                name, bo, bw = p.get("name"), p.get("bitOffset"), p.get("bitWidth")
-                if (not name or not bo or not bw or not bo.isdecimal() or not bw.isdecimal() or not bo.isascii()
-                        or not bw.isascii() or "%s" in name):
+                name = p.get("name")
+                lsb, width = _BIT_NUMBER.get(p.get("bitOffset")), _BIT_NUMBER.get(p.get("bitWidth"))
+                if not name or lsb is None or not width or "%s" in name:
                     return None
                 name = name.strip()
-                width = int(bw)
-                if not name or width <= 0:
+                if not name:
                     return None
                 acc = p.get("access")
                 if acc is not None:
@@ -692,7 +694,7 @@ class _Importer:
                     if acc is None:
                         return None
                 desc = p.get("description") if keep else None
-                fields.append(Field(name, int(bo), width, acc or reg_access, None, None, None, [],
+                fields.append(Field(name, lsb, width, acc or reg_access, None, None, None, [],
                                     _squeeze(desc) if desc else None, None))
                 lines.append(c.sourceline or 0)
         return fields, lines

@@ -115,8 +115,12 @@ class DeviceTables:
             pos += len(n) + 1
         out.append(pos)  # end sentinel: name i is text[off[i]:off[i+1]-1]
         if pos > 0xFFFF:
-            raise ValueError("name table larger than 64 KB")
+            raise TableTooLarge("its register names take more than 64 KB")
         return struct.pack(f"<{len(out)}H", *out)
+
+
+class TableTooLarge(ValueError):
+    """The policy allows more than the device tables can index (the spec must narrow it)."""
 
 
 def device_tables(table: PolicyTable) -> DeviceTables:
@@ -131,7 +135,7 @@ def device_tables(table: PolicyTable) -> DeviceTables:
             for a, b in c.values:
                 cons += [a & 0xFFFFFFFF, b & 0xFFFFFFFF]
         if len(cons) > 0xFFFF or len(e.constraints) > 255:
-            raise ValueError("constraint table too large")
+            raise TableTooLarge("its value constraints overflow the constraint table")
         fstart = len(fields)
         fl = sorted(e.fields, key=lambda f: f.lsb) if e.flags & F_WRITE else []
         for f in fl[:255]:
@@ -150,7 +154,7 @@ def device_tables(table: PolicyTable) -> DeviceTables:
         blocks.append((b.start, b.size, off, len(block_names)))
         block_names.append(b.name)
     if len(known) >= NO_KNOWN:
-        raise ValueError("known-register bitmap larger than 64 KB")
+        raise TableTooLarge("its known-register bitmap takes more than 64 KB")
     return DeviceTables(entries, cons, fields, field_names, [e.name.upper() for e in table.entries],
                         blocks, block_names, bytes(known))
 
