@@ -65,8 +65,8 @@ limits:
 SMALL_HEAP = 16 * 1024
 
 
-def build(tmp: Path, server: LLMServer) -> tuple[Path, dict[str, bytes], dict]:
-    (tmp / "agent.yaml").write_text(SPEC)
+def build(tmp: Path, server: LLMServer, web: bool = False) -> tuple[Path, dict[str, bytes], dict]:
+    (tmp / "agent.yaml").write_text(SPEC.replace("[system]", "[system, web_browsing]") if web else SPEC)
     (tmp / "secrets.yaml").write_text("wifi_ssid: benchnet\nwifi_password: benchpass\n")
     (tmp / "tools").mkdir()
     (tmp / "tools" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
@@ -107,10 +107,12 @@ MEASURED_TURN = f"import gc\n_a0 = gc.mem_alloc()\n{TURN}\nprint('TURN_ALLOC', g
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=50)
+    ap.add_argument("--web", action="store_true",
+                    help="add the web_browsing capability (ships the default CA certificates)")
     args = ap.parse_args()
     ensure_installed()
     with tempfile.TemporaryDirectory() as d, LLMServer() as server:
-        out, secrets, info = build(Path(d), server)
+        out, secrets, info = build(Path(d), server, args.web)
         empty = checked(vm.run(None, entry="pass", steps=["pass"], heapsize=SMALL_HEAP), "empty program")
         script_turn(server)
         one = checked(vm.run(out, entry=BOOT, steps=["pass", MEASURED_TURN], secrets=secrets, heapsize=SMALL_HEAP),

@@ -17,7 +17,20 @@ class AppModule:
     template: str  # path under templates/
     device_path: str  # where it lives on the device filesystem
     compile: bool = True  # False: shipped as source (boot.py / main.py must be)
+    data: bool = False  # a data file (not Python): shipped as rendered, named `name` as is
 
+    @property
+    def source_rel(self) -> str:
+        """The rendered file, relative to the build output."""
+        return f"app/{self.name}" if self.data else f"app/{self.name}.py"
+
+    @property
+    def artifact(self) -> str:
+        """The build output file that goes to device_path."""
+        return f"mpy/{self.name}.mpy" if self.compile else self.source_rel
+
+
+CA_PATH = "/ca.pem"  # the device file with the build's CA certificates (claw_config.CA_PATH)
 
 # The core runtime, always shipped (order: dependencies first, for readability only).
 CORE_MODULES = (
@@ -60,4 +73,8 @@ def app_modules(plan: Plan) -> list[AppModule]:
             if name not in names:
                 names.append(name)
     mods += [_lib(n) for n in names]
+    if plan.tls.verify and plan.tls.ca_certs:
+        # CA certificates as a file, read only when the first TLS connection is made: as a str
+        # constant they cost ~6 KB of the .mpy budget and as much heap from boot on.
+        mods.append(AppModule("ca.pem", "app/ca.pem.j2", CA_PATH, compile=False, data=True))
     return mods

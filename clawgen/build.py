@@ -136,6 +136,27 @@ def _remember_out_dir(spec: Path, opts: BuildOptions, out_dir: Path) -> None:
 
 # -- pipeline ---------------------------------------------------------------
 
+def check_out_dir(out_dir: Path, spec: Path) -> Path:
+    """Refuse an output directory whose replacement would destroy the user's files.
+
+    Publishing renames the whole directory away, so it must be new, empty, or an earlier
+    clawgen output, and must not hold the spec.
+    """
+    if not out_dir.name:  # "." or "/": the rename needs a real name
+        out_dir = out_dir.resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output {out_dir} is a file, not a directory; give --out a new directory "
+                         "(clawgen replaces the whole directory)")
+    if spec.resolve().is_relative_to(out_dir.resolve()):
+        raise UsageError(f"output {out_dir} contains the spec {spec}; give --out a directory of its own "
+                         "(clawgen replaces the whole directory)")
+    if (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "build.json").is_file()
+            and not (out_dir / STAMP_FILE).is_file()):
+        raise UsageError(f"output {out_dir} holds files that are not a clawgen build; give --out a new "
+                         "or empty directory (clawgen replaces the whole directory)")
+    return out_dir
+
+
 def default_out_dir(name: str, board: str) -> Path:
     return Path("generated") / name / board
 
@@ -184,6 +205,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
         info = json.loads((out_dir / "build.json").read_text())
         return BuildResult(out_dir, True, info, "up to date", warnings, time.perf_counter() - t0, nvs_values)
 
+    out_dir = check_out_dir(out_dir, spec)
     from clawgen.compile import compile_all, mpy_cross_version
     from clawgen.package import build_json, read_tree, sha256, summary_table
     from clawgen.render import render_app
@@ -219,7 +241,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
     rows = []
     for m in sorted(modules, key=lambda m: m.name):
         src = sources[m.name].encode()
-        files[f"app/{m.name}.py"] = src
+        files[m.source_rel] = src
         if m.compile:
             files[f"mpy/{m.name}.mpy"] = mpys[m.name]
         rows.append((m.name, len(src), len(mpys[m.name]) if m.compile else 0))
@@ -259,7 +281,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
             "static_ram_bytes": plan.limits.static_ram(),
             "bundle": {"mpy_bytes": bundle_bytes, "budget_bytes": plan.board.bundle_budget},
             "secrets": [{"nvs_key": s.key, "spec_path": s.spec_path} for s in plan.secrets],
-            "device_files": {m.device_path: (f"mpy/{m.name}.mpy" if m.compile else f"app/{m.name}.py")
+            "device_files": {m.device_path: m.artifact
                              for m in sorted(modules, key=lambda m: m.device_path)},
             **extra,
             **image_info,
@@ -267,7 +289,8 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
         tree = read_tree(staging)
         info["artifacts"] = [{"path": rel, "size": len(data), "sha256": sha256(data)}
                              for rel, data in sorted(tree.items())]
-        (staging / "build.json").write_bytes(build_json(info))
+        # The printed image report names this machine's cache directory: keep it out of the record.
+        (staging / "build.json").write_bytes(build_json({k: v for k, v in info.items() if k != "image_report"}))
         inputs = sorted({str(p.resolve()) for p in res.doc.files}
                         | {str(cm.source.resolve()) for cm in plan.custom_modules}
                         | _chip_inputs(plan) | _image_inputs(plan, opts))
@@ -337,7 +360,7 @@ def _images(plan: Any, modules: list[Any], files: dict[str, bytes], nvs_values: 
         return {}
     device_files: dict[str, bytes] = {}
     for m in modules:
-        rel = f"mpy/{m.name}.mpy" if m.compile else f"app/{m.name}.py"
+        rel = m.artifact
         device_files[m.device_path] = files[rel]
     result = build_images(ImageInputs(
         out_dir=staging, board=plan.board.data, flash_size=plan.flash_size, files=device_files,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,12 +33,31 @@ def _echo_warnings(warnings: list[Diagnostic], fmt: str = "text") -> None:
 SECRETS_NAME = "secrets.yaml"
 
 
+_INCLUDE_RE = re.compile(r"!include\s+['\"]?([^\s'\"#,\]}]+)")
+
+
+def _included_by(files: list[Path]) -> set[Path]:
+    """The files that `!include` lines of ``files`` name: parts of a spec, not specs."""
+    out: set[Path] = set()
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        out |= {(f.parent / m.group(1)).resolve() for m in _INCLUDE_RE.finditer(text) if "${" not in m.group(1)}
+    return out
+
+
 def expand_spec_paths(paths: list[Path]) -> list[Path]:
-    """Directories stand for the *.yaml/*.yml specs in them; secrets files are not specs."""
+    """Directories stand for the *.yaml/*.yml specs in them; secrets files and the files the
+    others `!include` are not specs."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME)
+            found = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME
+                           and q.is_file())
+            included = _included_by(found)
+            out += [q for q in found if q.resolve() not in included]
         elif p.name != SECRETS_NAME:
             out.append(p)
     return out
@@ -99,7 +119,7 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("spec", type=click.Path(path_type=Path))
-    @click.option("--board")
+    @click.option("--board", help="Resolve for this board instead of the spec's.")
     @_subst_option
     def config(spec: Path, board: str | None, substitutions: tuple[tuple[str, str], ...]) -> None:
         """Print the fully resolved spec (includes, substitutions, defaults) with secrets masked."""
@@ -108,7 +128,26 @@ def register(cli: click.Group) -> None:
             import yaml
 
             from clawgen.build import BuildOptions, load_and_plan
-            from clawgen.resolve import masked
+            from clawgen.loader import Secret
+
+            class SpecDumper(yaml.SafeDumper):
+                """Secrets print as their `!secret NAME` tag, so the output is a loadable spec."""
+
+                def choose_scalar_style(self) -> str:
+                    # PyYAML quotes every explicitly tagged scalar; a secret's name is a plain word.
+                    if self.event.tag == "!secret" and re.fullmatch(r"[A-Za-z0-9_.-]+", self.event.value):
+                        return ""
+                    return super().choose_scalar_style()
+
+            SpecDumper.add_representer(Secret, lambda d, s: d.represent_scalar("!secret", s.name, style=""))
+
+            def unset_dropped(value: object) -> object:
+                """None means "not set" (no key, endpoint's temperature): leave the key out, as a spec would."""
+                if isinstance(value, dict):
+                    return {k: unset_dropped(v) for k, v in value.items() if v is not None}
+                if isinstance(value, list):
+                    return [unset_dropped(v) for v in value]
+                return value
 
             if not spec.is_file():
                 raise UsageError(f"spec file not found: {spec}")
@@ -116,7 +155,7 @@ def register(cli: click.Group) -> None:
                                                                          substitutions=dict(substitutions)))
             _echo_warnings(warnings)
             click.echo(f"# Resolved spec for board {plan.board.name} (secrets masked)")
-            click.echo(yaml.safe_dump(masked(res.spec), sort_keys=False, allow_unicode=True), nl=False)
+            click.echo(yaml.dump(unset_dropped(res.spec), Dumper=SpecDumper, sort_keys=False, allow_unicode=True), nl=False)
 
         run_guarded(body)
 

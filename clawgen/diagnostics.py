@@ -12,6 +12,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 ERROR = "error"
 WARNING = "warning"
@@ -49,7 +50,9 @@ class Diagnostic:
 
     def text(self) -> str:
         where = f" at {self.path}:" if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}:{where} {self.message}"
+        # One line per problem, whatever a parser's message holds.
+        message = " ".join(self.message.split("\n"))
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}:{where} {message}"
 
     def github(self) -> str:
         kind = "error" if self.severity == ERROR else "warning"
@@ -111,3 +114,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f' (did you mean "{matches[0]}"?)' if matches else ""
+
+
+def did_you_mean_file(name: str, choices: Iterable[str]) -> str:
+    """did_you_mean for file names, compared without the extension they all share."""
+    stems = {Path(c).stem: c for c in choices}
+    matches = difflib.get_close_matches(Path(name).stem, list(stems), n=1, cutoff=0.6)
+    return f' (did you mean "{stems[matches[0]]}"?)' if matches else ""

@@ -143,7 +143,12 @@ def _read_text(path: Path, display: str, including: tuple[Mark, PathT] | None = 
     try:
         raw = read_bounded(path)
     except FileNotFoundError:
-        raise DiagnosticError(Diagnostic.at(where, ipath, f"file not found: {display}")) from None
+        hint = ""
+        if including and path.parent.is_dir():
+            from clawgen.diagnostics import did_you_mean_file
+            hint = did_you_mean_file(path.name, [p.name for p in path.parent.iterdir()
+                                                 if p.suffix in (".yaml", ".yml")])
+        raise DiagnosticError(Diagnostic.at(where, ipath, f"file not found: {display}{hint}")) from None
     except IsADirectoryError:
         raise DiagnosticError(Diagnostic.at(where, ipath, f"{display} is a directory, not a YAML file")) from None
     except ValueError:
@@ -169,6 +174,18 @@ def _read_text(path: Path, display: str, including: tuple[Mark, PathT] | None = 
 
 # libyaml's parser when PyYAML was built with it: same events and marks, ~20x faster.
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _syntax_hint(problem: str) -> str:
+    """A fix for the YAML mistakes people make most, in the words of the spec, not the parser."""
+    if "'\\t'" in problem:
+        return "; YAML does not allow tabs for indentation: indent with spaces"
+    if "expected <block end>" in problem or "mapping values are not allowed" in problem:
+        return ("; check the indentation of this line against the lines above it "
+                "(and quote a value that contains ': ')")
+    if "could not find expected ':'" in problem:
+        return "; a key needs a ':' after it (or a line is indented too much)"
+    return ""
 
 
 class _Composer:
@@ -206,7 +223,7 @@ class _Composer:
         except yaml.MarkedYAMLError as e:
             m = e.problem_mark or e.context_mark
             problem = (e.problem or e.context or "invalid YAML").strip()
-            raise _err(self.display, m, f"invalid YAML: {problem}") from None
+            raise _err(self.display, m, f"invalid YAML: {problem}{_syntax_hint(problem)}") from None
         except yaml.reader.ReaderError as e:
             line, col = _line_col(self.text, e.position)
             raise DiagnosticError(Diagnostic.at(
@@ -236,6 +253,8 @@ class SpecLoader:
         self.node_count = 0
         self._secrets_cache: dict[str, Any] | None = None
         self._subst: dict[str, str] = {}
+        self._declared: set[str] = set()  # names in the spec's substitutions: block
+        self._used: set[str] = set()
         self._texts: dict[str, str] = {}  # file display name -> text, to see explicit tags
         self._including: list[Path] = [root.resolve()]
 
@@ -252,7 +271,18 @@ class SpecLoader:
         self._collect_substitutions(node)
         self.doc.data = self._convert(node, (), self.display_root, self.root.parent, 0)
         self.doc.substitutions = dict(self._subst)
+        self._warn_unused_overrides()
         return self.doc
+
+    def _warn_unused_overrides(self) -> None:
+        """A -s name the spec neither declares nor uses is most likely a typo of one it does."""
+        from clawgen.diagnostics import did_you_mean
+        for name in self.overrides:
+            if name not in self._declared and name not in self._used:
+                self.doc.warnings.append(Diagnostic.at(
+                    Mark(self.display_root), "", f"-s {name}: the spec never uses ${{{name}}}; "
+                    "the override has no effect" + did_you_mean(name, self._declared | self._used),
+                    severity="warning"))
 
     # -- substitutions ----------------------------------------------------
     def _collect_substitutions(self, node: yaml.Node) -> None:
@@ -273,6 +303,7 @@ class SpecLoader:
                                        "a substitution value must be a plain scalar",
                                        ("substitutions", sk.value))
                         subst[sk.value] = sv.value
+        self._declared = set(subst)
         for name, value in self.overrides.items():
             subst[name] = value
         self._subst = subst
@@ -292,6 +323,7 @@ class SpecLoader:
                 raise _err(file, m, f"undefined substitution ${{{name}}}: define it under "
                            f"'substitutions:' or pass -s {name} VALUE"
                            + did_you_mean(name, self._subst), path)
+            self._used.add(name)
             return str(self._subst[name])
 
         # "$${X}" escapes to a literal "${X}".
@@ -299,15 +331,15 @@ class SpecLoader:
         return "$".join(_SUBST_RE.sub(repl, p) for p in parts)
 
     # -- secrets ----------------------------------------------------------
-    def _secrets(self, file: str, m: yaml.Mark, path: PathT) -> dict[str, Any]:
+    def _secrets(self, file: str, m: yaml.Mark, path: PathT, name: str) -> dict[str, Any]:
         if self._secrets_cache is None:
             sp = self.base_dir / SECRETS_FILE
             if not sp.is_file() and self.placeholder_secrets:
                 self._secrets_cache = {}
                 return self._secrets_cache
             if not sp.is_file():
-                raise _err(file, m, f"!secret needs {sp} (a YAML mapping of name: value beside the spec), "
-                           "but that file does not exist", path)
+                raise _err(file, m, f"!secret {name}: {sp} does not exist; create it beside the spec "
+                           f"with a line '{name}: VALUE' (and keep it out of version control)", path)
             sub = SpecLoader(sp, display_root=str(sp))
             sub_doc = sub.load()
             self.doc.files.append(sp)
@@ -389,7 +421,7 @@ class SpecLoader:
             raise _err(file, node.start_mark, "!secret takes the name of a key in secrets.yaml, "
                        "e.g. api_key: !secret openai_api_key", path)
         name = str(node.value).strip()
-        secrets = self._secrets(file, node.start_mark, path)
+        secrets = self._secrets(file, node.start_mark, path, name)
         sp = self.base_dir / SECRETS_FILE
         if name not in secrets and self.placeholder_secrets:
             self.doc.warnings.append(Diagnostic.at(_mark(file, node.start_mark), format_path(path),

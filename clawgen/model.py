@@ -97,6 +97,7 @@ class Limits:
             "content": self.content_bytes,
             "tool_args": self.tool_args_bytes,
             "tool_result": self.tool_result_bytes,
+            "console_line": self.content_bytes,  # the UART's line editor buffer
         }
 
     def static_ram(self) -> int:

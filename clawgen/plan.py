@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
-from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean, did_you_mean_file
 from clawgen.loader import PathT, Secret, format_path, read_bounded
 from clawgen.model import (
     CustomModule,
@@ -41,12 +44,29 @@ def _diag(res: Resolved, path: PathT, msg: str, severity: str = "error") -> Diag
     return Diagnostic.at(res.doc.mark(path), format_path(path), msg, severity=severity)
 
 
+def _missing_handler_message(res: Resolved, path: PathT, file_part: str) -> str:
+    """Say where clawgen looked; spot the classic mistake of a path relative to an included file."""
+    shown = os.path.normpath(res.spec_dir / file_part)
+    msg = f"handler file {file_part} not found"
+    if shown != os.path.normpath(file_part):
+        msg += f": there is no {shown}"
+    msg += " (handler paths are relative to the spec's directory)"
+    folder = (res.spec_dir / file_part).parent
+    if folder.is_dir():
+        msg += did_you_mean_file(Path(file_part).name, [p.name for p in folder.glob("*.py")])
+    included_in = Path(res.doc.mark(path).file).parent
+    if included_in.resolve() != res.spec_dir.resolve() and (included_in / file_part).is_file():
+        fixed = Path(os.path.relpath(included_in / file_part, res.spec_dir)).as_posix()
+        msg += f"; it is beside the included {Path(res.doc.mark(path).file).name}: write {fixed}"
+    return msg
+
+
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic]) -> Path | None:
     path: PathT = ("tools", index, "handler")
     file_part, _, func = handler.rpartition(":")
     src = (res.spec_dir / file_part).resolve()
     if not src.is_file():
-        out.append(_diag(res, path, f"handler file {file_part} not found (looked in {res.spec_dir})"))
+        out.append(_diag(res, path, _missing_handler_message(res, path, file_part)))
         return None
     try:
         text = read_bounded(src).decode("utf-8")
@@ -58,14 +78,77 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         out.append(_diag(res, path, f"handler file {file_part} is not a readable text file of at most 1 MiB"))
         return None
     except SyntaxError as e:
-        out.append(Diagnostic(str(Path(res.doc.path).parent / file_part), e.lineno or 1, (e.offset or 1),
-                              format_path(path), "error", f"syntax error in handler file: {e.msg}"))
+        d = Diagnostic(str(Path(res.doc.path).parent / file_part), e.lineno or 1, (e.offset or 1),
+                       format_path(path), "error", f"syntax error in handler file: {e.msg}")
+        # Several tools in one broken file: one report of the file's error is enough.
+        if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
+            out.append(d)
         return None
     funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     if func not in funcs:
         out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, funcs)))
         return None
     return src
+
+
+JSON_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
+# Keywords a tool's top-level parameters schema may use; anything else is most likely an
+# argument written beside 'properties:' instead of under it.
+PARAMETER_KEYWORDS = ("type", "properties", "required", "additionalProperties", "description", "title",
+                      "$schema", "$defs", "definitions", "$ref", "anyOf", "oneOf", "allOf", "not", "enum",
+                      "const", "default", "examples", "patternProperties", "minProperties", "maxProperties",
+                      "propertyNames", "dependentRequired", "if", "then", "else")
+
+
+def _check_schema_types(res: Resolved, path: PathT, node: Any, out: list[Diagnostic]) -> None:
+    """Unknown 'type' names anywhere in a parameters schema (the device checks types by them)."""
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    for j, name in enumerate(kind if isinstance(kind, list) else [kind]):
+        if isinstance(name, str) and name not in JSON_TYPES:
+            where = path + ("type",) + ((j,) if isinstance(kind, list) else ())
+            out.append(_diag(res, where, f"'{name}' is not a JSON Schema type; use one of: "
+                             + ", ".join(JSON_TYPES) + did_you_mean(name, JSON_TYPES)))
+    for key in ("properties", "$defs", "definitions", "patternProperties"):
+        if isinstance(node.get(key), dict):
+            for sub, schema in node[key].items():
+                _check_schema_types(res, (*path, key, sub), schema, out)
+    for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+        _check_schema_types(res, (*path, key), node.get(key), out)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(node.get(key), list):
+            for j, schema in enumerate(node[key]):
+                _check_schema_types(res, (*path, key, j), schema, out)
+
+
+def _check_parameters(res: Resolved, index: int, params: dict[str, Any], out: list[Diagnostic]) -> None:
+    """The parameters must be a JSON Schema of type object the model and the device understand."""
+    base: PathT = ("tools", index, "parameters")
+    before = len(out)
+    if "type" not in params:
+        out.append(_diag(res, base, "tool parameters need 'type: object' (with the arguments under "
+                         "'properties:')"))
+    elif params["type"] != "object":
+        out.append(_diag(res, (*base, "type"), "tool parameters must be a JSON Schema of type object"))
+    for key in params if params.get("type", "object") == "object" else ():
+        if key not in PARAMETER_KEYWORDS:
+            out.append(Diagnostic.at(res.doc.mark((*base, key), key=True), format_path((*base, key)),
+                                     f"'{key}' is not a JSON Schema keyword; describe each argument under "
+                                     "'properties:'" + did_you_mean(key, PARAMETER_KEYWORDS)))
+    _check_schema_types(res, base, params, out)
+    props = params.get("properties")
+    if isinstance(props, dict) and isinstance(params.get("required"), list):
+        for j, name in enumerate(params["required"]):
+            if isinstance(name, str) and name not in props:
+                out.append(_diag(res, (*base, "required", j), f"required argument '{name}' is not in "
+                                 "'properties'" + did_you_mean(name, props)))
+    if len(out) > before:
+        return
+    try:
+        jsonschema.Draft202012Validator.check_schema(params)
+    except jsonschema.SchemaError as e:
+        out.append(_diag(res, base + tuple(e.relative_path), f"invalid JSON Schema: {e.message}"))
 
 
 def _module_name(src: Path, taken: dict[Path, str]) -> str:
@@ -96,9 +179,7 @@ def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[Cu
                              f"(first at tools[{seen[name]}])"))
         seen.setdefault(name, i)
         params = t["parameters"]
-        if params.get("type", "object") != "object":
-            out.append(_diag(res, ("tools", i, "parameters", "type"), "tool parameters must be a JSON Schema "
-                             "of type object"))
+        _check_parameters(res, i, params, out)
         src = _check_handler(res, i, t["handler"], out)
         if src is None:
             continue
@@ -217,7 +298,9 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
 def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
     """The register policy table from the chip database (issue: chips)."""
     needs = any(c in REGISTER_CAPABILITIES for c in res.spec["capabilities"])
-    if res.doc.data.get("registers") and not needs:
+    given = res.doc.data.get("registers")
+    # `defaults: true` alone is what every spec gets (and what `clawgen config` prints): no warning.
+    if isinstance(given, dict) and given and given != {"defaults": True} and not needs:
         out.append(_diag(res, ("registers",), "a register policy without the hw_register_control or "
                          "hw_datasheet capability has no effect", severity="warning"))
     try:

@@ -79,8 +79,13 @@ def render_app(plan: Plan) -> tuple[list[AppModule], dict[str, str]]:
 
 
 def display_spec_path(path: Path) -> str:
-    """The spec path for headers: relative to the working directory when inside it, posix style."""
+    """The spec path for headers, posix style: relative to the enclosing git checkout, so the
+    output does not depend on the directory clawgen runs in; outside one, relative to the
+    working directory when inside it, else the bare file name."""
     p = path.resolve()
+    for root in p.parents:
+        if (root / ".git").exists():
+            return p.relative_to(root).as_posix()
     try:
         return str(PurePosixPath(p.relative_to(Path.cwd().resolve())))
     except ValueError:

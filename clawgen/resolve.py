@@ -108,6 +108,10 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: dict[str, Any] | None, p
         out.append(_err(doc, (*path, "base_url"), "the URL has no host"))
     if not 0 < port < 65536:
         out.append(_err(doc, (*path, "base_url"), f"port {port} is out of range"))
+    prefix = parse_base_url(ep["base_url"])[3]
+    if "base_url" in raw and prefix.endswith("/chat/completions"):
+        out.append(_err(doc, (*path, "base_url"), "base_url must stop before /chat/completions, which clawgen "
+                        f"appends: write {ep['base_url'].rstrip('/')[:-len('/chat/completions')]}"))
     for name in raw.get("headers", {}):
         if name.lower() in ("authorization", "x-api-key", "api-key"):
             out.append(_err(doc, (*path, "headers", name), f"the {name} header would put a key in the spec: "
@@ -209,6 +213,20 @@ def resolve(doc: Document, board_name: str) -> Resolved:
         warnings.append(Diagnostic.at(doc.mark(("model", "base_url")), "model.base_url",
                                       "an API key would be sent over plain http; use https",
                                       severity="warning"))
+
+    # The agent runs on the board: there, localhost is the board itself, not the developer's PC.
+    raw_model = doc.data.get("model") if isinstance(doc.data.get("model"), dict) else {}
+    raw_fallbacks = raw_model.get("fallbacks") if isinstance(raw_model.get("fallbacks"), list) else []
+    endpoints: list[tuple[PathT, Any]] = [(("model",), raw_model),
+                                          *((("model", "fallbacks", i), f) for i, f in enumerate(raw_fallbacks))]
+    for path, raw_ep in endpoints:
+        url = raw_ep.get("base_url") if isinstance(raw_ep, dict) else None
+        host = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
+        if host == "localhost" or host.startswith("127.") or host == "::1":
+            warnings.append(Diagnostic.at(doc.mark((*path, "base_url")), format_path((*path, "base_url")),
+                                          f"{host} is the board itself, not your computer: give the LAN address "
+                                          "of the machine running the server (and bind the server to 0.0.0.0)",
+                                          severity="warning"))
 
     tls = data.setdefault("tls", {})
     tls.setdefault("verify", True)

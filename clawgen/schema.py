@@ -37,6 +37,44 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(agent_schema())
 
 
+@functools.lru_cache(maxsize=1)
+def _key_homes() -> dict[str, tuple[str, ...]]:
+    """Every key the schema knows -> the spec paths of the mappings that accept it."""
+    root = agent_schema()
+    homes: dict[str, list[str]] = {}
+
+    def walk(node: Any, where: str, depth: int) -> None:
+        if not isinstance(node, dict) or depth > 6:
+            return
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            walk(root.get("$defs", {}).get(ref[len("#/$defs/"):]), where, depth + 1)
+        for key, sub in (node.get("properties") or {}).items():
+            path = f"{where}.{key}" if where else key
+            homes.setdefault(key, []).append(where)
+            walk(sub, path, depth + 1)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{where}[N]", depth + 1)
+        for alt in ("oneOf", "anyOf", "allOf"):
+            for sub in node.get(alt) or []:
+                walk(sub, where, depth + 1)
+
+    walk(root, "", 0)
+    return {k: tuple(dict.fromkeys(v)) for k, v in homes.items()}
+
+
+def _belongs_under(key: str, here: PathT) -> str:
+    """' (it belongs under 'model')' when the key is valid at another level of the spec."""
+    here_text = format_path(here)
+    homes = [h for h in _key_homes().get(key, ()) if h != here_text and not h.startswith("tools[N].parameters")]
+    # 'model' rather than also 'model.fallbacks[N]': the outermost home is the likely one.
+    homes = [h for h in homes if not any(o and h.startswith(o + ".") for o in homes)]
+    if not homes or len(homes) > 2:
+        return ""
+    where = " or ".join(f"'{h}'" if h else "the top level" for h in homes)
+    return f" (it belongs under {where})" if all(homes) else f" (it belongs at {where})"
+
+
 def _plain(value: Any) -> Any:
     """The spec as JSON-like data for the schema (a secret is a string to it)."""
     if isinstance(value, Secret):
@@ -68,6 +106,13 @@ def _expected(types: Any) -> str:
     if isinstance(types, str):
         types = [types]
     return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
+
+def _got(value: Any) -> str:
+    """'a string' plus the text itself, which may come from a ${NAME} substitution the user cannot see."""
+    if isinstance(value, str) and value != "<secret>":
+        return f"the string {_show(value)}"
+    return _type_name(value)
 
 
 def _show(value: Any) -> str:
@@ -111,14 +156,14 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
                 _diagnose(doc, sub, out)
             return
         out.append(Diagnostic.at(doc.mark(path), where,
-                                 f"expected {_alternatives(error)}, got {_type_name(inst)}"))
+                                 f"expected {_alternatives(error)}, got {_got(inst)}"))
         return
     if v == "additionalProperties" and isinstance(inst, dict):
         allowed = list(error.schema.get("properties", {}))
         extra = [k for k in inst if k not in allowed]
         for key in extra:
             kp = (*path, key)
-            hint = did_you_mean(key, allowed)
+            hint = _belongs_under(key, path) or did_you_mean(key, allowed)
             if not hint:
                 hint = f" (expected one of: {', '.join(allowed)})" if len(allowed) <= 12 else ""
             out.append(Diagnostic.at(doc.mark(kp, key=True), format_path(kp), f"unknown key '{key}'{hint}"))
@@ -129,8 +174,12 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
             out.append(Diagnostic.at(doc.mark(path), where, f"missing required key '{key}'"))
         return
     if v == "type":
+        needs = error.schema.get("required") if "object" in str(error.validator_value) else None
+        # `model: gpt-4o` instead of a block: say what the block holds.
+        keys = (", ".join(needs[:-1]) + " and " + needs[-1]) if needs and len(needs) > 1 else "".join(needs or ())
+        shape = f" (with key{'s' if len(needs) > 1 else ''} {keys})" if needs and not isinstance(inst, dict) else ""
         out.append(Diagnostic.at(doc.mark(path), where,
-                                 f"expected {_expected(error.validator_value)}, got {_type_name(inst)}"))
+                                 f"expected {_expected(error.validator_value)}{shape}, got {_got(inst)}"))
         return
     if v == "enum":
         choices = [str(c) for c in error.validator_value]

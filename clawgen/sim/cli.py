@@ -39,6 +39,17 @@ def _telnet_port(build_dir: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def default_sim_out(spec: Path, board: str | None) -> Path:
     from clawgen.sim.install import cache_root
 
@@ -86,7 +97,17 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
                             placeholder_secrets=True)
         result = build_spec(spec, opts)
         for w in result.warnings:
+            # The spec's endpoints were replaced by --model: warnings about them (localhost is the
+            # board itself, a key over plain http) concern the simulator's URL, not the spec.
+            if override and w.path.startswith(("model.base_url", "model.fallbacks")):
+                continue
             click.echo(w.text(), err=True)
+        from clawgen.sim.install import mpvm_version
+
+        vm_mp = mpvm_version().split("-")[0]
+        if result.info.get("micropython") and result.info["micropython"] != vm_mp:
+            click.echo(f"clawsim: warning: the board runs MicroPython {result.info['micropython']}, the "
+                       f"simulator's VM is {vm_mp}; bytecode or library differences may show", err=True)
         secrets = dict(result.nvs_values)
         if api_key is not None:
             info = json.loads((result.out_dir / "build.json").read_text())
@@ -96,14 +117,23 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
                 raise UsageError("--api-key-env: the spec's model has no api_key to fill "
                                  "(add `api_key: !secret NAME` under model:)")
             secrets[slot] = api_key.encode()
-        click.echo(f"clawsim: running {result.out_dir} on the MicroPython VM"
-                   + (f" with the mock model at {override}" if mock else ""), err=True)
         port_map = {}
+        device_port = _telnet_port(result.out_dir)
         if telnet_port is not None:
-            device_port = _telnet_port(result.out_dir)
             if not device_port:
                 raise UsageError("--telnet-port: this agent has no Telnet transport")
             port_map[int(device_port)] = telnet_port
+        elif device_port and not _port_free(device_port):
+            # Another simulator (or a telnetd) holds the port: serve on a free one, said below.
+            click.echo(f"clawsim: port {device_port} is in use on this machine; the device's Telnet "
+                       "server gets a free port instead (choose one with --telnet-port)", err=True)
+            port_map[int(device_port)] = 0
+        model_note = (f" with the mock model at {override}" if mock
+                      else f" with the model at {override}" if override else "")
+        click.echo(f"clawsim: running {result.out_dir} on the MicroPython VM{model_note}; "
+                   "/help for commands, /quit or Ctrl-D to end", err=True)
+        click.echo("clawsim: heap figures the agent prints (ready line, /status) are the VM's, which grows its "
+                   "heap on demand, not a board's", err=True)
         sim = vm.Simulation(result.out_dir, stdin=vm.INHERIT, capture=False, secrets=secrets,
                             heapsize=heapsize, registers=_register_file(spec, opts), port_map=port_map)
         threading.Thread(target=_announce_listeners, args=(sim,), daemon=True).start()
@@ -143,9 +173,9 @@ def register(group: click.Group) -> None:
             telnet_port: int | None) -> None:
         """Build SPEC and run it on the MicroPython WebAssembly VM with this terminal as its UART.
 
-        Type a line to talk to the agent; /quit ends the session (so does end of input, unless the
-        agent also serves Telnet: then it keeps serving that until /quit or Ctrl-C). The device's
-        Telnet server listens on 127.0.0.1 (its own port, or --telnet-port).
+        Type a line to talk to the agent; /quit or end of input (Ctrl-D) ends the session. The
+        device's Telnet server listens on 127.0.0.1 (its own port, or --telnet-port) while the
+        session runs.
         """
         from clawgen.cli import run_guarded
 

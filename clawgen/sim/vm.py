@@ -109,7 +109,19 @@ def build_files(build_dir: Path | str | None) -> dict[str, Path]:
     for p in sorted(mpy_dir.glob("*.mpy")):
         if p.stem not in SHIM_MODULES:
             files[f"/lib/{p.name}"] = p
+    files.update(build_data_files(build_dir))
     return files
+
+
+def build_data_files(build_dir: Path | str) -> dict[str, Path]:
+    """VM path -> data file of a build (e.g. /ca.pem), as build.json's device_files lists them:
+    everything the device gets that is neither a module in /lib nor boot.py/main.py."""
+    try:
+        device_files = json.loads((Path(build_dir) / "build.json").read_text())["device_files"]
+    except (OSError, ValueError, KeyError):
+        return {}  # an older or hand-made build dir: modules only
+    return {dev: Path(build_dir) / rel for dev, rel in device_files.items()
+            if not dev.startswith("/lib/") and not dev.endswith(".py")}
 
 
 class Simulation:

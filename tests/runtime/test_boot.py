@@ -30,7 +30,7 @@ def test_wifi_failure_is_reported_and_retried(tmp_path: Path, llm_server, sim_ru
     out = build(tmp_path, make_spec(llm_server.base_url, network=WIFI), secrets=SECRETS)
     res = sim_run(out, stdin=["/status", "/quit"], secrets=NVS, network={"connect": "wrong_password"})
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count("wifi: not connected (status 202)") == 2
+    assert res.stdout.count("wifi: not connected (status 202: wrong password)") == 2
     assert "wifi: connecting to greenhouse (attempt 2/2)" in res.stdout
     assert "wifi: giving up after 2 attempts; check network.ssid / network.password" in res.stdout
     assert "agent rt-agent on esp32s3" in res.stdout  # the console still works
@@ -67,3 +67,22 @@ def test_lost_wifi_is_reconnected_before_a_turn(tmp_path: Path, llm_server, sim_
     assert "wifi: connection lost; reconnecting" in res.stdout
     assert res.stdout.count("wifi: connected, address 127.0.0.1") == 2
     assert "back online" in res.stdout
+
+
+def test_clock_is_set_when_tls_is_used(tmp_path: Path, llm_server, sim_run):
+    # An https endpoint needs the date for certificate checks: boot sets the clock over NTP.
+    https = build(tmp_path / "tls", make_spec("https://api.example.com/v1", network=WIFI), secrets=SECRETS)
+    res = sim_run(https, stdin=["/quit"], secrets=NVS)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines.index("wifi: connected, address 127.0.0.1") < lines.index("clock: set over NTP")
+    # NTP failing is reported and does not stop the boot.
+    failing = "def settime():\n    raise OSError(110)\n"
+    res = sim_run(https, stdin=["/status", "/quit"], secrets=NVS, modules={"ntptime": failing})
+    assert res.returncode == 0, res.stderr
+    assert "clock: NTP failed ([Errno 110] ETIMEDOUT); TLS certificate checks may fail" in res.stdout
+    assert "agent rt-agent on esp32s3" in res.stdout
+    # Plain http only: no NTP.
+    plain = build(tmp_path / "plain", make_spec(llm_server.base_url, network=WIFI), secrets=SECRETS)
+    res = sim_run(plain, stdin=["/quit"], secrets=NVS)
+    assert "clock:" not in res.stdout

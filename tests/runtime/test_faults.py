@@ -125,7 +125,8 @@ def test_429_waits_for_retry_after_then_succeeds(env: Env, llm: LLMServer) -> No
     res = env.session("first", "second")
     assert answers(res)[:2] == ["After the wait.", "Still fine."]
     assert len(chat_requests(llm)) == 3
-    assert "retrying" in res.stderr + res.stdout
+    # The log says why it waits (the user's answer then comes from the retry).
+    assert "HTTP 429 from 127.0.0.1 (" in res.stderr and "; retrying 127.0.0.1 in 1s" in res.stderr
 
 
 def test_malformed_json(env: Env, llm: LLMServer) -> None:
@@ -205,6 +206,14 @@ def test_model_that_never_stops_calling_tools(env: Env, llm: LLMServer) -> None:
     # The stopped turn is kept as user line + its note; no half-finished tool exchange.
     assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
     assert "tool_calls" not in last[2] and last[1]["content"] == "loop forever"
+
+
+def test_a_server_quoting_the_api_key_does_not_get_it_printed(env: Env, llm: LLMServer) -> None:
+    key = API_KEY.decode()
+    llm.push(Reply.error(401, f"Incorrect API key provided: {key}"), Reply.text("Fine."))
+    first, second = answers(env.session("first", "second"))[:2]  # session() asserts the key is never shown
+    assert first == "[error] HTTP 401 from 127.0.0.1 (test-model): Incorrect API key provided: *** -- check the API key"
+    assert second == "Fine."
 
 
 def test_secrets_are_not_in_the_generated_sources(env: Env) -> None:

@@ -116,3 +116,46 @@ def test_confirm_is_asked_on_telnet(telnet_agent, llm_server):
     assert "Allow tool" not in res.stdout  # nothing was asked on the UART
     assert "wifi: connected" in res.stdout and "telnet: listening on port 2323" in res.stdout
     assert "hunter22" not in res.stdout + res.stderr
+
+
+def test_long_and_non_utf8_telnet_lines(tmp_path: Path, llm_server, mpvm):
+    from clawgen.sim import vm
+
+    spec = make_spec(llm_server.base_url, transports={"uart": True, "telnet": {"port": PORT}},
+                     network={"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"},
+                     limits={"content_bytes": 256})
+    out = build(tmp_path, spec, secrets={"wifi_ssid": "lab-net", "wifi_password": "hunter22"})
+    sim = vm.Simulation(out, stdin=vm.OPEN, port_map={PORT: 0},
+                        secrets={"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22"})
+    try:
+        ev = sim.wait_event("listening", timeout=20)
+        llm_server.push(Reply.text("got it"))
+        c = TelnetClient(ev["host"], ev["port"])
+        c.read_until(b"\n> ")
+        c.sock.sendall(b"\xc3\x28 not utf-8\r\n")
+        assert "[error] that line is not UTF-8 text; nothing was sent" in c.read_until(b"\n> ")
+        # Longer than the content buffer, cut mid-character: cut on a character boundary, with a marker.
+        c.send_line("é" * 400)
+        assert "got it" in c.read_until(b"\n> ")
+        (req,) = llm_server.requests
+        user = req.messages[-1]["content"]
+        assert user == "é" * 104 + " ...[truncated: kept 208 of 800 bytes]"
+        c.send_line("/quit")
+        c.read_until(b"bye")
+        c.close()
+    finally:
+        sim.kill()
+
+
+def test_telnet_port_in_use_is_reported(tmp_path: Path, llm_server, sim_run):
+    spec = make_spec(llm_server.base_url, transports={"uart": True, "telnet": {"port": PORT}},
+                     network={"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"})
+    out = build(tmp_path, spec, secrets={"wifi_ssid": "lab-net", "wifi_password": "hunter22"})
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        res = sim_run(out, stdin=["/status", "/quit"], port_map={PORT: busy.getsockname()[1]},
+                      secrets={"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22"})
+    assert res.returncode == 0, res.stderr
+    assert "telnet: cannot listen on port 2323: the port is in use (EADDRINUSE)" in res.stdout
+    assert "agent rt-agent on esp32s3" in res.stdout  # the UART still works

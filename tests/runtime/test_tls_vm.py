@@ -110,7 +110,10 @@ def test_verified_tls_turns(tmp_path: Path, pki, sim_run):
     server = TlsModel(cert, key, "over TLS")
     try:
         out = _spec(tmp_path, server.port, ca)
-        assert "-----BEGIN CERTIFICATE-----" in (out / "app" / "claw_config.py").read_text()
+        # The CA goes to the device as the file /ca.pem, not as a constant in the bytecode.
+        assert "-----BEGIN CERTIFICATE-----" not in (out / "app" / "claw_config.py").read_text()
+        info = json.loads((out / "build.json").read_text())
+        assert (out / info["device_files"]["/ca.pem"]).read_text() == ca.read_text()
         res = sim_run(out, stdin=["hello", "again", "/quit"])
         assert res.returncode == 0, res.stderr
         assert res.stdout.count("over TLS") == 2
@@ -128,6 +131,22 @@ def test_untrusted_server_refused(tmp_path: Path, pki, sim_run):
         assert res.returncode == 0, res.stderr
         assert "[error] connect 127.0.0.1: TLS certificate verification failed" in res.stdout
         assert "should not be seen" not in res.stdout
+        assert server.requests == 0
+    finally:
+        server.close()
+
+
+def test_missing_ca_file_is_a_clear_error(tmp_path: Path, pki, sim_run, monkeypatch):
+    from clawgen.sim import vm
+
+    ca, cert, key = pki["good"]
+    server = TlsModel(cert, key, "should not be seen")
+    try:
+        out = _spec(tmp_path, server.port, ca)
+        monkeypatch.setattr(vm, "build_data_files", lambda build_dir: {})  # a device without /ca.pem
+        res = sim_run(out, stdin=["hello", "/quit"], timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert "[error] cannot read the CA certificates /ca.pem: deploy the whole app bundle again" in res.stdout
         assert server.requests == 0
     finally:
         server.close()

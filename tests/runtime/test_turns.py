@@ -152,7 +152,7 @@ def test_answer_larger_than_response_buffer_is_refused(tmp_path, llm_server, sim
     llm_server.push(Reply.oversize(6000), Reply.text("small again"))
     res = sim_run(out, stdin=["big", "small", "/status", "/quit"])
     assert res.returncode == 0, res.stderr
-    assert "larger than the 4096-byte buffer" in res.stdout
+    assert "larger than the 4096-byte buffer (limits.response_bytes)" in res.stdout
     assert "small again" in res.stdout
     assert "MemoryError" not in res.stdout + res.stderr
 

@@ -55,6 +55,8 @@ def test_sim_with_the_mock_model(spec: Path, tmp_path: Path, mpvm: Path) -> None
     # this agent has no register tools; the mock model says so instead of calling one
     assert "> I have no hw_register_read tool on this device." in p.stdout
     assert "sk-from-secrets-file" not in p.stdout + p.stderr
+    # The mock model's 127.0.0.1 URL replaced the spec's: no "localhost is the board" warning.
+    assert "warning" not in p.stderr
 
 
 def test_sim_with_a_model_url_and_key_from_the_environment(spec: Path, tmp_path: Path, mpvm: Path) -> None:
@@ -64,6 +66,7 @@ def test_sim_with_a_model_url_and_key_from_the_environment(spec: Path, tmp_path:
                         "--out", str(tmp_path / "out"), stdin="question\n", env={"CLAWSIM_TEST_KEY": KEY})
         assert p.returncode == 0, p.stderr
         assert "> Answer from the real server." in p.stdout
+        assert f"on the MicroPython VM with the model at {server.base_url}; /help for commands" in p.stderr
         (req,) = server.requests
         assert req.headers["authorization"] == f"Bearer {KEY}"
         assert req.json["messages"][-1] == {"role": "user", "content": "question"}
@@ -77,6 +80,10 @@ def test_sim_usage_errors(spec: Path, tmp_path: Path, mpvm: Path) -> None:
     no_env = clawgen_sim(str(spec), "--model", "mock", "--api-key-env", "CLAWSIM_UNSET_VAR", stdin="",
                          env={"CLAWSIM_UNSET_VAR": ""})
     assert no_env.returncode == 1 and "CLAWSIM_UNSET_VAR is not set" in no_env.stderr
+    no_telnet = clawgen_sim(str(spec), "--model", "mock", "--telnet-port", "0", "--out", str(tmp_path / "o"), stdin="")
+    assert no_telnet.returncode == 1
+    assert no_telnet.stderr.splitlines()[-1] == "clawgen: error: --telnet-port: this agent has no Telnet transport"
+    assert "clawsim: running" not in no_telnet.stderr  # refused before the VM starts
     missing = clawgen_sim(str(tmp_path / "nope.yaml"), stdin="")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
@@ -166,3 +173,17 @@ def test_sim_mock_register_example_without_secrets_file(tmp_path: Path, mpvm: Pa
     assert p.returncode == 0, p.stderr
     assert "0x60004004 = 0x00000005" in p.stdout
     assert "secret 'openai_api_key' not found in" in p.stderr and "using an empty value" in p.stderr
+
+
+def test_sim_telnet_port_in_use_moves_to_a_free_port(spec: Path, tmp_path: Path, mpvm: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        spec.write_text(SPEC.replace("  uart: true\n", f"  uart: true\n  telnet: {{port: {port}}}\n"))
+        p = clawgen_sim(str(spec), "--model", "mock", "--out", str(tmp_path / "out"), stdin="/quit\n")
+    assert p.returncode == 0, p.stderr
+    assert f"clawsim: port {port} is in use on this machine" in p.stderr
+    assert f"telnet: listening on port {port}" in p.stdout  # on another host port

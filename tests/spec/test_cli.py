@@ -56,14 +56,37 @@ def test_missing_file_is_invalid_input(tmp_path: Path):
     assert r.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}:1:1: error: file not found"
 
 
+import yaml  # noqa: E402
+
+
+class _SecretTagLoader(yaml.SafeLoader):
+    """Reads `!secret NAME` as '<secret NAME>' to look at config output without clawgen's loader."""
+
+
+_SecretTagLoader.add_constructor("!secret", lambda loader, node: f"<secret {node.value}>")
+
+
+@pytest.mark.parametrize("spec", ["local-chat.yaml", "sensor-agent.yaml", "register-assistant.yaml"])
+def test_config_output_is_itself_a_valid_spec_with_the_same_resolution(examples_copy: Path, spec: str):
+    first = clawgen("config", str(examples_copy / spec))
+    assert first.returncode == 0, first.stderr
+    resolved = examples_copy / f"resolved-{spec}"  # beside secrets.yaml, so its !secret tags resolve
+    resolved.write_text(first.stdout)
+    check = clawgen("validate", "--format", "json", str(resolved))
+    assert (check.returncode, json.loads(check.stdout)) == (0, [])  # not even a warning
+    again = clawgen("config", str(resolved))
+    assert again.stdout == first.stdout
+
+
 def test_config_prints_resolved_spec_with_secrets_masked(examples_copy: Path):
     r = clawgen("config", str(examples_copy / "local-chat.yaml"), "-s", "LLM_HOST", "10.0.0.7")
     assert r.returncode == 0, r.stderr
     import yaml
 
-    body = yaml.safe_load(r.stdout)
+    assert "\n  password: !secret wifi_password\n" in r.stdout
+    body = yaml.load(r.stdout, Loader=_SecretTagLoader)
     assert body["model"]["base_url"] == "http://10.0.0.7:11434/v1"  # -s overrides substitutions
-    assert body["network"]["password"] == "!secret wifi_password"
+    assert body["network"]["password"] == "<secret wifi_password>"
     assert body["limits"]["request_bytes"] == 8192  # board default filled in
     assert body["transports"]["telnet"] == {"enabled": True, "port": 2323}
     assert "example-password" not in r.stdout + r.stderr
@@ -111,3 +134,18 @@ def test_build_unknown_board_is_usage_error(examples_copy: Path):
     r = clawgen("build", str(examples_copy / "local-chat.yaml"), "--board", "esp32s2")
     assert r.returncode == 1
     assert "unknown board 'esp32s2' (did you mean \"esp32s3\"?)" in r.stderr
+
+
+def test_validate_directory_skips_secrets_and_included_files(write_spec):
+    spec = write_spec({
+        "agent.yaml": "name: a\nmodel: !include 'model.yaml'\ntools: !include tools.yaml\n",
+        "model.yaml": "base_url: https://api.openai.com/v1\nmodel: m\napi_key: !secret k\n",
+        "tools.yaml": "[]\n",
+        "secrets.yaml": "k: sk-x\n",
+        "other.yaml": "name: b\n",  # a spec of its own (invalid): still validated
+    })
+    r = clawgen("validate", "--format", "json", str(spec.parent))
+    assert r.returncode == 2
+    assert {(Path(d["file"]).name, d["message"]) for d in json.loads(r.stdout)} == {
+        ("other.yaml", "missing required key 'model'")}
+    assert "in 2 spec(s)" in clawgen("validate", str(spec.parent)).stderr

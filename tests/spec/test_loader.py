@@ -37,8 +37,9 @@ def test_missing_secrets_file_names_both(write_spec):
     with pytest.raises(DiagnosticError) as e:
         load_spec(spec)
     text = only_error(e)
-    assert text.startswith(f"{spec}:2:6: error: at key: !secret needs ")
-    assert "secrets.yaml" in text
+    assert text.startswith(f"{spec}:2:6: error: at key: !secret api: ")
+    assert f"{spec.parent / 'secrets.yaml'} does not exist" in text
+    assert "with a line 'api: VALUE'" in text
 
 
 def test_missing_secret_key_suggests(write_spec):
@@ -145,3 +146,26 @@ def test_simulator_placeholder_secrets_warn_instead_of_failing(write_spec):
         "using an empty value in the simulator"]
     with pytest.raises(DiagnosticError):
         load_spec(spec)  # a real build still refuses
+
+
+def test_unused_override_warns_with_suggestion(write_spec):
+    spec = write_spec({"spec.yaml": "substitutions:\n  LLM_HOST: a\nname: x\nurl: http://${LLM_HOST}/v1\n"})
+    doc = load_spec(spec, {"LLM_HOSTT": "10.0.0.7"})
+    assert doc.data["url"] == "http://a/v1"
+    assert [w.text() for w in doc.warnings] == [
+        f"{spec}:1:1: warning: -s LLM_HOSTT: the spec never uses ${{LLM_HOSTT}}; the override has no effect "
+        '(did you mean "LLM_HOST"?)']
+
+
+def test_used_or_declared_overrides_do_not_warn(write_spec):
+    spec = write_spec({"spec.yaml": "substitutions:\n  A: a\n  B: b\nname: x\nurl: http://${C}/v1\n"})
+    doc = load_spec(spec, {"B": "z", "C": "host"})
+    assert doc.data["url"] == "http://host/v1"
+    assert doc.warnings == []
+
+
+def test_a_diagnostic_is_always_one_line():
+    from clawgen.diagnostics import Diagnostic
+
+    d = Diagnostic("a.yaml", 3, 4, "model", "error", "first line\nsecond line")
+    assert d.text() == "a.yaml:3:4: error: at model: first line second line"

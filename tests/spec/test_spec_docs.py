@@ -107,3 +107,75 @@ def test_schema_line_in_docs_and_examples_points_at_the_schema() -> None:
         first = example.read_text(encoding="utf-8").splitlines()[0]
         target = first.split("$schema=", 1)[1]
         assert (example.parent / target).resolve() == (ROOT / "schemas" / "agent.schema.json").resolve()
+
+
+def test_every_cli_flag_in_the_docs_exists() -> None:
+    """`clawgen CMD ... --flag` anywhere in README.md or docs/*.md names a real option of CMD."""
+    import click
+
+    from clawgen.cli import cli
+
+    ctx = click.Context(cli)
+    checked, wrong = 0, []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for m in re.finditer(r"(?<![\w/.-])clawgen ([a-z][a-z-]*)((?: [a-z][a-z-]*)?)([^`|#;&]*)", line):
+                cmd = cli.get_command(ctx, m.group(1))
+                if cmd is None:  # prose: "clawgen ships a hook"
+                    continue
+                rest = m.group(2) + m.group(3)
+                if isinstance(cmd, click.Group):
+                    cmd = cmd.get_command(ctx, m.group(2).strip()) if m.group(2) else None
+                    if cmd is None:
+                        wrong.append(f"{doc.name}:{n}: {m.group(0)}: no such subcommand")
+                        continue
+                    rest = m.group(3)
+                options = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+                for flag in re.findall(r"(?:(?<=\s)|(?<=\[))(--?[a-zA-Z][\w-]*)", rest):
+                    checked += 1
+                    if flag not in options:
+                        wrong.append(f"{doc.name}:{n}: {m.group(0).strip()}: no option {flag}")
+    assert checked >= 20  # the scan sees the documented commands
+    assert not wrong
+
+
+# A minimal spec, one top-level key per entry; a snippet's own keys are merged in as text
+# (re-dumping it through PyYAML would turn a key like `on` into a boolean, which clawgen does not).
+_BASE = {
+    "name": "name: demo\n",
+    "model": "model:\n  base_url: https://api.openai.com/v1\n  model: gpt-4o-mini\n",
+    "network": "network:\n  ssid: lab\n",
+    "capabilities": "capabilities: [hw_register_control]\n",
+}
+
+
+def _merged(fragment: str) -> str:
+    """The snippet plus every base key it lacks; a base mapping it shares fills in missing children."""
+    text = fragment
+    for key, block in _BASE.items():
+        head = re.search(rf"^{key}:\n", text, re.M)
+        if head is None:
+            text += block
+            continue
+        children = [c for c in block.splitlines(keepends=True)[1:]
+                    if not re.search(rf"^{re.escape(c.split(':')[0])}:", text[head.end():], re.M)]
+        text = text[:head.end()] + "".join(children) + text[head.end():]
+    return text
+
+
+def test_fragment_examples_in_the_docs_validate_in_a_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each top-level snippet (transports, registers, tools, persistence, substitutions) is valid
+    inside a minimal spec, without errors or warnings; the tools snippet with the docs' handler."""
+    handler = next(b for b in re.findall(r"```python\n(.*?)```", SPEC_MD, re.S) if "def set_relay" in b)
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "sensors.py").write_text(handler, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    fragments = [b for b in _yaml_blocks(SPEC_MD)
+                 if "!" not in b and not re.search(r"^name:", b, re.M)
+                 and re.match(r"(transports|registers|tools|persistence|substitutions):", b)]
+    assert {next(iter(yaml.safe_load(f))) for f in fragments} >= {"transports", "registers", "tools", "persistence",
+                                                                 "substitutions"}
+    for i, text in enumerate(fragments):
+        (tmp_path / f"frag{i}.yaml").write_text(_merged(text), encoding="utf-8")
+        diags = validate_paths([Path(f"frag{i}.yaml")], None, {})
+        assert not diags, (text, [d.text() for d in diags])

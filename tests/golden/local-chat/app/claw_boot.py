@@ -77,7 +77,8 @@ def wifi(say):
             time.sleep_ms(100)
         if wlan.isconnected():
             break
-        say("wifi: not connected (status %s)" % wlan.status())
+        st = wlan.status()
+        say("wifi: not connected (status %s%s)" % (st, _WIFI_STATUS.get(st, "")))
         try:
             wlan.disconnect()
         except (OSError, AttributeError):
@@ -88,6 +89,12 @@ def wifi(say):
         return False
     say("wifi: connected, address %s" % wlan.ifconfig()[0])
     return True
+
+
+# network.STAT_* of MicroPython's ESP32 port, for a status line a user can act on.
+_WIFI_STATUS = {200: ": no beacon from the access point", 201: ": access point not found",
+                202: ": wrong password", 203: ": association failed", 204: ": handshake timed out",
+                1001: ": still connecting"}
 
 
 def keep_wifi(say):

@@ -37,8 +37,9 @@ PERSIST_MAX_BYTES = const(16384)
 DEBUG = False
 
 TLS_VERIFY = True
-# CA certificates (PEM) chosen at build time; empty when nothing uses TLS.
-CA_PEM = b''
+# Device file with the CA certificates (PEM) chosen at build time, read at the first TLS
+# connection; None when nothing uses TLS or verification is off.
+CA_PATH = None
 NEEDS_CLOCK = False
 
 SSID_KEY = 'wifi_ssid'

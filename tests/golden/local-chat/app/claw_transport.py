@@ -50,6 +50,7 @@ class Telnet:
         self.cli = None
         self.iac = 0  # bytes of a Telnet command still to skip
         self.cr = False
+        self.over = 0  # bytes of the current line that did not fit the content buffer
         self.lines = []
         self.banner = None  # set by the main loop: greeting for a new client
 
@@ -72,6 +73,7 @@ class Telnet:
         self.cli = c
         B.content.reset()
         self.iac = 0
+        self.over = 0
         self.lines = []
         claw_log.log("telnet client connected")
         if self.banner:
@@ -126,10 +128,7 @@ class Telnet:
                     self.cr = False
                     continue
                 self.cr = b == 13
-                try:
-                    self.lines.append(str(buf.view(), "utf-8"))
-                except UnicodeError:
-                    self.lines.append("")
+                self.lines.append(self._line())
                 buf.reset()
                 continue
             self.cr = False
@@ -138,9 +137,35 @@ class Telnet:
             if (b == 8 or b == 127) and buf.n:
                 buf.n -= 1
                 continue
-            if b >= 32 and buf.n < buf.cap:
-                buf.b[buf.n] = b
-                buf.n += 1
+            if b >= 32:
+                if buf.n < buf.cap:
+                    buf.b[buf.n] = b
+                    buf.n += 1
+                else:
+                    self.over += 1
+
+    def _line(self):
+        """The finished line in the content buffer as str: a line too long for it is cut (on a
+        UTF-8 boundary) with a marker, as the UART's are; one that is not UTF-8 is refused."""
+        buf = B.content
+        n = buf.n
+        over = self.over
+        self.over = 0
+        if over:
+            n = max(0, n - 48)  # room for the marker
+        text = None
+        for k in range(min(4, n + 1) if over else 1):  # a cut may split a UTF-8 sequence
+            try:
+                text = str(buf.mv[:n - k], "utf-8")
+                break
+            except UnicodeError:
+                pass
+        if text is None:
+            self.note("[error] that line is not UTF-8 text; nothing was sent")
+            return ""
+        if over:
+            text += " ...[truncated: kept %d of %d bytes]" % (n - k, buf.n + over)
+        return text
 
     def poll(self):
         """Read/accept without blocking: a complete line, or None."""

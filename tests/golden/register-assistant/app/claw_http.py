@@ -43,6 +43,17 @@ def _oserr(e, what, host, timeout):
                      "%s %s: %s" % (what, host, names.get(code, "network error %s" % code)))
 
 
+def _read_ca():
+    if C.CA_PATH is None:
+        raise HttpError("tls", "no CA certificates in this build (set tls.ca_certs or tls.verify: false)")
+    try:
+        with open(C.CA_PATH, "rb") as f:
+            return f.read()
+    except OSError:
+        raise HttpError("tls", "cannot read the CA certificates %s: deploy the whole app bundle again"
+                        % C.CA_PATH)
+
+
 def _tls_context():
     global _ctx
     if _ctx is None:
@@ -51,8 +62,7 @@ def _tls_context():
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if C.TLS_VERIFY:
             ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=C.CA_PEM)
-            C.CA_PEM = None  # mbedTLS holds its own parsed copy now; free the PEM text
+            ctx.load_verify_locations(cadata=_read_ca())  # mbedTLS keeps its own parsed copy
         else:
             ctx.verify_mode = ssl.CERT_NONE
         _ctx = ctx
@@ -94,6 +104,9 @@ class Conn:
         except OSError as e:
             s.close()
             raise _oserr(e, "connect", self.host, self.ct)
+        except HttpError:  # no CA certificates to verify with
+            s.close()
+            raise
         self.sock = s
 
     def _send(self, data):

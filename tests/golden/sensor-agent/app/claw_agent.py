@@ -129,7 +129,7 @@ class Agent:
                 if err is None or not err[1]:
                     break
                 wait = min(_BACKOFF_MAX_S, wait if wait else 1)
-                claw_log.log("retrying %s in %ds" % (ep.host, wait))
+                claw_log.log("%s; retrying %s in %ds" % (err[0], ep.host, wait))
                 time.sleep_ms(wait * 1000)
             built = self._build(ep, scratch)
             if built:
@@ -155,6 +155,8 @@ class Agent:
         try:
             status, headers, n, _ = ep.conn.request(head, body, B.response)
         except H.HttpError as e:
+            if e.kind == "size":  # say which limit to raise
+                return [e.msg + " (limits.response_bytes)", False, None]
             return [e.msg, e.kind in ("net", "proto"), None]
         del head
         body = B.response.view()
@@ -164,12 +166,12 @@ class Agent:
             ra = H.retry_after(headers) if status == 429 else None
             msg = "HTTP %d from %s (%s)" % (status, ep.host, ep.model)
             detail = H.error_text(status, body)
-            if detail:
-                msg += ": " + detail
+            if detail:  # the server's own words, which may quote the key we sent
+                msg += ": " + claw_log.redact_text(detail)
             if status in (401, 403):
                 msg += " -- check the API key"
             return [msg, retry, ra]
         try:
             return ep.p.parse(body)
         except Exception as e:  # ProviderError from the adapter
-            return ["%s from %s" % (e, ep.host), True, None]
+            return [claw_log.redact_text("%s from %s" % (e, ep.host)), True, None]

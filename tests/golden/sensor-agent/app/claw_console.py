@@ -11,11 +11,15 @@ import select
 
 _poll = select.poll()
 _poll.register(sys.stdin, select.POLLIN)
-_line = []
 _MAX = 2048
+# The line being typed, as UTF-8 in a buffer allocated once (limits.content_bytes): a list of
+# one-character strings would cost ~30 heap bytes per character of a pasted text.
+_buf = bytearray(_MAX)
+_n = 0
 
 
 def readline(timeout_ms=None):
+    global _n
     deadline = None if timeout_ms is None else time.ticks_add(time.ticks_ms(), timeout_ms)
     while True:
         wait = -1
@@ -26,25 +30,32 @@ def readline(timeout_ms=None):
                 return ""
             continue
         ch = sys.stdin.read(1)
-        if not ch or (ch == "\x04" and not _line):
+        if not ch or (ch == "\x04" and not _n):
             return None
         if ch in "\r\n":
             sys.stdout.write("\r\n")
-            s = "".join(_line)
-            _line.clear()
+            s = str(memoryview(_buf)[:_n], "utf-8")  # whole characters only: always valid
+            _n = 0
             return s
         if ch in "\x08\x7f":
-            if _line:
-                _line.pop()
+            if _n:
+                _n -= 1
+                while _n and (_buf[_n] & 0xC0) == 0x80:  # back over a whole UTF-8 character
+                    _n -= 1
                 sys.stdout.write("\x08 \x08")
             continue
         if ch == "\x03":  # Ctrl-C: drop the line
-            _line.clear()
+            _n = 0
             sys.stdout.write("^C\r\n")
             continue
-        if ord(ch) >= 32 and len(_line) < _MAX:
-            _line.append(ch)
-            sys.stdout.write(ch)
+        if ord(ch) >= 32:
+            b = ch.encode()
+            if _n + len(b) <= _MAX:
+                _buf[_n:_n + len(b)] = b
+                _n += len(b)
+                sys.stdout.write(ch)
+            else:
+                sys.stdout.write("\x07")  # full (limits.content_bytes): beep, no echo
 
 
 def write(text):

@@ -37,6 +37,18 @@ def redact(data):
     return data
 
 
+def redact_text(text):
+    """text (str) with every secret value replaced by ***, for messages that quote a server."""
+    for s in _secrets:
+        b = text.encode()
+        if b.find(s) >= 0:
+            try:
+                text = str(b.replace(s, b"***"), "utf-8")
+            except UnicodeError:
+                text = "<redacted>"
+    return text
+
+
 def trace(direction, head, body):
     w = sys.stderr.write
     w("[trace] ")

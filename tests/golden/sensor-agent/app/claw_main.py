@@ -57,7 +57,9 @@ def main():
             telnet.banner = "clawgen agent %s - /help for commands\n%s" % (C.NAME, PROMPT)
             say("telnet: listening on port %d" % C.TELNET_PORT)
         except OSError as e:
-            say("telnet: cannot listen on port %d: %s" % (C.TELNET_PORT, e))
+            code = e.args[0] if e.args else 0
+            say("telnet: cannot listen on port %d: %s" % (
+                C.TELNET_PORT, "the port is in use (EADDRINUSE)" if code == 112 else "error %s" % code))
     gc.collect()
     say("ready: model %s, %d tools, %d bytes free; /help for commands"
         % (agent.status_model(), len(claw_tools.TABLE), gc.mem_free()))

@@ -1,0 +1,78 @@
+"""The device's UART console module (claw_console, which the simulator swaps for a shim) on the
+MicroPython VM, with only sys.stdin/stdout and select faked: line editing, the content_bytes bound
+(in a buffer allocated once, UTF-8 aware), Ctrl-C and Ctrl-D."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.runtime.agent_builds import build, make_spec
+
+# The hardware edge: a scripted stdin that select.poll always finds readable, a recorded stdout.
+FAKE_SYS = """
+import sys as _sys
+class _In:
+    def __init__(self):
+        self.data = ""
+    def read(self, n):
+        ch, self.data = self.data[:1], self.data[1:]
+        return ch
+class _Out:
+    def __init__(self):
+        self.parts = []
+    def write(self, s):
+        self.parts.append(s)
+stdin = _In()
+stdout = _Out()
+"""
+FAKE_SELECT = """
+POLLIN = 1
+class _Poll:
+    def register(self, obj, mask):
+        pass
+    def poll(self, timeout=-1):
+        import fakesys
+        return [(fakesys.stdin, POLLIN)] if fakesys.stdin.data else []
+def poll():
+    return _Poll()
+"""
+PROGRAM = """
+import json, fakesys, devconsole
+fakesys.stdin.data = SCRIPT
+lines = []
+while True:
+    line = devconsole.readline(0)
+    if line == "" and fakesys.stdin.data:
+        continue
+    if line == "" :
+        break
+    lines.append(line)
+    if line is None:
+        break
+print("RESULT " + json.dumps({"lines": lines, "out": "".join(fakesys.stdout.parts)}))
+"""
+
+
+def run_console(tmp_path: Path, sim_run, script: str, content_bytes: int = 256) -> dict:
+    out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", limits={"content_bytes": content_bytes}))
+    src = (out / "app" / "claw_console.py").read_text()
+    assert "import sys\n" in src and "import select\n" in src
+    src = src.replace("import sys\n", "import fakesys as sys\n").replace("import select\n", "import fakeselect as select\n")
+    res = sim_run(None, modules={"fakesys": FAKE_SYS, "fakeselect": FAKE_SELECT, "devconsole": src},
+                  entry=f"SCRIPT = {json.dumps(script)}\n" + PROGRAM)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.split("RESULT ", 1)[1])
+
+
+def test_line_editing_and_control_keys(tmp_path: Path, sim_run):
+    got = run_console(tmp_path, sim_run, "helo\x08\x08llo\r\ncaf\u00e9\x7f\u00e9!\nabc\x03xyz\n\x04")
+    assert got["lines"] == ["hello", "caf\u00e9!", "xyz", None]
+    assert "\x08 \x08" in got["out"] and "^C\r\n" in got["out"]
+
+
+def test_line_longer_than_content_bytes_is_bounded(tmp_path: Path, sim_run):
+    # 300 two-byte characters into a 256-byte line: 128 are kept (never half of one), the rest beep.
+    got = run_console(tmp_path, sim_run, "\u00e9" * 300 + "\nnext\n\x04")
+    assert got["lines"] == ["\u00e9" * 128, "next", None]
+    assert got["out"].count("\x07") == 300 - 128

@@ -1,0 +1,2 @@
+def read_sensor(sensor='both'):
+    return 1
