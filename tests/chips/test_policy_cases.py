@@ -3,21 +3,10 @@ the C core (host gcc): both must give the expected result and exactly the expect
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from clawgen.chips.policy import compile_policy
-
-_HARNESS = Path(__file__).parent / "policy_cases" / "harness.py"
-_spec = importlib.util.spec_from_file_location("clawgen_policy_harness", _HARNESS)
-assert _spec is not None and _spec.loader is not None
-h = sys.modules.get("clawgen_policy_harness") or importlib.util.module_from_spec(_spec)
-if "clawgen_policy_harness" not in sys.modules:
-    sys.modules["clawgen_policy_harness"] = h
-    _spec.loader.exec_module(h)
+from tests.chips.policy_cases import harness as h
 
 CASES = h.load_cases()
 CHIP = h.load_toy_chip()

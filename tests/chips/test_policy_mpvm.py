@@ -4,26 +4,15 @@ cases and a fuzz sample, and the public API's messages."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
 from clawgen.chips.policy import compile_policy
 from clawgen.chips.render import RegisterPlan, render_app_module
 from clawgen.chips.tables import reset_values
-
-_HARNESS = Path(__file__).parent / "policy_cases" / "harness.py"
-if "clawgen_policy_harness" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("clawgen_policy_harness", _HARNESS)
-    assert _spec is not None and _spec.loader is not None
-    _mod = importlib.util.module_from_spec(_spec)
-    sys.modules["clawgen_policy_harness"] = _mod
-    _spec.loader.exec_module(_mod)
-h = sys.modules["clawgen_policy_harness"]
+from tests.chips.policy_cases import harness as h
 
 vm = pytest.importorskip("clawgen.sim.vm")
 
