@@ -89,17 +89,10 @@ def checked(res: vm.SimResult, what: str) -> vm.SimResult:
     return res
 
 
-BOOT = """
-import claw_config as C
-import claw_transport as T
-import claw_boot, claw_buf, claw_session, claw_agent, claw_tools, claw_main
-uart = T.Uart()
-if claw_boot.wifi(uart.note):
-    claw_boot.clock(uart.note)
-session = claw_session.Session(C.PERSIST_PATH, C.PERSIST_MAX_BYTES)
-agent = claw_agent.Agent(session, claw_tools, {})
-"""
-TURN = 'claw_main.handle("add some numbers", uart, agent, session, 0)'
+# Boot exactly as main.py does (claw_main.main: buffers, tool modules, runtime, Wi-Fi ...), keeping
+# what it hands to its serving loop instead of serving.
+BOOT = "import claw_main\nS = []\nclaw_main.serve = lambda *a: S.extend(a)\nclaw_main.main()\n"
+TURN = 'claw_main.handle("add some numbers", S[2], S[0], S[1], S[4])'
 # Nothing is freed inside a step, so mem_alloc's rise across it is what the turn allocated.
 MEASURED_TURN = f"import gc\n_a0 = gc.mem_alloc()\n{TURN}\nprint('TURN_ALLOC', gc.mem_alloc() - _a0)"
 

@@ -6,9 +6,11 @@ shipped when the spec enables it, so the bundle stays within the board's .mpy bu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from clawgen.model import Plan
+from clawgen.regtab import TAB_PATH
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,35 @@ class AppModule:
 
 
 CA_PATH = "/ca.pem"  # the device file with the build's CA certificates (claw_config.CA_PATH)
+PROMPT_PATH = "/claw_prompt.json"  # the system message and tools JSON (claw_config.PROMPT_PATH)
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """The request body's two big build-time constants as one device file, streamed into the
+    request buffer (claw_config.Stored) instead of sitting in the heap as bytes constants."""
+
+    system_msg: str  # {"role": "system", "content": ...} as JSON
+    tools_json: str  # the request's "tools" array
+
+    @property
+    def text(self) -> str:
+        return self.system_msg + self.tools_json
+
+    @property
+    def system_bytes(self) -> int:
+        return len(self.system_msg.encode("utf-8"))
+
+    @property
+    def tools_bytes(self) -> int:
+        return len(self.tools_json.encode("utf-8"))
+
+
+def prompt_file(plan: Plan) -> PromptFile:
+    """Jinja global ``prompt_file(plan)`` (claw_config.py and claw_prompt.json render from it)."""
+    system = json.dumps({"role": "system", "content": plan.system_prompt}, separators=(",", ":"),
+                        ensure_ascii=False)
+    return PromptFile(system, plan.tools_json)
 
 # The core runtime, always shipped (order: dependencies first, for readability only).
 CORE_MODULES = (
@@ -38,6 +69,7 @@ CORE_MODULES = (
     "claw_log",  # log lines, debug trace, secret redaction
     "claw_buf",  # the fixed buffers
     "claw_http",  # HTTP/1.1 client over socket/ssl
+    "claw_tls",  # SSL context and CA loading, imported by claw_http at the first TLS connection only
     "claw_openai",  # OpenAI chat-completions wire format (the provider adapter)
     "claw_session",  # bounded history + persistence log
     "claw_tools",  # static tool table, argument checks, confirmation
@@ -73,6 +105,11 @@ def app_modules(plan: Plan) -> list[AppModule]:
             if name not in names:
                 names.append(name)
     mods += [_lib(n) for n in names]
+    mods.append(AppModule("claw_prompt.json", "app/claw_prompt.json.j2", PROMPT_PATH, compile=False, data=True))
+    if "clawreg" in names:
+        # The register tables as a file read by offset (clawgen/regtab.py): as constants of
+        # clawreg/clawsheet they would sit in the GC heap once a register tool is used.
+        mods.append(AppModule("clawreg.tab", "app/clawreg.tab.j2", TAB_PATH, compile=False, data=True))
     if plan.tls.verify and plan.tls.ca_certs:
         # CA certificates as a file, read only when the first TLS connection is made: as a str
         # constant they cost ~6 KB of the .mpy budget and as much heap from boot on.

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import functools
 import re
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import UsageError, did_you_mean
-from clawgen.model import Board
 from clawgen.resources import boards_dir
 
-# libyaml when available: the data files are ours and trusted to be plain YAML.
-FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # (imported when a board is loaded: `build --board B` of an unchanged spec needs names only)
+    from clawgen.model import Board
+
+
+def _fast_loader() -> Any:
+    """libyaml when available: the data files are ours and trusted to be plain YAML."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def __getattr__(name: str) -> Any:
+    """``FAST_LOADER`` is made on first use, so listing the boards does not import yaml."""
+    if name == "FAST_LOADER":
+        return _fast_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 _SIZE_RE = re.compile(r"^(\d+)\s*(MB|MiB|KB|KiB)$", re.IGNORECASE)
 
 
@@ -41,7 +54,11 @@ def load_board(name: str) -> Board:
     if name not in board_names():
         raise UsageError(f"unknown board '{name}'{did_you_mean(name, board_names())}; "
                          f"known boards: {', '.join(board_names())}")
-    data = yaml.load((boards_dir() / f"{name}.yaml").read_text(encoding="utf-8"), Loader=FAST_LOADER)
+    import yaml
+
+    from clawgen.model import Board
+
+    data = yaml.load((boards_dir() / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_fast_loader())
     return Board(
         name=data["name"],
         title=data["title"],

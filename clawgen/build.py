@@ -1,9 +1,12 @@
-"""`clawgen build`: the pipeline load -> validate -> resolve -> plan -> render -> compile -> package -> image.
+"""`clawgen build`: the orchestrator of load -> validate -> resolve -> plan -> render -> compile
+-> package -> image -> publish.
 
-A build is staged in a sibling directory and renamed into place, so a failed build
-leaves the previous output untouched. A stamp (an HMAC over every input, keyed by a
-local random key so it reveals nothing about secrets) lets an unchanged rebuild stop
-before any work.
+Each stage is its own module (render.py, compile.py, package.py, image/stage.py, publish.py);
+this one only runs them in order and decides what can be skipped. A build is staged in a
+sibling directory and renamed into place (publish.py), so a failed build leaves the previous
+output untouched and only a directory clawgen made is ever replaced. A stamp (an HMAC over
+every input, keyed by a local random key so it reveals nothing about secrets) lets an
+unchanged rebuild stop before any work.
 """
 
 from __future__ import annotations
@@ -12,17 +15,22 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clawgen import MICROPYTHON_VERSION, __version__
-from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, UsageError
+from clawgen.publish import STAMP_FILE
 
-STAMP_FILE = ".clawgen-stamp"
+if TYPE_CHECKING:
+    from clawgen.fleet import Fleet
+    from clawgen.model import Plan
+    from clawgen.plan import Planned
+    from clawgen.render import Rendered
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -38,6 +46,7 @@ class BuildOptions:
     images: bool = True
     force: bool = False
     placeholder_secrets: bool = False  # the simulator: missing secrets become "" (with a warning)
+    devices: Path | None = None  # --devices: a fleet, one NVS image per device (clawgen/fleet.py)
 
 
 @dataclass
@@ -72,12 +81,9 @@ def _stamp_key() -> bytes:
 
 def _tool_files() -> list[Path]:
     """clawgen's own code and data: a change to clawgen invalidates every stamp."""
-    from clawgen.resources import templates_dir
+    from clawgen.diskcache import code_files
 
-    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".j2", ".json")
-                   and "__pycache__" not in p.parts and "node_modules" not in p.parts)
-    files += sorted(p for p in templates_dir().rglob("*") if p.is_file())
-    return files
+    return code_files()
 
 
 def _digest(inputs: list[str], args: dict[str, Any]) -> str:
@@ -89,17 +95,22 @@ def _digest(inputs: list[str], args: dict[str, Any]) -> str:
             mac.update(Path(name).read_bytes())
         except OSError:
             mac.update(b"<missing>")
-    for p in _tool_files():
-        mac.update(str(p.relative_to(p.anchor)).encode())
-        mac.update(p.read_bytes())
+    mac.update(_tool_digest())
     return mac.hexdigest()
+
+
+def _tool_digest() -> bytes:
+    from clawgen.diskcache import code_digest
+
+    return code_digest()
 
 
 def _stamp_args(spec: Path, opts: BuildOptions) -> dict[str, Any]:
     return {"spec": str(spec.resolve()), "board": opts.board, "subst": dict(opts.substitutions),
             "model": opts.model_override, "base": str(opts.base_firmware), "mp": str(opts.micropython_dir),
             "nvs_key": str(opts.nvs_key), "images": opts.images, "cwd": str(Path.cwd()),
-            "placeholder_secrets": opts.placeholder_secrets}
+            "placeholder_secrets": opts.placeholder_secrets,
+            **({"devices": str(opts.devices.resolve())} if opts.devices is not None else {})}
 
 
 def _up_to_date(out_dir: Path, spec: Path, opts: BuildOptions) -> bool:
@@ -136,40 +147,26 @@ def _remember_out_dir(spec: Path, opts: BuildOptions, out_dir: Path) -> None:
 
 # -- pipeline ---------------------------------------------------------------
 
-def check_out_dir(out_dir: Path, spec: Path) -> Path:
-    """Refuse an output directory whose replacement would destroy the user's files.
-
-    Publishing renames the whole directory away, so it must be new, empty, or an earlier
-    clawgen output, and must not hold the spec.
-    """
-    if not out_dir.name:  # "." or "/": the rename needs a real name
-        out_dir = out_dir.resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"output {out_dir} is a file, not a directory; give --out a new directory "
-                         "(clawgen replaces the whole directory)")
-    if spec.resolve().is_relative_to(out_dir.resolve()):
-        raise UsageError(f"output {out_dir} contains the spec {spec}; give --out a directory of its own "
-                         "(clawgen replaces the whole directory)")
-    if (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "build.json").is_file()
-            and not (out_dir / STAMP_FILE).is_file()):
-        raise UsageError(f"output {out_dir} holds files that are not a clawgen build; give --out a new "
-                         "or empty directory (clawgen replaces the whole directory)")
-    return out_dir
-
-
 def default_out_dir(name: str, board: str) -> Path:
     return Path("generated") / name / board
 
 
-def load_and_plan(spec: Path, opts: BuildOptions) -> tuple[Any, Any, dict[str, bytes], list[Diagnostic]]:
-    """load -> validate -> resolve -> plan. -> (resolved, plan, nvs values, warnings)."""
+def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
+    """load -> validate -> resolve -> plan (+ the handler checks). Raises DiagnosticError."""
+    from clawgen.handlers import check_handlers
+    from clawgen.leakcheck import check_pasted
     from clawgen.loader import load_spec
-    from clawgen.plan import make_plan
+    from clawgen.plan import Planned, make_plan
     from clawgen.render import display_spec_path
     from clawgen.resolve import choose_board, resolve
     from clawgen.schema import validate_schema
 
-    doc = load_spec(spec, opts.substitutions, placeholder_secrets=opts.placeholder_secrets)
+    # A fleet's secret values come from its devices file, not the spec's secrets.yaml.
+    doc = load_spec(spec, opts.substitutions, placeholder_secrets=opts.placeholder_secrets or bool(opts.devices))
+    if opts.devices is not None:
+        from clawgen.fleet import without_placeholder_warnings
+
+        doc.warnings = without_placeholder_warnings(doc)
     diags = [*doc.warnings, *validate_schema(doc)]
     if any(d.severity == "error" for d in diags):
         raise DiagnosticError(diags)
@@ -182,193 +179,196 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> tuple[Any, Any, dict[str, b
         doc.data["model"] = model
     res = resolve(doc, board)
     plan, nvs_values, pdiags = make_plan(res, display_spec_path(spec))
+    plan, hdiags = check_handlers(plan)
+    hdiags += check_pasted(doc, _secret_values(plan, nvs_values), _secret_names(plan))
+    if hdiags:
+        raise DiagnosticError([*hdiags, *(d for d in pdiags if d.severity != "error")])
     warnings = [*diags, *res.warnings, *[d for d in pdiags if d.severity != "error"]]
-    return res, plan, nvs_values, warnings
+    return Planned(res, plan, nvs_values, warnings)
+
+
+def _registers_where(res: Any) -> tuple[Mark | None, str]:
+    """Where a problem of the register policy points: the spec's registers block, else its top."""
+    if res.locator.written(("registers",)):
+        return res.locator.mark(("registers",)), "registers"
+    return res.locator.mark(()), ""
+
+
+def _secret_values(plan: Plan, nvs_values: dict[str, bytes]) -> dict[str, bytes]:
+    """The NVS values that came from `!secret` (a plain network.ssid also lives in NVS, but the
+    user wrote it in clear on purpose: finding it in the spec is no leak)."""
+    secret_keys = {s.key for s in plan.secrets if s.name}
+    return {k: v for k, v in nvs_values.items() if k in secret_keys}
+
+
+def _secret_names(plan: Plan) -> dict[str, str]:
+    """NVS key -> how messages name that secret (never its value)."""
+    return {s.key: f"secret '{s.name}' ({s.spec_path})" if s.name else f"{s.spec_path}" for s in plan.secrets}
+
+
+def _render(planned: Planned) -> Rendered:
+    from clawgen import leakcheck
+    from clawgen import plan as plan_stage
+    from clawgen.chips.tables import TableTooLarge
+    from clawgen.render import render_bundle
+
+    # No secret value in the generated code, proved by where values flow (clawgen/leakcheck.py).
+    leakcheck.check_flow(planned.resolved, planned.plan.spec_file, plan_stage.make_plan)
+    leakcheck.check_handler_files(planned.plan, _secret_values(planned.plan, planned.nvs_values),
+                                  _secret_names(planned.plan))
+
+    def usermod(plan: Plan) -> dict[str, str | bytes]:
+        """The chip stage's C user module, when the register layer is part of the build."""
+        if plan.registers is None:
+            return {}
+        from clawgen.chips.render import render_usermod
+
+        return {f"usermod/{rel}": text for rel, text in render_usermod(plan).items()}
+
+    try:
+        return render_bundle(planned.plan, usermod)
+    except TableTooLarge as e:
+        mark, path = _registers_where(planned.resolved)
+        raise DiagnosticError(Diagnostic.at(
+            mark, path, f"the register policy allows {len(planned.plan.registers.entries)} registers, too many "
+            f"for the device tables ({e}): narrow registers.allow")) from None
+
+
+def _compile(plan: Plan, rendered: Rendered, previous: Path) -> dict[str, bytes]:
+    """.mpy of every compiled module; the previous output's when its source is unchanged."""
+    from clawgen.compile import compile_all
+
+    names = {m.name for m in rendered.modules if m.compile}
+    reuse: dict[str, bytes] = {}
+    for name in names:
+        old_py, old_mpy = previous / "app" / f"{name}.py", previous / "mpy" / f"{name}.mpy"
+        try:
+            if old_py.read_text(encoding="utf-8") == rendered.sources[name] and old_mpy.is_file():
+                reuse[name] = old_mpy.read_bytes()
+        except (OSError, UnicodeDecodeError):
+            pass
+    displays = {m.name: str(previous / "app" / f"{m.name}.py") for m in rendered.modules}
+    for cm in plan.custom_modules:
+        displays[cm.module] = str(cm.source)
+    return compile_all({n: rendered.sources[n] for n in names}, plan.board.mpy_arch, displays, reuse)
+
+
+def _images(plan: Plan, rendered: Rendered, files: dict[str, bytes], nvs_values: dict[str, bytes],
+            staging: Path, previous: Path, opts: BuildOptions, fleet: Fleet | None = None
+            ) -> tuple[dict[str, Any], list[str]]:
+    """The image stage into ``staging``/image: -> (build.json entries, report lines)."""
+    if not opts.images:
+        return {}, []
+    from clawgen.image.stage import ImageInputs, build_images
+
+    device_files = {m.device_path: files[m.artifact] for m in rendered.modules}
+    result = build_images(ImageInputs(
+        out_dir=staging, board=plan.board.data, flash_size=plan.flash_size, files=device_files,
+        secrets={} if fleet else nvs_values, nvs_encryption_key=opts.nvs_key, base_firmware=opts.base_firmware,
+        micropython_dir=opts.micropython_dir, spec_name=plan.name, spec_file=plan.spec_file,
+        previous=previous, fleet=fleet))
+    regions = [{"name": r.name, "offset": r.offset, "size": r.size, "used": r.used} for r in result.regions]
+    from clawgen.render import provenance_header
+    from clawgen.webinstall import write_web_if_merged
+
+    web_report = write_web_if_merged(staging, plan.name, provenance_header(plan))
+    return {"image": regions}, [*result.report_lines, *web_report]
 
 
 def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs: Any) -> BuildResult:
+    """The whole pipeline: plan -> render -> compile -> package -> images -> publish."""
+    from clawgen import publish
+
     opts = opts or BuildOptions(**kwargs)
     spec = Path(spec_path)
     t0 = time.perf_counter()
-    if not spec.is_file():
+    if not spec.is_file():  # (`clawgen build` checks it first: commands.require_spec_file, exit 2)
         raise UsageError(f"spec file not found: {spec}")
+    if opts.devices is not None and not opts.images:
+        raise UsageError("--devices makes one NVS image per device: leave out --no-images")
 
-    # Fast path: the output already matches these exact inputs.
+    # Fast path: the output already matches these exact inputs (nothing else is imported).
     known_out = opts.out_dir or _indexed_out_dir(spec, opts)
     if known_out is not None and not opts.force and _up_to_date(known_out, spec, opts):
-        info = json.loads((known_out / "build.json").read_text())
-        return BuildResult(known_out, True, info, "up to date", [], time.perf_counter() - t0)
+        return BuildResult(known_out, True, _read_info(known_out), "up to date", [], time.perf_counter() - t0)
 
-    res, plan, nvs_values, warnings = load_and_plan(spec, opts)
+    from clawgen import heapplan, package
+
+    if opts.out_dir is not None:  # refuse a bad --out before any work
+        publish.check_out_dir(opts.out_dir, spec)
+    planned = load_and_plan(spec, opts)
+    plan = planned.plan
+    fleet = None
+    if opts.devices is not None:  # checked before anything is written
+        from clawgen.fleet import load_fleet
+
+        fleet = load_fleet(opts.devices, plan, planned.nvs_values)
     out_dir = opts.out_dir or default_out_dir(plan.name, plan.board.name)
     if opts.out_dir is None and not opts.force and _up_to_date(out_dir, spec, opts):
-        info = json.loads((out_dir / "build.json").read_text())
-        return BuildResult(out_dir, True, info, "up to date", warnings, time.perf_counter() - t0, nvs_values)
+        return BuildResult(out_dir, True, _read_info(out_dir), "up to date", planned.warnings,
+                           time.perf_counter() - t0, planned.nvs_values)
+    out_dir = publish.check_out_dir(out_dir, spec)
+    publish.clean_stale(out_dir)
 
-    out_dir = check_out_dir(out_dir, spec)
-    from clawgen.compile import compile_all, mpy_cross_version
-    from clawgen.package import build_json, read_tree, sha256, summary_table
-    from clawgen.render import render_app
+    rendered = _render(planned)
+    mpys = _compile(plan, rendered, out_dir)
+    bundle = package.bundle_files(rendered.modules, rendered.sources, mpys, rendered.files)
+    package.check_budget(plan, mpys, bundle.mpy_bytes, *_registers_where(planned.resolved))
 
-    try:
-        modules, sources = render_app(plan)
-    except ValueError as e:
-        from clawgen.chips.tables import TableTooLarge
-
-        if not isinstance(e, TableTooLarge):
-            raise
-        where = ("registers",) if "registers" in res.doc.data else ()
-        raise DiagnosticError(Diagnostic.at(
-            res.doc.mark(where), "registers" if where else "",
-            f"the register policy allows {len(plan.registers.entries)} registers, too many for the device "
-            f"tables ({e}): narrow registers.allow")) from None
-    compiled_names = {m.name for m in modules if m.compile}
-    # Reuse .mpy files of the previous output whose source did not change.
-    cached: dict[str, bytes] = {}
-    for name in compiled_names:
-        old_py, old_mpy = out_dir / "app" / f"{name}.py", out_dir / "mpy" / f"{name}.mpy"
-        try:
-            if old_py.read_text(encoding="utf-8") == sources[name] and old_mpy.is_file():
-                cached[name] = old_mpy.read_bytes()
-        except (OSError, UnicodeDecodeError):
-            pass
-    displays = {m.name: str(out_dir / "app" / f"{m.name}.py") for m in modules}
-    for cm in plan.custom_modules:
-        displays[cm.module] = str(cm.source)
-    mpys = compile_all({n: sources[n] for n in compiled_names}, plan.board.mpy_arch, displays, cached)
-
-    files: dict[str, bytes] = {}
-    rows = []
-    for m in sorted(modules, key=lambda m: m.name):
-        src = sources[m.name].encode()
-        files[m.source_rel] = src
-        if m.compile:
-            files[f"mpy/{m.name}.mpy"] = mpys[m.name]
-        rows.append((m.name, len(src), len(mpys[m.name]) if m.compile else 0))
-    bundle_bytes = sum(len(b) for b in mpys.values())
-    if bundle_bytes > plan.board.bundle_budget:
-        biggest = max(mpys, key=lambda n: len(mpys[n]))
-        where = ("registers",) if "registers" in res.doc.data else ()
-        raise DiagnosticError(Diagnostic.at(
-            res.doc.mark(where), "registers" if where else "",
-            f"app bundle overflows its {plan.board.bundle_budget} bytes by "
-            f"{bundle_bytes - plan.board.bundle_budget} bytes ({bundle_bytes} bytes of .mpy; the largest module "
-            f"is {biggest} with {len(mpys[biggest])}): narrow registers.allow, or drop capabilities or tools"))
-
-    extra = _extra_outputs(plan, files)
-
-    staging = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        from clawgen.package import write_tree
-
-        write_tree(staging, files)
-        image_info = _images(plan, modules, files, nvs_values, staging, opts)
-        info: dict[str, Any] = {
-            "clawgen": __version__,
-            "spec": plan.spec_file,
-            "name": plan.name,
-            "board": plan.board.name,
-            "chip": plan.chip,
-            "micropython": plan.board.micropython,
-            "mpy": {"version": f"{plan.board.mpy_version[0]}.{plan.board.mpy_version[1]}",
-                    "arch": plan.board.mpy_arch, "mpy_cross": mpy_cross_version()},
-            "flash_size": plan.flash_size,
-            "psram": plan.psram,
-            "tools": [t.name for t in plan.tools],
-            "buffers": {**plan.limits.buffers(), "history_messages": plan.limits.history_messages,
-                        "history_message_bytes": plan.limits.history_message_bytes},
-            "static_ram_bytes": plan.limits.static_ram(),
-            "bundle": {"mpy_bytes": bundle_bytes, "budget_bytes": plan.board.bundle_budget},
-            "secrets": [{"nvs_key": s.key, "spec_path": s.spec_path} for s in plan.secrets],
-            "device_files": {m.device_path: m.artifact
-                             for m in sorted(modules, key=lambda m: m.device_path)},
-            **extra,
-            **image_info,
-        }
-        tree = read_tree(staging)
-        info["artifacts"] = [{"path": rel, "size": len(data), "sha256": sha256(data)}
-                             for rel, data in sorted(tree.items())]
-        # The printed image report names this machine's cache directory: keep it out of the record.
-        (staging / "build.json").write_bytes(build_json({k: v for k, v in info.items() if k != "image_report"}))
-        inputs = sorted({str(p.resolve()) for p in res.doc.files}
+    with publish.staging(out_dir) as stage:
+        package.write_tree(stage, bundle.files)
+        image_info, image_report = _images(plan, rendered, bundle.files, planned.nvs_values, stage, out_dir,
+                                           opts, fleet)
+        extra = {"usermod": sorted(r.removeprefix("usermod/") for r in rendered.files)} if rendered.files else {}
+        heap = heapplan.estimate(plan, bundle.mpy_bytes)
+        extra["heap"] = heap.as_json()
+        tree = package.read_tree(stage, skip=(publish.MARKER,))
+        info = package.build_info(plan, rendered.modules, bundle, _mpy_cross_version(), {**extra, **image_info},
+                                  tree)
+        package.write_build_json(stage, info)
+        publish.seal(stage)
+        old = package.read_tree(out_dir, skip=(STAMP_FILE,))
+        if opts.force or old != package.read_tree(stage):
+            publish.publish(stage, out_dir, spec)
+        inputs = sorted({str(p.resolve()) for p in planned.resolved.locator.files}
                         | {str(cm.source.resolve()) for cm in plan.custom_modules}
-                        | _chip_inputs(plan) | _image_inputs(plan, opts))
-        args = _stamp_args(spec, opts)
-        old = {k: v for k, v in read_tree(out_dir).items() if k != STAMP_FILE}
-        new = read_tree(staging)
-        if old == new and not opts.force:
-            shutil.rmtree(staging)
-        else:
-            if out_dir.exists():
-                trash = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-                os.replace(out_dir, trash)
-                os.replace(staging, out_dir)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                out_dir.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging, out_dir)
-        (out_dir / STAMP_FILE).write_text(json.dumps({"inputs": inputs, "digest": _digest(inputs, args)}) + "\n")
-        if opts.out_dir is None:
-            _remember_out_dir(spec, opts, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                        | _chip_inputs(plan) | _image_inputs(plan, opts)
+                        | {str(p.resolve()) for p in (fleet.files if fleet else ())})
+        (out_dir / STAMP_FILE).write_text(json.dumps({"inputs": inputs,
+                                                      "digest": _digest(inputs, _stamp_args(spec, opts))}) + "\n")
+    if opts.out_dir is None:
+        _remember_out_dir(spec, opts, out_dir)
 
-    report = summary_table(rows, plan.board.bundle_budget)
-    if image_info.get("image_report"):
-        report += "\n" + "\n".join(image_info["image_report"])
-    return BuildResult(out_dir, False, info, report, warnings, time.perf_counter() - t0, nvs_values)
+    report = package.summary_table(bundle.rows, plan.board.bundle_budget) + "\n" + heap.report()
+    if image_report:
+        report += "\n" + "\n".join(image_report)
+    return BuildResult(out_dir, False, info, report, planned.warnings, time.perf_counter() - t0,
+                       planned.nvs_values)
 
 
-def _chip_inputs(plan: Any) -> set[str]:
+def _read_info(out_dir: Path) -> dict[str, Any]:
+    """build.json of an up-to-date output (package.py writes it)."""
+    return json.loads((out_dir / "build.json").read_text(encoding="utf-8"))
+
+
+def _mpy_cross_version() -> str:
+    from clawgen.compile import mpy_cross_version
+
+    return mpy_cross_version()
+
+
+def _chip_inputs(plan: Plan) -> set[str]:
     src = getattr(plan.registers, "source_path", None)
     return {str(Path(src).resolve())} if src else set()
 
 
-def _image_inputs(plan: Any, opts: BuildOptions) -> set[str]:
+def _image_inputs(plan: Plan, opts: BuildOptions) -> set[str]:
     """Base firmware (given or cached) and NVS key: their content changes the images."""
     if not opts.images:
         return set()
-    try:
-        from clawgen.image.stage import input_files
-    except ImportError:
-        return set()
+    from clawgen.image.stage import input_files
+
     return input_files(plan.board.data, opts.base_firmware, opts.nvs_key)
-
-
-def _extra_outputs(plan: Any, files: dict[str, bytes]) -> dict[str, Any]:
-    """Outputs of the chip stage (usermod) when the register layer is part of the build."""
-    if plan.registers is None:
-        return {}
-    try:
-        from clawgen.chips.render import render_usermod
-    except ImportError:
-        return {}
-    usermod = render_usermod(plan)
-    for rel, text in usermod.items():
-        files[f"usermod/{rel}"] = text.encode() if isinstance(text, str) else text
-    return {"usermod": sorted(usermod)}
-
-
-def _images(plan: Any, modules: list[Any], files: dict[str, bytes], nvs_values: dict[str, bytes],
-            staging: Path, opts: BuildOptions) -> dict[str, Any]:
-    if not opts.images:
-        return {}
-    try:
-        from clawgen.image.stage import ImageInputs, build_images
-    except ImportError:
-        return {}
-    device_files: dict[str, bytes] = {}
-    for m in modules:
-        rel = m.artifact
-        device_files[m.device_path] = files[rel]
-    result = build_images(ImageInputs(
-        out_dir=staging, board=plan.board.data, flash_size=plan.flash_size, files=device_files,
-        secrets=nvs_values, nvs_encryption_key=opts.nvs_key, base_firmware=opts.base_firmware,
-        micropython_dir=opts.micropython_dir, spec_name=plan.name, spec_file=plan.spec_file))
-    return {"image": [{"name": r.name, "offset": r.offset, "size": r.size, "used": r.used}
-                      for r in result.regions],
-            "image_report": list(result.report_lines)}
 
 
 def micropython_version() -> str:

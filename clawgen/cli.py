@@ -7,55 +7,15 @@ adds them to the top-level group and turns diagnostics into exit codes.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import traceback
-from collections.abc import Callable
-from typing import Any
 
 import click
 
 from clawgen import __version__
-from clawgen.diagnostics import (
-    EXIT_INTERNAL,
-    EXIT_INVALID,
-    DiagnosticError,
-    UsageError,
-    format_diagnostics,
-)
+from clawgen.diagnostics import EXIT_INTERNAL
+from clawgen.guard import missing_module_message, run_guarded
 
-
-def run_guarded(fn: Callable[..., Any], *args: Any, fmt: str = "text", **kwargs: Any) -> Any:
-    """Run a command body: diagnostics -> stderr + exit 2, usage problems -> exit 1."""
-    try:
-        return fn(*args, **kwargs)
-    except DiagnosticError as e:
-        out = format_diagnostics(e.diagnostics, fmt)
-        click.echo(out, err=fmt == "text")
-        sys.exit(EXIT_INVALID)
-    except UsageError as e:
-        click.echo(f"clawgen: error: {e}", err=True)
-        sys.exit(EXIT_INTERNAL)
-    except KeyboardInterrupt:
-        click.echo("clawgen: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # `clawgen svd info CHIP | head`: the reader left; say nothing more.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
-    except click.exceptions.Exit:
-        raise
-    except (click.ClickException, click.Abort):
-        raise
-    except SystemExit:
-        raise
-    except Exception as e:  # a bug: say so plainly, show the traceback only on request
-        if os.environ.get("CLAWGEN_DEBUG"):
-            traceback.print_exc()
-        click.echo(f"clawgen: internal error: {type(e).__name__}: {e} "
-                   "(set CLAWGEN_DEBUG=1 for a traceback and please report it)", err=True)
-        sys.exit(EXIT_INTERNAL)
+__all__ = ["cli", "main", "run_guarded"]  # run_guarded lives in clawgen.guard; import it from there
 
 
 # Which module provides each command. Modules are imported only when their command runs,
@@ -71,6 +31,8 @@ COMMAND_MODULES: dict[str, str] = {
     "firmware": "clawgen.image.cli",
     "flash": "clawgen.image.flash_cli",
     "monitor": "clawgen.image.flash_cli",
+    "web": "clawgen.webinstall_cli",
+    "init": "clawgen.init_cli",
 }
 
 
@@ -82,12 +44,7 @@ class LazyGroup(click.Group):
         modname = COMMAND_MODULES.get(cmd_name)
         if modname is None:
             return None
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name and modname.startswith(e.name):
-                return None  # that area is not part of this installation
-            raise
+        mod = importlib.import_module(modname)  # every area ships with clawgen: a failure is loud
         holder = click.Group()
         mod.register(holder)
         return holder.commands.get(cmd_name)
@@ -110,6 +67,9 @@ def main() -> None:
         sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
+        sys.exit(EXIT_INTERNAL)
+    except ImportError as e:  # a command's module (or what it needs) cannot be imported
+        click.echo(missing_module_message(e), err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)
 

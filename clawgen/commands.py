@@ -37,7 +37,9 @@ _INCLUDE_RE = re.compile(r"!include\s+['\"]?([^\s'\"#,\]}]+)")
 
 
 def _included_by(files: list[Path]) -> set[Path]:
-    """The files that `!include` lines of ``files`` name: parts of a spec, not specs."""
+    """The files that `!include` lines and `packages:` of ``files`` name: parts of a spec, not specs."""
+    from clawgen.loader import referenced_files
+
     out: set[Path] = set()
     for f in files:
         try:
@@ -45,6 +47,8 @@ def _included_by(files: list[Path]) -> set[Path]:
         except OSError:
             continue
         out |= {(f.parent / m.group(1)).resolve() for m in _INCLUDE_RE.finditer(text) if "${" not in m.group(1)}
+        if "packages" in text or "file:" in text:  # packages: entries and !include {file: ...}
+            out |= referenced_files(f, text)
     return out
 
 
@@ -63,19 +67,64 @@ def expand_spec_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
+def nothing_to_validate(paths: list[Path]) -> list[Diagnostic]:
+    """An error for each directory given that holds no spec, and for a secrets.yaml given when
+    nothing else is validated (a wrong path in CI must not pass; `validate agents/*.yaml` names
+    the secrets file beside the specs and is fine)."""
+    out: list[Diagnostic] = []
+    alone = not expand_spec_paths(paths)
+    for p in paths:
+        if p.is_dir() and not expand_spec_paths([p]):
+            out.append(Diagnostic(str(p), 1, 1, "", "error", "nothing was validated: the directory holds no "
+                                  "agent spec (*.yaml or *.yml other than secrets.yaml and included files)"))
+        elif p.name == SECRETS_NAME and alone:
+            out.append(Diagnostic(str(p), 1, 1, "", "error", "nothing was validated: this is the secrets file, "
+                                  "not an agent spec; give the spec that uses it"))
+    return out
+
+
+def check_board_option(board: str | None) -> None:
+    """An invalid --board is invalid input (exit 2) with the list of boards; --board '' is a
+    mistake (an unset variable in a script), not "the spec's board"."""
+    if board is None:
+        return
+    from clawgen.boards import board_names
+    from clawgen.diagnostics import InputError, did_you_mean
+
+    if not board.strip():
+        raise InputError(f"--board is empty; give a board name ({', '.join(board_names())}) "
+                         "or leave --board out to use the spec's board")
+    if board not in board_names():
+        raise InputError(f"unknown board '{board}'{did_you_mean(board, board_names())}; "
+                         f"known boards: {', '.join(board_names())}")
+
+
+def require_spec_file(spec: Path) -> None:
+    """A missing spec is invalid input (exit 2), as in `validate`."""
+    if not spec.is_file():
+        from clawgen.diagnostics import did_you_mean_file
+
+        hint = ""
+        if spec.parent.is_dir() and not spec.exists():
+            hint = did_you_mean_file(spec.name, [q.name for q in spec.parent.iterdir()
+                                                 if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME])
+        what = "is a directory, not a spec file" if spec.is_dir() else ("is not a regular file" if spec.exists()
+                                                                         else "not found")
+        raise DiagnosticError(Diagnostic(str(spec), 1, 1, "", "error", f"spec file {what}{hint}"))
+
+
 def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str, str]) -> list[Diagnostic]:
     """Every diagnostic (errors and warnings) for each spec, as far as the pipeline gets."""
     from clawgen.build import BuildOptions, load_and_plan
 
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = nothing_to_validate(paths)
     for p in expand_spec_paths(paths):
         if not p.is_file():
             out.append(Diagnostic(str(p), 1, 1, "", "error", "file not found" if not p.exists()
                                   else "not a file"))
             continue
         try:
-            _res, _plan, _nvs, warnings = load_and_plan(p, BuildOptions(board=board, substitutions=substitutions))
-            out.extend(warnings)
+            out.extend(load_and_plan(p, BuildOptions(board=board, substitutions=substitutions)).warnings)
         except DiagnosticError as e:
             out.extend(e.diagnostics)
         except UsageError as e:
@@ -84,7 +133,7 @@ def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str
 
 
 def register(cli: click.Group) -> None:
-    from clawgen.cli import run_guarded
+    from clawgen.guard import run_guarded
 
     @cli.command()
     @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -96,10 +145,7 @@ def register(cli: click.Group) -> None:
         """Check specs against the schema and the semantic rules (exit 0 valid, 2 invalid)."""
 
         def body() -> None:
-            if board is not None:
-                from clawgen.boards import load_board
-
-                load_board(board)  # an unknown --board is a usage error (exit 1), not an invalid spec
+            check_board_option(board)  # an unknown --board: exit 2 with the list of boards
             diags = validate_paths(list(paths), board, dict(substitutions))
             errors = [d for d in diags if d.severity == "error"]
             if fmt == "json":
@@ -108,7 +154,9 @@ def register(cli: click.Group) -> None:
                 click.echo(format_diagnostics(diags, fmt), err=fmt == "text")
             if fmt == "text":
                 n = len(expand_spec_paths(list(paths)))
-                if errors:
+                if n == 0:
+                    click.echo("nothing was validated (no agent spec among the paths given)", err=True)
+                elif errors:
                     click.echo(f"{len(errors)} error(s) in {n} spec(s)", err=True)
                 else:
                     click.echo(f"{n} spec(s) valid" + (f", {len(diags)} warning(s)" if diags else ""), err=True)
@@ -149,13 +197,15 @@ def register(cli: click.Group) -> None:
                     return [unset_dropped(v) for v in value]
                 return value
 
-            if not spec.is_file():
-                raise UsageError(f"spec file not found: {spec}")
-            res, plan, _nvs, warnings = load_and_plan(spec, BuildOptions(board=board,
-                                                                         substitutions=dict(substitutions)))
-            _echo_warnings(warnings)
-            click.echo(f"# Resolved spec for board {plan.board.name} (secrets masked)")
-            click.echo(yaml.dump(unset_dropped(res.spec), Dumper=SpecDumper, sort_keys=False, allow_unicode=True), nl=False)
+            check_board_option(board)
+            require_spec_file(spec)
+            planned = load_and_plan(spec, BuildOptions(board=board, substitutions=dict(substitutions)))
+            _echo_warnings(planned.warnings)
+            from clawgen.spec import to_spec
+
+            click.echo(f"# Resolved spec for board {planned.plan.board.name} (secrets masked)")
+            click.echo(yaml.dump(unset_dropped(to_spec(planned.resolved.spec)), Dumper=SpecDumper, sort_keys=False,
+                                 allow_unicode=True), nl=False)
 
         run_guarded(body)
 
@@ -195,19 +245,24 @@ def register(cli: click.Group) -> None:
                   help="MicroPython source tree: run the tailored full build (needs ESP-IDF).")
     @click.option("--nvs-key", type=click.Path(path_type=Path), help="Encrypt the NVS secrets with this key file.")
     @click.option("--no-images", is_flag=True, help="Only the app bundle, no filesystem/NVS images.")
+    @click.option("--devices", type=click.Path(path_type=Path),
+                  help="Devices file (docs/fleets.md): one shared image, and devices/NAME/nvs.bin per device.")
     @click.option("--force", is_flag=True, help="Rebuild even if nothing changed.")
     @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
     def build(spec: Path, board: str | None, out_dir: Path | None, substitutions: tuple[tuple[str, str], ...],
               base_firmware: Path | None, micropython_dir: Path | None, nvs_key: Path | None, no_images: bool,
-              force: bool, quiet: bool) -> None:
+              devices: Path | None, force: bool, quiet: bool) -> None:
         """Build the app bundle (and images) for SPEC."""
 
         def body() -> None:
             from clawgen.build import BuildOptions, build_spec
 
+            check_board_option(board)
+            require_spec_file(spec)
             result = build_spec(spec, BuildOptions(
                 board=board, out_dir=out_dir, substitutions=dict(substitutions), base_firmware=base_firmware,
-                micropython_dir=micropython_dir, nvs_key=nvs_key, images=not no_images, force=force))
+                micropython_dir=micropython_dir, nvs_key=nvs_key, images=not no_images, force=force,
+                devices=devices))
             _echo_warnings(result.warnings)
             if quiet:
                 return

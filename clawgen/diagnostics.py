@@ -8,7 +8,6 @@ and exits 2. Nothing user-caused is ever reported as a traceback.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -79,6 +78,11 @@ class UsageError(Exception):
     """A problem with how a command was called or with the environment (exit 1)."""
 
 
+class InputError(Exception):
+    """Invalid input that has no position in a file, such as an --out path that may not be
+    replaced (exit 2, like a DiagnosticError)."""
+
+
 @dataclass
 class Report:
     """Collects diagnostics across stages."""
@@ -112,12 +116,16 @@ def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
+    import difflib  # (only on the error path)
+
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f' (did you mean "{matches[0]}"?)' if matches else ""
 
 
 def did_you_mean_file(name: str, choices: Iterable[str]) -> str:
     """did_you_mean for file names, compared without the extension they all share."""
+    import difflib
+
     stems = {Path(c).stem: c for c in choices}
     matches = difflib.get_close_matches(Path(name).stem, list(stems), n=1, cutoff=0.6)
     return f' (did you mean "{stems[matches[0]]}"?)' if matches else ""

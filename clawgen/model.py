@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from clawgen.spec import Limits  # the spec's limits are the plan's: one definition
+
+__all__ = ["NVS_NAMESPACE", "Board", "CustomModule", "Limits", "ModelEndpoint", "Network", "Persistence", "Plan",
+           "SecretSlot", "Tls", "ToolDef", "Transports", "Web"]
+
+if TYPE_CHECKING:
+    from clawgen.chips.policy import PolicyTable
 
 NVS_NAMESPACE = "clawgen"
 
@@ -78,34 +86,6 @@ class Transports:
 
 
 @dataclass(frozen=True)
-class Limits:
-    request_bytes: int
-    response_bytes: int
-    content_bytes: int
-    tool_args_bytes: int
-    tool_result_bytes: int
-    history_messages: int
-    history_message_bytes: int
-    max_tool_calls: int
-    max_iterations: int
-
-    def buffers(self) -> dict[str, int]:
-        """The buffers the device allocates once at boot, by name."""
-        return {
-            "request": self.request_bytes,
-            "response": self.response_bytes,
-            "content": self.content_bytes,
-            "tool_args": self.tool_args_bytes,
-            "tool_result": self.tool_result_bytes,
-            "console_line": self.content_bytes,  # the UART's line editor buffer
-        }
-
-    def static_ram(self) -> int:
-        """Bytes of RAM the fixed buffers and the bounded history take at most."""
-        return sum(self.buffers().values()) + self.history_messages * self.history_message_bytes
-
-
-@dataclass(frozen=True)
 class Persistence:
     mode: str  # "none" | "flash"
     max_bytes: int
@@ -141,8 +121,10 @@ class CustomModule:
     source: Path  # the handler file from the user's project
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """Everything the templates read: a pure function of the resolved spec (see plan.make_plan)."""
+
     name: str
     spec_file: str
     board: Board
@@ -163,5 +145,4 @@ class Plan:
     secrets: list[SecretSlot]
     custom_modules: list[CustomModule]
     chip: str
-    registers: Any = None  # clawgen.chips.policy.PolicyTable when the chip database is available
-    extra: dict[str, Any] = field(default_factory=dict)
+    registers: PolicyTable | None = None  # the register policy when a register capability is on

@@ -1,32 +1,120 @@
-"""Package stage: build.json, the summary report, and the file-tree helpers the build publishes with."""
+"""Package stage: the bundle's files, build.json (its one writer), the summary report, and the
+file-tree helpers the build publishes with.
+
+build.json records the board, MicroPython and .mpy versions, every artifact (path, size,
+sha256), the buffer plan and the static RAM estimate; never a secret value (secrets appear as
+their NVS key and spec path only).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from clawgen import __version__
+from clawgen.appmodules import AppModule
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
+from clawgen.model import Plan
+
+BUILD_JSON = "build.json"
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_tree(root: Path, files: dict[str, bytes]) -> None:
+def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, data in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
 
 
-def read_tree(root: Path) -> dict[str, bytes]:
+def read_tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     if not root.is_dir():
         return {}
-    return {str(p.relative_to(root).as_posix()): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {rel: p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and (rel := p.relative_to(root).as_posix()) not in skip}
 
 
 def build_json(info: dict[str, Any]) -> bytes:
     return (json.dumps(info, indent=2, sort_keys=False) + "\n").encode()
+
+
+def read_build_json(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / BUILD_JSON).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Bundle:
+    """What goes into the output directory before the images: sources, .mpy, usermod."""
+
+    files: dict[str, bytes]  # relative path -> bytes
+    rows: list[tuple[str, int, int]]  # module, .py bytes, .mpy bytes (the summary table)
+    mpy_bytes: int
+
+
+def bundle_files(modules: list[AppModule], sources: Mapping[str, str], mpys: Mapping[str, bytes],
+                 extra: Mapping[str, bytes]) -> Bundle:
+    files: dict[str, bytes] = {}
+    rows = []
+    for m in sorted(modules, key=lambda m: m.name):
+        src = sources[m.name].encode()
+        files[m.source_rel] = src
+        if m.compile:
+            files[f"mpy/{m.name}.mpy"] = mpys[m.name]
+        rows.append((m.name, len(src), len(mpys[m.name]) if m.compile else 0))
+    files.update(extra)
+    return Bundle(files, rows, sum(len(mpys[m.name]) for m in modules if m.compile))
+
+
+def check_budget(plan: Plan, mpys: Mapping[str, bytes], bundle_bytes: int, where: Mark | None,
+                 path: str) -> None:
+    """The .mpy bundle must fit the board's budget (DiagnosticError naming the largest module)."""
+    budget = plan.board.bundle_budget
+    if bundle_bytes <= budget:
+        return
+    biggest = max(mpys, key=lambda n: len(mpys[n]))
+    raise DiagnosticError(Diagnostic.at(
+        where, path,
+        f"app bundle overflows its {budget} bytes by {bundle_bytes - budget} bytes ({bundle_bytes} bytes of "
+        f".mpy; the largest module is {biggest} with {len(mpys[biggest])}): narrow registers.allow, or drop "
+        "capabilities or tools", file=plan.spec_file))
+
+
+def build_info(plan: Plan, modules: list[AppModule], bundle: Bundle, mpy_cross_version: str,
+               extra: Mapping[str, Any], tree: Mapping[str, bytes]) -> dict[str, Any]:
+    """build.json's content; ``tree`` is every file of the output (the artifacts)."""
+    return {
+        "clawgen": __version__,
+        "spec": plan.spec_file,
+        "name": plan.name,
+        "board": plan.board.name,
+        "chip": plan.chip,
+        "micropython": plan.board.micropython,
+        "mpy": {"version": f"{plan.board.mpy_version[0]}.{plan.board.mpy_version[1]}",
+                "arch": plan.board.mpy_arch, "mpy_cross": mpy_cross_version},
+        "flash_size": plan.flash_size,
+        "psram": plan.psram,
+        "tools": [t.name for t in plan.tools],
+        "buffers": {**plan.limits.buffers(), "history_messages": plan.limits.history_messages,
+                    "history_message_bytes": plan.limits.history_message_bytes},
+        "static_ram_bytes": plan.limits.static_ram(),
+        "bundle": {"mpy_bytes": bundle.mpy_bytes, "budget_bytes": plan.board.bundle_budget},
+        "secrets": [{"nvs_key": s.key, "spec_path": s.spec_path} for s in plan.secrets],
+        "device_files": {m.device_path: m.artifact for m in sorted(modules, key=lambda m: m.device_path)},
+        **extra,
+        "artifacts": [{"path": rel, "size": len(data), "sha256": sha256(data)}
+                      for rel, data in sorted(tree.items())],
+    }
+
+
+def write_build_json(out_dir: Path, info: dict[str, Any]) -> None:
+    (out_dir / BUILD_JSON).write_bytes(build_json(info))
 
 
 def summary_table(rows: list[tuple[str, int, int]], budget: int) -> str:

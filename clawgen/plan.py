@@ -8,16 +8,19 @@ these decisions (handlers exist, tool names unique, buffers big enough) live her
 from __future__ import annotations
 
 import ast
+import dataclasses
+import functools
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
-from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean, did_you_mean_file
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file
 from clawgen.loader import PathT, Secret, format_path, read_bounded
 from clawgen.model import (
     CustomModule,
@@ -33,6 +36,10 @@ from clawgen.model import (
     Web,
 )
 from clawgen.resolve import DEFAULT_CA_LABELS, Resolved, parse_base_url
+from clawgen.spec import Registers
+
+if TYPE_CHECKING:
+    from clawgen.chips.policy import PolicyTable
 
 # Bytes of a request beyond the system prompt and tools JSON: the JSON envelope, the
 # model name, one user line and room for at least a short history.
@@ -41,7 +48,7 @@ PERSIST_PATH = "/claw_history.log"
 
 
 def _diag(res: Resolved, path: PathT, msg: str, severity: str = "error") -> Diagnostic:
-    return Diagnostic.at(res.doc.mark(path), format_path(path), msg, severity=severity)
+    return res.locator.diag(path, msg, severity=severity)
 
 
 def _missing_handler_message(res: Resolved, path: PathT, file_part: str) -> str:
@@ -54,11 +61,27 @@ def _missing_handler_message(res: Resolved, path: PathT, file_part: str) -> str:
     folder = (res.spec_dir / file_part).parent
     if folder.is_dir():
         msg += did_you_mean_file(Path(file_part).name, [p.name for p in folder.glob("*.py")])
-    included_in = Path(res.doc.mark(path).file).parent
+    included_in = Path(res.locator.mark(path).file).parent
     if included_in.resolve() != res.spec_dir.resolve() and (included_in / file_part).is_file():
         fixed = Path(os.path.relpath(included_in / file_part, res.spec_dir)).as_posix()
-        msg += f"; it is beside the included {Path(res.doc.mark(path).file).name}: write {fixed}"
+        msg += f"; it is beside the included {Path(res.locator.mark(path).file).name}: write {fixed}"
     return msg
+
+
+@functools.lru_cache(maxsize=256)
+def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[Any, ...]]:
+    """("ok", top-level function names) of a handler file, or ("utf8" | "unreadable", ()) or
+    ("syntax", (line, column, message)); parsed once per file version (``size``, ``mtime_ns``)."""
+    try:
+        text = read_bounded(src).decode("utf-8")
+        tree = ast.parse(text, filename=str(src))
+    except UnicodeDecodeError:  # (a ValueError: catch it first)
+        return "utf8", ()
+    except (ValueError, OverflowError, OSError):
+        return "unreadable", ()
+    except SyntaxError as e:
+        return "syntax", (e.lineno or 1, e.offset or 1, e.msg)
+    return "ok", tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
 
 
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic]) -> Path | None:
@@ -69,22 +92,25 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         out.append(_diag(res, path, _missing_handler_message(res, path, file_part)))
         return None
     try:
-        text = read_bounded(src).decode("utf-8")
-        tree = ast.parse(text, filename=str(src))
-    except UnicodeDecodeError:  # (a ValueError: catch it first)
+        st = src.stat()
+        kind, found = _handler_functions(src, st.st_size, st.st_mtime_ns)
+    except OSError:
+        kind, found = "unreadable", ()
+    if kind == "utf8":
         out.append(_diag(res, path, f"handler file {file_part} is not UTF-8 text"))
         return None
-    except (ValueError, OverflowError, OSError):
+    if kind == "unreadable":
         out.append(_diag(res, path, f"handler file {file_part} is not a readable text file of at most 1 MiB"))
         return None
-    except SyntaxError as e:
-        d = Diagnostic(str(Path(res.doc.path).parent / file_part), e.lineno or 1, (e.offset or 1),
-                       format_path(path), "error", f"syntax error in handler file: {e.msg}")
+    if kind == "syntax":
+        line, col, msg = found
+        d = Diagnostic(str(Path(res.locator.spec_file).parent / file_part), int(line), int(col),
+                       format_path(path), "error", f"syntax error in handler file: {msg}")
         # Several tools in one broken file: one report of the file's error is enough.
         if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
             out.append(d)
         return None
-    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    funcs = list(found)
     if func not in funcs:
         out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, funcs)))
         return None
@@ -133,9 +159,9 @@ def _check_parameters(res: Resolved, index: int, params: dict[str, Any], out: li
         out.append(_diag(res, (*base, "type"), "tool parameters must be a JSON Schema of type object"))
     for key in params if params.get("type", "object") == "object" else ():
         if key not in PARAMETER_KEYWORDS:
-            out.append(Diagnostic.at(res.doc.mark((*base, key), key=True), format_path((*base, key)),
-                                     f"'{key}' is not a JSON Schema keyword; describe each argument under "
-                                     "'properties:'" + did_you_mean(key, PARAMETER_KEYWORDS)))
+            out.append(res.locator.diag((*base, key), f"'{key}' is not a JSON Schema keyword; describe each "
+                                        "argument under 'properties:'" + did_you_mean(key, PARAMETER_KEYWORDS),
+                                        key=True))
     _check_schema_types(res, base, params, out)
     props = params.get("properties")
     if isinstance(props, dict) and isinstance(params.get("required"), list):
@@ -145,10 +171,24 @@ def _check_parameters(res: Resolved, index: int, params: dict[str, Any], out: li
                                  "'properties'" + did_you_mean(name, props)))
     if len(out) > before:
         return
-    try:
-        jsonschema.Draft202012Validator.check_schema(params)
-    except jsonschema.SchemaError as e:
-        out.append(_diag(res, base + tuple(e.relative_path), f"invalid JSON Schema: {e.message}"))
+    problem = _schema_problem(json.dumps(params, default=repr))
+    if problem is not None:
+        where, message = problem
+        out.append(_diag(res, base + where, f"invalid JSON Schema: {message}"))
+
+
+@functools.cache
+def _meta_validator() -> jsonschema.Draft202012Validator:
+    """The JSON Schema meta-schema's validator, built once (what check_schema builds on every call)."""
+    cls = jsonschema.Draft202012Validator
+    return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_problem(params_json: str) -> tuple[PathT, str] | None:
+    """The first meta-schema error of a tool's parameters (as JSON text: tools repeat across specs)."""
+    error = next(iter(_meta_validator().iter_errors(json.loads(params_json))), None)
+    return None if error is None else (tuple(error.relative_path), error.message)
 
 
 def _module_name(src: Path, taken: dict[Path, str]) -> str:
@@ -164,13 +204,13 @@ def _module_name(src: Path, taken: dict[Path, str]) -> str:
 
 def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[CustomModule]]:
     tools: list[ToolDef] = []
-    for cap in res.spec["capabilities"]:
+    for cap in res.spec.capabilities:
         tools.extend(CAPABILITIES[cap].tools)
     builtin = builtin_tool_names()
     seen: dict[str, int] = {}
     modules: dict[Path, str] = {}
-    for i, t in enumerate(res.spec["tools"]):
-        name = t["name"]
+    for i, t in enumerate(res.spec.tools):
+        name = t.name
         if name in builtin:
             out.append(_diag(res, ("tools", i, "name"), f"'{name}' is the name of a built-in tool; "
                              "choose another name"))
@@ -178,14 +218,14 @@ def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[Cu
             out.append(_diag(res, ("tools", i, "name"), f"tool name '{name}' is used twice "
                              f"(first at tools[{seen[name]}])"))
         seen.setdefault(name, i)
-        params = t["parameters"]
+        params = t.parameters
         _check_parameters(res, i, params, out)
-        src = _check_handler(res, i, t["handler"], out)
+        src = _check_handler(res, i, t.handler, out)
         if src is None:
             continue
         mod = _module_name(src, modules)
-        tools.append(ToolDef(name=name, description=t["description"], parameters=params, capability=None,
-                             confirm=bool(t["confirm"]), module=mod, function=t["handler"].rpartition(":")[2]))
+        tools.append(ToolDef(name=name, description=t.description, parameters=params, capability=None,
+                             confirm=bool(t.confirm), module=mod, function=t.handler_function))
     customs = [CustomModule(module=m, source=p) for p, m in sorted(modules.items(), key=lambda kv: kv[1])]
     return tools, customs
 
@@ -198,30 +238,36 @@ def tools_json(tools: list[ToolDef]) -> str:
 
 
 def _system_prompt(res: Resolved) -> str:
-    parts = [res.spec["system_prompt"].strip()]
-    parts += [CAPABILITIES[c].prompt for c in res.spec["capabilities"]]
+    parts = [res.spec.system_prompt.strip()]
+    parts += [CAPABILITIES[c].prompt for c in res.spec.capabilities]
     return "\n\n".join(parts)
 
 
 def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Limits:
-    lim = Limits(**{k: int(v) for k, v in res.spec["limits"].items()})
-    given = res.doc.data.get("limits", {})
+    lim = res.spec.limits
+    written = res.locator.written
 
     def at(*keys: str) -> PathT:
         """The first limit the user set among ``keys``, else the limits block, else the top."""
         for k in keys:
-            if k in given:
+            if written(("limits", k)):
                 return ("limits", k)
-        return ("limits",) if "limits" in res.doc.data else ()
+        return ("limits",) if written(("limits",)) else ()
 
     need = len(prompt.encode()) + len(tjson.encode()) + REQUEST_OVERHEAD
     if lim.request_bytes < need:
         where = at("request_bytes")
-        if not where and "system_prompt" in res.doc.data:
+        if not where and written(("system_prompt",)):
             where = ("system_prompt",)
+        from clawgen.schema import limit_maximum
+
+        most = limit_maximum("request_bytes")
+        fix = (f"set limits.request_bytes to at least {need}" if most is None or need <= most else
+               f"that needs {need} bytes, more than the maximum limits.request_bytes of {most}: "
+               "shorten the system prompt or the tool descriptions and parameters, or drop capabilities")
         out.append(_diag(res, where, f"request buffer of {lim.request_bytes} bytes cannot hold the system prompt "
                          f"({len(prompt.encode())} bytes) plus the tools JSON ({len(tjson.encode())} bytes) "
-                         f"and a request envelope; set limits.request_bytes to at least {need}"))
+                         f"and a request envelope; {fix}"))
     if lim.history_message_bytes > lim.request_bytes:
         out.append(_diag(res, at("history_message_bytes", "request_bytes"),
                          f"limits.history_message_bytes ({lim.history_message_bytes}) is larger than "
@@ -257,32 +303,89 @@ def _secret_slots(res: Resolved) -> tuple[list[SecretSlot], dict[str, bytes]]:
         values[key] = raw.encode()
         return key
 
-    m = res.spec["model"]
-    add("m0_key", "model.api_key", m["api_key"])
-    for i, fb in enumerate(m["fallbacks"], start=1):
-        add(f"m{i}_key", f"model.fallbacks[{i - 1}].api_key", fb["api_key"])
-    add("wifi_ssid", "network.ssid", res.spec["network"]["ssid"])
-    add("wifi_pw", "network.password", res.spec["network"]["password"])
-    add("brave_key", "web.brave_api_key", res.spec["web"]["brave_api_key"])
+    m = res.spec.model
+    add("m0_key", "model.api_key", m.api_key)
+    for i, fb in enumerate(m.fallbacks, start=1):
+        add(f"m{i}_key", f"model.fallbacks[{i - 1}].api_key", fb.api_key)
+    add("wifi_ssid", "network.ssid", res.spec.network.ssid)
+    add("wifi_pw", "network.password", res.spec.network.password)
+    add("brave_key", "web.brave_api_key", res.spec.web.brave_api_key)
     return slots, values
 
 
+def _pem_problem(text: str) -> str | None:
+    """Why the device could not load this PEM bundle, or None. Read as the device reads /ca.pem
+    (claw_http._load_ca): line by line, each certificate's base64 decoded to one DER certificate."""
+    import base64
+    import binascii
+
+    n = 0
+    b64: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line == "-----BEGIN CERTIFICATE-----":
+            if b64 is not None:
+                return f"certificate {n + 1} has no -----END CERTIFICATE----- line"
+            b64 = []
+        elif line == "-----END CERTIFICATE-----":
+            if b64 is None:
+                return f"an -----END CERTIFICATE----- line after certificate {n} has no BEGIN line"
+            n += 1
+            try:
+                der = base64.b64decode("".join(b64), validate=True)
+            except (binascii.Error, ValueError):
+                return f"certificate {n} is not valid base64"
+            if not _is_der_sequence(der):
+                return f"certificate {n} is not a DER-encoded certificate"
+            b64 = None
+        elif b64 is not None:
+            b64.append(line)
+    if b64 is not None:
+        return f"certificate {n + 1} has no -----END CERTIFICATE----- line"
+    return None
+
+
+def _is_der_sequence(der: bytes) -> bool:
+    """One complete ASN.1 SEQUENCE (a certificate's outer structure), nothing after it."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    if der[1] < 0x80:
+        head, size = 2, der[1]
+    else:
+        k = der[1] & 0x7F
+        if not 1 <= k <= 3 or len(der) < 2 + k:
+            return False
+        head, size = 2 + k, int.from_bytes(der[2:2 + k], "big")
+    return head + size == len(der)
+
+
 def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
-    tls = res.spec["tls"]
-    if tls["ca_certs"]:
-        p = (res.spec_dir / tls["ca_certs"]).resolve()
+    tls = res.spec.tls
+    if tls.ca_certs:
+        p = (res.spec_dir / tls.ca_certs).resolve()
         try:
             text = read_bounded(p).decode("ascii")
         except (OSError, ValueError, OverflowError, UnicodeDecodeError):
-            out.append(_diag(res, ("tls", "ca_certs"), f"cannot read {tls['ca_certs']} as a PEM text file"))
+            out.append(_diag(res, ("tls", "ca_certs"), f"cannot read {tls.ca_certs} as a PEM text file"))
             return ""
         if "-----BEGIN CERTIFICATE-----" not in text:
-            out.append(_diag(res, ("tls", "ca_certs"), f"{tls['ca_certs']} holds no PEM certificate "
+            out.append(_diag(res, ("tls", "ca_certs"), f"{tls.ca_certs} holds no PEM certificate "
                              "(-----BEGIN CERTIFICATE-----)"))
+            return ""
+        problem = _pem_problem(text)
+        if problem:
+            out.append(_diag(res, ("tls", "ca_certs"), f"{tls.ca_certs}: {problem}; export the CA "
+                             "certificates again as PEM"))
             return ""
         return text
     if not endpoints_tls:
         return ""
+    return _default_ca_certs()
+
+
+@functools.cache
+def _default_ca_certs() -> str:
+    """The roots of DEFAULT_CA_LABELS from certifi's bundle (read once per process)."""
     import certifi
 
     bundle = Path(certifi.where()).read_text(encoding="ascii")
@@ -295,32 +398,87 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
     return "".join(chosen)
 
 
-def _registers(res: Resolved, out: list[Diagnostic]) -> Any:
+# Register plans computed in this process, by (chip file, its size and mtime, policy): validating
+# many specs for the same chip and policy decodes and plans the chip once. Each entry keeps its
+# diagnostics with the spec path they are about, to be placed in each spec's own file.
+MAX_REGISTER_PLANS = 32
+_REGISTER_PLANS: dict[tuple[str, int, int, str], tuple[PolicyTable, list[tuple[Diagnostic, PathT | None]]]] = {}
+
+
+def _policy_value(res: Resolved) -> dict[str, Any]:
+    """The spec's registers: as the policy compiler reads them (``defaults`` only when written)."""
+    regs = res.spec.registers
+    value: dict[str, Any] = {}
+    if res.locator.written(("registers", "defaults")):
+        value["defaults"] = regs.defaults
+    for kind in ("allow", "deny"):
+        rules = getattr(regs, kind)
+        if rules:
+            value[kind] = [{"match": r.match, "access": r.access} for r in rules]
+    return value
+
+
+def _compile_registers(res: Resolved, chip_file: Path) -> tuple[PolicyTable, list[Diagnostic]]:
+    """The policy table of the spec's chip and policy, from the per-process cache when possible."""
+    from clawgen import diskcache
+    from clawgen.chips import load_chip
+    from clawgen.chips.policy import compile_policy
+
+    value = _policy_value(res)
+    st = chip_file.stat()
+    key = (str(chip_file), st.st_size, st.st_mtime_ns, json.dumps(value, sort_keys=True))
+    cached = _REGISTER_PLANS.get(key)
+    if cached is None:  # another process may have planned it: the user's cache (clawgen/diskcache.py)
+        disk_key = [str(chip_file), diskcache.file_digest(chip_file), key[3]]
+        cached = diskcache.get("registers", disk_key)
+        if cached is None:
+            asked: list[PathT] = []
+
+            def record(path: PathT) -> Mark:
+                """A placeholder mark standing for ``path``: resolved per spec below."""
+                asked.append(tuple(path))
+                return Mark(f"\0{len(asked) - 1}", 0, 0)
+
+            chip = load_chip(res.spec.chip, chip_search_dirs(res.spec_dir))
+            table, diags = compile_policy(chip, value, record)
+            table.source_path = str(chip_file)
+            cached = (table, [(d, asked[int(d.file[1:])] if d.file.startswith("\0") else None) for d in diags])
+            diskcache.put("registers", disk_key, cached)
+        while len(_REGISTER_PLANS) >= MAX_REGISTER_PLANS:  # a long-lived process: drop the oldest
+            del _REGISTER_PLANS[next(iter(_REGISTER_PLANS))]
+        _REGISTER_PLANS[key] = cached
+    table, kept = cached
+    placed = []
+    for d, path in kept:
+        if path is not None:
+            m = res.locator.mark(path)
+            d = dataclasses.replace(d, file=m.file, line=m.line, column=m.column)
+        placed.append(d)
+    return table, placed
+
+
+def _registers(res: Resolved, out: list[Diagnostic]) -> PolicyTable | None:
     """The register policy table from the chip database (issue: chips)."""
-    needs = any(c in REGISTER_CAPABILITIES for c in res.spec["capabilities"])
-    given = res.doc.data.get("registers")
-    # `defaults: true` alone is what every spec gets (and what `clawgen config` prints): no warning.
-    if isinstance(given, dict) and given and given != {"defaults": True} and not needs:
+    needs = any(c in REGISTER_CAPABILITIES for c in res.spec.capabilities)
+    custom = res.spec.registers != Registers()
+    if custom and not needs:
         out.append(_diag(res, ("registers",), "a register policy without the hw_register_control or "
                          "hw_datasheet capability has no effect", severity="warning"))
-    try:
-        from clawgen.chips import find_chip, load_chip
-        from clawgen.chips.policy import compile_policy
-    except ImportError:
+    if not needs and not custom:
         return None
-    if not needs and not res.doc.data.get("registers"):
-        return None
+    from clawgen.chips import find_chip, load_chip
     from clawgen.diagnostics import UsageError
 
+    chip_file = find_chip(res.spec.chip, chip_search_dirs(res.spec_dir))
     try:
-        chip = load_chip(res.spec["chip"], chip_search_dirs(res.spec_dir))
+        if chip_file is None:
+            load_chip(res.spec.chip, chip_search_dirs(res.spec_dir))  # raises, listing what exists
+            raise UsageError(f'unknown chip "{res.spec.chip}"')
+        table, diags = _compile_registers(res, chip_file)
     except UsageError as e:
-        out.append(_diag(res, ("chip",) if "chip" in res.doc.data else ("board",), str(e)))
+        out.append(_diag(res, ("chip",) if res.locator.written(("chip",)) else ("board",), str(e)))
         return None
-    table, diags = compile_policy(chip, res.doc.data.get("registers"), res.doc.position())
     out.extend(diags)
-    src = find_chip(res.spec["chip"], chip_search_dirs(res.spec_dir))
-    table.source_path = str(src) if src else None
     return table
 
 
@@ -331,58 +489,69 @@ def chip_search_dirs(spec_dir: Path) -> list[Path]:
     return default_search_dirs(spec_dir)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """The front half of the pipeline, load -> validate -> resolve -> plan, for one spec."""
+
+    resolved: Resolved
+    plan: Plan
+    nvs_values: dict[str, bytes] = field(repr=False)  # NVS key -> secret bytes
+    warnings: list[Diagnostic]
+
+
 def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], list[Diagnostic]]:
-    """-> (plan, NVS values by key, warnings). Raises DiagnosticError on errors."""
+    """-> (plan, NVS values by key, warnings). Raises DiagnosticError on errors.
+
+    A pure function of ``res``: the typed spec, the board and (for diagnostics only) the locator.
+    """
+    spec = res.spec
     diags: list[Diagnostic] = []
     tools, customs = _tools(res, diags)
     tjson = tools_json(tools)
     prompt = _system_prompt(res)
     limits = _limits(res, prompt, tjson, diags)
     slots, nvs_values = _secret_slots(res)
-    m = res.spec["model"]
     endpoints = []
-    for i, ep in enumerate([m, *m["fallbacks"]]):
-        tls, host, port, prefix = parse_base_url(ep["base_url"])
+    for i, ep in enumerate(spec.model.endpoints):
+        tls, host, port, prefix = parse_base_url(ep.base_url)
         endpoints.append(ModelEndpoint(
-            index=i, provider=ep["provider"], base_url=ep["base_url"], tls=tls, host=host, port=port,
-            path_prefix=prefix, model=ep["model"], max_tokens=int(ep["max_tokens"]),
-            temperature=None if ep["temperature"] is None else float(ep["temperature"]),
-            connect_timeout=float(ep["connect_timeout"]), read_timeout=float(ep["read_timeout"]),
-            api_key_slot=f"m{i}_key" if ep["api_key"] is not None else None, headers=dict(ep["headers"])))
-    ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in res.spec["capabilities"], diags)
+            index=i, provider=ep.provider, base_url=ep.base_url, tls=tls, host=host, port=port,
+            path_prefix=prefix, model=ep.model, max_tokens=int(ep.max_tokens),
+            temperature=None if ep.temperature is None else float(ep.temperature),
+            connect_timeout=float(ep.connect_timeout), read_timeout=float(ep.read_timeout),
+            api_key_slot=f"m{i}_key" if ep.api_key is not None else None, headers=dict(ep.headers)))
+    ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in spec.capabilities, diags)
     registers = _registers(res, diags)
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         raise DiagnosticError(diags)
-    net = res.spec["network"]
-    tr = res.spec["transports"]
-    pers = res.spec["persistence"]
+    net = spec.network
+    tr = spec.transports
     plan = Plan(
-        name=res.spec["name"],
+        name=spec.name,
         spec_file=spec_file,
         board=res.board,
         flash_size=res.flash_size,
         psram=res.psram,
         system_prompt=prompt,
         models=endpoints,
-        network=Network(ssid_slot="wifi_ssid" if net["ssid"] is not None else None,
-                        password_slot="wifi_pw" if net["password"] is not None else None,
-                        hostname=net["hostname"], connect_retries=int(net["connect_retries"])),
-        transports=Transports(uart=tr["uart"]["enabled"],
-                              telnet_port=tr["telnet"]["port"] if tr["telnet"]["enabled"] else None),
-        capabilities=list(res.spec["capabilities"]),
+        network=Network(ssid_slot="wifi_ssid" if net.ssid is not None else None,
+                        password_slot="wifi_pw" if net.password is not None else None,
+                        hostname=net.hostname, connect_retries=int(net.connect_retries)),
+        transports=Transports(uart=tr.uart.enabled, telnet_port=tr.telnet.port if tr.telnet.enabled else None),
+        capabilities=list(spec.capabilities),
         tools=tools,
         tools_json=tjson,
         limits=limits,
-        persistence=Persistence(mode=pers["mode"], max_bytes=int(pers["max_bytes"]), path=PERSIST_PATH),
-        debug_trace=res.spec["debug"]["trace"],
-        tls=Tls(verify=bool(res.spec["tls"]["verify"]), ca_certs=ca),
-        web=Web(fetch_max_bytes=int(res.spec["web"]["fetch_max_bytes"]),
-                search_key_slot="brave_key" if res.spec["web"]["brave_api_key"] is not None else None),
+        persistence=Persistence(mode=spec.persistence.mode, max_bytes=int(spec.persistence.max_bytes),
+                                path=PERSIST_PATH),
+        debug_trace=spec.debug.trace,
+        tls=Tls(verify=bool(spec.tls.verify), ca_certs=ca),
+        web=Web(fetch_max_bytes=int(spec.web.fetch_max_bytes),
+                search_key_slot="brave_key" if spec.web.brave_api_key is not None else None),
         secrets=slots,
         custom_modules=customs,
-        chip=res.spec["chip"],
+        chip=spec.chip,
         registers=registers,
     )
     return plan, nvs_values, diags
-

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -58,12 +60,53 @@ def environment() -> jinja2.Environment:
     )
     env.filters["py"] = _py
     env.filters["json"] = _json
+    from clawgen.secretcheck import SECRET_MAX_BYTES
+
+    env.globals["SECRET_MAX_BYTES"] = SECRET_MAX_BYTES  # the NVS read buffer: one value for check and device
+    from clawgen.fleet import HOST_KEY, NAME_KEY
+
+    env.globals["DEVICE_NVS_KEYS"] = (NAME_KEY, HOST_KEY)  # a fleet device's own name and hostname (claw_boot)
+    from clawgen.regtab import for_plan
+
+    env.globals["regtab"] = for_plan  # the register tables' device file (clawreg.py, clawsheet.py, clawreg.tab)
+    from clawgen.chips.tables import LAYOUT
+
+    env.globals["table_layout"] = LAYOUT  # the register tables' record layouts, defined once in chips/tables.py
+    from clawgen.appmodules import prompt_file
+
+    env.globals["prompt_file"] = prompt_file  # system message + tools JSON file (claw_config, claw_prompt.json)
     return env
 
 
 def render_template(name: str, plan: Plan, comment: str = "#", **extra: Any) -> str:
     tpl = environment().get_template(name)
     return tpl.render(plan=plan, header=provenance_header(plan, comment), **extra)
+
+
+OtherRenderer = Callable[[Plan], Mapping[str, "str | bytes"]]
+
+
+@dataclass
+class Rendered:
+    """The render stage's output: the app modules and their sources, plus other generated files."""
+
+    modules: list[AppModule]
+    sources: dict[str, str]  # module name -> source text (custom handlers as written)
+    files: dict[str, bytes] = field(default_factory=dict)  # other outputs by relative path (usermod/...)
+
+
+def render_bundle(plan: Plan, others: OtherRenderer | None = None) -> Rendered:
+    """Render everything the build outputs from the plan (clawgen/leakcheck.py has proved that no
+    secret value is in it).
+
+    ``others`` renders the outputs of other areas (the chip stage's usermod/): the build passes it,
+    so this module needs no import of theirs (they import this one for the environment).
+    """
+    modules, sources = render_app(plan)
+    files: dict[str, bytes] = {}
+    for rel, text in (others(plan) if others is not None else {}).items():
+        files[rel] = text.encode() if isinstance(text, str) else text
+    return Rendered(modules, sources, files)
 
 
 def render_app(plan: Plan) -> tuple[list[AppModule], dict[str, str]]:

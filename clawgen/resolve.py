@@ -1,13 +1,15 @@
 """Resolve stage: board, chip, secrets and defaults -> a fully specified spec.
 
-Input is a schema-valid ``Document``; output is ``Resolved``: the spec with every
-default filled in (what `clawgen config` prints), plus the secret values held apart
-for the NVS image and the simulator.
+Input is a schema-valid ``Document``; output is ``Resolved``: the typed spec
+(``clawgen.spec.AgentSpec``, every default filled in: what `clawgen config` prints), the
+board, a ``Locator`` for diagnostics, and the secret values held apart for the NVS image and
+the simulator. This is the last stage that reads the document's data; the defaults live in
+clawgen/spec.py, and the board-dependent ones are filled in here.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,28 +21,47 @@ from clawgen.boards import board_names, format_size, load_board, parse_size
 from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.model import Board
+from clawgen.spec import (
+    AgentSpec,
+    Endpoint,
+    Hardware,
+    Limits,
+    Locator,
+    Model,
+    Network,
+    Transports,
+    Web,
+    default_of,
+    from_spec,
+)
 
-DEFAULT_BOARD = "esp32s3"
-DEFAULT_TELNET_PORT = 2323
-DEFAULT_PERSIST_BYTES = 16384
+DEFAULT_BOARD: str = default_of(AgentSpec, "board")
 # Roots that cover the common LLM and web endpoints (Let's Encrypt, Google Trust Services,
 # DigiCert); taken from certifi at build time when a spec gives no CA file.
 DEFAULT_CA_LABELS = ("ISRG Root X1", "GTS Root R1", "GTS Root R4", "DigiCert Global Root G2")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Resolved:
-    doc: Document
+    """The output of resolve: the typed spec, the board, and where each spec path is written."""
+
+    spec: AgentSpec  # every default filled in; secrets still as Secret objects
     board: Board
-    spec: dict[str, Any]  # every default filled in; secrets still as Secret objects
-    flash_size: int
-    psram: bool
+    locator: Locator
     secret_values: dict[PathT, Secret] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
+    def flash_size(self) -> int:
+        return parse_size(self.spec.hardware.flash_size)
+
+    @property
+    def psram(self) -> bool:
+        return self.spec.hardware.psram
+
+    @property
     def spec_dir(self) -> Path:
-        return self.doc.path.parent
+        return self.locator.spec_file.parent
 
 
 def _err(doc: Document, path: PathT, msg: str, key: bool = False) -> Diagnostic:
@@ -80,27 +101,17 @@ def parse_base_url(url: str) -> tuple[bool, str, int, str]:
     return tls, parts.hostname or "", port, prefix
 
 
-def _endpoint(doc: Document, raw: dict[str, Any], base: dict[str, Any] | None, path: PathT,
-              out: list[Diagnostic]) -> dict[str, Any]:
-    ep: dict[str, Any] = {
-        "provider": "openai-compatible",
-        "base_url": None,
-        "model": None,
-        "api_key": None,
-        "max_tokens": 512,
-        "temperature": None,
-        "connect_timeout": 10,
-        "read_timeout": 60,
-        "headers": {},
-    }
-    if base:
-        ep.update({k: v for k, v in base.items() if k != "fallbacks"})
-    ep.update(raw)
-    if ep["base_url"] is None:
+def _endpoint(doc: Document, raw: dict[str, Any], base: Endpoint | None, path: PathT,
+              out: list[Diagnostic]) -> Endpoint:
+    """The primary (``base`` None) or a fallback, which takes every key it leaves out from ``base``."""
+    cls = Model if base is None else Endpoint
+    url = raw.get("base_url", base.base_url if base is not None else None)
+    if url is None:
         out.append(_err(doc, path, "missing base_url"))
-        return ep
+        return from_spec(cls, raw, base, base_url="")
+    ep = from_spec(cls, raw, base)
     try:
-        _tls, host, port, _ = parse_base_url(ep["base_url"])
+        _tls, host, port, _ = parse_base_url(ep.base_url)
     except ValueError as e:
         out.append(_err(doc, (*path, "base_url"), f"invalid URL: {e}"))
         return ep
@@ -108,31 +119,40 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: dict[str, Any] | None, p
         out.append(_err(doc, (*path, "base_url"), "the URL has no host"))
     if not 0 < port < 65536:
         out.append(_err(doc, (*path, "base_url"), f"port {port} is out of range"))
-    prefix = parse_base_url(ep["base_url"])[3]
+    prefix = parse_base_url(ep.base_url)[3]
     if "base_url" in raw and prefix.endswith("/chat/completions"):
         out.append(_err(doc, (*path, "base_url"), "base_url must stop before /chat/completions, which clawgen "
-                        f"appends: write {ep['base_url'].rstrip('/')[:-len('/chat/completions')]}"))
+                        f"appends: write {ep.base_url.rstrip('/')[:-len('/chat/completions')]}"))
     for name in raw.get("headers", {}):
         if name.lower() in ("authorization", "x-api-key", "api-key"):
             out.append(_err(doc, (*path, "headers", name), f"the {name} header would put a key in the spec: "
                             "give the key as api_key: !secret NAME (sent as a Bearer token)", key=True))
-    key = ep.get("api_key")
+    key = ep.api_key
     if key is not None and not isinstance(key, Secret):
         out.append(_err(doc, (*path, "api_key"), "an API key must not be written in the spec: "
                         "put it in secrets.yaml and write api_key: !secret NAME"))
     return ep
 
 
+def _unless_given(raw: dict[str, Any], **derived: Any) -> dict[str, Any]:
+    """The derived defaults of the keys ``raw`` leaves out."""
+    return {k: v for k, v in derived.items() if k not in raw}
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def resolve(doc: Document, board_name: str) -> Resolved:
     """Fill defaults and check the semantic rules that need the board. Raises DiagnosticError."""
     board = load_board(board_name)
-    data: dict[str, Any] = copy.deepcopy(doc.data)
+    data: dict[str, Any] = doc.data
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     _non_finite(doc, data, (), errors)
 
-    data["board"] = board.name
-    hw = data.setdefault("hardware", {})
+    hw = _section(data, "hardware")
     flash = board.default_flash
     if "flash_size" in hw:
         flash = parse_size(hw["flash_size"])
@@ -140,84 +160,68 @@ def resolve(doc: Document, board_name: str) -> Resolved:
             errors.append(_err(doc, ("hardware", "flash_size"),
                                f"{board.name} has no {hw['flash_size']} variant; choose one of "
                                + ", ".join(format_size(s) for s in board.flash_sizes)))
-    hw["flash_size"] = format_size(flash)
     psram = bool(hw.get("psram", board.psram_default))
     if psram and not board.psram_supported:
         errors.append(_err(doc, ("hardware", "psram"), f"{board.name} has no PSRAM; remove 'psram: true'"))
-    hw["psram"] = psram
-    data.setdefault("chip", board.chip)
+    hardware = from_spec(Hardware, hw, flash_size=format_size(flash), psram=psram)
+    chip = data.get("chip", board.chip)
     from clawgen.boards import all_boards
 
     builtin_chips = {b.chip for b in all_boards()}
-    if data["chip"] != board.chip and data["chip"] in builtin_chips:
+    if chip != board.chip and chip in builtin_chips:
         errors.append(_err(doc, ("chip",), f"the {board.name} board has an {board.chip} chip, not an "
-                           f"{data['chip']}; remove 'chip' or choose another board"))
-    data.setdefault("system_prompt", "You are a helpful assistant running on a microcontroller.")
+                           f"{chip}; remove 'chip' or choose another board"))
 
-    model = data["model"]
-    primary = _endpoint(doc, {k: v for k, v in model.items() if k != "fallbacks"}, None, ("model",), errors)
-    fallbacks = [_endpoint(doc, fb, primary, ("model", "fallbacks", i), errors)
-                 for i, fb in enumerate(model.get("fallbacks", []))]
-    data["model"] = {**primary, "fallbacks": fallbacks}
+    model_raw = data["model"]
+    primary = _endpoint(doc, {k: v for k, v in model_raw.items() if k != "fallbacks"}, None, ("model",), errors)
+    fallbacks = tuple(_endpoint(doc, fb, primary, ("model", "fallbacks", i), errors)
+                      for i, fb in enumerate(model_raw.get("fallbacks", [])))
+    model = dataclasses.replace(primary, fallbacks=fallbacks)
 
-    net = data.setdefault("network", {})
-    net.setdefault("hostname", re.sub(r"[^a-zA-Z0-9-]", "-", data["name"])[:32])
-    net.setdefault("connect_retries", 5)
-    net.setdefault("ssid", None)
-    net.setdefault("password", None)
-    if net["password"] is not None and not isinstance(net["password"], Secret):
+    net_raw = _section(data, "network")
+    net = from_spec(Network, net_raw, **_unless_given(
+        net_raw, hostname=re.sub(r"[^a-zA-Z0-9-]", "-", data["name"])[:32]))
+    if net.password is not None and not isinstance(net.password, Secret):
         errors.append(_err(doc, ("network", "password"), "a Wi-Fi password must not be written in the spec: "
                            "put it in secrets.yaml and write password: !secret NAME"))
-    if net["password"] is not None and net["ssid"] is None:
+    if net.password is not None and net.ssid is None:
         errors.append(_err(doc, ("network",), "a Wi-Fi password is given but no ssid"))
 
-    tr = data.setdefault("transports", {"uart": True})
-    uart = tr.get("uart", False)
-    uart_on = uart.get("enabled", True) if isinstance(uart, dict) else bool(uart)
-    telnet = tr.get("telnet", False)
-    if isinstance(telnet, dict):
-        telnet_on = telnet.get("enabled", True)
-        telnet_port = telnet.get("port", DEFAULT_TELNET_PORT)
-    else:
-        telnet_on, telnet_port = bool(telnet), DEFAULT_TELNET_PORT
-    data["transports"] = {"uart": {"enabled": uart_on},
-                          "telnet": {"enabled": telnet_on, "port": telnet_port}}
-    if not uart_on and not telnet_on:
+    tr = from_spec(Transports, data["transports"]) if "transports" in data else default_of(AgentSpec, "transports")
+    if not tr.uart.enabled and not tr.telnet.enabled:
         errors.append(_err(doc, ("transports",), "no transport is enabled: enable uart or telnet, "
                            "or nobody can talk to the agent"))
-    if telnet_on and net["ssid"] is None:
+    if tr.telnet.enabled and net.ssid is None:
         errors.append(_err(doc, ("transports", "telnet"), "telnet needs Wi-Fi: set network.ssid and "
                            "network.password"))
 
-    caps = data.setdefault("capabilities", [])
-    web = data.setdefault("web", {})
-    limits = dict(board.limits)
-    limits.update(data.get("limits", {}))
-    data["limits"] = limits
-    web.setdefault("fetch_max_bytes", limits["tool_result_bytes"])
-    web.setdefault("brave_api_key", None)
-    if web["brave_api_key"] is not None and not isinstance(web["brave_api_key"], Secret):
+    caps = data.get("capabilities", [])
+    lim_raw = _section(data, "limits")
+    limits = from_spec(Limits, lim_raw, **_unless_given(lim_raw, **board.limits))
+    web_raw = _section(data, "web")
+    web = from_spec(Web, web_raw, **_unless_given(web_raw, fetch_max_bytes=limits.tool_result_bytes))
+    if web.brave_api_key is not None and not isinstance(web.brave_api_key, Secret):
         errors.append(_err(doc, ("web", "brave_api_key"), "an API key must not be written in the spec: "
                            "use !secret NAME"))
-    if "web_browsing" in caps and web["brave_api_key"] is None:
+    if "web_browsing" in caps and web.brave_api_key is None:
         warnings.append(Diagnostic.at(doc.mark(("capabilities",)), "capabilities",
                                       "web_browsing without web.brave_api_key: web_search will report "
                                       "that it is not configured", severity="warning"))
-    def plain_http_with_key(ep: dict[str, Any]) -> bool:
-        url = ep.get("base_url") or ""
+
+    def plain_http_with_key(ep: Endpoint) -> bool:
+        url = ep.base_url or ""
         host = urlsplit(url).hostname or ""
         loopback = host == "localhost" or host.startswith("127.")
-        return url.startswith("http://") and ep.get("api_key") is not None and not loopback
+        return url.startswith("http://") and ep.api_key is not None and not loopback
 
-    if any(plain_http_with_key(ep) for ep in [primary, *fallbacks]):
+    if any(plain_http_with_key(ep) for ep in model.endpoints):
         warnings.append(Diagnostic.at(doc.mark(("model", "base_url")), "model.base_url",
                                       "an API key would be sent over plain http; use https",
                                       severity="warning"))
 
     # The agent runs on the board: there, localhost is the board itself, not the developer's PC.
-    raw_model = doc.data.get("model") if isinstance(doc.data.get("model"), dict) else {}
-    raw_fallbacks = raw_model.get("fallbacks") if isinstance(raw_model.get("fallbacks"), list) else []
-    endpoints: list[tuple[PathT, Any]] = [(("model",), raw_model),
+    raw_fallbacks = model_raw.get("fallbacks") if isinstance(model_raw.get("fallbacks"), list) else []
+    endpoints: list[tuple[PathT, Any]] = [(("model",), model_raw),
                                           *((("model", "fallbacks", i), f) for i, f in enumerate(raw_fallbacks))]
     for path, raw_ep in endpoints:
         url = raw_ep.get("base_url") if isinstance(raw_ep, dict) else None
@@ -228,41 +232,15 @@ def resolve(doc: Document, board_name: str) -> Resolved:
                                           "of the machine running the server (and bind the server to 0.0.0.0)",
                                           severity="warning"))
 
-    tls = data.setdefault("tls", {})
-    tls.setdefault("verify", True)
-    tls.setdefault("ca_certs", None)
-    if not tls["verify"]:
+    spec = from_spec(AgentSpec, data, board=board.name, hardware=hardware, chip=chip, model=model, network=net,
+                     transports=tr, web=web, limits=limits)
+    if not spec.tls.verify:
         warnings.append(Diagnostic.at(doc.mark(("tls", "verify")), "tls.verify",
                                       "certificate verification is off: anyone on the network can read "
                                       "the API key", severity="warning"))
 
-    p = data.get("persistence", "none")
-    if isinstance(p, str):
-        p = {"mode": p}
-    p.setdefault("max_bytes", DEFAULT_PERSIST_BYTES)
-    data["persistence"] = p
-    dbg = data.get("debug", False)
-    data["debug"] = {"trace": dbg.get("trace", False) if isinstance(dbg, dict) else bool(dbg)}
-    data.setdefault("registers", {})
-    data["registers"].setdefault("defaults", True)
-    data.setdefault("tools", [])
-    for t in data["tools"]:
-        t.setdefault("parameters", {"type": "object", "properties": {}})
-        t.setdefault("confirm", False)
-    data.pop("substitutions", None)
-
     if errors:
         raise DiagnosticError(errors + warnings)
-    return Resolved(doc=doc, board=board, spec=data, flash_size=flash, psram=psram,
-                    secret_values=dict(doc.secrets), warnings=warnings)
+    return Resolved(spec=spec, board=board, locator=Locator(doc), secret_values=dict(doc.secrets),
+                    warnings=warnings)
 
-
-def masked(value: Any) -> Any:
-    """The resolved spec for printing: secrets shown as '!secret NAME'."""
-    if isinstance(value, Secret):
-        return f"!secret {value.name}"
-    if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v) for v in value]
-    return value

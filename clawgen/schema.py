@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -32,9 +34,26 @@ def agent_schema() -> dict[str, Any]:
     return json.loads((schemas_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with JSON Schema's (ECMA-262) meaning of a final '$': the very end of the
+    string. Python's '$' also matches before a final newline, so "demo\n" would pass "^[a-z]+$"."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_SpecValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
 @functools.lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(agent_schema())
+def _validator() -> Any:
+    return _SpecValidator(agent_schema())
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,6 +135,9 @@ def _got(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    """A short quotation of a value; control characters shown escaped (a CR must not reach the terminal)."""
+    if isinstance(value, str):
+        value = "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in value)
     text = json.dumps(value) if not isinstance(value, str) else f"'{value}'"
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -146,9 +168,14 @@ def _alternatives(error: ValidationError) -> str:
 
 def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> None:
     path: PathT = tuple(error.absolute_path)
-    where = format_path(path)
     v = error.validator
     inst = error.instance
+    if "propertyNames" in error.absolute_schema_path and v != "propertyNames" and isinstance(inst, str):
+        # a bad key: point at the key itself, not at the mapping that holds it
+        path = (*path, inst)
+        out.append(Diagnostic.at(doc.mark(path, key=True), format_path(path), _key_message(error, inst)))
+        return
+    where = format_path(path)
     if v in ("oneOf", "anyOf"):
         subs = _branch_errors(error)
         if subs:
@@ -212,6 +239,69 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
     out.append(Diagnostic.at(doc.mark(path), where, msg))
 
 
+def _key_message(error: ValidationError, key: str) -> str:
+    if error.validator == "pattern":
+        rule = error.schema.get("patternErrorMessage") or f"expected the form {error.validator_value}"
+        return f"invalid key {_show(key)}: {rule}"
+    return f"invalid key {_show(key)}: {error.message}"
+
+
+def limit_maximum(name: str) -> int | None:
+    """The schema's maximum for ``limits.NAME`` (one source of truth for messages that need it)."""
+    prop = agent_schema().get("properties", {}).get("limits", {}).get("properties", {}).get(name, {})
+    most = prop.get("maximum")
+    return most if isinstance(most, int) else None
+
+
+# Headers the device writes itself or that carry credentials: a spec may not add them.
+# (lower-case name -> why; names are case-insensitive in HTTP)
+_FRAMING = "controls how the request is framed and sent; the device sets it itself"
+_CREDENTIAL = ("would put a credential in the spec: give the key as api_key: !secret NAME "
+               "(sent as a Bearer token)")
+_DEVICE_SET = "is sent by the device itself (a second one would conflict)"
+FORBIDDEN_HEADERS: dict[str, str] = {
+    **dict.fromkeys(("content-length", "host", "transfer-encoding", "connection", "upgrade", "te",
+                     "trailer", "expect", "keep-alive", "content-encoding", "accept-encoding"), _FRAMING),
+    **dict.fromkeys(("authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"), _CREDENTIAL),
+    **dict.fromkeys(("content-type", "accept", "user-agent"), _DEVICE_SET),
+}
+
+
+def header_maps(data: dict[str, Any]) -> list[tuple[PathT, dict[str, Any]]]:
+    """Every user-given HTTP header mapping in the spec, with its path."""
+    model = data.get("model")
+    if not isinstance(model, dict):
+        return []
+    out: list[tuple[PathT, dict[str, Any]]] = []
+    if isinstance(model.get("headers"), dict):
+        out.append((("model", "headers"), model["headers"]))
+    fallbacks = model.get("fallbacks")
+    for i, fb in enumerate(fallbacks if isinstance(fallbacks, list) else []):
+        if isinstance(fb, dict) and isinstance(fb.get("headers"), dict):
+            out.append((("model", "fallbacks", i, "headers"), fb["headers"]))
+    return out
+
+
+def check_headers(doc: Document) -> list[Diagnostic]:
+    """Framing and credential headers are refused, and a name is given once (the schema checks
+    that names are RFC 7230 tokens and values hold no control characters)."""
+    out: list[Diagnostic] = []
+    for path, headers in header_maps(doc.data):
+        seen: dict[str, str] = {}
+        for name in headers:
+            kp = (*path, name)
+            low = str(name).lower()
+            if low in FORBIDDEN_HEADERS:
+                out.append(Diagnostic.at(doc.mark(kp, key=True), format_path(kp),
+                                         f"header {name} {FORBIDDEN_HEADERS[low]}; remove it"))
+            elif low in seen:
+                out.append(Diagnostic.at(doc.mark(kp, key=True), format_path(kp),
+                                         f"header {name} is given twice (as {seen[low]} too; header names "
+                                         "are case-insensitive)"))
+            seen.setdefault(low, str(name))
+    return out
+
+
 def _secret_allowed(path: PathT) -> bool:
     """!secret belongs only where a secret is expected: keys, passwords, the Wi-Fi name."""
     if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key")):
@@ -234,6 +324,10 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
                                      "web.brave_api_key"))
     for error in _validator().iter_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
+    out += check_headers(doc)
+    from clawgen.secretcheck import check_secret_values
+
+    out += check_secret_values(doc)
     unique: dict[tuple[str, int, int, str], Diagnostic] = {}
     for d in out:
         unique.setdefault((d.file, d.line, d.column, d.message), d)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.sim_fixtures import *  # noqa: F403  (simulator and LLM-server fixtures)
+from tests.unixvm_fixtures import *  # noqa: F403  (the real MicroPython unix-port VM)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "agents"

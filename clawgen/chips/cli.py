@@ -13,7 +13,7 @@ _CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    from clawgen.cli import run_guarded  # lazily: clawgen.cli imports this module
+    from clawgen.guard import run_guarded
 
     return run_guarded(fn, *args, **kwargs)
 
@@ -37,13 +37,9 @@ def do_import(svd: str, chip: str, out: str | None, descriptions: bool, quiet: b
         path = write_chip(model, dest / f"{chip}.json.gz")
     except OSError as e:
         raise UsageError(f"cannot write {dest / (chip + '.json.gz')}: {e.strerror or e}") from None
-    fields = enums = 0
-    for p in model.peripherals:
-        for ri in model.iter_peripheral_registers(p):
-            fields += len(ri.fields)
-            enums += sum(len(f.enums) for f in ri.fields)
+    t = model.totals()  # from the declared elements: never walks the expanded arrays
     click.echo(f"imported {model.device_name} as chip {chip}: {len(model.peripherals)} peripherals, "
-               f"{model.register_count()} registers (arrays expanded), {fields} fields, {enums} enumerated "
+               f"{t.registers} registers (arrays expanded), {t.fields} fields, {t.enum_sets} enumerated "
                f"value sets, {len(warnings)} warning(s)")
     click.echo(f"wrote {path} ({_size_text(path.stat().st_size)})")
 
@@ -63,7 +59,7 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
         click.echo(f"width {chip.width} bits, {len(chip.peripherals)} peripherals, "
                    f"{chip.register_count()} registers")
         for p in chip.peripherals:
-            n = sum(1 for _ in chip.iter_peripheral_registers(p))
+            n = chip.peripheral_register_count(p)
             extra = f" (= {p.derived_from})" if p.derived_from else ""
             click.echo(f"  {p.name:<24} {_hex(p.base_address)}  {n:5} registers{extra}")
         return

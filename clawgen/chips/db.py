@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clawgen.chips.model import (
+    MAX_REGISTER_INSTANCES,
     AddressBlock,
     Chip,
     Cluster,
@@ -201,7 +202,12 @@ def _dim(d: dict | None) -> Dim | None:
     if d is None:
         return None
     count = d["count"]
-    return Dim(count, d["increment"], d.get("indices") or [str(i) for i in range(count)])
+    if not isinstance(count, int) or not 1 <= count <= MAX_REGISTER_INSTANCES:
+        raise _Bad(f"array count {count!r} is out of range (1..{MAX_REGISTER_INSTANCES:,})")
+    indices = d.get("indices") or [str(i) for i in range(count)]
+    if len(indices) != count:
+        raise _Bad(f"array of {count} elements lists {len(indices)} indices")
+    return Dim(count, d["increment"], indices)
 
 
 def _wc(d: dict | None) -> WriteConstraint | None:
@@ -281,17 +287,44 @@ def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
                     raise _Bad(f'peripheral {p.name} derives from "{p.derived_from}", which is not a '
                                "peripheral with registers of its own")
                 p.registers, p.clusters = src.registers, src.clusters
-        return Chip(doc["name"], doc["device"], doc.get("vendor"), doc["width"], doc["addressUnitBits"],
+        chip = Chip(doc["name"], doc["device"], doc.get("vendor"), doc["width"], doc["addressUnitBits"],
                     peripherals, doc["source"], doc.get("cpu"), doc.get("description"))
+        count = chip.register_count()  # from the declared arrays: cheap, never expands them
+        if count > MAX_REGISTER_INSTANCES:
+            raise _Bad(f"its arrays expand to {count:,} register instances, more than the "
+                       f"{MAX_REGISTER_INSTANCES:,} a chip may have")
+        return chip
     except _Bad as e:
         raise bad(f"corrupt chip database: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise bad(f"corrupt chip database: {type(e).__name__}: {e}") from None
 
 
+# Chips decoded in this process, by file identity: validating 1,000 specs for one chip decodes
+# it once. The model is read-only by contract (clawgen.chips.model), so sharing it is safe; a
+# re-imported file (new size, mtime or inode) is a new key.
+MAX_CACHED_CHIPS = 8
+_CHIPS: dict[tuple, Chip] = {}
+
+
 def read_chip(path: str | os.PathLike[str]) -> Chip:
-    """Load a chip database file (``.json`` or ``.json.gz``)."""
+    """Load a chip database file (``.json`` or ``.json.gz``); cached per file version."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_chip(path)  # reports the error
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    chip = _CHIPS.get(key)
+    if chip is None:
+        chip = _read_chip(path)
+        while len(_CHIPS) >= MAX_CACHED_CHIPS:  # a long-lived process: drop the oldest
+            del _CHIPS[next(iter(_CHIPS))]
+        _CHIPS[key] = chip
+    return chip
+
+
+def _read_chip(path: Path) -> Chip:
     where = str(path)
     try:
         raw = path.read_bytes()

@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 # The five access types of the SVD schema (other spellings are mapped by the importer).
 ACCESS_TYPES = ("read-only", "write-only", "read-write", "writeOnce", "read-writeOnce")
 
+# Register instances of one chip with every array expanded (peripheral, cluster and register
+# arrays, all nesting levels multiplied). The largest vendor file of the test corpus
+# (nrf54lm20a.svd) has 115,609; the cap keeps every pass that expands arrays (policy, summaries,
+# lookups) bounded. The importer and the database reader refuse a chip above it.
+MAX_REGISTER_INSTANCES = 1 << 20
+
 
 @dataclass(slots=True)
 class EnumValue:
@@ -262,6 +268,40 @@ def _block_count(registers: list[Register], clusters: list[Cluster]) -> int:
     return n
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counts over every expanded register instance, computed from the declared elements."""
+
+    registers: int = 0
+    fields: int = 0  # field arrays expanded
+    enum_sets: int = 0  # enumeratedValues sets of those fields
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.registers + other.registers, self.fields + other.fields,
+                      self.enum_sets + other.enum_sets)
+
+    def times(self, k: int) -> Totals:
+        return Totals(self.registers * k, self.fields * k, self.enum_sets * k)
+
+
+def _register_totals(r: Register) -> Totals:
+    fields = enums = 0
+    for f in r.fields:
+        k = dim_count(f.dim)
+        fields += k
+        enums += k * len(f.enums)
+    return Totals(1, fields, enums).times(dim_count(r.dim))
+
+
+def _block_totals(registers: list[Register], clusters: list[Cluster]) -> Totals:
+    t = Totals()
+    for r in registers:
+        t = t + _register_totals(r)
+    for c in clusters:
+        t = t + _block_totals(c.registers, c.clusters).times(dim_count(c.dim))
+    return t
+
+
 @dataclass
 class Chip:
     name: str
@@ -301,6 +341,18 @@ class Chip:
     def register_count(self) -> int:
         """Number of expanded register instances, computed without expanding."""
         return sum(_block_count(p.registers, p.clusters) for p in self.peripherals)
+
+    def peripheral_register_count(self, p: Peripheral) -> int:
+        """Number of expanded register instances of ``p``, computed without expanding."""
+        return _block_count(p.registers, p.clusters)
+
+    def totals(self) -> Totals:
+        """Register instances, fields and enumerated value sets with every array expanded, in
+        time proportional to the declared elements (not to the instances)."""
+        t = Totals()
+        for p in self.peripherals:
+            t = t + _block_totals(p.registers, p.clusters)
+        return t
 
     def find_register(self, path: str) -> RegisterInstance | None:
         """``"GPIO.OUT"``, ``"TIMG0.T0.CONFIG"``, ``"UART0.FIFO"`` (case-insensitive; array

@@ -11,6 +11,7 @@ semantics are documented in ``docs/registers.md``.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 from collections.abc import Callable, Iterator
@@ -358,11 +359,18 @@ def _default_policy_text(chip_name: str) -> str | None:
 
 def default_policy(chip_name: str) -> dict:
     """The built-in default policy of a chip (``{"allow": [...], "deny": [...]}``); empty if none."""
+    allow, deny = _default_policy_lists(chip_name)
+    return {"allow": copy.deepcopy(allow), "deny": copy.deepcopy(deny)}
+
+
+@cache
+def _default_policy_lists(chip_name: str) -> tuple[list, list]:
+    """The parsed default policy, once per process (callers get deep copies)."""
     text = _default_policy_text(chip_name)
     if text is None:
-        return {"allow": [], "deny": []}
+        return [], []
     data = yaml.load(text, Loader=FAST_LOADER) or {}
-    return {"allow": list(data.get("allow") or []), "deny": list(data.get("deny") or [])}
+    return list(data.get("allow") or []), list(data.get("deny") or [])
 
 
 # ---------------------------------------------------------------------------------------------

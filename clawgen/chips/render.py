@@ -32,24 +32,20 @@ class RegisterPlan:
 
 
 def _env() -> jinja2.Environment:
-    # The build's own environment when present, so tests render exactly what a build renders.
-    try:
-        from clawgen.render import environment
+    """The build's own environment (its filters and globals, ``table_layout`` among them), so tests
+    render exactly what a build renders."""
+    from clawgen.render import environment  # lazily: clawgen.render's globals import clawgen.chips
 
-        return environment()
-    except ImportError:
-        return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
-                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                  trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    return environment()
 
 
 def _header(plan: Any, comment: str) -> str:
-    try:
-        from clawgen.render import provenance_header
-
-        return provenance_header(plan, comment)
-    except (ImportError, AttributeError):
+    """A build's provenance header; a bare ``RegisterPlan`` (tests) has no spec or board: a short one."""
+    if isinstance(plan, RegisterPlan):
         return DEFAULT_HEADER.replace("#", comment, 1)
+    from clawgen.render import provenance_header
+
+    return provenance_header(plan, comment)
 
 
 def template_context(policy_table: PolicyTable | None, chip: Any = None, board: Any = None) -> dict:

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
+from lxml.etree import tostring
 
 from clawgen.chips.model import (
     ACCESS_TYPES,
+    MAX_REGISTER_INSTANCES,
     AddressBlock,
     Chip,
     Cluster,
@@ -43,6 +45,7 @@ from clawgen.chips.model import (
     Peripheral,
     Register,
     WriteConstraint,
+    dim_count,
 )
 from clawgen.diagnostics import ERROR, WARNING, Diagnostic, DiagnosticError
 
@@ -90,7 +93,13 @@ _ACCESS_ALIASES = {
 }
 _ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
 # The children of a field that ``_Importer.plain_fields`` builds without a node.
-_PLAIN_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "access"})
+_PLAIN_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "lsb", "msb", "bitRange", "access",
+                          "modifiedWriteValues", "readAction"})
+_PLAIN_FIELD_ENUMS = _PLAIN_FIELD | {"enumeratedValues"}
+_COMMON_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "access"})
+_ONLY_FIELDS = frozenset({"fields"})
+# The children of an enumeratedValue that the fast path reads (isDefault goes the general way).
+_PLAIN_ENUM_VALUE = frozenset({"name", "description", "value"})
 # Bit offsets and widths as plain decimals: a lookup instead of checking and parsing each one
 # (any other spelling goes through the general path and parse_int).
 _BIT_NUMBER: dict[str | None, int] = {str(i): i for i in range(65)}
@@ -101,6 +110,10 @@ _PROTECTION = {"s", "n", "p"}
 _ENUM_USAGE = {"read", "write", "read-write"}
 
 _MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
+# Numbers are addresses, sizes and bit positions: none needs more than 64 bits. Longer digit
+# strings are refused before int() sees them (int() of a 5,000-digit string raises ValueError).
+_MAX_VALUE = 1 << 64
+_MAX_DIGITS = 80
 _INT_RE = re.compile(r"^\s*\+?(0[xX][0-9a-fA-F]+|0[bB][01]+|#[01]+|[0-9]+)\s*([kKmMgGtT])?\s*$")
 _SCALE = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _BITRANGE_RE = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
@@ -109,7 +122,7 @@ _ENUM_VALUE_RE = re.compile(r"^\s*(?:(0[xX])([0-9a-fA-F]+)|(0[bB]|#)([01xX]+)|(\
 
 def parse_int(text: str | None) -> int | None:
     """An SVD scaledNonNegativeInteger (``0x1F``, ``0b101``, ``#101``, ``42``, ``4k``), or None."""
-    if text is None:
+    if text is None or len(text) > _MAX_DIGITS:
         return None
     m = _INT_RE.match(text)
     if not m:
@@ -136,10 +149,15 @@ def _int(text: str) -> int | None:
     return parse_int(text)
 
 
+def _shown(text: str) -> str:
+    """A value for a message: long ones cut (a hostile file's 5,000 digits are no help)."""
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
 def parse_enum_value(text: str) -> tuple[int, int | None] | None:
     """(value, mask) of an enumeratedValue ``value``; mask None means "all bits of the field".
     ``#1xx0`` -> (0b1000, 0b1001): ``x`` marks a don't-care bit."""
-    m = _ENUM_VALUE_RE.match(text)
+    m = _ENUM_VALUE_RE.match(text) if len(text) <= _MAX_DIGITS else None
     if not m:
         return None
     if m.group(2) is not None:
@@ -160,8 +178,8 @@ def parse_enum_value(text: str) -> tuple[int, int | None] | None:
 class _Node:
     """One SVD element: its simple values (text, line) and its child nodes by kind."""
 
-    __slots__ = ("derived_from", "el", "field_els", "index", "kids", "kind", "line", "name", "parent", "props",
-                 "resolved", "resolving", "wc")
+    __slots__ = ("derived_from", "el", "field_els", "fields_from", "fields_read", "index", "kids", "kind", "line",
+                 "name", "parent", "props", "resolved", "resolving", "wc")
 
     def __init__(self, kind: str, el: etree._Element, parent: _Node | None):
         self.kind = kind
@@ -178,9 +196,13 @@ class _Node:
         self.resolving = False
         self.index: dict[str, _Node] | None = None
         self.wc: dict[str, tuple[str, int]] | None = None  # writeConstraint children
-        # A register's <fields> containers, not yet read into child nodes (``_Importer.items``):
-        # most fields are plain and are built straight from the XML without a node of their own.
+        # A register's <fields> containers. They are read into child nodes (``_Importer.items``)
+        # only when a lookup or the general build path needs them: most fields are plain and are
+        # built straight from the XML without a node of their own.
         self.field_els: list[etree._Element] | None = None
+        self.fields_read = False
+        # A derived register without fields of its own: the node whose fields it has.
+        self.fields_from: _Node | None = None
 
     def get(self, key: str) -> str | None:
         """The stripped text of a simple child; None when absent or empty."""
@@ -238,12 +260,18 @@ class _Importer:
         self.unknown: dict[tuple[str, str], list[int]] = {}
         self.build_memo: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
         self.enum_memo: dict[int, EnumSet | None] = {}
+        self.plain_enum_memo: dict[tuple[bytes, int], EnumSet | None] = {}
+        self.enum_value_texts: dict[str, tuple[int, int | None]] = {}  # <value> text -> parsed, (-1, None): bad
+        # (id(field containers), access, size) -> (the containers, kept alive for their id; fields)
+        self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], list[int], bool] | None]] = {}
         self.ctx_memo: dict[tuple, _Ctx] = {}
         self.nodes: list[_Node] = []  # every node read, to break their parent cycles at the end
         self.device: _Node | None = None
         self.enum_index: dict[str, _Node] | None = None
         self.reg_lines: dict[int, int] = {}  # id(Register) -> source line, for later checks
         self.items_owner: dict[int, _Node] = {}  # id(peripheral's register list) -> declaring node
+        self.instances: dict[int, int] = {}  # id(Cluster) -> its register instances, arrays expanded
+        self.total_instances = 0  # of the peripherals built so far
 
     # -- diagnostics ---------------------------------------------------------------------------
     def warn(self, line: int, where: _Node | str, message: str) -> None:
@@ -275,8 +303,13 @@ class _Importer:
         props = {c.tag: c.text for c in el}
         simple = _SIMPLE[kind]
         if not props.keys() <= simple:
+            extra = props.keys() - simple
+            if extra == _ONLY_FIELDS and kind == "register":  # the usual register: just its <fields>
+                del props["fields"]
+                node.field_els = list(el.iterchildren("fields"))
+                extra = ()
             struct = _STRUCT[kind]
-            for tag in props.keys() - simple:
+            for tag in extra:
                 del props[tag]
                 if not isinstance(tag, str):
                     continue  # comments, processing instructions, entities
@@ -332,10 +365,14 @@ class _Importer:
     def items(self, node: _Node) -> list[_Node]:
         """``node``'s child nodes (registers, clusters, fields, enumeratedValues), reading a
         register's deferred fields first."""
-        if node.field_els is not None:
-            containers, node.field_els = node.field_els, None
+        if node.fields_from is not None:
+            base, node.fields_from = node.fields_from, None
+            node.fields_read = True
+            node.kids["items"] = self.items(base)
+        elif node.field_els is not None and not node.fields_read:
+            node.fields_read = True
             items = node.kids.setdefault("items", [])
-            for child in containers:
+            for child in node.field_els:
                 for c in child:
                     ctag = c.tag
                     if not isinstance(ctag, str):
@@ -366,7 +403,9 @@ class _Importer:
                 node.resolved = node
                 return node
             base_r = self.resolve(base)
-            if node.kind == "register":  # merging works on field nodes: read them
+            if node.kind == "register" and node.field_els is not None:
+                # Merging fields by name works on field nodes: read them. (A register without
+                # fields of its own takes its base's as they are: see merge.)
                 self.items(base_r)
                 self.items(node)
             if base_r is node or (base_r.derived_from is not None and base_r.resolved is None):
@@ -388,6 +427,11 @@ class _Importer:
                     m.props.pop(k, None)
         m.name = own.name or base.name  # an unnamed derived enumeratedValues keeps the base's name
         m.wc = own.wc if own.wc is not None else base.wc
+        if own.kind == "register" and own.field_els is None:
+            # No fields of its own: the base's, still unread if nothing looked into them, so the
+            # fast path builds them (once: see plain_memo) as it does the base's.
+            m.field_els = base.field_els
+            m.fields_from = base
         for bucket in set(base.kids) | set(own.kids):
             b = base.kids.get(bucket, [])
             o = own.kids.get(bucket)
@@ -458,11 +502,18 @@ class _Importer:
         text = node.props.get(key)
         if not text:
             return None
+        if len(text) > _MAX_DIGITS and len(text.strip()) > _MAX_DIGITS:
+            self.warn(node.line_of(key), node, f"<{key}> has {len(text.strip())} characters: too large "
+                                               "for any address, size or bit number; ignored")
+            return None
         v = _int(text)
         if v is None:
             if not text.strip():
                 return None
-            self.warn(node.line_of(key), node, f'<{key}> "{text.strip()}" is not a number; ignored')
+            self.warn(node.line_of(key), node, f'<{key}> "{_shown(text.strip())}" is not a number; ignored')
+        elif v >= _MAX_VALUE:
+            self.warn(node.line_of(key), node, f'<{key}> "{text.strip()}" does not fit in 64 bits; ignored')
+            return None
         return v
 
     def access_prop(self, node: _Node, key: str = "access") -> str | None:
@@ -615,7 +666,23 @@ class _Importer:
             self.warn(n.line, n, "cluster without <addressOffset>; taken as 0")
             offset = 0
         regs, clusters = self.build_block(n.kids.get("items", []), self.ctx_of(n, outer))
-        return Cluster(named[0], offset, named[1], regs, clusters, self.description(n))
+        count = dim_count(named[1]) * self.block_instances(regs, clusters)
+        self.check_instances(n, "cluster", count)
+        c = Cluster(named[0], offset, named[1], regs, clusters, self.description(n))
+        self.instances[id(c)] = count
+        return c
+
+    def block_instances(self, regs: list[Register], clusters: list[Cluster]) -> int:
+        """Register instances of a block, arrays at every level expanded (counted, not built)."""
+        return sum(dim_count(r.dim) for r in regs) + sum(self.instances[id(c)] for c in clusters)
+
+    def check_instances(self, n: _Node, kind: str, count: int) -> None:
+        """Refuse arrays whose expansion (all nesting levels multiplied) exceeds the chip cap:
+        every later pass that expands arrays would take hours or run out of memory."""
+        if count > MAX_REGISTER_INSTANCES:
+            raise self.fatal(n.line, f'{kind} "{n.path()}" expands to {count:,} register instances (its '
+                             f"<dim> arrays and those inside it multiplied), more than the "
+                             f"{MAX_REGISTER_INSTANCES:,} a chip may have; check the <dim> values")
 
     def build_register(self, n: _Node, outer: _Ctx) -> Register | None:
         named = self.array_name(n)
@@ -639,13 +706,22 @@ class _Importer:
                       f"reset value {reset_value:#x} does not fit in {size} bits; truncated")
             reset_value &= full
         reset_mask &= full
-        plain = self.plain_fields(n.field_els, ctx.access) if n.field_els is not None else None
+        plain = None
+        if n.field_els is not None:
+            # Registers derived without fields of their own share the base's containers: same
+            # XML, same inherited access and size -> the same fields, built once and shared.
+            key = (id(n.field_els), ctx.access, size)
+            hit = self.plain_memo.get(key)
+            if hit is None:
+                hit = self.plain_memo[key] = (n.field_els, self.plain_fields(n.field_els, ctx.access, size))
+            plain = hit[1]
+        field_lines: list[int]
         if plain is not None:
-            fields, field_lines = plain
+            fields, field_lines, clean = plain
         else:
-            fields, field_lines = [], []
+            fields, field_lines, clean = [], [], False
             for x in self.items(n):
-                f = self.build_field(x.resolved or self.resolve(x), ctx.access)
+                f = self.build_field(x.resolved or self.resolve(x), ctx.access, size)
                 if f is not None:
                     fields.append(f)
                     field_lines.append(x.line)
@@ -655,51 +731,181 @@ class _Importer:
             for f in fields:
                 if f.access is None:
                     f.access = access
-        self.check_fields(n, fields, field_lines, size)
+        if not clean:
+            self.check_fields(n, fields, field_lines, size)
+        props = n.props
         reg = Register(
             name, offset, size, access, ctx.protection, reset_value, reset_mask, dim, fields,
-            self.choice_prop(n, "modifiedWriteValues", _MWV), self.choice_prop(n, "readAction", _READ_ACTIONS),
+            self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in props else None,
+            self.choice_prop(n, "readAction", _READ_ACTIONS) if "readAction" in props else None,
             self.write_constraint(n) if n.wc is not None else None,
-            n.get("alternateRegister") if "alternateRegister" in n.props else None,
-            n.get("alternateGroup") if "alternateGroup" in n.props else None, self.description(n))
+            n.get("alternateRegister") if "alternateRegister" in props else None,
+            n.get("alternateGroup") if "alternateGroup" in props else None,
+            self.description(n) if "description" in props else None)
         self.reg_lines[id(reg)] = n.line
         return reg
 
-    def plain_fields(self, containers: list[etree._Element],
-                     reg_access: str | None) -> tuple[list[Field], list[int]] | None:
+    def plain_fields(self, containers: list[etree._Element], reg_access: str | None,
+                     size: int) -> tuple[list[Field], list[int], bool] | None:
         """The fields of a register straight from the XML, when every one is plain (name, bit
-        offset and width as decimals, standard or no access, description; no derivedFrom): the
-        common case, and the bulk of an import. None sends the register down the general path
-        (``_Importer.items`` + ``build_field``), which also does all the warning."""
+        offset and width as decimals inside the register, standard or no access, description,
+        plain enumerated values; no derivedFrom): the common case, and the bulk of an import.
+        None sends the register down the general path (``_Importer.items`` + ``build_field``),
+        which also does all the warning. The flag says the fields need no check_fields (they
+        neither overlap nor leave the register)."""
         fields: list[Field] = []
-        lines: list[int] = []
+        lines: list[int] = []  # for check_fields' warnings
         keep = self.keep_descriptions
+        bits = _BIT_NUMBER
+        used = 0
+        clean = True
         for child in containers:
             for c in child:
-                if c.tag != "field" or len(c.attrib):  # derivedFrom (or anything else) -> general path
+                if c.tag != "field" or c.get("derivedFrom") is not None:  # (other attributes mean nothing)
                     return None
                 p = {x.tag: x.text for x in c}
-                if not p.keys() <= _PLAIN_FIELD:
-                    return None
-                name = p.get("name")
-                lsb, width = _BIT_NUMBER.get(p.get("bitOffset")), _BIT_NUMBER.get(p.get("bitWidth"))
-                if not name or lsb is None or not width or "%s" in name:
-                    return None
+                if p.keys() <= _COMMON_FIELD:
+                    # The usual field: name, bitOffset, bitWidth, access, description.
+                    name = p.get("name")
+                    lsb, width = bits.get(p.get("bitOffset")), bits.get(p.get("bitWidth"))
+                    if not name or lsb is None or not width or lsb >= size or width > size or "%s" in name:
+                        return None
+                    acc = p.get("access")
+                    if acc is not None:
+                        acc = _ACCESS_EXACT.get(acc)
+                        if acc is None:
+                            return None
+                    mwv = action = None
+                    enums: list[EnumSet] = []
+                else:
+                    rest = self.plain_field_rest(c, p, size)
+                    if rest is None:
+                        return None
+                    name, lsb, width, acc, mwv, action, enums = rest
                 name = name.strip()
                 if not name:
                     return None
-                acc = p.get("access")
-                if acc is not None:
-                    acc = _ACCESS_EXACT.get(acc)
-                    if acc is None:
-                        return None
                 desc = p.get("description") if keep else None
-                fields.append(Field(name, lsb, width, acc or reg_access, None, None, None, [],
-                                    _squeeze(desc) if desc else None, None))
+                if desc:  # _squeeze, inlined for the common one-line description
+                    desc = (desc.strip(" ") or None) if desc.isprintable() and "  " not in desc else _squeeze(desc)
+                fields.append(Field(name, lsb, width, acc or reg_access, mwv, action, None, enums, desc or None, None))
                 lines.append(c.sourceline or 0)
-        return fields, lines
+                m = ((1 << width) - 1) << lsb
+                if used & m:
+                    clean = False
+                used |= m
+        return fields, lines, clean and used.bit_length() <= size
 
-    def build_field(self, n: _Node, reg_access: str | None) -> Field | None:
+    def plain_field_rest(self, c: etree._Element, p: dict[str, str | None],
+                         size: int) -> tuple[str, int, int, str | None, str | None, str | None, list[EnumSet]] | None:
+        """plain_fields for a field with more than the usual children (lsb/msb or bitRange,
+        modifiedWriteValues, readAction, enumeratedValues): its values, or None if not plain."""
+        if not p.keys() <= _PLAIN_FIELD_ENUMS:
+            return None
+        name = p.get("name")
+        # The same precedence as build_field: bitOffset, then lsb + msb, then bitRange.
+        if "bitOffset" in p:
+            lsb, width = _BIT_NUMBER.get(p["bitOffset"]), _BIT_NUMBER.get(p.get("bitWidth"))
+        elif "lsb" in p and "msb" in p:
+            lsb, hi = _BIT_NUMBER.get(p["lsb"]), _BIT_NUMBER.get(p["msb"])
+            if lsb is None or hi is None or hi < lsb:
+                return None
+            width = hi - lsb + 1
+        elif "bitRange" in p:
+            br = p["bitRange"]
+            if not br or br[0] != "[" or br[-1] != "]":
+                return None
+            hi_text, _, lo_text = br[1:-1].partition(":")
+            lsb, hi = _BIT_NUMBER.get(lo_text), _BIT_NUMBER.get(hi_text)
+            if lsb is None or hi is None or hi < lsb:
+                return None
+            width = hi - lsb + 1
+        else:
+            return None
+        if not name or lsb is None or not width or "%s" in name or lsb >= size or width > size:
+            return None
+        acc = p.get("access")
+        if acc is not None:
+            acc = _ACCESS_EXACT.get(acc)
+            if acc is None:
+                return None
+        mwv = p.get("modifiedWriteValues")
+        if mwv is not None and mwv not in _MWV:
+            return None
+        action = p.get("readAction")
+        if action is not None and action not in _READ_ACTIONS:
+            return None
+        enums: list[EnumSet] = []
+        if "enumeratedValues" in p:
+            memo = self.plain_enum_memo
+            for ev in c.iterchildren("enumeratedValues"):
+                # Vendor files repeat the same sets many times over (ENABLE/DISABLE...): equal
+                # XML gives an equal set, built once and shared (the model is read-only).
+                key = (tostring(ev, with_tail=False) if len(ev) or len(ev.attrib) else b"", width)
+                es = memo.get(key)
+                if es is None:
+                    es = memo[key] = self.plain_enum_set(ev, width)
+                    if es is None:
+                        return None
+                enums.append(es)
+            if len(enums) > 2:
+                return None
+        return name, lsb, width, acc, mwv, action, enums
+
+    def plain_enum_set(self, el: etree._Element, width: int) -> EnumSet | None:
+        """An <enumeratedValues> straight from the XML when nothing in it needs a warning or a
+        lookup (no derivedFrom, isDefault, odd usage, bad or repeated values); else None. Gives
+        what ``build_enum_set`` gives for the same element."""
+        if len(el.attrib):
+            return None
+        full = (1 << width) - 1
+        name = usage = None
+        values: list[EnumValue] = []
+        seen: set[tuple[int, int]] = set()
+        keep = self.keep_descriptions
+        parsed_values = self.enum_value_texts
+        for v in el:
+            tag = v.tag
+            if tag == "enumeratedValue":
+                vp = {y.tag: y.text for y in v}
+                if not vp.keys() <= _PLAIN_ENUM_VALUE or len(v.attrib):
+                    return None
+                vname = vp.get("name")
+                text = vp.get("value")
+                if not vname or not text:
+                    return None
+                vname = vname.strip()
+                if not vname:
+                    return None
+                # A file spells its values a few ways over and over ("#0", "#1", "0x1"): each
+                # distinct text is parsed once.
+                parsed = parsed_values.get(text)
+                if parsed is None:
+                    parsed = parsed_values[text] = parse_enum_value(text) or (-1, None)
+                value, m = parsed
+                if value < 0:
+                    return None
+                vmask = full if m is None else m & full
+                key = (value, vmask)
+                if value & ~full or key in seen:
+                    return None
+                seen.add(key)
+                d = vp.get("description") if keep else None
+                if d:  # _squeeze, inlined for the common one-line description
+                    d = (d.strip(" ") or None) if d.isprintable() and "  " not in d else _squeeze(d)
+                values.append(EnumValue(vname, value, vmask, False, d or None))
+            elif tag == "name":
+                name = v.text
+            elif tag == "usage":
+                usage = v.text
+            elif tag != "headerEnumName":
+                return None
+        if usage is not None and usage not in _ENUM_USAGE:
+            return None
+        name = name.strip() if name else None
+        return EnumSet(name or None, usage or "read-write", values)
+
+    def build_field(self, n: _Node, reg_access: str | None, size: int) -> Field | None:
         # The hot path of an import (most elements are fields): common forms are inlined.
         p = n.props
         name = n.name
@@ -712,14 +918,16 @@ class _Importer:
         lsb: int | None
         width: int | None
         bo, bw = p.get("bitOffset"), p.get("bitWidth")
-        if bo is not None and bw is not None and bo.isdecimal() and bw.isdecimal() and bo.isascii() and bw.isascii():
+        if bo is not None and bw is not None and bo.isdecimal() and bw.isdecimal() and bo.isascii() and bw.isascii() \
+                and len(bo) < 20 and len(bw) < 20:
             lsb, width = int(bo), int(bw)
         elif "bitOffset" in p:
             lsb = self.int_prop(n, "bitOffset")
             width = self.int_prop(n, "bitWidth") if "bitWidth" in p else 1
         elif ("lsb" in p and "msb" in p) or "bitRange" in p:
             if "bitRange" in p and not ("lsb" in p and "msb" in p):
-                m = _BITRANGE_RE.match(p["bitRange"] or "")
+                br = p["bitRange"] or ""
+                m = _BITRANGE_RE.match(br) if len(br) <= _MAX_DIGITS else None
                 lo, hi = (int(m.group(2)), int(m.group(1))) if m is not None else (None, None)
             else:
                 lo, hi = self.int_prop(n, "lsb"), self.int_prop(n, "msb")
@@ -735,6 +943,15 @@ class _Importer:
         if lsb is None or width is None:
             self.warn(n.line, n, "field without a valid bit position (bitOffset/bitWidth, lsb/msb or "
                                  "bitRange); skipped")
+            return None
+        # Bit numbers are bounded by the register: a field that starts beyond it (or is wider than
+        # it) is dropped, so no mask ever has more than 2 x 64 bits. (A field that merely runs
+        # past the register's end is kept, with check_fields' warning.)
+        last = lsb + (dim.count - 1) * dim.increment if dim is not None else lsb
+        if last >= size or width > size or (dim is not None and dim.count > size):
+            arr = f", {dim.count} elements {dim.increment} bits apart" if dim is not None else ""
+            self.warn(n.line, n, f'field "{name}" (bit offset {lsb}, width {width}{arr}) lies outside the '
+                                 f"{size}-bit register; skipped")
             return None
         acc = p.get("access")
         access = (_ACCESS_EXACT.get(acc) or self.access_prop(n) if acc else None) or reg_access
@@ -781,8 +998,8 @@ class _Importer:
                 continue
             parsed = parse_enum_value(text)
             if parsed is None:
-                self.warn(v.line_of("value"), n, f'enumeratedValue "{vname}": value "{text}" is not '
-                                                        "a number; skipped")
+                self.warn(v.line_of("value"), n, f'enumeratedValue "{vname}": value "{_shown(text)}" '
+                                                        "is not a number; skipped")
                 continue
             value, mask = parsed
             mask = full if mask is None else mask & full
@@ -856,7 +1073,8 @@ class _Importer:
             for k, f in enumerate(fields):
                 ftop = max(hi for lo, hi, j in spans if j == k)
                 if ftop >= size:
-                    self.warn(lines[k], n, f'field "{f.name}" (bits {ftop}:{f.lsb}) lies outside the {size}-bit register')
+                    self.warn(lines[k], n,
+                              f'field "{f.name}" (bits {ftop}:{f.lsb}) lies outside the {size}-bit register')
         if clean:
             return
         active: list[tuple[int, int, int]] = []
@@ -902,16 +1120,7 @@ class _Importer:
             else:
                 spans.append([b0, b1])
         outside: list[tuple[str, int, Register]] = []
-        if len(spans) == 1:
-            s0, s1 = spans[0]
-
-            def inside(lo: int, hi: int) -> bool:
-                return s0 <= lo and hi <= s1
-        else:
-            def inside(lo: int, hi: int) -> bool:
-                return any(b0 <= lo and hi <= b1 for b0, b1 in spans)
-
-        _regs_outside(p.registers, p.clusters, 0, p.name, inside, outside)
+        _regs_outside(p.registers, p.clusters, 0, p.name, [(b0, b1) for b0, b1 in spans], outside)
         if outside:
             path, off, r = outside[0]
             more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
@@ -947,6 +1156,13 @@ class _Importer:
                 self.warn(i.line, n, "interrupt needs <name> and <value>; ignored")
                 continue
             irqs.append(Interrupt(i.name, value, self.description(i)))
+        count = dim_count(dim) * self.block_instances(regs, clusters)
+        self.check_instances(n, "peripheral", count)
+        self.total_instances += count
+        if self.total_instances > MAX_REGISTER_INSTANCES:
+            raise self.fatal(n.line, f'peripheral "{n.path()}" brings the chip to {self.total_instances:,} '
+                             f"register instances (arrays expanded), more than the {MAX_REGISTER_INSTANCES:,} "
+                             "a chip may have")
         # The peripheral that declared the registers this one shares (end of a derivedFrom chain).
         owner = self.items_owner.get(id(n.kids.get("items")))
         derived = owner.name if owner is not None and owner is not raw else None
@@ -964,21 +1180,30 @@ class _Importer:
 
 
 def _regs_outside(regs: list[Register], clusters: list[Cluster], base: int, prefix: str,
-                  inside: Callable[[int, int], bool], outside: list[tuple[str, int, Register]]) -> None:
-    """Collect into ``outside`` the registers (first or last array element) not ``inside``.
-    (A module function, not a recursive closure: that would be a reference cycle per call.)"""
+                  spans: list[tuple[int, int]], outside: list[tuple[str, int, Register]]) -> None:
+    """Collect into ``outside`` the registers (first or last array element) not inside one of the
+    ``spans`` (sorted, disjoint). (A module function, not a recursive closure: that would be a
+    reference cycle per call.)"""
+    s0, s1 = spans[0] if len(spans) == 1 else (-1, -1)
     for r in regs:
-        nbytes = max(1, r.size // 8)
-        last = (r.dim.count - 1) * r.dim.increment if r.dim else 0
+        nbytes = r.size >> 3 or 1
+        d = r.dim
+        last = (d.count - 1) * d.increment if d is not None else 0
         off = base + r.offset
-        if not inside(off, off + nbytes):
+        if s0 <= off and off + last + nbytes <= s1:
+            continue  # one span (the common case): first and last element inside, so all are
+        if not _inside(spans, off, off + nbytes):
             outside.append((f"{prefix}.{r.name}", off, r))
-        elif last and not inside(off + last, off + last + nbytes):
+        elif last and not _inside(spans, off + last, off + last + nbytes):
             outside.append((f"{prefix}.{r.name}", off + last, r))
     for c in clusters:
         last = (c.dim.count - 1) * c.dim.increment if c.dim else 0
         for off in sorted({base + c.offset, base + c.offset + last}):
-            _regs_outside(c.registers, c.clusters, off, f"{prefix}.{c.name}", inside, outside)
+            _regs_outside(c.registers, c.clusters, off, f"{prefix}.{c.name}", spans, outside)
+
+
+def _inside(spans: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    return any(b0 <= lo and hi <= b1 for b0, b1 in spans)
 
 
 def _squeeze(text: str) -> str | None:
@@ -1031,8 +1256,11 @@ def parse_dim_index(text: str) -> list[str] | None:
     text = text.strip()
     m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
     if m:
+        if len(m.group(1)) > 9 or len(m.group(2)) > 9:
+            return None
         lo, hi = int(m.group(1)), int(m.group(2))
-        return [str(i) for i in range(lo, hi + 1)] if lo <= hi else None
+        # Never more than the largest <dim>: a broken range must not allocate a billion strings.
+        return [str(i) for i in range(lo, hi + 1)] if lo <= hi and hi - lo < _MAX_DIM else None
     m = re.fullmatch(r"([A-Z])\s*-\s*([A-Z])", text)
     if m:
         lo, hi = ord(m.group(1)), ord(m.group(2))

@@ -1,8 +1,14 @@
 """Device tables generated from a ``PolicyTable``: the allowlist (for ``clawreg`` and the C user
 module) and the datasheet (for ``clawsheet``), as constants that stay in flash.
 
-Layouts (little-endian) shared by ``templates/app/clawreg.py.j2`` and
-``templates/usermod/clawreg/`` - change them together:
+The record layouts are defined here once (``ENTRY_FIELDS``, ``BLOCK_FIELDS``, the constraint
+header's ``CONS_*_SHIFT``, the flags of ``clawgen.chips.policy``): the Python reader
+(``templates/app/clawreg.py.j2``) gets them as the Jinja global ``table_layout`` (``LAYOUT``),
+the C initializers (``c_entries``/``c_blocks``) are emitted in this field order, and
+tests/chips/test_table_layout.py checks the C structs and flags of
+``templates/usermod/clawreg/clawreg_policy.h`` and both readers' decoding against them.
+
+Layouts (little-endian):
 
 - ENTRIES: one 28-byte record per allowed register, sorted by address:
   ``<I addr, B flags, B ncons, H cons (word index into CONS), I wmask, I hwmask, I idle,
@@ -27,14 +33,75 @@ import yaml
 
 from clawgen.boards import FAST_LOADER
 from clawgen.chips.model import Field, Register
-from clawgen.chips.policy import F_WRITE, PolicyTable
+from clawgen.chips.policy import (
+    C_ENUM,
+    C_RANGE,
+    F_NO_RMW,
+    F_READ,
+    F_READ_EFFECT,
+    F_READBACK,
+    F_WRITE,
+    PolicyTable,
+)
 from clawgen.resources import chips_dir
 
-ENTRY_FORMAT = "<IBBHIIIIHBx"
+# (member name in clawreg_entry_t / clawreg_block_t, struct code): the order of the records and
+# of the C initializers.
+ENTRY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("addr", "I"), ("flags", "B"), ("ncons", "B"), ("cons", "H"), ("wmask", "I"), ("hwmask", "I"),
+    ("idle", "I"), ("idlemask", "I"), ("fstart", "H"), ("fcount", "B"))
+BLOCK_FIELDS: tuple[tuple[str, str], ...] = (("start", "I"), ("size", "I"), ("known", "H"), ("name", "H"))
+
+
+def _record_format(fields: tuple[tuple[str, str], ...]) -> str:
+    """Little-endian, padded to a multiple of 4 bytes (so every record's words stay aligned)."""
+    body = "<" + "".join(code for _, code in fields)
+    return body + "x" * (-struct.calcsize(body) % 4)
+
+
+ENTRY_FORMAT = _record_format(ENTRY_FIELDS)  # "<IBBHIIIIHBx"
 ENTRY_SIZE = struct.calcsize(ENTRY_FORMAT)
-BLOCK_FORMAT = "<IIHH"
+BLOCK_FORMAT = _record_format(BLOCK_FIELDS)  # "<IIHH"
 BLOCK_SIZE = struct.calcsize(BLOCK_FORMAT)
-NO_KNOWN = 0xFFFF
+FIELD_FORMAT = "<BB"  # lsb, width
+NO_KNOWN = 0xFFFF  # a block without a known-register bitmap
+# A constraint record's header word: lsb | width << 8 | kind << 16 | count << 24.
+CONS_LSB_SHIFT = 0
+CONS_WIDTH_SHIFT = 8
+CONS_KIND_SHIFT = 16
+CONS_COUNT_SHIFT = 24
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """The layout constants the device readers are rendered with (Jinja global ``table_layout``)."""
+
+    entry_format: str = ENTRY_FORMAT
+    entry_size: int = ENTRY_SIZE
+    block_format: str = BLOCK_FORMAT
+    block_size: int = BLOCK_SIZE
+    no_known: int = NO_KNOWN
+    cons_width_shift: int = CONS_WIDTH_SHIFT
+    cons_kind_shift: int = CONS_KIND_SHIFT
+    cons_count_shift: int = CONS_COUNT_SHIFT
+    f_read: int = F_READ
+    f_write: int = F_WRITE
+    f_no_rmw: int = F_NO_RMW
+    f_readback: int = F_READBACK
+    f_read_effect: int = F_READ_EFFECT
+    c_range: int = C_RANGE
+    c_enum: int = C_ENUM
+
+    def entry_index(self, name: str) -> int:
+        """Position of a member in an unpacked entry tuple."""
+        return [n for n, _ in ENTRY_FIELDS].index(name)
+
+    def block_prefix(self, count: int) -> str:
+        """The struct format of a block record's first ``count`` members (``"<II"``, ``"<IIH"``)."""
+        return "<" + "".join(code for _, code in BLOCK_FIELDS[:count])
+
+
+LAYOUT = TableLayout()
 
 
 @dataclass
@@ -59,7 +126,7 @@ class DeviceTables:
 
     @property
     def fields_bytes(self) -> bytes:
-        return b"".join(struct.pack("<BB", *f) for f in self.fields)
+        return b"".join(struct.pack(FIELD_FORMAT, *f) for f in self.fields)
 
     @property
     def blocks_bytes(self) -> bytes:
@@ -87,13 +154,13 @@ class DeviceTables:
         return py_literal_lines(data)
 
     def c_entries(self) -> str:
-        rows = [f"{{0x{a:08X}u, 0x{fl:02X}u, {nc}u, {ci}u, 0x{wm:08X}u, 0x{hw:08X}u, 0x{idle:08X}u, "
-                f"0x{im:08X}u, {fs}u, {fc}u}}"
-                for a, fl, nc, ci, wm, hw, idle, im, fs, fc in self.entries]
+        """C initializers of ``clawreg_entry_t``, members in ``ENTRY_FIELDS`` order."""
+        rows = ["{" + ", ".join(_C_ENTRY_SPELL[k].format(v) for k, v in enumerate(e)) + "}" for e in self.entries]
         return ",\n    ".join(rows) if rows else "{0}"
 
     def c_blocks(self) -> str:
-        rows = [f"{{0x{s:08X}u, 0x{z:08X}u, 0x{k:04X}u, {n}u}}" for s, z, k, n in self.blocks]
+        """C initializers of ``clawreg_block_t``, members in ``BLOCK_FIELDS`` order."""
+        rows = ["{" + ", ".join(_C_BLOCK_SPELL[k].format(v) for k, v in enumerate(b)) + "}" for b in self.blocks]
         return ",\n    ".join(rows) if rows else "{0}"
 
     def c_cons(self) -> str:
@@ -119,6 +186,14 @@ class DeviceTables:
         return struct.pack(f"<{len(out)}H", *out)
 
 
+# How each member is written in the C initializers (hex for masks and addresses).
+_C_SPELL = {"addr": "0x{:08X}u", "flags": "0x{:02X}u", "wmask": "0x{:08X}u", "hwmask": "0x{:08X}u",
+            "idle": "0x{:08X}u", "idlemask": "0x{:08X}u", "start": "0x{:08X}u", "size": "0x{:08X}u",
+            "known": "0x{:04X}u"}
+_C_ENTRY_SPELL = [_C_SPELL.get(name, "{}u") for name, _ in ENTRY_FIELDS]
+_C_BLOCK_SPELL = [_C_SPELL.get(name, "{}u") for name, _ in BLOCK_FIELDS]
+
+
 class TableTooLarge(ValueError):
     """The policy allows more than the device tables can index (the spec must narrow it)."""
 
@@ -131,7 +206,8 @@ def device_tables(table: PolicyTable) -> DeviceTables:
     for e in table.entries:
         cons_start = len(cons)
         for c in e.constraints:
-            cons.append(c.lsb | c.width << 8 | c.kind << 16 | len(c.values) << 24)
+            cons.append(c.lsb << CONS_LSB_SHIFT | c.width << CONS_WIDTH_SHIFT | c.kind << CONS_KIND_SHIFT
+                        | len(c.values) << CONS_COUNT_SHIFT)
             for a, b in c.values:
                 cons += [a & 0xFFFFFFFF, b & 0xFFFFFFFF]
         if len(cons) > 0xFFFF or len(e.constraints) > 255:

@@ -20,8 +20,6 @@ import hashlib
 import os
 import re
 import struct
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,6 +263,8 @@ def import_firmware(data: bytes, board: dict, source: str) -> tuple[Path, BaseFi
 
 
 def download(url: str, timeout: float = 30.0) -> bytes:
+    import urllib.request  # only `firmware fetch` downloads: a build never pays for urllib/http.client
+
     req = urllib.request.Request(url, headers={"User-Agent": "clawgen"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return resp.read()
@@ -288,7 +288,7 @@ def fetch_firmware(board: dict, file: Path | None = None) -> tuple[Path, BaseFir
                          + obtain_instructions(board))
     try:
         data = download(url)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+    except (OSError, TimeoutError) as e:  # urllib.error.URLError is an OSError
         reason = getattr(e, "reason", None) or e
         raise UsageError(f"cannot download {url} ({reason}); to get it by hand:\n  "
                          + obtain_instructions(board)) from None

@@ -18,7 +18,7 @@ def firmware_group() -> None:
               help="Import this already-downloaded .bin instead of downloading.")
 def fetch_command(board_name: str, file: Path | None) -> None:
     """Put the pinned stock MicroPython release for BOARD into the cache, after checking it."""
-    from clawgen.cli import run_guarded  # lazily: clawgen.cli imports this module
+    from clawgen.guard import run_guarded
 
     def body() -> None:
         from clawgen.boards import load_board
@@ -37,7 +37,7 @@ def fetch_command(board_name: str, file: Path | None) -> None:
 @click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
 def path_command(board_name: str) -> None:
     """Print where the base firmware for BOARD is cached, and how to obtain it if it is not."""
-    from clawgen.cli import run_guarded
+    from clawgen.guard import run_guarded
 
     def body() -> None:
         from clawgen.boards import load_board
@@ -54,10 +54,6 @@ def path_command(board_name: str) -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(firmware_group)
-    try:
-        from clawgen.image import flash_cli
-    except ModuleNotFoundError as e:  # flash/monitor not present in this build
-        if e.name != "clawgen.image.flash_cli":
-            raise
-        return
+    from clawgen.image import flash_cli
+
     flash_cli.register(group)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.image.regions import FlashRegion
 
 FLASH_ARGS = Path("image") / "flash_args.json"
 ROM_BAUD = 115200  # every ESP ROM bootloader starts at this rate
@@ -38,13 +39,6 @@ DEFAULT_BAUD = 460800
 BEFORE_CHOICES = ("default-reset", "usb-reset", "no-reset")
 AFTER_CHOICES = ("hard-reset", "soft-reset", "no-reset")
 DOWNLOAD_MODE_HINT = "hold BOOT, press and release RESET, release BOOT, then retry"
-
-
-@dataclass(frozen=True)
-class FlashRegion:
-    name: str
-    offset: int
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -94,14 +88,23 @@ def _bad(file: Path, message: str, path: str = "", line: int = 1, column: int = 
     return DiagnosticError(Diagnostic(str(file), line, column, path, "error", message))
 
 
-def load_flash_plan(build_dir: Path, app_only: bool = False) -> FlashPlan:
-    """Read ``image/flash_args.json``; DiagnosticError (exit 2) naming the file if it is unusable."""
+def load_flash_plan(build_dir: Path, app_only: bool = False, device: str | None = None,
+                    staged: bool = False) -> FlashPlan:
+    """Read ``image/flash_args.json``; DiagnosticError (exit 2) naming the file if it is unusable.
+
+    A fleet build (``clawgen build --devices``) needs ``device``: that device's NVS image is
+    written last, over the NVS region of the merged image (clawgen/fleet.py ``flash_region``).
+    ``staged``: a build still being staged (its build.json comes last), e.g. for the web install page.
+    """
     from esptool.targets import CHIP_DEFS
 
     build_dir = Path(build_dir)
     args_file = build_dir / FLASH_ARGS
     if not build_dir.is_dir():
         raise _bad(build_dir, "no such build directory (run `clawgen build` first)")
+    if not staged and not (build_dir / "build.json").is_file():
+        raise _bad(build_dir, "not a clawgen build directory (it has no build.json): give the directory "
+                   "`clawgen build` wrote, e.g. generated/NAME/BOARD")
     if not args_file.is_file():
         raise _bad(args_file, "missing: this build has no flashable images "
                    "(run `clawgen build` again without --no-images)")
@@ -160,6 +163,17 @@ def load_flash_plan(build_dir: Path, app_only: bool = False) -> FlashPlan:
     for a, b in itertools.pairwise(ordered):
         if a.offset + a.path.stat().st_size > b.offset:
             raise _bad(args_file, f"images {a.name} ({a.offset:#x}) and {b.name} ({b.offset:#x}) overlap")
+    from clawgen.fleet import flash_region
+
+    own = flash_region(doc, args_file, device)
+    if own is not None:
+        end = own.offset + own.path.stat().st_size
+        others = regions if app_only else []  # a full flash: the merged image, whose NVS region it replaces
+        if end > size_bytes or any(r.offset < end and own.offset < r.offset + r.path.stat().st_size
+                                   for r in others):
+            raise _bad(args_file, f"the device's NVS image ({own.offset:#x}) overlaps another image or "
+                       f"ends beyond {flash_size}", "fleet")
+        ordered.append(own)  # written last: over the merged image's (empty) NVS region
     return FlashPlan(build_dir, chip, flash_size, tuple(ordered), app_only)
 
 

@@ -11,7 +11,7 @@ from clawgen.image.flash import AFTER_CHOICES, BEFORE_CHOICES, DEFAULT_BAUD
 
 
 def _guarded(body: Callable[[], None]) -> None:
-    from clawgen.cli import run_guarded  # lazily: clawgen.cli imports the command modules
+    from clawgen.guard import run_guarded
 
     run_guarded(body)
 
@@ -33,18 +33,21 @@ def _guarded(body: Callable[[], None]) -> None:
               help="What to do with the chip after flashing.")
 @click.option("--connect-attempts", type=click.IntRange(1, 100), default=7, show_default=True,
               help="How many times to try to reach the bootloader.")
+@click.option("--device", "device", metavar="NAME",
+              help="Fleet builds (--devices): the device whose NVS image (secrets, name) to write.")
 def flash_command(build_dir: Path, port: str | None, baud: int, erase: bool, app_only: bool,
-                  no_stub: bool, before: str, after: str, connect_attempts: int) -> None:
+                  no_stub: bool, before: str, after: str, connect_attempts: int, device: str | None) -> None:
     """Write BUILD_DIR's firmware (or with --app-only its filesystem and NVS) to a board, and verify it."""
 
     def body() -> None:
         from clawgen.image.flash import FlashOptions, flash_build, load_flash_plan
         from clawgen.image.ports import choose_port
 
-        plan = load_flash_plan(build_dir, app_only=app_only)
+        plan = load_flash_plan(build_dir, app_only=app_only, device=device)
         options = FlashOptions(port=choose_port(port), baud=baud, erase=erase, stub=not no_stub,
                                before=before, after=after, connect_attempts=connect_attempts)
-        click.echo(f"Flashing {plan.build_dir} ({'filesystem and NVS' if app_only else 'full image'}, "
+        click.echo(f"Flashing {plan.build_dir}{f' for device {device}' if device else ''} "
+                   f"({'filesystem and NVS' if app_only else 'full image'}, "
                    f"{plan.chip}, {plan.flash_size}) through {options.port}")
         flash_build(plan, options, echo=click.echo)
 

@@ -15,11 +15,15 @@ the superblock, which is why those are pinned here rather than left to library d
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-
-from littlefs import LittleFS, LittleFSError
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clawgen.diagnostics import UsageError
+
+if TYPE_CHECKING:
+    from littlefs import LittleFS
 
 READ_SIZE = 32
 PROG_SIZE = 32
@@ -28,6 +32,10 @@ CACHE_SIZE = 128  # vfs_lfsx.c: min(block_size, 4 * max(read_size, prog_size)); 
 BLOCK_CYCLES = 100
 NAME_MAX = 255
 DISK_VERSION = 0x00020001  # littlefs on-disk 2.1, what MicroPython's lfs2 v2.11 writes
+LITTLEFS_PYTHON = "0.19.0"  # the pinned littlefs-python (pyproject.toml)
+# What an image depends on besides its files: this code (its parameters) and the library version.
+# Image caches are keyed by it, so littlefs need not be imported to know a cached image is valid.
+FORMAT_ID = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16] + "-" + LITTLEFS_PYTHON
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class FsOverflowError(Exception):
 
 
 def _new_fs(block_size: int, block_count: int, mount: bool) -> LittleFS:
+    from littlefs import LittleFS
+
     return LittleFS(block_size=block_size, block_count=block_count, read_size=READ_SIZE,
                     prog_size=PROG_SIZE, lookahead_size=LOOKAHEAD_SIZE, block_cycles=BLOCK_CYCLES,
                     cache_size=CACHE_SIZE, name_max=NAME_MAX, disk_version=DISK_VERSION, mount=mount)
@@ -79,6 +89,8 @@ def _fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleF
 
 def _try_fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleFS | None:
     """The filled filesystem, or None when the files do not fit in `block_count` blocks."""
+    from littlefs import LittleFSError
+
     try:
         return _fill(files, block_size, block_count)
     except LittleFSError as e:
@@ -125,6 +137,8 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
 
 def _needed_bytes(files: dict[str, bytes], block_size: int, block_count: int) -> int:
     """How big the partition would have to be (for the overflow message)."""
+    from littlefs import LittleFSError
+
     count = block_count
     while True:
         count *= 2

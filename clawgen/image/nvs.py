@@ -30,6 +30,7 @@ ENCRYPTION_KEY_LEN = 64  # XTS-AES-256: 32-byte data key + 32-byte tweak key, as
 
 _PAGE_ACTIVE = 0xFFFFFFFE
 _PAGE_FULL = 0xFFFFFFFC
+_VERSION2 = 0xFE
 _TYPE_U8, _TYPE_SZ, _TYPE_BLOB, _TYPE_BLOB_DATA, _TYPE_BLOB_IDX = 0x01, 0x21, 0x41, 0x42, 0x48
 
 
@@ -81,12 +82,23 @@ def _generate(secrets: dict[str, bytes], size: int, key: bytes | None) -> bytes:
 
 
 def build_nvs_image(secrets: dict[str, bytes], partition_size: int, key: bytes | None = None) -> bytes:
-    """The NVS partition image holding `secrets` (blobs in namespace "clawgen")."""
-    from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
+    """The NVS partition image holding `secrets` (blobs in namespace "clawgen").
 
+    A plain image is written by ``encode_plain`` (this module, no third-party import); an
+    encrypted one by Espressif's generator, which ``encode_plain`` matches byte for byte
+    (tests/image/test_nvs.py compares them).
+    """
     check_secret_keys(secrets)
     if partition_size % PAGE_SIZE or partition_size < 3 * PAGE_SIZE:
         raise UsageError(f"NVS partition size {partition_size:#x} must be a multiple of 0x1000, at least 0x3000")
+    if key is None:
+        pages = _plain_pages(secrets)
+        # One page is kept free for NVS's garbage collection, as the generator's CLI does.
+        if len(pages) + 1 > partition_size // PAGE_SIZE:
+            raise NvsOverflowError((len(pages) + 1) * PAGE_SIZE, partition_size)
+        return b"".join(pages) + b"\xff" * (partition_size - len(pages) * PAGE_SIZE)
+    from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
+
     try:
         data = _generate(secrets, partition_size, key)
     except (gen.InsufficientSizeError, gen.PageFullError):
@@ -96,6 +108,87 @@ def build_nvs_image(secrets: dict[str, bytes], partition_size: int, key: bytes |
     if len(data) != partition_size:
         raise NvsOverflowError(len(data), partition_size)
     return data
+
+
+def encode_plain(secrets: dict[str, bytes], partition_size: int) -> bytes:
+    """A plain (unencrypted) NVS image of ``secrets``: what build_nvs_image writes without a key."""
+    return build_nvs_image(secrets, partition_size, None)
+
+
+class _PageWriter:
+    """Fills NVS v2 pages entry by entry, the way the on-flash format and Espressif's generator lay
+    them out: a 32-byte header (state, sequence number, version, CRC), a 2-bit-per-entry state
+    bitmap, then 126 entries of 32 bytes. Blobs are BLOB_DATA chunks (split across pages) followed
+    by a BLOB_IDX entry."""
+
+    def __init__(self) -> None:
+        self.pages: list[bytearray] = []
+        self.n = 0  # entries used on the current page
+        self._new_page()
+
+    def _new_page(self) -> None:
+        if self.pages:
+            struct.pack_into("<I", self.pages[-1], 0, _PAGE_FULL)
+        page = bytearray(b"\xff" * PAGE_SIZE)
+        header = bytearray(b"\xff" * 32)
+        struct.pack_into("<II", header, 0, _PAGE_ACTIVE, len(self.pages))
+        header[8] = _VERSION2
+        struct.pack_into("<I", header, 28, zlib.crc32(bytes(header[4:28]), 0xFFFFFFFF) & 0xFFFFFFFF)
+        page[:32] = header
+        self.pages.append(page)
+        self.n = 0
+
+    def _put(self, data: bytes, entries: int) -> None:
+        page = self.pages[-1]
+        at = FIRST_ENTRY + ENTRY_SIZE * self.n
+        page[at:at + len(data)] = data
+        for _ in range(entries):
+            bit = self.n * 2
+            page[32 + bit // 8] &= ~(1 << (bit & 7)) & 0xFF  # 0b11 empty -> 0b10 written
+            self.n += 1
+
+    @staticmethod
+    def _entry(ns: int, etype: int, span: int, chunk: int, key: str, data8: bytes) -> bytes:
+        e = bytearray(b"\xff" * ENTRY_SIZE)
+        e[0:4] = bytes((ns, etype, span, chunk))
+        e[8:24] = key.encode().ljust(16, b"\0")
+        e[24:32] = data8
+        struct.pack_into("<I", e, 4, zlib.crc32(bytes(e[0:4]) + bytes(e[8:32]), 0xFFFFFFFF) & 0xFFFFFFFF)
+        return bytes(e)
+
+    def u8(self, ns: int, key: str, value: int) -> None:
+        if self.n >= ENTRIES_PER_PAGE:
+            self._new_page()
+        self._put(self._entry(ns, _TYPE_U8, 1, 0xFF, key, bytes((value,)) + b"\xff" * 7), 1)
+
+    def blob(self, ns: int, key: str, value: bytes) -> None:
+        if self.n >= ENTRIES_PER_PAGE:
+            self._new_page()
+        offset, chunks = 0, 0
+        while True:
+            room = (ENTRIES_PER_PAGE - self.n - 1) * ENTRY_SIZE
+            size = min(room, len(value) - offset)
+            part = value[offset:offset + size]
+            data_entries = (size + ENTRY_SIZE - 1) // ENTRY_SIZE
+            meta = struct.pack("<HHI", size, 0xFFFF, zlib.crc32(part, 0xFFFFFFFF) & 0xFFFFFFFF)
+            self._put(self._entry(ns, _TYPE_BLOB_DATA, data_entries + 1, chunks, key, meta), 1)
+            self._put(part, data_entries)
+            chunks += 1
+            offset += size
+            if offset < len(value) or room - size < ENTRY_SIZE:
+                self._new_page()
+            if offset >= len(value):
+                break
+        index = struct.pack("<IBBH", len(value), chunks, 0, 0xFFFF)
+        self._put(self._entry(ns, _TYPE_BLOB_IDX, 1, 0xFF, key, index), 1)
+
+
+def _plain_pages(secrets: dict[str, bytes]) -> list[bytes]:
+    w = _PageWriter()
+    w.u8(0, NAMESPACE, 1)  # namespace "clawgen" is index 1
+    for name in sorted(secrets):
+        w.blob(1, name, bytes(secrets[name]))
+    return [bytes(p) for p in w.pages]
 
 
 def _needed_bytes(secrets: dict[str, bytes], key: bytes | None) -> int:

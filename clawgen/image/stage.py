@@ -3,21 +3,30 @@
 Writes under <out_dir>/image/: fs.bin, nvs.bin, partitions.bin, flash_args.json and, when a
 base firmware is available (--base-firmware, the cache, or a tailored full build),
 firmware.bin. Secret values go into nvs.bin and nowhere else: not the report, not
-flash_args.json, not an exception message.
+flash_args.json, not an exception message. (That no secret is in the files themselves is
+proved where they are made: the render stage, clawgen/render.py `check_no_secrets`.)
+
+Parts whose inputs did not change are reused: nvs.bin from the previous output when it holds
+exactly the same secrets (read back, never cached elsewhere), fs.bin from a cache keyed by
+the hash of its files and geometry (it never holds a secret).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
-from clawgen.image import basefw, fullbuild, merge, nvs
+from clawgen.diagnostics import Diagnostic, DiagnosticError
+from clawgen.image import basefw, nvs
 from clawgen.image import partitions as pt
-from clawgen.image.fsimage import FsOverflowError, build_fs_image
 
-SECRET_SCAN_MIN = 6  # shorter values would match by accident
+if TYPE_CHECKING:
+    from clawgen.fleet import Fleet
+    from clawgen.image.fsimage import FsImage
 
 
 @dataclass
@@ -32,6 +41,8 @@ class ImageInputs:
     micropython_dir: Path | None = None  # --micropython: run the tailored full build
     spec_name: str = "agent"
     spec_file: str | None = None  # where diagnostics point (else spec_name)
+    previous: Path | None = None  # the previous output directory: unchanged parts are reused
+    fleet: Fleet | None = None  # --devices: one NVS image per device (clawgen/fleet.py); secrets then {}
 
 
 @dataclass(frozen=True)
@@ -65,14 +76,53 @@ def _where(ctx: ImageInputs) -> str:
     return ctx.spec_file or ctx.spec_name
 
 
-def _check_no_secret_in_files(files: dict[str, bytes], secrets: dict[str, bytes]) -> None:
-    for key, value in secrets.items():
-        if len(value) < SECRET_SCAN_MIN:
-            continue
-        for path, content in files.items():
-            if bytes(value) in content:
-                raise UsageError(f"the value of secret {key!r} would be written in clear to {path} on "
-                                 "the device filesystem; secrets belong in NVS only")
+def _cache_dir() -> Path:
+    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "fs"
+
+
+def _fs_image(files: dict[str, bytes], size: int, block_size: int) -> FsImage:
+    """The LittleFS image of ``files``: from the cache when the same files were imaged before."""
+    from clawgen.image import fsimage
+
+    h = hashlib.sha256(f"{fsimage.FORMAT_ID}\0{size}\0{block_size}\0".encode())
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())
+    entry = _cache_dir() / f"{h.hexdigest()}.json"
+    try:
+        meta = json.loads(entry.read_text())
+        data = entry.with_suffix(".bin").read_bytes()
+        if hashlib.sha256(data).hexdigest() == meta["sha256"]:
+            return fsimage.FsImage(data, size, int(meta["used"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    fs = fsimage.build_fs_image(files, size, block_size)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.stem}.tmp{os.getpid()}")
+        tmp.write_bytes(fs.data)
+        os.replace(tmp, entry.with_suffix(".bin"))
+        entry.write_text(json.dumps({"sha256": hashlib.sha256(fs.data).hexdigest(), "used": fs.used}))
+    except OSError:
+        pass  # a read-only cache only costs time
+    return fs
+
+
+def _previous_nvs(previous: Path | None, secrets: dict[str, bytes], size: int) -> bytes | None:
+    """The previous build's nvs.bin when it holds exactly these secrets (plain NVS only)."""
+    if previous is None:
+        return None
+    try:
+        data = (previous / "image" / "nvs.bin").read_bytes()
+    except OSError:
+        return None
+    if len(data) != size:
+        return None
+    try:
+        held = nvs.decode_nvs_image(data)
+    except (ValueError, IndexError, KeyError, UnicodeDecodeError, OverflowError):
+        return None
+    want = {(nvs.NAMESPACE, k): bytes(v) for k, v in secrets.items()}
+    return data if held == want else None
 
 
 def _resolve_base(inputs: ImageInputs) -> tuple[basefw.BaseFirmware | None, str]:
@@ -85,6 +135,8 @@ def _resolve_base(inputs: ImageInputs) -> tuple[basefw.BaseFirmware | None, str]
 
 
 def _full_build(inputs: ImageInputs, image_dir: Path) -> tuple[basefw.BaseFirmware, dict[str, bytes], list[str]]:
+    from clawgen.image import fullbuild
+
     assert inputs.micropython_dir is not None
     board_id = inputs.board["firmware"]["board_id"]
     fullbuild.check_environment(inputs.micropython_dir, board_id)
@@ -121,7 +173,6 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     image_dir = ctx.out_dir / "image"
     image_dir.mkdir(parents=True, exist_ok=True)
     nvs.check_secret_keys(ctx.secrets)
-    _check_no_secret_in_files(ctx.files, ctx.secrets)
     report: list[str] = []
 
     files = dict(ctx.files)
@@ -136,8 +187,10 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     # Filesystem.
     vfs = by_name["vfs"]
     block_size = int(board.get("filesystem", {}).get("block_size", 4096))
+    from clawgen.image.fsimage import FsOverflowError
+
     try:
-        fs = build_fs_image(files, vfs.size, block_size)
+        fs = _fs_image(files, vfs.size, block_size)
     except FsOverflowError as e:
         raise _overflow(_where(ctx), "vfs", e.capacity, e.needed) from None
 
@@ -145,7 +198,8 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     key = nvs.load_encryption_key(ctx.nvs_encryption_key) if ctx.nvs_encryption_key else None
     nvs_part = by_name["nvs"]
     try:
-        nvs_bin = nvs.build_nvs_image(ctx.secrets, nvs_part.size, key)
+        nvs_bin = (None if key is not None else _previous_nvs(ctx.previous, ctx.secrets, nvs_part.size)) \
+            or nvs.build_nvs_image(ctx.secrets, nvs_part.size, key)
     except nvs.NvsOverflowError as e:
         raise _overflow(_where(ctx), "nvs", e.capacity, e.needed) from None
     nvs_used = sum(1 for p in range(0, len(nvs_bin), nvs.PAGE_SIZE)
@@ -153,7 +207,10 @@ def build_images(ctx: ImageInputs) -> ImageResult:
 
     table = pt.to_binary(layout)
     artifacts = []
-    for name, data in (("fs.bin", fs.data), ("nvs.bin", nvs_bin), ("partitions.bin", table)):
+    # A fleet's shared image holds no secrets: each device's NVS is under devices/NAME/ instead.
+    for name, data in (("fs.bin", fs.data), ("nvs.bin", None if ctx.fleet else nvs_bin), ("partitions.bin", table)):
+        if data is None:
+            continue
         (image_dir / name).write_bytes(data)
         artifacts.append(image_dir / name)
 
@@ -172,6 +229,8 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     if base is not None:
         if base.app_size > factory.size:
             raise _overflow(_where(ctx), "factory", factory.size, base.app_size)
+        from clawgen.image import merge
+
         placed = merge.merged_parts(base, layout, table, nvs_bin, fs.data, board, flash_size)
         regions[0] = Region("bootloader", bl_offset, table_offset - bl_offset, base.bootloader_size)
         regions[4] = Region("factory", factory.offset, factory.size, base.app_size)
@@ -180,7 +239,8 @@ def build_images(ctx: ImageInputs) -> ImageResult:
         artifacts.append(image_dir / merged_name)
         report.append(f"base firmware: MicroPython {base.version} for {base.chip} from {base_source}")
     else:
-        report.append("no base firmware: wrote fs.bin/nvs.bin only (no firmware.bin); to get one:\n  "
+        report.append(f"no base firmware: wrote fs.bin{'' if ctx.fleet else '/nvs.bin'} only (no firmware.bin); "
+                      "to get one:\n  "
                       + basefw.obtain_instructions(board))
     if key is not None:
         report.append("nvs.bin is encrypted: the device needs firmware built with CONFIG_NVS_ENCRYPTION "
@@ -195,6 +255,12 @@ def build_images(ctx: ImageInputs) -> ImageResult:
         "chip": board["chip"],
         "flash_size": pt.format_flash_size(flash_size),
     }
+    if ctx.fleet is not None:
+        from clawgen.fleet import write_device_images
+
+        flash_args["fleet"], lines = write_device_images(ctx.fleet, ctx.out_dir, nvs_part.offset, nvs_part.size,
+                                                         key, ctx.spec_name)
+        report += lines
     (image_dir / "flash_args.json").write_text(json.dumps(flash_args, indent=2) + "\n")
     artifacts.append(image_dir / "flash_args.json")
 

@@ -13,20 +13,77 @@ from typing import Any
 
 import click
 
-from clawgen.diagnostics import UsageError
+from clawgen.diagnostics import InputError, UsageError
 
 
-def _register_file(spec: Path, opts: Any) -> dict[int, int]:
+def _register_file(plan: Any) -> dict[int, int]:
     """The chip's reset values for the registers the policy lets the agent see (empty if none)."""
-    from clawgen.build import load_and_plan
-
-    try:
-        _, plan, _, _ = load_and_plan(spec, opts)
-    except Exception:  # the build already succeeded; register seeding is a convenience
-        return {}
     table = getattr(plan, "registers", None)
     entries = getattr(table, "entries", None) or []
     return {int(e.address): int(e.reset) & 0xFFFFFFFF for e in entries}
+
+
+def _plan_cache(out_dir: Path) -> Path | None:
+    """Where what the simulator takes from the plan of this exact build (register file, warnings) is
+    cached, keyed by the build's stamp; None without a stamp. Never secrets."""
+    from clawgen.publish import STAMP_FILE
+    from clawgen.sim.install import cache_root
+
+    try:
+        stamp = (out_dir / STAMP_FILE).read_bytes()
+    except OSError:
+        return None
+    return cache_root() / "sim-plans" / f"{hashlib.sha256(stamp).hexdigest()[:32]}.json"
+
+
+def _cache_plan(out_dir: Path, registers: dict[int, int], warnings: list[tuple[str, str]]) -> None:
+    p = _plan_cache(out_dir)
+    if p is None:
+        return
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"registers": {str(a): v for a, v in registers.items()},
+                                   "warnings": [list(w) for w in warnings]}))
+        os.replace(tmp, p)
+    except OSError:
+        pass  # only an optimisation
+
+
+def _at(data: Any, spec_path: str) -> Any:
+    """The value at a spec path such as "model.fallbacks[0].api_key" in loaded spec data, or None."""
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", spec_path):
+        if part.startswith("["):
+            i = int(part[1:-1])
+            data = data[i] if isinstance(data, list) and i < len(data) else None
+        else:
+            data = data.get(part) if isinstance(data, dict) else None
+        if data is None:
+            return None
+    return data
+
+
+def _fast_inputs(spec: Path, opts: Any, result: Any) -> tuple[dict[str, bytes], list[tuple[str, str]],
+                                                             dict[int, int]] | None:
+    """For an up-to-date build: (NVS values, warnings as (spec path, text), register file) without
+    planning again: the NVS values read at the secret slots build.json lists, the rest from the cache
+    written when this build was planned (its inputs are unchanged, so are they); None if not cached."""
+    from clawgen.loader import Secret, load_spec
+
+    cache = _plan_cache(result.out_dir)
+    try:
+        cached = json.loads(cache.read_text()) if cache else None
+        registers = {int(a): int(v) for a, v in cached["registers"].items()}
+        warnings = [(str(path), str(text)) for path, text in cached["warnings"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    doc = load_spec(spec, opts.substitutions, placeholder_secrets=True)
+    values: dict[str, bytes] = {}
+    for slot in result.info.get("secrets", []):
+        v = _at(doc.data, slot["spec_path"])
+        if v is not None:  # as the plan stores a secret (clawgen.plan._secret_slots)
+            values[slot["nvs_key"]] = (v.value if isinstance(v, Secret) else str(v)).encode()
+    return values, warnings, registers
 
 
 def _telnet_port(build_dir: Path) -> int | None:
@@ -67,81 +124,53 @@ def _announce_listeners(sim: Any) -> None:
         click.echo(f"clawsim: device port {ev['device_port']} is reachable at {ev['host']}:{ev['port']}", err=True)
 
 
+def _key_slot(info: dict[str, Any]) -> str | None:
+    """The NVS key of the primary model's API key in a build (None when the model has none)."""
+    return next((s["nvs_key"] for s in info.get("secrets", []) if s.get("spec_path") == "model.api_key"), None)
+
+
 def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str | None,
-             substitutions: dict[str, str], out_dir: Path | None, heapsize: int,
-             telnet_port: int | None = None) -> int:
-    from clawgen.build import BuildOptions, build_spec
-    from clawgen.sim import vm
-    from clawgen.sim.install import ensure_installed
+             substitutions: dict[str, str], out_dir: Path | None, heapsize: str | None,
+             telnet_port: int | None = None, send_key: bool = False) -> int:
+    from clawgen.sim import process
+    from clawgen.sim.heap import parse_heapsize
 
-    ensure_installed()
-    mock = None
-    override = None
-    if model == "mock":
-        from clawgen.sim.mockmodel import start_mock_model
+    process.timing("clawgen sim starts")
 
-        mock = start_mock_model()
-        override = mock.base_url
-    elif model:
-        if not model.startswith(("http://", "https://")):
-            raise UsageError(f"--model must be 'mock' or an http(s):// base URL, not {model!r}")
-        override = model
+    heap_bytes = None if heapsize is None else parse_heapsize(heapsize)
+    if model and model != "mock" and not model.startswith(("http://", "https://")):
+        raise InputError(f"--model must be 'mock' or an http(s):// base URL, not {model!r}")
+    if send_key and not model:
+        raise InputError("--send-key only applies with --model: without it the key goes to the spec's own "
+                         "model, as on the board")
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
         if not api_key:
-            raise UsageError(f"--api-key-env: environment variable {api_key_env} is not set or empty")
+            raise InputError(f"--api-key-env: environment variable {api_key_env} is not set or empty")
+    if not spec.is_file():
+        raise InputError(f"spec file not found: {spec}")
+    out = out_dir or default_sim_out(spec, board)
+    # Start node now: its own start, loading the VM and the bridge worker overlap with the build. The
+    # VM is loaded with the last build's board heap (reloaded if this build's differs).
+    pre = process.Prestarted(stdin=process.INHERIT, capture=False,
+                             heapsize=heap_bytes or process.board_heapsize(process.build_info(out)))
+    mock = None
     try:
-        opts = BuildOptions(board=board, out_dir=out_dir or default_sim_out(spec, board),
-                            substitutions=substitutions, model_override=override, images=False,
-                            placeholder_secrets=True)
-        result = build_spec(spec, opts)
-        for w in result.warnings:
-            # The spec's endpoints were replaced by --model: warnings about them (localhost is the
-            # board itself, a key over plain http) concern the simulator's URL, not the spec.
-            if override and w.path.startswith(("model.base_url", "model.fallbacks")):
-                continue
-            click.echo(w.text(), err=True)
-        from clawgen.sim.install import mpvm_version
+        override = None
+        connect_map = {}
+        if model == "mock":
+            from clawgen.sim.mockmodel import DEVICE_ADDR, DEVICE_URL, start_mock_model
 
-        vm_mp = mpvm_version().split("-")[0]
-        if result.info.get("micropython") and result.info["micropython"] != vm_mp:
-            click.echo(f"clawsim: warning: the board runs MicroPython {result.info['micropython']}, the "
-                       f"simulator's VM is {vm_mp}; bytecode or library differences may show", err=True)
-        secrets = dict(result.nvs_values)
-        if api_key is not None:
-            info = json.loads((result.out_dir / "build.json").read_text())
-            slot = next((s["nvs_key"] for s in info.get("secrets", []) if s.get("spec_path") == "model.api_key"),
-                        None)
-            if slot is None:
-                raise UsageError("--api-key-env: the spec's model has no api_key to fill "
-                                 "(add `api_key: !secret NAME` under model:)")
-            secrets[slot] = api_key.encode()
-        port_map = {}
-        device_port = _telnet_port(result.out_dir)
-        if telnet_port is not None:
-            if not device_port:
-                raise UsageError("--telnet-port: this agent has no Telnet transport")
-            port_map[int(device_port)] = telnet_port
-        elif device_port and not _port_free(device_port):
-            # Another simulator (or a telnetd) holds the port: serve on a free one, said below.
-            click.echo(f"clawsim: port {device_port} is in use on this machine; the device's Telnet "
-                       "server gets a free port instead (choose one with --telnet-port)", err=True)
-            port_map[int(device_port)] = 0
-        model_note = (f" with the mock model at {override}" if mock
-                      else f" with the model at {override}" if override else "")
-        click.echo(f"clawsim: running {result.out_dir} on the MicroPython VM{model_note}; "
-                   "/help for commands, /quit or Ctrl-D to end", err=True)
-        click.echo("clawsim: heap figures the agent prints (ready line, /status) are the VM's, which grows its "
-                   "heap on demand, not a board's", err=True)
-        sim = vm.Simulation(result.out_dir, stdin=vm.INHERIT, capture=False, secrets=secrets,
-                            heapsize=heapsize, registers=_register_file(spec, opts), port_map=port_map)
-        threading.Thread(target=_announce_listeners, args=(sim,), daemon=True).start()
-        try:
-            res = sim.wait(timeout=None)
-        finally:
-            sim.kill()
+            mock = start_mock_model()
+            override = DEVICE_URL
+            connect_map[DEVICE_ADDR] = (mock.host, mock.port)
+        elif model:
+            override = model
+        res = _run(spec, board, override, mock, api_key, send_key, substitutions, out, heap_bytes, telnet_port,
+                   pre, connect_map)
     finally:
+        pre.kill()  # unless the run took it over
         if mock is not None:
             mock.close()
     if res.reason == "reset":
@@ -152,6 +181,82 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
     return res.returncode
 
 
+def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key: str | None, send_key: bool,
+         substitutions: dict[str, str], out: Path, heap_bytes: int | None, telnet_port: int | None,
+         pre: Any, connect_map: dict[tuple[str, int], tuple[str, int]]) -> Any:
+    from clawgen.build import BuildOptions, build_spec, load_and_plan
+    from clawgen.sim import process, vm
+    from clawgen.sim.install import mpvm_version
+
+    opts = BuildOptions(board=board, out_dir=out, substitutions=substitutions, model_override=override,
+                        images=False, placeholder_secrets=True)
+    result = build_spec(spec, opts)
+    # Secrets are never stored with the build: they come from the spec's secrets file each run. An
+    # up-to-date build (the build's fast path plans nothing) gets them from loading the spec alone,
+    # and its register file from the cache written when it was planned; otherwise from the plan.
+    fast = _fast_inputs(spec, opts, result) if result.up_to_date else None
+    if fast is None:
+        planned = load_and_plan(spec, opts)
+        registers = _register_file(planned.plan)
+        warnings = [(w.path, w.text()) for w in (planned.warnings if result.up_to_date else result.warnings)]
+        _cache_plan(result.out_dir, registers, warnings)
+        nvs_values = planned.nvs_values
+    else:
+        nvs_values, warnings, registers = fast
+    process.timing("build checked, secrets read")
+    for path, text in warnings:
+        # The spec's endpoints were replaced by --model: warnings about them (localhost is the
+        # board, a key over plain http) concern the simulator's URL, not the spec.
+        if override and path.startswith(("model.base_url", "model.fallbacks")):
+            continue
+        click.echo(text, err=True)
+    vm_mp = mpvm_version().split("-")[0]
+    if result.info.get("micropython") and result.info["micropython"] != vm_mp:
+        click.echo(f"clawsim: warning: the board runs MicroPython {result.info['micropython']}, the "
+                   f"simulator's VM is {vm_mp}; bytecode or library differences may show", err=True)
+    secrets = dict(nvs_values)
+    slot = _key_slot(result.info)
+    shown_url = mock.base_url if mock is not None else override
+    if api_key is not None:
+        if slot is None:
+            raise UsageError("--api-key-env: the spec's model has no api_key to fill "
+                             "(add `api_key: !secret NAME` under model:)")
+        secrets[slot] = api_key.encode()
+    elif override and slot is not None and secrets.get(slot) and not send_key:
+        # The key in secrets.yaml is for the spec's model, not for whatever --model names.
+        secrets[slot] = b""
+        click.echo(f"clawsim: the API key from the secrets file is not sent to {shown_url} "
+                   "(--send-key sends it, --api-key-env VAR sends $VAR)", err=True)
+    if override and slot is not None and secrets.get(slot) and override.startswith("http://"):
+        click.echo(f"clawsim: warning: the API key goes to {shown_url} over plain http, unencrypted", err=True)
+    port_map = {}
+    device_port = _telnet_port(result.out_dir)
+    if telnet_port is not None:
+        if not device_port:
+            raise UsageError("--telnet-port: this agent has no Telnet transport")
+        port_map[int(device_port)] = telnet_port
+    elif device_port and not _port_free(device_port):
+        # Another simulator (or a telnetd) holds the port: serve on a free one, said below.
+        click.echo(f"clawsim: port {device_port} is in use on this machine; the device's Telnet "
+                   "server gets a free port instead (choose one with --telnet-port)", err=True)
+        port_map[int(device_port)] = 0
+    model_note = (f" with the mock model at {shown_url}" if mock is not None
+                  else f" with the model at {override}" if override else "")
+    click.echo(f"clawsim: running {result.out_dir} on the MicroPython VM{model_note}; "
+               "/help for commands, /quit or Ctrl-D to end", err=True)
+    sim = vm.Simulation(result.out_dir, stdin=vm.INHERIT, capture=False, secrets=secrets, heapsize=heap_bytes,
+                        registers=registers, port_map=port_map, connect_map=connect_map,
+                        heap_stats=False, prestarted=pre)
+    board_note = "" if heap_bytes else " (the board's)"
+    click.echo(f"clawsim: the VM starts with a {sim.heapsize}-byte GC heap{board_note} and grows it on "
+               "demand, so heap figures the agent prints (ready line, /status) are not a board's", err=True)
+    threading.Thread(target=_announce_listeners, args=(sim,), daemon=True).start()
+    try:
+        return sim.wait(timeout=None)
+    finally:
+        sim.kill()
+
+
 def register(group: click.Group) -> None:
     @group.command("sim")
     @click.argument("spec", type=click.Path(path_type=Path))
@@ -160,16 +265,20 @@ def register(group: click.Group) -> None:
                   help="'mock' for a local deterministic model, or a base URL replacing the spec's model "
                        "(fallbacks dropped). Default: the spec's own model.")
     @click.option("--api-key-env", metavar="VAR", help="Take the model's API key from this environment variable.")
+    @click.option("--send-key", is_flag=True,
+                  help="With --model URL: send the API key from the secrets file to that URL (by default it "
+                       "is withheld: it belongs to the spec's own model).")
     @click.option("-s", "--subst", "substitutions", type=(str, str), multiple=True, metavar="NAME VALUE",
                   help="Set a ${NAME} substitution (repeatable).")
     @click.option("--out", "out_dir", type=click.Path(path_type=Path),
                   help="Build directory (default: a cache directory per spec).")
-    @click.option("--heapsize", type=int, default=256 * 1024, show_default=True,
-                  help="MicroPython heap for the VM (the VM adds a fixed ~200 KB base).")
+    @click.option("--heapsize", metavar="BYTES",
+                  help="The VM's starting GC heap, 16K..64M (default: the board's, e.g. 64K on esp32s3); "
+                       "the VM grows it on demand.")
     @click.option("--telnet-port", type=click.IntRange(0, 65535),
                   help="Serve the device's Telnet port on this local port instead (0 = any free port).")
-    def sim(spec: Path, board: str | None, model: str | None, api_key_env: str | None,
-            substitutions: tuple[tuple[str, str], ...], out_dir: Path | None, heapsize: int,
+    def sim(spec: Path, board: str | None, model: str | None, api_key_env: str | None, send_key: bool,
+            substitutions: tuple[tuple[str, str], ...], out_dir: Path | None, heapsize: str | None,
             telnet_port: int | None) -> None:
         """Build SPEC and run it on the MicroPython WebAssembly VM with this terminal as its UART.
 
@@ -177,8 +286,8 @@ def register(group: click.Group) -> None:
         device's Telnet server listens on 127.0.0.1 (its own port, or --telnet-port) while the
         session runs.
         """
-        from clawgen.cli import run_guarded
+        from clawgen.guard import run_guarded
 
         rc = run_guarded(simulate, spec, board, model, api_key_env, dict(substitutions), out_dir, heapsize,
-                         telnet_port)
+                         telnet_port, send_key)
         sys.exit(rc or 0)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # (ssl is imported when a server speaks TLS: `clawgen sim --model mock` starts faster)
+    import ssl
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -245,7 +247,7 @@ class LLMServer:
             raw = conn
             try:
                 conn = self.tls.wrap_socket(raw, server_side=True)
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:  # ssl.SSLError is an OSError
                 self.tls_errors.append(f"{type(e).__name__}: {e}")
                 with self._lock:
                     self._conns.discard(raw)

@@ -64,6 +64,13 @@ def respond(req: Request) -> Reply:
                       "Try \"read register 0x60004004\" or \"write register 0x60004004 to 0x1\".")
 
 
+#: The model URL a `clawgen sim --model mock` build gets. The simulator redirects the device's
+#: connections to it to wherever the mock model listens (a free port each run), so the build stays
+#: the same from run to run and is not rebuilt each time.
+DEVICE_URL = "http://127.0.0.1:9999/v1"
+DEVICE_ADDR = ("127.0.0.1", 9999)
+
+
 def start_mock_model() -> LLMServer:
     """Start the mock model on 127.0.0.1 (a free port); its base URL is `.base_url`."""
     return LLMServer(responder=respond)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,16 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from clawgen.diagnostics import UsageError
-from clawgen.model import NVS_NAMESPACE
-from clawgen.sim.install import SIM_DIR, cache_root, ensure_installed, node_executable
+from clawgen.sim.heap import HEAPSIZE_MAX, HEAPSIZE_MIN
+from clawgen.sim.install import SIM_DIR, cache_root
+from clawgen.sim.process import (  # noqa: F401  (part of this module's API: vm.INHERIT, vm.Prestarted ...)
+    HOST_SCRIPT,
+    INHERIT,
+    OPEN,
+    Prestarted,
+    board_heapsize,
+    build_info,
+)
 
-HOST_SCRIPT = SIM_DIR / "host.mjs"
 SHIM_DIR = SIM_DIR / "shims"
 SHIM_MODULES = frozenset(p.stem for p in SHIM_DIR.glob("*.py"))
 DEFAULT_ENTRY = "import claw_main; claw_main.main()"
-DEFAULT_HEAPSIZE = 256 * 1024
-INHERIT = "inherit"  # stdin/stdout mode: pass the host's own streams through
-OPEN = "open"  # a UART with no input that never ends (until the simulation is stopped): for Telnet tests
+DEFAULT_HEAPSIZE = 256 * 1024  # a run without a build (no board to follow)
 
 # Return codes the host uses besides the program's own exit status.
 RC_EXCEPTION = 1  # uncaught exception (traceback on stderr)
@@ -113,6 +119,28 @@ def build_files(build_dir: Path | str | None) -> dict[str, Path]:
     return files
 
 
+def nvs_namespace(build_dir: Path | str | None) -> str:
+    """The NVS namespace the device reads its secrets from: the build's own (app/claw_config.py),
+    else clawgen's."""
+    if build_dir is not None:
+        try:
+            text = (Path(build_dir) / "app" / "claw_config.py").read_text()
+        except OSError:
+            text = ""
+        m = re.search(r'^NVS_NAMESPACE\s*=\s*"([^"]+)"', text, re.M)
+        if m:
+            return m.group(1)
+    from clawgen.model import NVS_NAMESPACE  # (not at the top: `clawgen sim` need not import the model)
+
+    return NVS_NAMESPACE
+
+
+def console_line_max(info: Mapping[str, Any]) -> int | None:
+    """The device's UART line bound (limits.content_bytes) from build.json, or None."""
+    n = (info.get("buffers") or {}).get("console_line")
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def build_data_files(build_dir: Path | str) -> dict[str, Path]:
     """VM path -> data file of a build (e.g. /ca.pem), as build.json's device_files lists them:
     everything the device gets that is neither a module in /lib nor boot.py/main.py."""
@@ -138,7 +166,7 @@ class Simulation:
         *,
         stdin: bytes | Iterable[str] | str | None = None,
         secrets: Mapping[str, bytes] | None = None,
-        heapsize: int = DEFAULT_HEAPSIZE,
+        heapsize: int | None = None,
         registers: Mapping[int, int] | None = None,
         entry: str = DEFAULT_ENTRY,
         extra_files: Mapping[str, bytes] | None = None,
@@ -148,9 +176,19 @@ class Simulation:
         steps: Iterable[str] = (),
         capture: bool = True,
         install: bool = True,
+        line_max: int | None = None,
+        connect_map: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+        heap_stats: bool = True,
+        prestarted: Prestarted | None = None,
     ) -> None:
-        mpvm = ensure_installed() if install else None
-        node = node_executable()
+        info = build_info(build_dir)
+        if heapsize is None:
+            heapsize = board_heapsize(info) or DEFAULT_HEAPSIZE
+        if not HEAPSIZE_MIN <= heapsize <= HEAPSIZE_MAX:
+            raise UsageError(f"heapsize {heapsize} is outside {HEAPSIZE_MIN}..{HEAPSIZE_MAX} bytes")
+        self.heapsize = heapsize
+        if line_max is None:
+            line_max = console_line_max(info)
         files = {**build_files(build_dir), **shim_files()}
         # One-off modules (test programs) compile into a scratch dir removed after the run.
         self._scratch = Path(tempfile.mkdtemp(prefix="clawsim-")) if modules else None
@@ -164,36 +202,31 @@ class Simulation:
             "files": {k: str(v) for k, v in files.items()},
             "inline_files": {k: base64.b64encode(v).decode() for k, v in (extra_files or {}).items()},
             "secrets": {k: base64.b64encode(v).decode() for k, v in (secrets or {}).items()},
-            "nvs_namespace": NVS_NAMESPACE,
+            "nvs_namespace": nvs_namespace(build_dir),
             "registers": {str(a): int(v) for a, v in (registers or {}).items()},
             "network": dict(network or {}),
             "port_map": {str(k): int(v) for k, v in (port_map or {}).items()},
+            "line_max": int(line_max or 0),
+            # device "host:port" -> [host, port] it really reaches (e.g. the mock model's fixed URL)
+            "connect_map": {f"{h}:{p}": [th, int(tp)] for (h, p), (th, tp) in (connect_map or {}).items()},
+            "heap_stats": heap_stats,
         }
-        cfg_r, cfg_w = os.pipe()
-        ev_r, ev_w = os.pipe()
-        if stdin == INHERIT:
-            stdin_arg: Any = None
-            self._stdin_data: bytes | None = None
-        elif stdin == OPEN:
-            stdin_arg = subprocess.PIPE  # kept open and silent: the device sees no end of input
-            self._stdin_data = None
+        self._stdin_data: bytes | None = None
+        if stdin == INHERIT or stdin == OPEN:
+            pass  # the host's stdin / a pipe kept open and silent (the device sees no end of input)
+        elif stdin is None:
+            self._stdin_data = b""
+        elif isinstance(stdin, (bytes, bytearray)):
+            self._stdin_data = bytes(stdin)
         else:
-            stdin_arg = subprocess.PIPE
-            if stdin is None:
-                self._stdin_data = b""
-            elif isinstance(stdin, (bytes, bytearray)):
-                self._stdin_data = bytes(stdin)
-            else:
-                self._stdin_data = "".join(f"{line}\n" for line in stdin).encode()
-        out = subprocess.PIPE if capture else None
-        try:
-            self._proc = subprocess.Popen(
-                [node, "--no-warnings", str(HOST_SCRIPT), str(mpvm), str(cfg_r), str(ev_w)],
-                stdin=stdin_arg, stdout=out, stderr=out, pass_fds=(cfg_r, ev_w),
-            )
-        finally:
-            os.close(cfg_r)
-            os.close(ev_w)
+            self._stdin_data = "".join(f"{line}\n" for line in stdin).encode()
+        if prestarted is None:
+            prestarted = Prestarted(stdin=stdin, capture=capture, heapsize=heapsize, install=install)
+        elif prestarted.inherit_stdin != (stdin == INHERIT) or prestarted.capture != capture:
+            prestarted.kill()
+            raise ValueError("the prestarted simulator was started with other stdin/capture modes")
+        self._proc, cfg_w, ev_r = prestarted.take()
+        capture = prestarted.capture
         payload = json.dumps(cfg).encode()
         del cfg  # holds secrets
 
@@ -325,7 +358,7 @@ def run(
     *,
     stdin: bytes | Iterable[str] | None = None,
     secrets: Mapping[str, bytes] | None = None,
-    heapsize: int = DEFAULT_HEAPSIZE,
+    heapsize: int | None = None,
     registers: Mapping[int, int] | None = None,
     entry: str = DEFAULT_ENTRY,
     timeout: float = 60.0,
@@ -334,6 +367,8 @@ def run(
     network: Mapping[str, Any] | None = None,
     port_map: Mapping[int, int] | None = None,
     steps: Iterable[str] = (),
+    line_max: int | None = None,
+    connect_map: Mapping[tuple[str, int], tuple[str, int]] | None = None,
 ) -> SimResult:
     """Run `entry` on the VM with the build's bytecode and the shims; wait for it to end.
 
@@ -341,11 +376,15 @@ def run(
     programs. extra_files: VM path -> bytes written before the run (e.g. a persisted log).
     network: {"connect": "ok" | "no_ap" | "wrong_password" | "fail"} for the Wi-Fi shim.
     port_map: device listening port -> host port (0 = any free one; see the "listening" event).
+    heapsize: the VM's starting GC heap; default the build's board's (build.json), else 256 KiB.
+    line_max: the UART line bound (default build.json's console_line, else 64 KiB); a longer line
+    arrives cut, with the device's marker. connect_map: (host, port) the device connects to ->
+    (host, port) it really reaches.
     steps: more Python snippets run after `entry` (same globals), each as its own top-level call
     into the VM, with heap figures after each (SimResult.steps). The VM only collects garbage
     between top-level calls, so this is how per-turn heap use can be measured.
     """
     sim = Simulation(build_dir, stdin=stdin, secrets=secrets, heapsize=heapsize, registers=registers,
                      entry=entry, extra_files=extra_files, modules=modules, network=network,
-                     port_map=port_map, steps=steps)
+                     port_map=port_map, steps=steps, line_max=line_max, connect_map=connect_map)
     return sim.wait(timeout=timeout)

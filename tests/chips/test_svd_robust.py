@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,158 @@ def test_written_database_gets_ordinary_file_permissions(tmp_path: Path) -> None
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile numbers and arrays (issue 9). Each import runs in a child process under a CPU-time and
+# an address-space limit: a regression (a walk over 10^9 array elements, a 2^10,000,000,000 mask)
+# ends in SIGXCPU or MemoryError instead of hanging the suite, and the test fails on the exit code.
+
+_CPU_SECONDS = 20  # the fixed importer needs well under 1 s for each input below
+_ADDRESS_SPACE = 1 << 30
+
+
+def _limits() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (_CPU_SECONDS, _CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_AS, (_ADDRESS_SPACE, _ADDRESS_SPACE))
+
+
+def _clawgen(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from clawgen.cli import main; main()", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, preexec_fn=_limits,
+                          env={**os.environ, "CLAWGEN_CHIP_PATH": ""})
+
+
+def _import(tmp_path: Path, registers: str) -> subprocess.CompletedProcess[str]:
+    _svd(tmp_path, registers)
+    return _clawgen(tmp_path, "svd", "import", "t.svd", "--chip", "t", "--out", "chips")
+
+
+def _lines(text: str, kind: str) -> list[str]:
+    return [line for line in text.splitlines() if f": {kind}: " in line]
+
+
+_BIG = "1" * 40
+
+
+def test_bit_numbers_are_bounded_by_the_register(tmp_path: Path) -> None:
+    r = _import(tmp_path, "<register><name>R</name><addressOffset>0</addressOffset><size>32</size><fields>\n"
+                + _field("A", int(_BIG), 1) + "\n"  # line 3: 40-digit bitOffset
+                + _field("B", 0, int(_BIG)) + "\n"  # line 4: 40-digit bitWidth
+                + _field("C", 10_000_000_000, 1) + "\n"  # line 5: 2^10,000,000,000 as a mask
+                + "<field><name>D</name><bitRange>[9999999999:0]</bitRange></field>\n"  # line 6
+                + _field("E%s", 0, 1, "<dim>1000000</dim><dimIncrement>1</dimIncrement>") + "\n"  # line 7
+                + "<field><name>F</name><bitOffset>" + "7" * 5000 + "</bitOffset><bitWidth>1</bitWidth></field>\n"
+                + _field("OK", 4, 4) + "</fields></register>")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    warnings = _lines(r.stderr, "warning")
+    assert 't.svd:3:1: warning: at P.R.A: <bitOffset> "' + _BIG + '" does not fit in 64 bits; ignored' in warnings
+    assert 't.svd:4:1: warning: at P.R.B: <bitWidth> "' + _BIG + '" does not fit in 64 bits; ignored' in warnings
+    assert ('t.svd:5:1: warning: at P.R.C: field "C" (bit offset 10000000000, width 1) lies outside the 32-bit '
+            "register; skipped") in warnings
+    assert ('t.svd:6:1: warning: at P.R.D: field "D" (bit offset 0, width 10000000000) lies outside the 32-bit '
+            "register; skipped") in warnings
+    assert ('t.svd:7:1: warning: at P.R.E%s: field "E%s" (bit offset 0, width 1, 1000000 elements 1 bits apart) '
+            "lies outside the 32-bit register; skipped") in warnings
+    assert ("t.svd:8:1: warning: at P.R.F: <bitOffset> has 5000 characters: too large for any address, size or "
+            "bit number; ignored") in warnings
+    assert "1 registers (arrays expanded), 1 fields" in r.stdout  # only OK survives
+
+
+def test_overlong_numbers_elsewhere_are_warnings(tmp_path: Path) -> None:
+    digits = "9" * 5000  # above CPython's int() digit limit: must not reach int()
+    r = _import(tmp_path, f"<register><name>R</name><addressOffset>{digits}</addressOffset>\n"
+                          f"<resetValue>0x{'F' * 40}</resetValue><fields><field><name>F</name><bitOffset>0</bitOffset>"
+                          "<bitWidth>2</bitWidth><enumeratedValues><enumeratedValue><name>V</name>"
+                          f"<value>{digits}</value></enumeratedValue></enumeratedValues></field></fields></register>\n"
+                          "<register><name>A%s</name><addressOffset>4</addressOffset><dim>2</dim><dimIncrement>4"
+                          "</dimIncrement><dimIndex>0-1000000000</dimIndex></register>")
+    assert r.returncode == 0, r.stderr[-2000:]
+    warnings = [w.split(": warning: ", 1)[1] for w in _lines(r.stderr, "warning")]
+    assert warnings == [
+        "at P.R: <addressOffset> has 5000 characters: too large for any address, size or bit number; ignored",
+        "at P.R: register without <addressOffset>; taken as 0",
+        'at P.R: <resetValue> "0x' + "F" * 40 + '" does not fit in 64 bits; ignored',
+        'at P.R.F.<enumeratedValues>: enumeratedValue "V": value "' + "9" * 40 + '... (5000 characters)" is not '
+        "a number; skipped",
+        'at P.A%s: <dimIndex> "0-1000000000" not understood; using 0..1',
+    ]
+
+
+def _nested(levels: int, dim: int) -> str:
+    inner = "<register><name>R</name><addressOffset>0</addressOffset></register>"
+    for k in range(levels):
+        inner = (f"<cluster><name>C{k}%s</name><dim>{dim}</dim><dimIncrement>4</dimIncrement>"
+                 f"<addressOffset>0</addressOffset>{inner}</cluster>")
+    return inner
+
+
+@pytest.mark.parametrize(("levels", "dim", "element", "count"), [
+    (3, 1000, 'cluster "P.C2%s"', "1,000,000,000"),  # 10^9 instances: hung before
+    # 2^40: the innermost level above the cap is named, by its path from the peripheral
+    (40, 2, 'cluster "P.' + ".".join(f"C{k}%s" for k in range(39, 19, -1)) + '"', "2,097,152"),
+])
+def test_nested_arrays_are_capped_across_levels(tmp_path: Path, levels: int, dim: int, element: str,
+                                                count: str) -> None:
+    r = _import(tmp_path, _nested(levels, dim))
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    errors = _lines(r.stderr, "error")
+    assert len(errors) == 1 and "Traceback" not in r.stderr
+    assert errors[0].startswith("t.svd:2:1: error: ")
+    assert f"{element} expands to {count} register instances" in errors[0]
+    assert "more than the 1,048,576 a chip may have" in errors[0]
+    assert not (tmp_path / "chips").exists()
+
+
+def test_peripheral_arrays_count_towards_the_cap(tmp_path: Path) -> None:
+    p = tmp_path / "t.svd"
+    p.write_text("<device><name>D</name><peripherals>\n<peripheral><name>P%s</name><dim>2000</dim>"
+                 "<dimIncrement>0x10000</dimIncrement><baseAddress>0</baseAddress><registers>"
+                 + _nested(1, 1000) + "</registers></peripheral></peripherals></device>", encoding="utf-8")
+    r = _clawgen(tmp_path, "svd", "import", "t.svd", "--chip", "t", "--out", "chips")
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert _lines(r.stderr, "error") == [
+        't.svd:2:1: error: peripheral "P%s" expands to 2,000,000 register instances (its <dim> arrays and those '
+        "inside it multiplied), more than the 1,048,576 a chip may have; check the <dim> values"]
+
+
+def test_summary_of_a_large_array_does_not_walk_its_elements(tmp_path: Path) -> None:
+    """250,000 cluster elements x 4 registers x a 32-element field array: 1,000,000 register
+    instances and 32,000,000 fields. Counting them by walking (as before) takes minutes of CPU
+    and dies at the CPU limit; counting from the declared elements takes microseconds."""
+    field = _field("B%s", 0, 1, "<dim>32</dim><dimIncrement>1</dimIncrement>")
+    regs = "".join(f"<register><name>R{i}</name><addressOffset>{4 * i}</addressOffset><fields>{field}</fields>"
+                   "</register>" for i in range(4))
+    r = _import(tmp_path, f"<cluster><name>C%s</name><dim>250000</dim><dimIncrement>16</dimIncrement>"
+                          f"<addressOffset>0</addressOffset>{regs}</cluster>")
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert ("imported D as chip t: 1 peripherals, 1000000 registers (arrays expanded), 32000000 fields, "
+            "0 enumerated value sets, 0 warning(s)") in r.stdout
+    r = _clawgen(tmp_path, "svd", "info", "t")
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "1000000 registers" in r.stdout
+
+
+@pytest.mark.parametrize("dim", [
+    {"count": 1_000_000_000, "increment": 4},  # one array of 10^9 elements
+    {"count": 1000, "increment": 4},  # three nested levels of 1000 (below)
+])
+def test_chip_database_with_oversized_arrays_is_refused(tmp_path: Path, dim: dict) -> None:
+    import json
+
+    block: dict = {"registers": [{"name": "R%s", "offset": 0, "dim": dim}]}
+    if dim["count"] == 1000:
+        for k in range(3):
+            block = {"clusters": [{"name": f"C{k}%s", "offset": 0, "dim": dim, **block}]}
+    doc = {"format": "clawgen-chip", "version": 1, "name": "t", "device": "D", "width": 32, "addressUnitBits": 8,
+           "source": {"file": "t.svd", "sha256": ""},
+           "peripherals": [{"name": "P", "baseAddress": 0, **block}]}
+    (tmp_path / "chips").mkdir()
+    (tmp_path / "chips" / "t.json").write_text(json.dumps(doc), encoding="utf-8")
+    r = _clawgen(tmp_path, "svd", "info", "t")
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    errors = _lines(r.stderr + r.stdout, "error")
+    assert len(errors) == 1 and "corrupt chip database" in errors[0] and "1,048,576" in errors[0], errors

@@ -154,7 +154,7 @@ def test_app_only_onto_a_board_with_more_flash_is_refused(built: dict) -> None:
 def test_fetching_the_base_firmware_later_makes_the_next_build_merge(tmp_path: Path) -> None:
     """The cached base firmware is a build input: a build is not "up to date" once it appears."""
     (tmp_path / "agent.yaml").write_text(SPEC)
-    (tmp_path / "secrets.yaml").write_text("api_key: sk-x\nwifi_ssid: n\nwifi_password: p\n")
+    (tmp_path / "secrets.yaml").write_text("api_key: sk-x\nwifi_ssid: n\nwifi_password: password\n")
     env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "out"
     build = ["build", str(tmp_path / "agent.yaml"), "--out", str(out)]

@@ -48,6 +48,7 @@ def make_build(root: Path, *, merged: bool = True, chip: str = "esp32s3",
         "flash_size": flash_size,
     }
     (image / "flash_args.json").write_text(json.dumps(args))
+    (root / "build.json").write_text("{}\n")
     return images
 
 

@@ -17,6 +17,7 @@ def write_build(root: Path, args: dict | str, files: dict[str, int] | None = Non
     for name, size in (files or {}).items():
         (image / name).write_bytes(b"\xff" * size)
     (image / "flash_args.json").write_text(args if isinstance(args, str) else json.dumps(args))
+    (root / "build.json").write_text("{}\n")
     return root
 
 
@@ -57,10 +58,21 @@ def test_missing_build_directory_names_it(tmp_path: Path) -> None:
     assert d.file == str(tmp_path / "nope") and d.severity == "error"
 
 
-def test_build_without_images(tmp_path: Path) -> None:
+def test_a_directory_that_is_not_a_build_says_so(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
     with pytest.raises(DiagnosticError) as err:
         load_flash_plan(tmp_path)
-    assert only_diagnostic(err).file == str(tmp_path / FLASH_ARGS)
+    d = only_diagnostic(err)
+    assert d.file == str(tmp_path) and "not a clawgen build directory" in d.message
+    assert "--no-images" not in d.message
+
+
+def test_build_without_images(tmp_path: Path) -> None:
+    (tmp_path / "build.json").write_text("{}\n")  # a build made with --no-images
+    with pytest.raises(DiagnosticError) as err:
+        load_flash_plan(tmp_path)
+    d = only_diagnostic(err)
+    assert d.file == str(tmp_path / FLASH_ARGS) and "--no-images" in d.message
 
 
 def test_invalid_json_points_at_the_line(tmp_path: Path) -> None:

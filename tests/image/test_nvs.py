@@ -86,3 +86,44 @@ def test_same_bytes_as_the_generator_cli(tmp_path):
     subprocess.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(csv), str(out),
                     "0x6000"], check=True, capture_output=True)
     assert nvs.build_nvs_image(values, 0x6000) == out.read_bytes()
+
+
+def _cases() -> list[dict[str, bytes]]:
+    import random
+
+    rnd = random.Random(9)
+    cases: list[dict[str, bytes]] = [{}, {"empty": b""}, {"k": b"x"}]
+    # blob sizes around entry and page boundaries, single- and multi-page
+    cases += [{"big": rnd.randbytes(n)} for n in (31, 32, 33, 3999, 4000, 4001, 4032, 4033, 5000, 8100, 12000)]
+    for _ in range(40):  # many keys: page changes at every possible entry position
+        sizes = [0, 1, 31, 32, 33, 100, 500, 3000, 4000, 4064, 4065]
+        cases.append({f"k{i}": rnd.randbytes(rnd.choice(sizes)) for i in range(rnd.randrange(1, 40))})
+    return cases
+
+
+def test_plain_writer_is_byte_identical_to_espressifs_generator():
+    """build_nvs_image writes plain images itself (no 25 ms import of the generator and its CLI
+    stack); Espressif's generator is the reference it must match exactly."""
+    for case in _cases():
+        size = 0x3000 + -(-(sum(len(v) for v in case.values()) + 64 * len(case)) // 0x1000) * 0x2000
+        assert nvs.build_nvs_image(case, size) == nvs._generate(case, size, None), {k: len(v) for k, v in case.items()}
+
+
+def test_plain_writer_overflows_where_the_generator_does():
+    from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
+
+    overflowed = 0
+    for n in (14000, 14500, 15000, 15500, 16000, 30000):
+        case = {"a": os.urandom(n), "b": os.urandom(n // 3)}
+        try:
+            ref = nvs._generate(case, 0x6000, None)
+        except (gen.InsufficientSizeError, gen.PageFullError):
+            ref = None
+        if ref is not None:
+            assert nvs.build_nvs_image(case, 0x6000) == ref
+            continue
+        overflowed += 1
+        with pytest.raises(nvs.NvsOverflowError) as err:
+            nvs.build_nvs_image(case, 0x6000)
+        assert err.value.needed == nvs._needed_bytes(case, None)
+    assert 0 < overflowed < 6  # both sides of the limit were tried

@@ -202,12 +202,22 @@ def test_partition_table_overflow_message_is_exact():
     assert str(err.value) == f"partition-table overflows its 3072 bytes by {96 * 32 + 32 - 3072} bytes"
 
 
-def test_secret_in_a_filesystem_file_is_refused(tmp_path):
-    ctx = _inputs(tmp_path, base=False)
-    ctx.files["/clawgen.json"] = b'{"key": "' + SECRETS["llm_key"] + b'"}'
-    with pytest.raises(UsageError) as err:
-        build_images(ctx)
-    assert "llm_key" in str(err.value) and SECRETS["llm_key"].decode() not in str(err.value)
+def test_nvs_image_is_reused_only_when_it_holds_the_same_secrets(tmp_path):
+    """Secrets are found by where they go (nvs.bin); the files are proved clean by the render stage
+    (tests/build/test_secrets_in_code.py). An unchanged nvs.bin is taken from the previous output."""
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    first = _inputs(tmp_path / "a", base=False)
+    build_images(first)
+    prev = tmp_path / "a" / "out"
+    prev_nvs = (prev / "image" / "nvs.bin").read_bytes()
+    (prev / "image" / "nvs.bin").write_bytes(prev_nvs[:-1] + b"\x00")  # marked: reused or not?
+    build_images(_inputs(tmp_path / "b", base=False, previous=prev))
+    assert (tmp_path / "b" / "out" / "image" / "nvs.bin").read_bytes() == prev_nvs[:-1] + b"\x00"
+    changed = {**SECRETS, "llm_key": b"another-key-value"}
+    build_images(_inputs(tmp_path / "c", base=False, secrets=changed, previous=prev))
+    got = nvs.decode_nvs_image((tmp_path / "c" / "out" / "image" / "nvs.bin").read_bytes())
+    assert got[("clawgen", "llm_key")] == b"another-key-value"
 
 
 def test_no_secrets_keeps_nvs_out_of_app_only(tmp_path):

@@ -30,7 +30,7 @@ def test_modules_follow_capabilities(tmp_path: Path):
     assert shipped == set(CORE_MODULES)
     assert sorted(p.name for p in (out / "app").glob("*.py")) == sorted(
         [f"{m}.py" for m in CORE_MODULES] + ["boot.py", "main.py"])
-    assert (out / "app" / "main.py").read_text().splitlines()[-1] == "claw_main.main()"
+    assert (out / "app" / "main.py").read_text().splitlines()[-1].strip() == "claw_main.main()"
 
 
 def test_bundle_within_budget(tmp_path: Path):
@@ -40,7 +40,7 @@ def test_bundle_within_budget(tmp_path: Path):
                                     persistence={"mode": "flash", "max_bytes": 8192},
                                     transports={"uart": True, "telnet": True},
                                     network={"ssid": "!secret s", "password": "!secret p"}),
-                secrets={"s": "net", "p": "pw"})
+                secrets={"s": "net", "p": "password-8"})
     info = json.loads((out / "build.json").read_text())
     total = sum(p.stat().st_size for p in (out / "mpy").glob("*.mpy"))
     assert info["bundle"]["mpy_bytes"] == total

@@ -1,6 +1,6 @@
-"""The device's UART console module (claw_console, which the simulator swaps for a shim) on the
-MicroPython VM, with only sys.stdin/stdout and select faked: line editing, the content_bytes bound
-(in a buffer allocated once, UTF-8 aware), Ctrl-C and Ctrl-D."""
+"""The device's UART console module (claw_console, which the simulators swap for a shim) on the
+MicroPython unix-port VM, with only sys.stdin/stdout and select faked: line editing, the
+content_bytes bound (in a buffer allocated once, UTF-8 aware), Ctrl-C and Ctrl-D."""
 
 from __future__ import annotations
 
@@ -54,25 +54,48 @@ print("RESULT " + json.dumps({"lines": lines, "out": "".join(fakesys.stdout.part
 """
 
 
-def run_console(tmp_path: Path, sim_run, script: str, content_bytes: int = 256) -> dict:
+def run_console(tmp_path: Path, unix_run, script: str, content_bytes: int = 256) -> dict:
     out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", limits={"content_bytes": content_bytes}))
     src = (out / "app" / "claw_console.py").read_text()
     assert "import sys\n" in src and "import select\n" in src
     src = src.replace("import sys\n", "import fakesys as sys\n").replace("import select\n", "import fakeselect as select\n")
-    res = sim_run(None, modules={"fakesys": FAKE_SYS, "fakeselect": FAKE_SELECT, "devconsole": src},
+    res = unix_run(None, modules={"fakesys": FAKE_SYS, "fakeselect": FAKE_SELECT, "devconsole": src},
                   entry=f"SCRIPT = {json.dumps(script)}\n" + PROGRAM)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.split("RESULT ", 1)[1])
 
 
-def test_line_editing_and_control_keys(tmp_path: Path, sim_run):
-    got = run_console(tmp_path, sim_run, "helo\x08\x08llo\r\ncaf\u00e9\x7f\u00e9!\nabc\x03xyz\n\x04")
+def test_line_editing_and_control_keys(tmp_path: Path, unix_run):
+    got = run_console(tmp_path, unix_run, "helo\x08\x08llo\r\ncaf\u00e9\x7f\u00e9!\nabc\x03xyz\n\x04")
     assert got["lines"] == ["hello", "caf\u00e9!", "xyz", None]
     assert "\x08 \x08" in got["out"] and "^C\r\n" in got["out"]
 
 
-def test_line_longer_than_content_bytes_is_bounded(tmp_path: Path, sim_run):
+def test_line_longer_than_content_bytes_is_bounded(tmp_path: Path, unix_run):
     # 300 two-byte characters into a 256-byte line: 128 are kept (never half of one), the rest beep.
-    got = run_console(tmp_path, sim_run, "\u00e9" * 300 + "\nnext\n\x04")
+    got = run_console(tmp_path, unix_run, "\u00e9" * 300 + "\nnext\n\x04")
     assert got["lines"] == ["\u00e9" * 128, "next", None]
     assert got["out"].count("\x07") == 300 - 128
+
+
+def test_real_stdin_pipe_and_select(tmp_path: Path, unix_run):
+    """The device module unchanged, on the unix port's own sys.stdin (a pipe) and select.poll:
+    read(1) gives whole UTF-8 characters, CR LF gives a line and an empty one, Ctrl-D ends."""
+    out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", limits={"content_bytes": 256}))
+    src = (out / "app" / "claw_console.py").read_text()
+    prog = (
+        "import json, devconsole\n"
+        "lines = []\n"
+        "while True:\n"
+        "    line = devconsole.readline()\n"
+        "    lines.append(line)\n"
+        "    if line is None:\n"
+        "        break\n"
+        "print('RESULT ' + json.dumps(lines))\n"
+    )
+    res = unix_run(None, modules={"devconsole": src, "prog": prog}, entry="import prog",
+                   stdin="helo\x08\x08llo\r\ncaf\u00e9\x7f\u00e9!\nabc\x03xyz\n\x04")
+    assert res.returncode == 0, res.stderr
+    echo, result = res.stdout.split("RESULT ", 1)
+    assert json.loads(result) == ["hello", "", "caf\u00e9!", "xyz", None]
+    assert "\x08 \x08" in echo and "^C\r\n" in echo and "caf\u00e9" in echo

@@ -1,5 +1,6 @@
-"""Fault injection: the real device runtime (compiled .mpy) on the MicroPython VM against a scripted
-model server. Every fault must leave a clear message and a session whose next turn works."""
+"""Fault injection: the real device runtime (compiled .mpy) on the MicroPython unix-port VM (real
+sockets) against a scripted model server. Every fault must leave a clear message and a session
+whose next turn works."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from clawgen.sim import vm
+from clawgen.sim import unixvm as uvm
+from clawgen.sim.vm import SimResult
 from tests.llm_server import LLMServer, Reply, completion, tool_call
 
 API_KEY = b"sk-test-fault-key-0123456789"
@@ -55,15 +57,15 @@ class Env:
     build: Path
     secrets: dict[str, bytes]
 
-    def session(self, *lines: str, timeout: float = 40) -> vm.SimResult:
-        res = vm.run(self.build, stdin=[*lines, "/quit"], secrets=self.secrets, timeout=timeout)
+    def session(self, *lines: str, timeout: float = 40) -> SimResult:
+        res = uvm.run(self.build, stdin=[*lines, "/quit"], secrets=self.secrets, timeout=timeout)
         assert res.reason == "exit" and res.returncode == 0, res.stdout + res.stderr
         assert API_KEY.decode() not in res.stdout + res.stderr
         return res
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, mpvm: Path) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     from clawgen.build import build_spec
 
     d = tmp_path_factory.mktemp("faults")
@@ -80,7 +82,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, mpvm: Path) -> Iterator[Env]:
 
 
 @pytest.fixture
-def llm(env: Env) -> Iterator[LLMServer]:
+def llm(env: Env, unixvm: str) -> Iterator[LLMServer]:
     env.server.requests.clear()
     yield env.server
     left = env.server.pending
@@ -88,7 +90,7 @@ def llm(env: Env) -> Iterator[LLMServer]:
     assert left == 0, f"{left} scripted replies were not used"
 
 
-def answers(res: vm.SimResult) -> list[str]:
+def answers(res: SimResult) -> list[str]:
     """What the agent printed after each prompt (one entry per input line)."""
     return [chunk.strip() for chunk in re.split(r"(?:^|\n)> ", res.stdout)[1:]]
 

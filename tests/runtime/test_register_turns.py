@@ -1,5 +1,5 @@
 """End-to-end turns whose tool calls write and then read back simulated registers (through the
-register-access layer clawreg and the simulator's register file)."""
+register-access layer clawreg and the register-file shim), on the MicroPython unix-port VM."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ def reg_agent(tmp_path: Path, llm_server, monkeypatch) -> Path:
         raise
 
 
-def test_write_then_read_back_register(reg_agent, llm_server, sim_run):
+def test_write_then_read_back_register(reg_agent, llm_server, unix_run):
     llm_server.push(
         Reply.tool_calls(("hw_register_write", {"address": "0x60004004", "value": "0x5"})),
         Reply.tool_calls(("hw_register_read", {"address": "0x60004004"})),
         Reply.text("GPIO_OUT is now 0x5."),
     )
-    res = sim_run(reg_agent, stdin=["set GPIO out to 5 and check it", "/quit"], registers={GPIO_OUT: 0})
+    res = unix_run(reg_agent, stdin=["set GPIO out to 5 and check it", "/quit"], registers={GPIO_OUT: 0})
     assert res.returncode == 0, res.stderr
     assert (GPIO_OUT, 5) in res.register_writes
     assert res.registers[GPIO_OUT] == 5
@@ -47,19 +47,19 @@ def test_write_then_read_back_register(reg_agent, llm_server, sim_run):
     assert "GPIO_OUT is now 0x5." in res.stdout
 
 
-def test_denied_register_is_an_error_result(reg_agent, llm_server, sim_run):
+def test_denied_register_is_an_error_result(reg_agent, llm_server, unix_run):
     llm_server.push(Reply.tool_calls(("hw_register_write", {"address": "0x3", "value": "1"})),
                     Reply.text("That failed."))
-    res = sim_run(reg_agent, stdin=["poke 0x3", "/quit"], registers={GPIO_OUT: 0})
+    res = unix_run(reg_agent, stdin=["poke 0x3", "/quit"], registers={GPIO_OUT: 0})
     assert res.returncode == 0, res.stderr
     assert llm_server.requests[1].messages[-1]["content"].startswith("error: misaligned")
     assert res.register_writes == []
 
 
-def test_datasheet_lookup(reg_agent, llm_server, sim_run):
+def test_datasheet_lookup(reg_agent, llm_server, unix_run):
     llm_server.push(Reply.tool_calls(("hw_module_list", {}), ("hw_register_lookup", {"query": "GPIO"})),
                     Reply.text("listed"))
-    res = sim_run(reg_agent, stdin=["what is there?", "/quit"])
+    res = unix_run(reg_agent, stdin=["what is there?", "/quit"])
     assert res.returncode == 0, res.stderr
     modules, lookup = [m["content"] for m in llm_server.requests[1].messages if m["role"] == "tool"]
     assert "GPIO" in modules

@@ -1,4 +1,5 @@
-"""web_fetch on the MicroPython VM against a local HTTP server: text extraction and the byte cap."""
+"""web_fetch and web_search on the MicroPython unix-port VM (real sockets) against a local HTTP
+server: text extraction and the byte cap."""
 
 from __future__ import annotations
 
@@ -42,14 +43,14 @@ def web_server() -> Iterator[str]:
         srv.server_close()
 
 
-def test_web_fetch_text_and_cap(tmp_path: Path, llm_server, sim_run, web_server):
+def test_web_fetch_text_and_cap(tmp_path: Path, llm_server, unix_run, web_server):
     out = build(tmp_path, make_spec(llm_server.base_url, capabilities=["web_browsing"], tools=[],
                                     web={"fetch_max_bytes": 1024}, limits={"tool_result_bytes": 4096}))
     llm_server.push(Reply.tool_calls(("web_fetch", {"url": web_server + "/page"}),
                                      ("web_fetch", {"url": web_server + "/small"}),
                                      ("web_fetch", {"url": "ftp://example.com/x"})),
                     Reply.text("fetched"))
-    res = sim_run(out, stdin=["fetch it", "/quit"])
+    res = unix_run(out, stdin=["fetch it", "/quit"])
     assert res.returncode == 0, res.stderr
     page, small, bad = [m["content"] for m in llm_server.requests[1].messages if m["role"] == "tool"]
     assert page.startswith("HTTP 200\nGreenhouse Temperature is 23 C. filler filler")
@@ -79,7 +80,7 @@ class _Search(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_web_search_request_and_summary(tmp_path: Path, sim_run):
+def test_web_search_request_and_summary(tmp_path: Path, unix_run):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Search)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
@@ -92,7 +93,7 @@ def test_web_search_request_and_summary(tmp_path: Path, sim_run):
             "print('---')\n"
             "print(W.web_search('esp32 & micropython/ü'))\n"
         )
-        res = sim_run(out, modules={"prog": prog}, entry="import prog")
+        res = unix_run(out, modules={"prog": prog}, entry="import prog")
         assert res.returncode == 0, res.stderr
         no_key, results = res.stdout.split("---\n")
         assert "error" not in results, res.stdout + res.stderr + repr(_Search.seen)

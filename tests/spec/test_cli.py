@@ -130,10 +130,18 @@ def test_build_cli_reports_and_skips(examples_copy: Path, tmp_path: Path):
     assert r.returncode == 0 and "up to date" in r.stdout
 
 
-def test_build_unknown_board_is_usage_error(examples_copy: Path):
-    r = clawgen("build", str(examples_copy / "local-chat.yaml"), "--board", "esp32s2")
-    assert r.returncode == 1
-    assert "unknown board 'esp32s2' (did you mean \"esp32s3\"?)" in r.stderr
+@pytest.mark.parametrize("command", ["build", "config", "validate"])
+def test_unknown_board_option_is_invalid_input(examples_copy: Path, tmp_path: Path, command: str):
+    """Any invalid --board value exits 2 with the list of boards, and nothing is written."""
+    out = tmp_path / "out"
+    extra = ("--out", str(out)) if command == "build" else ()
+    r = clawgen(command, str(examples_copy / "local-chat.yaml"), "--board", "esp32s2", *extra)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == ("clawgen: error: unknown board 'esp32s2' (did you mean \"esp32s3\"?); "
+                                "known boards: esp32, esp32c3, esp32c6, esp32s3")
+    assert not out.exists()
+    r = clawgen(command, str(examples_copy / "local-chat.yaml"), "--board", "", *extra)
+    assert r.returncode == 2 and "--board is empty" in r.stderr and "esp32c3" in r.stderr
 
 
 def test_validate_directory_skips_secrets_and_included_files(write_spec):

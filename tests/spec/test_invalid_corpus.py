@@ -156,10 +156,10 @@ def test_real_process_prints_one_line_per_error(name: str) -> None:
     assert all(a.startswith("::error file=") for a in annotations)
 
 
-def test_unknown_board_option_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_board_option_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
     case = next(c for c in CASES if c.name == "board_typo")
     monkeypatch.chdir(case.workdir)
     result = CliRunner().invoke(cli, ["validate", "--board", "esp32-s3", case.spec])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.strip() == ('clawgen: error: unknown board \'esp32-s3\' (did you mean "esp32s3"?); '
                                      "known boards: esp32, esp32c3, esp32c6, esp32s3")

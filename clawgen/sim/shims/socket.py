@@ -1,6 +1,11 @@
-# Simulator `socket`: real host TCP through the clawgen sim bridge, with MicroPython's
-# blocking, timeout and errno behaviour (OSError(110) on timeout, OSError(11) when a
-# non-blocking socket has nothing to read, b"" / 0 at end of stream).
+# Simulator `socket`: real host TCP through the clawgen sim bridge, with MicroPython's stream
+# semantics and the ESP32's errno numbers (see shims/errno.py):
+# - recv(n) returns what has arrived (at most n), b"" at end of stream;
+# - read(n) / readinto(buf) / readline() return only when the request is full (a line ends), at end
+#   of stream, or at the timeout, which raises OSError(ETIMEDOUT) and loses the bytes read so far;
+#   the timeout is per wait for data, so a slow but steady peer does not time out a long read;
+# - non-blocking (setblocking(False) or settimeout(0)): recv raises OSError(EAGAIN) when nothing is
+#   there, read/readinto/readline return None (or what was there); poll with select.poll.
 import _simhost
 from uctypes import addressof
 
@@ -18,7 +23,12 @@ SO_KEEPALIVE = 8
 SO_RCVTIMEO = 0x1006
 TCP_NODELAY = 1
 
-_CHUNK = 4096  # bytes per recv when the caller gives no size
+_EAGAIN = 11
+_SOME = 0  # bridge recv modes: what has arrived / until full / until a newline
+_FULL = 1
+_LINE = 2
+_CHUNK = 4096  # bytes per bridge read for read() with no size and for readline()
+_MAX = 1 << 20  # the bridge's largest single transfer
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
@@ -28,23 +38,19 @@ def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
     return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (r, port))]
 
 
-def _check(r):
-    if r < 0:
-        raise OSError(-r)
-    return r
-
-
 class socket:
     def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=IPPROTO_TCP, _id=None):
         self._id = _simhost.sock_new() if _id is None else _id
-        self._timeout = -1  # ms; -1 blocks forever
+        self._timeout = -1  # ms; -1 blocks forever, 0 is non-blocking
         self._closed = False
-
-    def _ms(self):
-        return self._timeout
+        self._peer = None
 
     def settimeout(self, t):
-        self._timeout = -1 if t is None else int(t * 1000)
+        if t is None:
+            self._timeout = -1
+        else:
+            ms = int(t * 1000)
+            self._timeout = 1 if ms == 0 and t > 0 else ms
 
     def setblocking(self, flag):
         self._timeout = -1 if flag else 0
@@ -56,49 +62,99 @@ class socket:
         st = _simhost.sock_connect(self._id, addr[0], addr[1], self._timeout)
         if st:
             raise OSError(st)
+        self._peer = (addr[0], addr[1])
 
     def write(self, buf):
         mv = memoryview(buf)
         n = len(mv)
         if n == 0:
             return 0
-        return _check(_simhost.sock_send(self._id, addressof(mv), n))
+        r = _simhost.sock_send(self._id, addressof(mv), n)
+        if r < 0:
+            raise OSError(-r)
+        return r
 
     send = write
 
     def sendall(self, buf):
         self.write(buf)
 
-    def readinto(self, buf, nbytes=None):
-        mv = memoryview(buf)
-        n = len(mv) if nbytes is None else min(nbytes, len(mv))
-        if n == 0:
-            return 0
-        return _check(_simhost.sock_recv_into(self._id, addressof(mv), n, self._timeout))
+    def _bridge_read(self, mv, n, mode):
+        """One bridge read into mv[:n]: the count, or raises OSError(errno) (EAGAIN included)."""
+        r = _simhost.sock_recv_into(self._id, addressof(mv), n, self._timeout, mode)
+        if r < 0:
+            raise OSError(-r)
+        return r
 
     def recv(self, n):
         b = bytearray(n)
+        k = self._bridge_read(b, min(n, _MAX), _SOME) if n else 0
+        return bytes(b) if k == n else bytes(memoryview(b)[:k])
+
+    def recvfrom(self, n):
+        return self.recv(n), self._peer
+
+    def sendto(self, buf, addr):
+        return self.write(buf)
+
+    def readinto(self, buf, nbytes=None):
+        mv = memoryview(buf)
+        n = len(mv) if nbytes is None else min(nbytes, len(mv))
+        got = 0
+        while got < n:
+            want = min(n - got, _MAX)
+            try:
+                k = self._bridge_read(mv[got:], want, _FULL)
+            except OSError as e:
+                if e.args[0] == _EAGAIN:
+                    return got if got else None
+                raise
+            got += k
+            if k < want:
+                break  # end of stream (or all a non-blocking socket had)
+        return got
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            return self._readall()
+        b = bytearray(n)
         k = self.readinto(b)
-        return bytes(b) if k == n else bytes(b[:k])
+        if k is None:
+            return None
+        return bytes(b) if k == n else bytes(memoryview(b)[:k])
 
-    def read(self, n=None):
-        if n is not None:
-            return self.recv(n)
+    def _readall(self):
         parts = []
+        b = bytearray(_CHUNK)
         while True:
-            p = self.recv(_CHUNK)
-            if not p:
-                return b"".join(parts)
-            parts.append(p)
-
-    def readline(self):
-        out = bytearray()
-        one = bytearray(1)
-        while True:
-            if not self.readinto(one):
+            try:
+                k = self._bridge_read(b, _CHUNK, _SOME)
+            except OSError as e:
+                if e.args[0] == _EAGAIN:
+                    if not parts:
+                        return None
+                    break
+                raise
+            if not k:
                 break
-            out.append(one[0])
-            if one[0] == 10:
+            parts.append(bytes(memoryview(b)[:k]))
+        return b"".join(parts)
+
+    def readline(self, size=-1):
+        out = bytearray()
+        b = bytearray(_CHUNK)
+        while size < 0 or len(out) < size:
+            want = _CHUNK if size < 0 else min(_CHUNK, size - len(out))
+            try:
+                k = self._bridge_read(b, want, _LINE)
+            except OSError as e:
+                if e.args[0] == _EAGAIN:
+                    if not out:
+                        return None
+                    break
+                raise
+            out.extend(memoryview(b)[:k])
+            if k == 0 or b[k - 1] == 10:
                 break
         return bytes(out)
 
@@ -117,7 +173,9 @@ class socket:
         parts = r.split(" ")
         if len(parts) == 1:
             raise OSError(-int(parts[0]))
-        return socket(_id=int(parts[0])), (parts[1], int(parts[2]))
+        c = socket(_id=int(parts[0]))
+        c._peer = (parts[1], int(parts[2]))
+        return c, c._peer
 
     def makefile(self, mode="rb", buffering=0):
         return self
@@ -125,16 +183,14 @@ class socket:
     def fileno(self):
         return self._id
 
+    def _poll_id(self):
+        """For the select shim: the bridge id, None once closed."""
+        return None if self._closed else self._id
+
     def close(self):
         if not self._closed:
             self._closed = True
             _simhost.sock_close(self._id)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):
         self.close()

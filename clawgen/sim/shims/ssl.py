@@ -1,6 +1,12 @@
-# Simulator `ssl`: TLS over node's tls module, certificate checking done by node against
-# the CA certificates the device loads (verification failures raise OSError(-9984) like
-# mbedTLS's MBEDTLS_ERR_X509_CERT_VERIFY_FAILED).
+# Simulator `ssl`: TLS by node's tls module with MicroPython's (mbedTLS) behaviour:
+# - load_verify_locations(cadata=) takes DER (one or more certificates back to back) or PEM, and
+#   raises ValueError("invalid cert") for anything else;
+# - wrap_socket returns an SSLSocket with MicroPython's methods only (no settimeout: the socket's
+#   timeout at wrap time applies); a refused server certificate raises ValueError with mbedTLS's
+#   text ("\nThe certificate validity has expired\n" ...), other handshake failures OSError;
+# - reads follow the stream semantics of shims/socket.py, except that a non-blocking recv() returns
+#   None when nothing is there, and after an error (a timeout included) every later read or write
+#   raises the same error again, as mbedTLS's sticky error does; recv_into is a stream readinto.
 import _simhost
 
 PROTOCOL_TLS_CLIENT = 0
@@ -8,6 +14,7 @@ PROTOCOL_TLS_SERVER = 1
 CERT_NONE = 0
 CERT_OPTIONAL = 1
 CERT_REQUIRED = 2
+_EAGAIN = 11
 
 
 class SSLContext:
@@ -20,25 +27,90 @@ class SSLContext:
         if cafile is not None:
             with open(cafile, "rb") as f:
                 cadata = f.read()
-        if isinstance(cadata, (bytes, bytearray, memoryview)):
-            cadata = bytes(cadata).decode()
-        self._ca = (self._ca or "") + cadata
+        if isinstance(cadata, str):
+            cadata = cadata.encode()
+        pem = _simhost.tls_ca(bytes(cadata).hex()) if cadata else ""
+        if not pem:
+            raise ValueError("invalid cert")
+        self._ca = (self._ca or "") + pem
 
     def load_cert_chain(self, certfile, keyfile):
         raise OSError(95)  # EOPNOTSUPP: client certificates are not simulated
 
-    def set_ciphers(self, ciphers):
-        pass
-
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, server_hostname=None):
         if server_side:
             raise OSError(95)
-        verify = self.verify_mode != CERT_NONE
-        st = _simhost.tls_wrap(sock._id, server_hostname, self._ca, verify)
-        if st:
-            sock.close()
-            raise OSError(st)
-        return sock  # same handle: the bridge now speaks TLS on it
+        verify = self.verify_mode == CERT_REQUIRED
+        r = _simhost.tls_wrap(sock._id, server_hostname, self._ca, verify, sock._timeout)
+        if r:
+            if r[0] == "V":
+                raise ValueError(r[1:])
+            raise OSError(int(r[1:]))
+        return SSLSocket(sock)
+
+
+class SSLSocket:
+    def __init__(self, sock):
+        self._sock = sock
+        self._err = 0
+        self._eof = False
+
+    def _io(self, fn, *args):
+        if self._err:
+            raise OSError(self._err)
+        if self._eof and self._sock._timeout == 0:
+            return None  # mbedTLS reports the peer's close_notify once; a non-blocking read then gets None
+        try:
+            r = fn(*args)
+        except OSError as e:
+            code = e.args[0] if e.args else 0
+            if code == _EAGAIN:
+                return None
+            self._err = code
+            raise
+        if not r and r is not None:
+            self._eof = True
+        return r
+
+    def read(self, n=-1):
+        return self._io(self._sock.read, n)
+
+    def readinto(self, buf, nbytes=None):
+        return self._io(self._sock.readinto, buf, nbytes)
+
+    def readline(self, size=-1):
+        return self._io(self._sock.readline, size)
+
+    def recv(self, n):
+        """What has arrived (one TLS read), like the plain socket's recv."""
+        return self._io(self._sock.recv, n)
+
+    def recv_into(self, buf, nbytes=None):
+        """A stream readinto on MicroPython's TLS socket: until full, end of stream or timeout."""
+        return self._io(self._sock.readinto, buf, nbytes or None)
+
+    def write(self, buf):
+        return self._io(self._sock.write, buf)
+
+    send = write
+    sendall = write
+
+    def setblocking(self, flag):
+        self._sock.setblocking(flag)
+
+    def cipher(self):
+        r = _simhost.tls_cipher(self._sock._id)
+        name, _, version = r.partition("|")
+        return (name, version)
+
+    def _poll_id(self):
+        return self._sock._poll_id()
+
+    def close(self):
+        self._sock.close()
+
+    def __del__(self):
+        self.close()
 
 
 def wrap_socket(sock, server_side=False, key=None, cert=None, cert_reqs=CERT_NONE, cadata=None,

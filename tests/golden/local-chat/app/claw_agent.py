@@ -4,6 +4,7 @@
 results back to the model -> ... until a text answer, bounded by max_tool_calls / max_iterations."""
 
 import gc
+import sys
 import time
 
 import claw_buf as B
@@ -19,20 +20,30 @@ class Endpoint:
     """One model endpoint: its wire-format adapter, keep-alive connection and fixed request head."""
 
     def __init__(self, t, key):
-        self.t = t
-        self.host = t[0]
-        self.model = t[4]
-        self.p = __import__(_ADAPTERS.get(t[11], "claw_openai"))
-        self.conn = H.Conn(t[0], t[1], t[2], t[7], t[8])
+        self.host = t[C.M_HOST]
+        self.model = t[C.M_MODEL]
+        self.p = __import__(_ADAPTERS.get(t[C.M_PROVIDER], "claw_openai"))
+        self.conn = H.Conn(t[C.M_HOST], t[C.M_PORT], t[C.M_TLS], t[C.M_CONNECT_TIMEOUT], t[C.M_READ_TIMEOUT])
         self.pre = self.p.prefix(t)
         self.head = self.p.request_head(t, key)
+
+
+class _Failed(Exception):
+    """A model request that failed: msg for the user; retry: a transient failure (try the
+    fallbacks, then the primary once more); wait: the server's Retry-After in seconds, or None."""
+
+    def __init__(self, msg, retry, wait=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.retry = retry
+        self.wait = wait
 
 
 class Agent:
     def __init__(self, session, tools, keys):
         self.session = session
         self.tools = tools
-        self.eps = [Endpoint(t, keys.get(t[9]) if t[9] else None) for t in C.MODELS]
+        self.eps = [Endpoint(t, keys.get(t[C.M_KEY]) if t[C.M_KEY] else None) for t in C.MODELS]
         self.p = self.eps[0].p
         self.turns = 0
         self.last_error = None
@@ -66,6 +77,9 @@ class Agent:
             self.last_error = "%s: %s" % (type(e).__name__, e)
             answer = "[error] internal: %s" % self.last_error
         del scratch[1:]
+        web = sys.modules.get("claw_webtools")
+        if web is not None:
+            web.close()  # the turn's web connection; the model endpoints' stay open
         answer = B.clip(answer, C.CONTENT_BYTES)  # limits.content_bytes: the longest answer kept
         if not answer.startswith("[error]"):
             self.session.add_turn(user, self._bounded(self.p.assistant_msg, answer))
@@ -126,29 +140,31 @@ class Agent:
         for n, i in enumerate(order):
             ep = self.eps[i]
             if n == len(order) - 1:
-                if err is None or not err[1]:
+                if err is None or not err.retry:
                     break
                 wait = min(_BACKOFF_MAX_S, wait if wait else 1)
-                claw_log.log("%s; retrying %s in %ds" % (err[0], ep.host, wait))
+                claw_log.log("%s; retrying %s in %ds" % (err.msg, ep.host, wait))
                 time.sleep_ms(wait * 1000)
             built = self._build(ep, scratch)
             if built:
                 return built
-            r = self._call(ep)
-            if isinstance(r, tuple):
+            try:
+                r = self._call(ep)
+            except _Failed as e:
+                err = e
+            else:
                 self.last_model = ep.model
                 return r
-            err = r
-            if not r[1]:
+            if not err.retry:
                 break
-            wait = r[2] or wait
+            wait = err.wait or wait
             if n + 1 < len(order) - 1:
-                claw_log.log("%s; trying fallback model %s" % (r[0], self.eps[order[n + 1]].model))
-        self.last_error = err[0]
-        return "[error] " + err[0]
+                claw_log.log("%s; trying fallback model %s" % (err.msg, self.eps[order[n + 1]].model))
+        self.last_error = err.msg
+        return "[error] " + err.msg
 
     def _call(self, ep):
-        """(content, calls, finish) on success, else [message, retryable, retry_after]."""
+        """(content, calls, finish) from the adapter's parse; raises _Failed."""
         body = B.request.view()
         head = ep.head + str(len(body)).encode() + b"\r\n\r\n"
         H.trace(">>> request to " + ep.host, head, body)
@@ -156,13 +172,12 @@ class Agent:
             status, headers, n, _ = ep.conn.request(head, body, B.response)
         except H.HttpError as e:
             if e.kind == "size":  # say which limit to raise
-                return [e.msg + " (limits.response_bytes)", False, None]
-            return [e.msg, e.kind in ("net", "proto"), None]
+                raise _Failed(e.msg + " (limits.response_bytes)", False)
+            raise _Failed(e.msg, e.kind in ("net", "proto"))
         del head
         body = B.response.view()
         H.trace("<<< response %d from %s" % (status, ep.host), None, body)
         if status >= 400:
-            retry = status == 429 or status >= 500
             ra = H.retry_after(headers) if status == 429 else None
             msg = "HTTP %d from %s (%s)" % (status, ep.host, ep.model)
             detail = H.error_text(status, body)
@@ -170,8 +185,12 @@ class Agent:
                 msg += ": " + claw_log.redact_text(detail)
             if status in (401, 403):
                 msg += " -- check the API key"
-            return [msg, retry, ra]
+            raise _Failed(msg, status == 429 or status >= 500, ra)
+        if status >= 300:  # a redirect is a configuration error: never followed with the key
+            raise _Failed(claw_log.redact_text(
+                "HTTP %d from %s (%s): redirect to %s not followed -- put the final URL in the model's "
+                "base_url" % (status, ep.host, ep.model, headers.get("location", "?"))), False)
         try:
             return ep.p.parse(body)
         except Exception as e:  # ProviderError from the adapter
-            return [claw_log.redact_text("%s from %s" % (e, ep.host)), True, None]
+            raise _Failed(claw_log.redact_text("%s from %s" % (e, ep.host)), True)

@@ -8,20 +8,7 @@ payload = role byte (b"u" or b"a") + the message JSON. A torn or corrupt record 
 everything before it is kept and the file is rewritten without it. When the file reaches
 persistence.max_bytes it is compacted (rewritten with the in-memory history, then renamed)."""
 
-import os
-import struct
-
 import claw_config as C
-import claw_log
-
-try:
-    from binascii import crc32
-except ImportError:  # pragma: no cover - every supported port has it
-    crc32 = None
-
-MAGIC = b"\xc1\x0a"
-_HDR = "<2sII"
-_HDR_LEN = 10
 
 
 class Session:
@@ -31,8 +18,6 @@ class Session:
         self.max_bytes = max_bytes
         self.size = 0
         self.dropped = 0  # torn/corrupt bytes dropped at restore
-        if path:
-            self._restore()
 
     def messages(self):
         return [m[1] for m in self._msgs]
@@ -44,14 +29,6 @@ class Session:
         self._msgs.append((b"u", user))
         self._msgs.append((b"a", answer))
         self._trim()
-        if self.path:
-            try:
-                if self.size + _rec_len(user) + _rec_len(answer) > self.max_bytes:
-                    self._compact()
-                else:
-                    self._append((b"u", user), (b"a", answer))
-            except OSError as e:
-                claw_log.log("session log write failed: %s" % e)
 
     def _trim(self):
         t = False
@@ -67,89 +44,7 @@ class Session:
         self._msgs.pop(0)
         while self._msgs and self._msgs[0][0] != b"u":
             self._msgs.pop(0)
-        if self.path:
-            self._safe_compact()
         return True
 
     def reset(self):
         self._msgs = []
-        if self.path:
-            self._safe_compact()
-
-    def _safe_compact(self):
-        try:
-            self._compact()
-        except OSError as e:
-            claw_log.log("session log rewrite failed: %s" % e)
-
-    # -- persistence --
-
-    def _append(self, *recs):
-        with open(self.path, "ab") as f:
-            for role, msg in recs:
-                _write_rec(f, role, msg)
-                self.size += _rec_len(msg)
-
-    def _compact(self):
-        tmp = self.path + ".tmp"
-        size = 0
-        with open(tmp, "wb") as f:
-            for role, msg in self._msgs:
-                _write_rec(f, role, msg)
-                size += _rec_len(msg)
-        os.rename(tmp, self.path)
-        self.size = size
-
-    def _restore(self):
-        try:
-            f = open(self.path, "rb")
-        except OSError:
-            return  # no log yet
-        good = 0
-        msgs = []
-        with f:
-            while True:
-                hdr = f.read(_HDR_LEN)
-                if not hdr:
-                    break
-                if len(hdr) < _HDR_LEN:
-                    self.dropped += len(hdr)
-                    break
-                magic, n, crc = struct.unpack(_HDR, hdr)
-                if magic != MAGIC or n > C.HISTORY_MESSAGE_BYTES + 1 or n < 2:
-                    self.dropped += _HDR_LEN
-                    break
-                payload = f.read(n)
-                if len(payload) < n or crc32(payload) != crc:
-                    self.dropped += _HDR_LEN + len(payload)
-                    break
-                msgs.append((payload[:1], payload[1:]))
-                good += _HDR_LEN + n
-                del payload
-                if len(msgs) > 2 * C.HISTORY_MESSAGES:
-                    del msgs[:2]  # keep memory bounded while reading a long log
-            rest = f.read(1)
-        if rest:
-            self.dropped += 1
-        if msgs and msgs[-1][0] == b"u":
-            msgs.pop()  # a user message without its answer (cut between the two records)
-            rewrite = True
-        else:
-            rewrite = bool(self.dropped)
-        self._msgs = msgs
-        self._trim()
-        self.size = good
-        if rewrite or good > self.max_bytes:
-            if self.dropped:
-                claw_log.log("session log: dropped a torn record at the end (%d bytes)" % self.dropped)
-            self._safe_compact()
-
-
-def _rec_len(msg):
-    return _HDR_LEN + 1 + len(msg)
-
-
-def _write_rec(f, role, msg):
-    payload = role + msg
-    f.write(struct.pack(_HDR, MAGIC, len(payload), crc32(payload)))
-    f.write(payload)

@@ -2,17 +2,20 @@
 # Do not edit: change the spec and run `clawgen build` again.
 """Transports: the UART console and a Telnet server (one client at a time: a new connection takes
 over from the old one). Each offers write/note/ask; the session lives elsewhere, so a
-reconnecting Telnet client resumes it."""
+reconnecting Telnet client resumes it. The Telnet part is only in builds that configure it."""
 
+import claw_console
 import socket
 import time
 
 import claw_buf as B
-import claw_console
 import claw_log
 
 _EAGAIN = (11, 35)
 _ASK_TIMEOUT_MS = 120000
+_CHUNK = 512  # bytes per recv
+_READ_MAX = 65536  # bytes read per poll at most, so the UART is still polled during a flood
+_SPECIAL = (b"\xff", b"\r", b"\n", b"\x00", b"\x08", b"\x7f")  # IAC, line ends, NUL, BS, DEL
 
 
 class Uart:
@@ -111,38 +114,71 @@ class Telnet:
         self.write(text + "\n")
 
     def _feed(self, data):
-        """Add received bytes to the line in the content buffer; complete lines go to self.lines."""
-        buf = B.content
-        for b in data:
-            if self.iac:
-                if self.iac == 1 and 251 <= b <= 254:
-                    self.iac = 2  # WILL/WONT/DO/DONT + option byte
-                else:
-                    self.iac = 0
-                continue
-            if b == 255:
-                self.iac = 1
-                continue
-            if b == 13 or b == 10:
-                if b == 10 and self.cr:
-                    self.cr = False
+        """Add received bytes to the line in the content buffer; complete lines go to self.lines.
+        Runs of ordinary bytes are copied as slices (a pasted 60 KB line is not handled byte by
+        byte); bytes past the buffer are only counted, for the truncation marker."""
+        n = len(data)
+        mv = memoryview(data)
+        i = 0
+        while i < n:
+            if not self.iac:
+                e = n
+                for s in _SPECIAL:
+                    p = data.find(s, i, e)
+                    if p >= 0:
+                        e = p
+                if e > i:
+                    if min(mv[i:e]) >= 32:
+                        self._add(mv[i:e])
+                    else:  # other control bytes in the run: the byte-wise path drops them
+                        for b in mv[i:e]:
+                            self._byte(b)
+                    i = e
                     continue
-                self.cr = b == 13
-                self.lines.append(self._line())
-                buf.reset()
-                continue
-            self.cr = False
-            if b == 0:
-                continue
-            if (b == 8 or b == 127) and buf.n:
+            self._byte(data[i])
+            i += 1
+
+    def _add(self, run):
+        buf = B.content
+        self.cr = False
+        k = min(len(run), buf.cap - buf.n)
+        if k:
+            buf.mv[buf.n:buf.n + k] = run[:k]
+            buf.n += k
+        self.over += len(run) - k
+
+    def _byte(self, b):
+        buf = B.content
+        if self.iac:
+            if self.iac == 1 and 251 <= b <= 254:
+                self.iac = 2  # WILL/WONT/DO/DONT + option byte
+            else:
+                self.iac = 0
+            return
+        if b == 255:
+            self.iac = 1
+            return
+        if b == 13 or b == 10:
+            if b == 10 and self.cr:
+                self.cr = False
+                return
+            self.cr = b == 13
+            self.lines.append(self._line())
+            buf.reset()
+            return
+        self.cr = False
+        if b == 0:
+            return
+        if b == 8 or b == 127:
+            if buf.n:
                 buf.n -= 1
-                continue
-            if b >= 32:
-                if buf.n < buf.cap:
-                    buf.b[buf.n] = b
-                    buf.n += 1
-                else:
-                    self.over += 1
+            return
+        if b >= 32:
+            if buf.n < buf.cap:
+                buf.b[buf.n] = b
+                buf.n += 1
+            else:
+                self.over += 1
 
     def _line(self):
         """The finished line in the content buffer as str: a line too long for it is cut (on a
@@ -176,16 +212,22 @@ class Telnet:
         return self.lines.pop(0) if self.lines else None
 
     def _read(self):
-        try:
-            data = self.cli.recv(256)
-        except OSError as e:
-            if not (e.args and e.args[0] in _EAGAIN):
+        # Everything that has arrived, up to _READ_MAX bytes per poll (a line pasted in one go is
+        # read in one poll, not one chunk per turn of the serving loop).
+        for _ in range(_READ_MAX // _CHUNK):
+            try:
+                data = self.cli.recv(_CHUNK)
+            except OSError as e:
+                if not (e.args and e.args[0] in _EAGAIN):
+                    self.drop()
+                return
+            if not data:
                 self.drop()
-            return
-        if not data:
-            self.drop()
-            return
-        self._feed(data)
+                return
+            self._feed(data)
+            del data
+            if self.lines or self.cli is None:
+                return
 
     def ask(self, question):
         """Ask the Telnet user and wait for the answer; None when they disconnect or time out."""

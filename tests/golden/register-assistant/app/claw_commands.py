@@ -35,8 +35,9 @@ def run(line, agent, session, boot_ms):
     if cmd == "/status":
         gc.collect()
         up = time.ticks_diff(time.ticks_ms(), boot_ms) // 1000
-        return ("agent %s on %s\nfree heap %d bytes (allocated %d)\nuptime %d s\nmodel %s\n"
-                "turns %d, history %d/%d messages\nlast error: %s"
-                % (C.NAME, C.BOARD, gc.mem_free(), gc.mem_alloc(), up, agent.status_model(), agent.turns,
+        return ("agent %s on %s\ndevice %s, hostname %s\nfree heap %d bytes (allocated %d)\nuptime %d s\n"
+                "model %s\nturns %d, history %d/%d messages\nlast error: %s"
+                % (C.NAME, C.BOARD, getattr(C, "DEVICE", C.NAME), C.HOSTNAME, gc.mem_free(), gc.mem_alloc(), up,
+                   agent.status_model(), agent.turns,
                    len(session), C.HISTORY_MESSAGES, agent.last_error or "none"))
     return "unknown command %s; /help lists them" % cmd

@@ -7,13 +7,55 @@ from micropython import const
 NAME = 'register-assistant'
 BOARD = 'esp32s3'
 NVS_NAMESPACE = "clawgen"
-# Bytes constants, spliced into every request as they are (no per-request serialization):
-# the system message and the request's "tools" array, both rendered at build time.
-SYSTEM_MSG = b'{"role":"system","content":"You are a hardware assistant living on an ESP32-S3. Answer briefly. Before writing a register, look it up and say what the write will do.\\n\\nYou can read and write the chip\'s memory-mapped registers with hw_register_read and hw_register_write. Only registers allowed by the device policy can be accessed; report errors to the user as they are.\\n\\nUse hw_module_list and hw_register_lookup to find peripherals, register addresses, bit fields and reset values before touching hardware.\\n\\nYou can check the device\'s uptime and free memory, and reboot it (the user is asked first)."}'
-TOOLS_JSON = b'[{"type":"function","function":{"name":"hw_register_read","description":"Read a 32-bit hardware register.","parameters":{"type":"object","properties":{"address":{"type":"string","description":"Register address (hex, e.g. 0x60004004) or name (e.g. GPIO.OUT)."}},"required":["address"]}}},{"type":"function","function":{"name":"hw_register_write","description":"Write a 32-bit value to a hardware register.","parameters":{"type":"object","properties":{"address":{"type":"string","description":"Register address (hex, e.g. 0x60004004) or name (e.g. GPIO.OUT)."},"value":{"type":"string","description":"Value to write (hex like 0x1 or decimal)."}},"required":["address","value"]}}},{"type":"function","function":{"name":"hw_module_list","description":"List the chip\'s peripherals the agent may use.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"hw_register_lookup","description":"Look up a peripheral, register or field: address, access, reset value, bit fields.","parameters":{"type":"object","properties":{"query":{"type":"string","description":"e.g. GPIO, GPIO.OUT or 0x60004004"}},"required":["query"]}}},{"type":"function","function":{"name":"system_uptime","description":"Seconds since the device booted.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"system_free_heap","description":"Free and allocated MicroPython heap in bytes.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"system_reboot","description":"Reboot the device.","parameters":{"type":"object","properties":{},"required":[]}}}]'
+# The system message and the request's "tools" array, rendered at build time into the device file
+# PROMPT_PATH and streamed from there into every request (claw_buf.Buf.add) as they are: no
+# per-request serialization, and not in the heap.
+PROMPT_PATH = "/claw_prompt.json"
 
-# Model endpoints in fallback order: (host, port, tls, path_prefix, model, max_tokens, temperature,
-# connect_timeout, read_timeout, api_key NVS key, extra headers, wire format)
+
+class Stored:
+    """A build-time constant kept in the file PROMPT_PATH: n bytes at offset off."""
+
+    def __init__(self, off, n):
+        self.off = off
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def read_into(self, mv):
+        try:
+            with open(PROMPT_PATH, "rb") as f:
+                f.seek(self.off)
+                got = 0
+                while got < self.n:
+                    k = f.readinto(mv[got:self.n])
+                    if not k:
+                        break
+                    got += k
+        except OSError:
+            got = -1
+        if got != self.n:
+            raise RuntimeError("cannot read %s: deploy the whole app bundle again" % PROMPT_PATH)
+
+
+SYSTEM_MSG = Stored(0, 608)
+TOOLS_JSON = Stored(608, 1662)
+
+# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap).
+# Read a field by its name below, never by a bare number: MODELS[0][M_MODEL].
+M_HOST = const(0)
+M_PORT = const(1)
+M_TLS = const(2)
+M_PATH = const(3)  # path prefix, e.g. "/v1"
+M_MODEL = const(4)
+M_MAX_TOKENS = const(5)
+M_TEMPERATURE = const(6)  # None: the server's default
+M_CONNECT_TIMEOUT = const(7)  # seconds
+M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
+M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
+M_HEADERS = const(10)  # extra request headers {name: value}
+M_PROVIDER = const(11)  # wire format (claw_agent._ADAPTERS)
 MODELS = (
     ('api.openai.com', 443, True, '/v1',
      'gpt-4o-mini', 512, 0.2, 10.0,
@@ -46,6 +88,8 @@ CA_PATH = '/ca.pem'
 NEEDS_CLOCK = True
 
 SSID_KEY = 'wifi_ssid'
+# The SSID came from secrets.yaml (!secret): boot never prints it.
+SSID_SECRET = True
 PASSWORD_KEY = 'wifi_pw'
 HOSTNAME = 'regassist'
 CONNECT_RETRIES = 5

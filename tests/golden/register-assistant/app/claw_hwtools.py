@@ -3,6 +3,7 @@
 """Register and datasheet tools: thin wrappers over the register-access layer (clawreg/clawsheet)."""
 
 import clawreg
+import clawsheet
 
 
 def _value(v):
@@ -43,12 +44,8 @@ def hw_register_write(address, value):
 
 
 def hw_module_list():
-    import clawsheet
-
     return clawsheet.modules() or "no peripheral table in this build"
 
 
 def hw_register_lookup(query):
-    import clawsheet
-
     return clawsheet.lookup(query)

@@ -4,6 +4,7 @@
 declared JSON Schema (types, required, enum), confirmation on the active transport, handler
 errors -> error results, results cut to limits.tool_result_bytes with an explicit marker."""
 
+import gc
 import json
 
 import claw_buf as B
@@ -85,6 +86,21 @@ def _handler(name, mod, fn):
     return f
 
 
+def preload():
+    """Import every tool's module now, at boot, right after the fixed buffers: on a real GC a
+    module imported in the middle of a turn lands in a fragmented heap (measured on the unix
+    port: the register-assistant's smallest heap for boot + a turn fell from 140 KB to 114 KB).
+    A module that fails to import is reported when its tool is called, as before."""
+    for name in TABLE:
+        t = TABLE[name]
+        try:
+            _handler(name, t[0], t[1])
+        except MemoryError:
+            return  # the boot goes on; the tools are imported on first use
+        except Exception:  # reported when the tool is called (error: NAME failed: ...)
+            pass
+
+
 def _result(value):
     """A handler's return value as text within the tool_result buffer (marker when cut)."""
     if value is None:
@@ -110,6 +126,7 @@ def _result(value):
 
 def call(name, args_json, io):
     """Run tool `name` with JSON arguments; always returns the result text for the model."""
+    gc.collect()  # keeps the turn's garbage from fragmenting the heap a handler allocates in
     t = TABLE.get(name)
     if t is None:
         return "error: unknown tool '%s'; available: %s" % (name, ", ".join(TABLE))
@@ -135,6 +152,10 @@ def call(name, args_json, io):
     try:
         f = _handler(name, mod, fn)
         value = f(**args)
+    except MemoryError:  # the heap is too small for this tool now: the model and the user are told
+        f = value = args = None
+        gc.collect()
+        return "error: %s ran out of memory (%d bytes free)" % (name, gc.mem_free())
     except Exception as e:  # a handler's bug must not take the agent down
         msg = str(e)
         if len(msg) > 300:

@@ -2,176 +2,24 @@
 # Do not edit: change the spec and run `clawgen build` again.
 # Datasheet tables for hw_module_list / hw_register_lookup: every peripheral of the chip, and
 # the access, reset value, fields and enumerations of each register the build's policy allows
-# (names and addresses come from clawreg's tables). Constants only: they stay in flash when frozen.
+# (names and addresses come from clawreg's tables, and the text from clawreg's table file).
 import struct
 
 import clawreg
 
-_MODULES = (
-    'UART0 0x60000000 33 regs\nSPI1 0x60002000 45 regs\nSPI0 0x60003000 38 regs\nGPIO 0x60004000 397 reg'
-    's, 14 allowed\nGPIO_SD 0x60004F00 11 regs\nEFUSE 0x60007000 115 regs\nRTC_CNTL 0x60008000 87 regs\nR'
-    'TC_IO 0x60008400 60 regs\nSENS 0x60008800 71 regs, 3 allowed\nRTC_I2C 0x60008C00 31 regs\nIO_MUX 0x'
-    '60009000 51 regs\nUHCI1 0x6000C000 34 regs\nI2S0 0x6000F000 23 regs\nUART1 0x60010000 33 regs\nI2C0 '
-    '0x60013000 36 regs\nUHCI0 0x60014000 34 regs\nRMT 0x60016000 52 regs\nPCNT 0x60017000 26 regs\nLEDC '
-    '0x60019000 54 regs, 49 allowed\nBB 0x6001D000 1 regs\nMCPWM0 0x6001E000 74 regs\nTIMG0 0x6001F000 3'
-    '5 regs\nTIMG1 0x60020000 35 regs\nSYSTIMER 0x60023000 36 regs, 7 allowed\nSPI2 0x60024000 38 regs\nS'
-    'PI3 0x60025000 38 regs\nAPB_CTRL 0x60026000 51 regs\nI2C1 0x60027000 36 regs\nSDHOST 0x60028000 41 '
-    'regs\nPERI_BACKUP 0x6002A000 12 regs\nTWAI0 0x6002B000 27 regs\nMCPWM1 0x6002C000 74 regs\nI2S1 0x60'
-    '02D000 21 regs\nUART2 0x6002E000 33 regs\nRNG 0x60034F6C 1 regs\nUSB_DEVICE 0x60038000 20 regs\nUSB_'
-    'WRAP 0x60039000 3 regs\nAES 0x6003A000 46 regs\nSHA 0x6003B000 44 regs\nRSA 0x6003C000 525 regs\nDS '
-    '0x6003D000 663 regs\nHMAC 0x6003E000 41 regs\nDMA 0x6003F000 200 regs\nAPB_SARADC 0x60040000 28 reg'
-    's, 2 allowed\nLCD_CAM 0x60041000 18 regs\nUSB0 0x60080000 168 regs\nSYSTEM 0x600C0000 42 regs\nSENSI'
-    'TIVE 0x600C1000 197 regs\nINTERRUPT_CORE0 0x600C2000 105 regs\nINTERRUPT_CORE1 0x600C2000 105 regs'
-    '\nEXTMEM 0x600C4000 95 regs\nXTS_AES 0x600CC000 24 regs\nASSIST_DEBUG 0x600CE000 87 regs\nWCL 0x600D'
-    '0000 88 regs'
-)
-# <H per clawreg entry: its layout below ("access reset - description", then one line per field)
-_LAYOUT_OF = (
-    b'\x00\x00\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00\x06\x00\x07\x00\x08\x00\t\x00\n\x00\x0b\x00'
-    b'\x0c\x00\r\x00\x0e\x00\x0f\x00\x10\x00\x11\x00\x12\x00\x13\x00\x14\x00\x15\x00\x11\x00\x12\x00'
-    b'\x13\x00\x14\x00\x15\x00\x11\x00\x12\x00\x13\x00\x14\x00\x15\x00\x11\x00\x12\x00\x13\x00\x14\x00'
-    b'\x15\x00\x11\x00\x12\x00\x13\x00\x14\x00\x15\x00\x11\x00\x12\x00\x13\x00\x14\x00\x15\x00\x11\x00'
-    b'\x12\x00\x13\x00\x14\x00\x15\x00\x11\x00\x12\x00\x13\x00\x14\x00\x15\x00\x16\x00\x17\x00\x16\x00'
-    b'\x17\x00\x16\x00\x17\x00\x16\x00\x17\x00\x18\x00\x19\x00\x1a\x00\x1b\x00\x1c\x00\x1d\x00\x1e\x00'
-    b'\x1f\x00 \x00!\x00'
-)
-_LAYOUTS = (
-    (
-    'rw reset=0x00000000 - Output level of GPIO0-31 (bit n drives pin n when its output is enabled).\n'
-    '  DATA_ORIG [31:0] rw'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to set GPIO0-31 output bits high; 0 bits are left alone.\n  OUT_W1T'
-    'S [31:0] wo oneToSet'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to clear GPIO0-31 output bits; 0 bits are left alone.\n  OUT_W1TC ['
-    '31:0] wo oneToClear'
-),
-    (
-    'rw reset=0x00000000 - Output level of GPIO32 and up (bit n drives pin 32+n).\n  DATA_ORIG [21:0] '
-    'rw'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to set output bits of GPIO32 and up.\n  OUT1_W1TS [21:0] wo oneToSe'
-    't'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to clear output bits of GPIO32 and up.\n  OUT1_W1TC [21:0] wo oneTo'
-    'Clear'
-),
-    (
-    'rw reset=0x00000000 - Output enable of GPIO0-31 (1 = the pin drives its output level).\n  DATA [3'
-    '1:0] rw'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to enable the output of GPIO0-31 pins.\n  ENABLE_W1TS [31:0] wo one'
-    'ToSet'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to disable the output of GPIO0-31 pins.\n  ENABLE_W1TC [31:0] wo on'
-    'eToClear'
-),
-    'rw reset=0x00000000 - Output enable of GPIO32 and up.\n  DATA [21:0] rw',
-    (
-    'wo reset=0x00000000 - Write 1 to enable the output of GPIO32-and-up pins.\n  ENABLE1_W1TS [21:0] '
-    'wo oneToSet'
-),
-    (
-    'wo reset=0x00000000 - Write 1 to disable the output of GPIO32-and-up pins.\n  ENABLE1_W1TC [21:0]'
-    ' wo oneToClear'
-),
-    'rw reset=0x00000000 - Input level of GPIO0-31 as sampled now.\n  DATA_NEXT [31:0] rw',
-    'rw reset=0x00000000 - Input level of GPIO32 and up.\n  DATA_NEXT [21:0] rw',
-    (
-    'rw reset=0x00000000 - SAR ADC1 one-shot conversion control and its last result.\n  SAR1_EN_PAD_FO'
-    'RCE [31] rw\n  SAR1_EN_PAD [30:19] rw\n  MEAS1_START_FORCE [18] rw\n  MEAS1_START_SAR [17] rw\n  MEA'
-    'S1_DONE_SAR [16] ro\n  MEAS1_DATA_SAR [15:0] ro'
-),
-    (
-    'rw reset=0x00000000 - SAR ADC2 one-shot conversion control and its last result.\n  SAR2_EN_PAD_FO'
-    'RCE [31] rw\n  SAR2_EN_PAD [30:19] rw\n  MEAS2_START_FORCE [18] rw\n  MEAS2_START_SAR [17] rw\n  MEA'
-    'S2_DONE_SAR [16] ro\n  MEAS2_DATA_SAR [15:0] ro'
-),
-    (
-    'rw reset=0x00019000 - Temperature sensor control; TSENS_OUT holds the last raw reading.\n  SAR_TS'
-    'ENS_DUMP_OUT [24] rw\n  SAR_TSENS_POWER_UP_FORCE [23] rw\n  SAR_TSENS_POWER_UP [22] rw\n  SAR_TSENS'
-    '_CLK_DIV [21:14] rw\n  SAR_TSENS_IN_INV [13] rw\n  SAR_TSENS_INT_EN [12] rw\n  SAR_TSENS_READY [8] '
-    'ro\n  SAR_TSENS_OUT [7:0] ro'
-),
-    (
-    'rw reset=0x00000000 - PWM channel setup - timer select, output enable, idle level, update strobe'
-    '.\n  OVF_CNT_RESET_ST [17] rw\n  OVF_CNT_RESET [16] wo\n  OVF_CNT_EN [15] rw\n  OVF_NUM [14:5] rw\n  '
-    'PARA_UP [4] wo\n  IDLE_LV [3] rw\n  SIG_OUT_EN [2] rw\n  TIMER_SEL [1:0] rw'
-),
-    (
-    'rw reset=0x00000000 - PWM channel counter value at which the output goes high.\n  HPOINT [13:0] r'
-    'w'
-),
-    (
-    'rw reset=0x00000000 - PWM channel duty in timer ticks (low 4 bits are a fraction).\n  DUTY [18:0]'
-    ' rw'
-),
-    (
-    'rw reset=0x40000000 - PWM duty fade settings; set DUTY_START to apply a new duty.\n  DUTY_START ['
-    '31] rw\n  DUTY_INC [30] rw\n  DUTY_NUM [29:20] rw\n  DUTY_CYCLE [19:10] rw\n  DUTY_SCALE [9:0] rw'
-),
-    'ro reset=0x00000000 - PWM channel duty currently in effect (read back).\n  DUTY_R [18:0] ro',
-    (
-    'rw reset=0x00800000 - PWM timer setup - duty resolution bits, clock divider, pause, reset.\n  PAR'
-    'A_UP [25] wo\n  TICK_SEL [24] rw\n  RST [23] rw\n  PAUSE [22] rw\n  CLK_DIV [21:4] rw\n  DUTY_RES [3:'
-    '0] rw'
-),
-    "ro reset=0x00000000 - PWM timer's current counter value.\n  CNT [13:0] ro",
-    (
-    'rw reset=0x00000000 - LEDC clock source selection and clock gate.\n  CLK_EN [31] rw\n  APB_CLK_SEL'
-    ' [1:0] rw'
-),
-    (
-    'rw reset=0x46000000 - System timer enables and clock gating.\n  CLK_EN [31] rw\n  TIMER_UNIT0_WORK'
-    '_EN [30] rw\n  TIMER_UNIT1_WORK_EN [29] rw\n  TIMER_UNIT0_CORE0_STALL_EN [28] rw\n  TIMER_UNIT0_COR'
-    'E1_STALL_EN [27] rw\n  TIMER_UNIT1_CORE0_STALL_EN [26] rw\n  TIMER_UNIT1_CORE1_STALL_EN [25] rw\n  '
-    'TARGET0_WORK_EN [24] rw\n  TARGET1_WORK_EN [23] rw\n  TARGET2_WORK_EN [22] rw\n  SYSTIMER_CLK_FO [0'
-    '] rw'
-),
-    (
-    'rw reset=0x00000000 - Write TIMER_UNITn_UPDATE=1 to latch the counter; VALUE_VALID says it is re'
-    'ady.\n  TIMER_UNIT0_UPDATE [30] wo\n  TIMER_UNIT0_VALUE_VALID [29] ro'
-),
-    (
-    'rw reset=0x00000000 - Write TIMER_UNITn_UPDATE=1 to latch the counter; VALUE_VALID says it is re'
-    'ady.\n  TIMER_UNIT1_UPDATE [30] wo\n  TIMER_UNIT1_VALUE_VALID [29] ro'
-),
-    (
-    'ro reset=0x00000000 - High bits of the latched system timer counter (16 MHz ticks).\n  TIMER_UNIT'
-    '0_VALUE_HI [19:0] ro'
-),
-    (
-    'ro reset=0x00000000 - Low 32 bits of the latched system timer counter.\n  TIMER_UNIT0_VALUE_LO [3'
-    '1:0] ro'
-),
-    (
-    'ro reset=0x00000000 - High bits of the latched system timer counter (16 MHz ticks).\n  TIMER_UNIT'
-    '1_VALUE_HI [19:0] ro'
-),
-    (
-    'ro reset=0x00000000 - Low 32 bits of the latched system timer counter.\n  TIMER_UNIT1_VALUE_LO [3'
-    '1:0] ro'
-),
-    (
-    'ro reset=0x00000000 - Last SAR ADC1 result of the digital controller.\n  APB_SARADC1_DATA [16:0] '
-    'ro'
-),
-    (
-    'ro reset=0x00000000 - Last SAR ADC2 result of the digital controller.\n  APB_SARADC2_DATA [16:0] '
-    'ro'
-),
-)
+# Sections of clawreg's table file (clawgen/regtab.py): M the peripheral list, LO the layout of
+# each clawreg entry (<H), LA the layouts' byte offsets (<I), L the layouts ("access reset -
+# description", then one line per field).
+_AT_M = 11372
+_SZ_M = 1452
+_AT_LO = 7600
+_AT_LA = 7900
+_AT_L = 12824
 
 
 def modules():
     """One line per peripheral: name, base address, register count."""
-    return _MODULES or "no chip database in this build"
+    return clawreg._text(_AT_M, _SZ_M) or "no chip database in this build"
 
 
 def _policy(flags):
@@ -198,13 +46,14 @@ def _fields(text, reset):
 def _head(i):
     # "GPIO.OUT 0x60004004 rw reset=0x00000000 policy=rw - description", and the field lines.
     e = clawreg._entry(i)
-    layout = _LAYOUTS[struct.unpack_from("<H", _LAYOUT_OF, 2 * i)[0]]
+    k = struct.unpack("<H", clawreg._bin(_AT_LO, 2 * i, 2))[0]
+    a, b = struct.unpack("<II", clawreg._bin(_AT_LA, 4 * k, 8))
+    layout = str(clawreg._rd(_AT_L + a, b - a), "utf-8")
     nl = layout.find("\n")
     first = layout if nl < 0 else layout[:nl]
     rest = "" if nl < 0 else layout[nl + 1:]
     access, _, tail = first.partition(" - ")
-    line = "%s 0x%08X %s policy=%s" % (clawreg._name_at(clawreg._NAMES, clawreg._NOFF, i), e[0], access,
-                                       _policy(e[1]))
+    line = "%s 0x%08X %s policy=%s" % (clawreg.name(i), e[0], access, _policy(e[1]))
     if e[1] & 2 and e[4] != e[5]:
         line += " wmask=0x%08X" % e[4]
     if tail:
@@ -214,13 +63,14 @@ def _head(i):
 
 def _module(name):
     # The modules() line of peripheral `name`, found without splitting the table.
+    mods = clawreg._text(_AT_M, _SZ_M)
     key = name + " "
-    pos = _MODULES.find(key)
+    pos = mods.find(key)
     while pos >= 0:
-        if pos == 0 or _MODULES[pos - 1] == "\n":
-            end = _MODULES.find("\n", pos)
-            return _MODULES[pos:] if end < 0 else _MODULES[pos:end]
-        pos = _MODULES.find(key, pos + 1)
+        if pos == 0 or mods[pos - 1] == "\n":
+            end = mods.find("\n", pos)
+            return mods[pos:] if end < 0 else mods[pos:end]
+        pos = mods.find(key, pos + 1)
     return None
 
 
@@ -229,12 +79,13 @@ def lookup(query):
     q = str(query).strip().upper()
     if not q:
         return "give a peripheral, register or field name"
-    i = clawreg._name_index(clawreg._NAMES, q)
+    names = clawreg.names()
+    i = clawreg._name_index(names, q)
     if i >= 0:
         head, fields = _head(i)
         return head + ("\n" + fields if fields else "")
     reg, _, fname = q.rpartition(".")
-    i = clawreg._name_index(clawreg._NAMES, reg) if reg else -1
+    i = clawreg._name_index(names, reg) if reg else -1
     if i >= 0:
         head, fields = _head(i)
         for f in fields.split("\n"):
@@ -243,13 +94,18 @@ def lookup(query):
         return "unknown: %s has no field %s" % (reg, fname)
     # A peripheral: its allowed registers.
     out = []
-    n = len(_LAYOUT_OF) // 2
+    key = q + "."
     k = 0
-    while k < n:
-        name = clawreg._name_at(clawreg._NAMES, clawreg._NOFF, k)
-        if name.startswith(q + "."):
+    pos = 0
+    while pos < len(names):
+        end = names.find("\n", pos)
+        if end < 0:
+            end = len(names)
+        if names.startswith(key, pos):
             out.append(_head(k)[0].split(" - ")[0])
+        pos = end + 1
         k += 1
+    del names
     mod = _module(q)
     if mod is None and not out:
         periph = _module(q.split(".")[0])

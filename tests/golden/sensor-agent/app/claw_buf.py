@@ -12,10 +12,10 @@ class Overflow(Exception):
 class Buf:
     """A bytearray with a fill pointer; writes past the end raise Overflow instead of growing."""
 
-    def __init__(self, name, size):
+    def __init__(self, name, size, share=None):
         self.name = name
-        self.b = bytearray(size)
-        self.mv = memoryview(self.b)
+        self.b = bytearray(size) if share is None else share.b  # share: a Buf never live at once
+        self.mv = memoryview(self.b)[:size]
         self.cap = size
         self.n = 0
 
@@ -23,11 +23,15 @@ class Buf:
         self.n = 0
 
     def add(self, data):
+        """Append bytes, or a claw_config.Stored constant (streamed from its file)."""
         n = self.n
         e = n + len(data)
         if e > self.cap:
             raise Overflow(self.name)
-        self.mv[n:e] = data
+        if isinstance(data, C.Stored):
+            data.read_into(self.mv[n:e])
+        else:
+            self.mv[n:e] = data
         self.n = e
 
     def view(self):
@@ -55,8 +59,35 @@ def clip(text, limit):
     return str(mv[:keep], "utf-8") + " ...[truncated: kept %d of %d bytes]" % (keep, len(raw))
 
 
-request = Buf("request", C.REQUEST_BYTES)
-response = Buf("response", C.RESPONSE_BYTES)
-content = Buf("content", C.CONTENT_BYTES)
-tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES)
-tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES)
+def _alloc(name, size, share=None):
+    try:
+        return Buf(name, size, share)
+    except MemoryError:
+        # One line at boot (claw_main) instead of a traceback: which buffer did not fit, and the
+        # limit to lower (the largest buffer, which is not always the one that failed last).
+        lims = (("request", C.REQUEST_BYTES), ("response", C.RESPONSE_BYTES), ("content", C.CONTENT_BYTES),
+                ("tool_args", C.TOOL_ARGS_BYTES), ("tool_result", C.TOOL_RESULT_BYTES))
+        big = max(lims, key=lambda x: x[1])
+        raise MemoryError("the %d-byte %s buffer does not fit (the buffers take %d bytes; the largest is "
+                          "limits.%s_bytes = %d); lower limits.%s_bytes in the spec"
+                          % (size, name, max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
+                             + max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES), big[0], big[1], big[0]))
+
+
+# The request body is sent whole before the first byte of the response is read into the same
+# memory, and every request is built anew (claw_agent._build), so request and response share one
+# bytearray, the larger of the two limits. claw_http resends a body (its one transparent
+# reconnect) only when no byte of the response has arrived, i.e. while the body is still intact.
+_http = _alloc("request" if C.REQUEST_BYTES >= C.RESPONSE_BYTES else "response",
+               max(C.REQUEST_BYTES, C.RESPONSE_BYTES))
+request = Buf("request", C.REQUEST_BYTES, _http)
+response = Buf("response", C.RESPONSE_BYTES, _http)
+del _http
+content = _alloc("content", C.CONTENT_BYTES)
+# A tool call's arguments are parsed before its handler runs and its result is cut after: the two
+# are never live at once, so they share one bytearray (the larger of the two limits).
+_tool = _alloc("tool_args" if C.TOOL_ARGS_BYTES >= C.TOOL_RESULT_BYTES else "tool_result",
+               max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES))
+tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES, _tool)
+tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES, _tool)
+del _tool

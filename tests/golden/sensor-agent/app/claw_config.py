@@ -7,13 +7,55 @@ from micropython import const
 NAME = 'sensor-agent'
 BOARD = 'esp32s3'
 NVS_NAMESPACE = "clawgen"
-# Bytes constants, spliced into every request as they are (no per-request serialization):
-# the system message and the request's "tools" array, both rendered at build time.
-SYSTEM_MSG = b'{"role":"system","content":"You monitor a greenhouse. Use read_sensor to get temperature and humidity. Only switch the relay (pin 5) when the user asks for it.\\n\\nYou can check the device\'s uptime and free memory, and reboot it (the user is asked first)."}'
-TOOLS_JSON = b'[{"type":"function","function":{"name":"system_uptime","description":"Seconds since the device booted.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"system_free_heap","description":"Free and allocated MicroPython heap in bytes.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"system_reboot","description":"Reboot the device.","parameters":{"type":"object","properties":{},"required":[]}}},{"type":"function","function":{"name":"read_sensor","description":"Read the greenhouse sensor. Returns temperature in degrees C and relative humidity in percent.","parameters":{"type":"object","properties":{"sensor":{"type":"string","enum":["temperature","humidity","both"]}},"required":["sensor"]}}},{"type":"function","function":{"name":"set_relay","description":"Switch the greenhouse fan relay on or off.","parameters":{"type":"object","properties":{"on":{"type":"boolean"}},"required":["on"]}}}]'
+# The system message and the request's "tools" array, rendered at build time into the device file
+# PROMPT_PATH and streamed from there into every request (claw_buf.Buf.add) as they are: no
+# per-request serialization, and not in the heap.
+PROMPT_PATH = "/claw_prompt.json"
 
-# Model endpoints in fallback order: (host, port, tls, path_prefix, model, max_tokens, temperature,
-# connect_timeout, read_timeout, api_key NVS key, extra headers, wire format)
+
+class Stored:
+    """A build-time constant kept in the file PROMPT_PATH: n bytes at offset off."""
+
+    def __init__(self, off, n):
+        self.off = off
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def read_into(self, mv):
+        try:
+            with open(PROMPT_PATH, "rb") as f:
+                f.seek(self.off)
+                got = 0
+                while got < self.n:
+                    k = f.readinto(mv[got:self.n])
+                    if not k:
+                        break
+                    got += k
+        except OSError:
+            got = -1
+        if got != self.n:
+            raise RuntimeError("cannot read %s: deploy the whole app bundle again" % PROMPT_PATH)
+
+
+SYSTEM_MSG = Stored(0, 256)
+TOOLS_JSON = Stored(256, 1001)
+
+# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap).
+# Read a field by its name below, never by a bare number: MODELS[0][M_MODEL].
+M_HOST = const(0)
+M_PORT = const(1)
+M_TLS = const(2)
+M_PATH = const(3)  # path prefix, e.g. "/v1"
+M_MODEL = const(4)
+M_MAX_TOKENS = const(5)
+M_TEMPERATURE = const(6)  # None: the server's default
+M_CONNECT_TIMEOUT = const(7)  # seconds
+M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
+M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
+M_HEADERS = const(10)  # extra request headers {name: value}
+M_PROVIDER = const(11)  # wire format (claw_agent._ADAPTERS)
 MODELS = (
     ('openrouter.ai', 443, True, '/api/v1',
      'meta-llama/llama-3.1-8b-instruct', 384, None, 10.0,
@@ -43,6 +85,8 @@ CA_PATH = '/ca.pem'
 NEEDS_CLOCK = True
 
 SSID_KEY = 'wifi_ssid'
+# The SSID came from secrets.yaml (!secret): boot never prints it.
+SSID_SECRET = True
 PASSWORD_KEY = 'wifi_pw'
 HOSTNAME = 'sensor-agent'
 CONNECT_RETRIES = 5

@@ -22,24 +22,26 @@ def _enc(obj):
 
 
 def request_head(ep, key):
-    """The fixed request line and headers for endpoint tuple ep, ending with "Content-Length: "."""
-    port = ep[1]
-    host = ep[0] if port in (80, 443) else "%s:%d" % (ep[0], port)
+    """The fixed request line and headers for endpoint ep (a C.MODELS entry), ending with
+    "Content-Length: "."""
+    port = ep[C.M_PORT]
+    host = ep[C.M_HOST] if port in (80, 443) else "%s:%d" % (ep[C.M_HOST], port)
     h = ("POST %s/chat/completions HTTP/1.1\r\nHost: %s\r\nUser-Agent: clawgen\r\n"
          "Content-Type: application/json\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
-         "Connection: keep-alive\r\n" % (ep[3], host)).encode()
-    for k in ep[10]:
-        h += ("%s: %s\r\n" % (k, ep[10][k])).encode()
+         "Connection: keep-alive\r\n" % (ep[C.M_PATH], host)).encode()
+    extra = ep[C.M_HEADERS]
+    for k in extra:
+        h += ("%s: %s\r\n" % (k, extra[k])).encode()
     if key:
         h += b"Authorization: Bearer " + key + b"\r\n"
     return h + b"Content-Length: "
 
 
 def prefix(ep):
-    """The fixed start of the body for endpoint tuple ep, up to the messages array."""
-    head = {"model": ep[4], "max_tokens": ep[5], "stream": False}
-    if ep[6] is not None:
-        head["temperature"] = ep[6]
+    """The fixed start of the body for endpoint ep (a C.MODELS entry), up to the messages array."""
+    head = {"model": ep[C.M_MODEL], "max_tokens": ep[C.M_MAX_TOKENS], "stream": False}
+    if ep[C.M_TEMPERATURE] is not None:
+        head["temperature"] = ep[C.M_TEMPERATURE]
     return _enc(head)[:-1] + b',"messages":['
 
 

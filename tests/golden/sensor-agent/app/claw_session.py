@@ -8,16 +8,12 @@ payload = role byte (b"u" or b"a") + the message JSON. A torn or corrupt record 
 everything before it is kept and the file is rewritten without it. When the file reaches
 persistence.max_bytes it is compacted (rewritten with the in-memory history, then renamed)."""
 
+import claw_config as C
 import os
 import struct
+from binascii import crc32
 
-import claw_config as C
 import claw_log
-
-try:
-    from binascii import crc32
-except ImportError:  # pragma: no cover - every supported port has it
-    crc32 = None
 
 MAGIC = b"\xc1\x0a"
 _HDR = "<2sII"

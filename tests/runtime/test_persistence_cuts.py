@@ -1,6 +1,6 @@
-"""Session persistence on the VM: the device's own session code (compiled .mpy) restores the
-history after its log is cut at every byte offset of the last turn's records, and the agent
-carries on with what survived."""
+"""Session persistence on the MicroPython unix-port VM: the device's own session code (compiled .mpy)
+restores the history after its log is cut at every byte offset of the last turn's records, and the
+agent carries on with what survived after a power cycle (a second run of the same device)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from clawgen.sim import vm
+from clawgen.sim.unixvm import UnixDevice
+from clawgen.sim.vm import DEFAULT_ENTRY, SimResult
 from tests.llm_server import LLMServer, Reply
 
 MAGIC = b"\xc1\x0a"  # record layout as docs in claw_session: MAGIC | len u32 | crc32 u32 | role + JSON
@@ -46,16 +47,18 @@ class Env:
     build: Path
     secrets: dict[str, bytes]
 
-    def run(self, lines: list[str], files: dict[str, bytes] | None = None, entry: str = vm.DEFAULT_ENTRY,
-            modules: dict[str, str] | None = None) -> vm.SimResult:
-        res = vm.run(self.build, stdin=lines, secrets=self.secrets, extra_files=files, entry=entry,
-                     modules=modules, timeout=60)
+    def device(self, make: Callable[..., UnixDevice], modules: dict[str, str] | None = None) -> UnixDevice:
+        return make(self.build, secrets=self.secrets, modules=modules)
+
+    @staticmethod
+    def run(dev: UnixDevice, lines: list[str], entry: str = DEFAULT_ENTRY) -> SimResult:
+        res = dev.run(stdin=lines, entry=entry, timeout=60)
         assert res.returncode == 0, res.stdout + res.stderr
         return res
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, mpvm: Path) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, unixvm: str) -> Iterator[Env]:
     from clawgen.build import build_spec
 
     d = tmp_path_factory.mktemp("persist")
@@ -88,9 +91,9 @@ def the_log(files: dict[str, bytes]) -> tuple[str, bytes]:
     return logs[0]
 
 
-def test_restore_after_truncation_at_every_offset_of_the_last_turn(env: Env) -> None:
+def test_restore_after_truncation_at_every_offset_of_the_last_turn(env: Env, unix_device) -> None:
     env.server.push(Reply.text("First answer."), Reply.text("Second answer, a bit longer."))
-    res = env.run(["first question", "second question"])
+    res = env.run(env.device(unix_device), ["first question", "second question"])
     _, log = the_log(res.files)
     recs = parse_log(log)
     assert [r[2][:1] for r in recs] == [b"u", b"a", b"u", b"a"]
@@ -112,7 +115,7 @@ for cut in range({turn2_start}, {end} + 1):
         after = f.read()
     print("cut", cut, len(s), len(after), after == LOG[:len(after)], s.size)
 """
-    probe = env.run([], entry="import persistprobe", modules={"persistprobe": prog})
+    probe = env.run(env.device(unix_device, modules={"persistprobe": prog}), [], entry="import persistprobe")
     rows = [tuple(int(x) if x.isdigit() else x for x in line.split()[1:])
             for line in probe.stdout.splitlines() if line.startswith("cut ")]
     assert [r[0] for r in rows] == list(range(turn2_start, end + 1))
@@ -125,15 +128,17 @@ for cut in range({turn2_start}, {end} + 1):
 
 
 @pytest.mark.parametrize("cut_into_last_record", [1, 11, -1])
-def test_agent_continues_from_a_torn_log(env: Env, cut_into_last_record: int) -> None:
+def test_agent_continues_from_a_torn_log(env: Env, unix_device, cut_into_last_record: int) -> None:
+    dev = env.device(unix_device)
     env.server.requests.clear()
     env.server.push(Reply.text("Alpha."), Reply.text("Beta."))
-    path, log = the_log(env.run(["question one", "question two"]).files)
+    path, log = the_log(env.run(dev, ["question one", "question two"]).files)
     last_start = parse_log(log)[-1][0]
     cut = len(log) + cut_into_last_record if cut_into_last_record < 0 else last_start + cut_into_last_record
     env.server.requests.clear()
+    dev.write_file(path, log[:cut])  # the power was cut while the last record was written
     env.server.push(Reply.text("Gamma."))
-    res = env.run(["question three"], files={path: log[:cut]})
+    res = env.run(dev, ["question three"])
     assert re.search(r"(?m)^> Gamma\.$", res.stdout), res.stdout
     (req,) = env.server.requests
     history = [(m["role"], m["content"]) for m in req.json["messages"][1:]]

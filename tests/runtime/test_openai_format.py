@@ -1,4 +1,4 @@
-"""The OpenAI wire-format adapter (claw_openai) on the MicroPython VM: messages it writes are the
+"""The OpenAI wire-format adapter (claw_openai) on the MicroPython unix-port VM: messages it writes are the
 JSON the server expects; responses from different servers parse to the same calls."""
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ for body in (
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory, mpvm) -> list:
-    from clawgen.sim import vm
+def outputs(tmp_path_factory, unixvm) -> list:
+    from clawgen.sim import unixvm as uvm
 
     out: Path = build(tmp_path_factory.mktemp("oa"), make_spec("http://127.0.0.1:9/v1"))
-    res = vm.run(out, modules={"prog": PROG}, entry="import prog", timeout=30)
+    res = uvm.run(out, modules={"prog": PROG}, entry="import prog", timeout=30)
     assert res.returncode == 0, res.stderr
     return [json.loads(line) for line in res.stdout.splitlines()]
 

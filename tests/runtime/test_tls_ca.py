@@ -1,5 +1,6 @@
-"""TLS on the MicroPython VM: the runtime verifies the server against the CA certificates the spec
-gives (tls.ca_certs) and refuses a server signed by another CA with a clear message."""
+"""TLS on the MicroPython unix-port VM (its own mbedTLS `ssl`, nothing shimmed): the runtime verifies
+the server against the CA certificates the spec gives (tls.ca_certs), read from the device file
+/ca.pem, and refuses a server signed by another CA with a clear message."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def _spec(tmp: Path, port: int, ca: Path) -> Path:
     return build(tmp, make_spec(f"https://127.0.0.1:{port}/v1", tls={"ca_certs": "ca.pem"}))
 
 
-def test_verified_tls_turns(tmp_path: Path, pki, sim_run):
+def test_verified_tls_turns(tmp_path: Path, pki, unix_run):
     ca, cert, key = pki["good"]
     server = TlsModel(cert, key, "over TLS")
     try:
@@ -114,7 +115,7 @@ def test_verified_tls_turns(tmp_path: Path, pki, sim_run):
         assert "-----BEGIN CERTIFICATE-----" not in (out / "app" / "claw_config.py").read_text()
         info = json.loads((out / "build.json").read_text())
         assert (out / info["device_files"]["/ca.pem"]).read_text() == ca.read_text()
-        res = sim_run(out, stdin=["hello", "again", "/quit"])
+        res = unix_run(out, stdin=["hello", "again", "/quit"])
         assert res.returncode == 0, res.stderr
         assert res.stdout.count("over TLS") == 2
         assert server.requests == 2
@@ -122,12 +123,12 @@ def test_verified_tls_turns(tmp_path: Path, pki, sim_run):
         server.close()
 
 
-def test_untrusted_server_refused(tmp_path: Path, pki, sim_run):
+def test_untrusted_server_refused(tmp_path: Path, pki, unix_run):
     _, cert, key = pki["other"]
     server = TlsModel(cert, key, "should not be seen")
     try:
         out = _spec(tmp_path, server.port, pki["good"][0])
-        res = sim_run(out, stdin=["hello", "/quit"], timeout=60)
+        res = unix_run(out, stdin=["hello", "/quit"], timeout=60)
         assert res.returncode == 0, res.stderr
         assert "[error] connect 127.0.0.1: TLS certificate verification failed" in res.stdout
         assert "should not be seen" not in res.stdout
@@ -136,15 +137,14 @@ def test_untrusted_server_refused(tmp_path: Path, pki, sim_run):
         server.close()
 
 
-def test_missing_ca_file_is_a_clear_error(tmp_path: Path, pki, sim_run, monkeypatch):
-    from clawgen.sim import vm
-
+def test_missing_ca_file_is_a_clear_error(tmp_path: Path, pki, unix_device):
     ca, cert, key = pki["good"]
     server = TlsModel(cert, key, "should not be seen")
     try:
         out = _spec(tmp_path, server.port, ca)
-        monkeypatch.setattr(vm, "build_data_files", lambda build_dir: {})  # a device without /ca.pem
-        res = sim_run(out, stdin=["hello", "/quit"], timeout=60)
+        dev = unix_device(out)
+        dev.remove_file("/ca.pem")  # a device whose bundle was deployed without /ca.pem
+        res = dev.run(stdin=["hello", "/quit"], timeout=60)
         assert res.returncode == 0, res.stderr
         assert "[error] cannot read the CA certificates /ca.pem: deploy the whole app bundle again" in res.stdout
         assert server.requests == 0

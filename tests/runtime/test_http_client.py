@@ -1,5 +1,5 @@
-"""claw_http (the device HTTP/1.1 client) unit-tested on the MicroPython VM against a raw TCP
-server that sends exact bytes: Content-Length, chunked (extensions, trailers, 1-byte chunks),
+"""claw_http (the device HTTP/1.1 client) unit-tested on the MicroPython unix-port VM (real sockets)
+against a raw TCP server that sends exact bytes: Content-Length, chunked (extensions, trailers, 1-byte chunks),
 EOF-delimited bodies, keep-alive reuse, a closed idle connection, size caps and refusals."""
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def runtime_build(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("http"), make_spec("http://127.0.0.1:9/v1"))
 
 
-def run_client(sim_run, build_dir: Path, server: RawServer, caps: list[int], cap: int = 256) -> list[dict]:
+def run_client(unix_run, build_dir: Path, server: RawServer, caps: list[int], cap: int = 256) -> list[dict]:
     prog = PROG % {"port": server.port, "caps": caps, "cap": cap}
-    res = sim_run(build_dir, modules={"prog": prog}, entry="import prog")
+    res = unix_run(build_dir, modules={"prog": prog}, entry="import prog")
     assert res.returncode == 0, res.stderr
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
@@ -119,9 +119,9 @@ def resp(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
     return ("HTTP/1.1 {}\r\n{}\r\n".format(status, "".join(h + "\r\n" for h in headers))).encode() + body
 
 
-def test_content_length_keep_alive_reuse(runtime_build, sim_run, raw_server):
+def test_content_length_keep_alive_reuse(runtime_build, unix_run, raw_server):
     srv = raw_server([resp(b"hello", "Content-Length: 5"), resp(b"world!", "Content-Length: 6")])
-    got = run_client(sim_run, runtime_build, srv, [0, 0])
+    got = run_client(unix_run, runtime_build, srv, [0, 0])
     assert got == [{"status": 200, "body": "hello", "cut": False}, {"status": 200, "body": "world!", "cut": False}]
     assert srv.connections == 1  # the second request reused the connection
     assert srv.requests[0].endswith(b"\r\n\r\n{}")
@@ -133,60 +133,60 @@ def test_content_length_keep_alive_reuse(runtime_build, sim_run, raw_server):
     b"".join(b"1\r\n%s\r\n" % bytes([c]) for c in b"hello world") + b"0\r\n\r\n",
     b"B\r\nhello world\r\n0\r\n\r\n",
 ], ids=["plain", "extensions+trailers", "one-byte", "upper-hex"])
-def test_chunked_bodies(runtime_build, sim_run, raw_server, chunks):
+def test_chunked_bodies(runtime_build, unix_run, raw_server, chunks):
     srv = raw_server([resp(chunks, "Transfer-Encoding: chunked"), resp(b"next", "Content-Length: 4")])
-    got = run_client(sim_run, runtime_build, srv, [0, 0])
+    got = run_client(unix_run, runtime_build, srv, [0, 0])
     assert got == [{"status": 200, "body": "hello world", "cut": False},
                    {"status": 200, "body": "next", "cut": False}]
     assert srv.connections == 1  # the chunked body was consumed exactly, so the connection was reused
 
 
-def test_body_until_eof_and_closed_idle_connection(runtime_build, sim_run, raw_server):
+def test_body_until_eof_and_closed_idle_connection(runtime_build, unix_run, raw_server):
     srv = raw_server([resp(b"to the end", "Connection: close"), resp(b"again", "Content-Length: 5"),
                      None, resp(b"fresh", "Content-Length: 5")])
-    got = run_client(sim_run, runtime_build, srv, [0, 0, 0])
+    got = run_client(unix_run, runtime_build, srv, [0, 0, 0])
     assert [g["body"] for g in got] == ["to the end", "again", "fresh"]
     # 1st closes by design; 3rd request finds the kept-alive connection closed and reconnects once.
     assert srv.connections == 3
 
 
-def test_oversize_body_refused_or_capped(runtime_build, sim_run, raw_server):
+def test_oversize_body_refused_or_capped(runtime_build, unix_run, raw_server):
     big = b"x" * 1000
     srv = raw_server([resp(big, "Content-Length: 1000"), resp(big, "Content-Length: 1000"),
                      resp(b"3E8\r\n" + big + b"\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
                      resp(b"3E8\r\n" + big + b"\r\n0\r\n\r\n", "Transfer-Encoding: chunked")],
                     close_after_each=True)
-    got = run_client(sim_run, runtime_build, srv, [0, 100, 0, 100], cap=512)
+    got = run_client(unix_run, runtime_build, srv, [0, 100, 0, 100], cap=512)
     assert got[0] == {"error": "size", "msg": "response from 127.0.0.1 is 1000 bytes, larger than the 512-byte buffer"}
     assert got[1] == {"status": 200, "body": "x" * 100, "cut": True}
     assert got[2]["error"] == "size" and "larger than the 512-byte buffer" in got[2]["msg"]
     assert got[3] == {"status": 200, "body": "x" * 100, "cut": True}
 
 
-def test_cut_body_and_error_status(runtime_build, sim_run, raw_server):
+def test_cut_body_and_error_status(runtime_build, unix_run, raw_server):
     srv = raw_server([resp(b'{"error": {"message": "no such model"}}', "Content-Length: 39",
                           status="404 Not Found"),
                      resp(b"only part", "Content-Length: 50")])
-    got = run_client(sim_run, runtime_build, srv, [0, 0])
+    got = run_client(unix_run, runtime_build, srv, [0, 0])
     assert got[0] == {"status": 404, "body": '{"error": {"message": "no such model"}}', "cut": False}
     assert got[1]["error"] == "net"
     assert "closed the connection after 9 of 50 body bytes" in got[1]["msg"]
 
 
-def test_connection_refused_is_a_clear_error(runtime_build, sim_run, raw_server):
+def test_connection_refused_is_a_clear_error(runtime_build, unix_run, raw_server):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     srv = raw_server([])
     srv.port = port
-    got = run_client(sim_run, runtime_build, srv, [0])
+    got = run_client(unix_run, runtime_build, srv, [0])
     assert got == [{"error": "net", "msg": "connect 127.0.0.1: connection refused"}]
 
 
-def test_large_error_page_keeps_the_status(runtime_build, sim_run, raw_server):
+def test_large_error_page_keeps_the_status(runtime_build, unix_run, raw_server):
     page = b"<html>" + b"bad gateway " * 200 + b"</html>"
     srv = raw_server([resp(page, f"Content-Length: {len(page)}", status="502 Bad Gateway")])
-    got = run_client(sim_run, runtime_build, srv, [0], cap=512)
+    got = run_client(unix_run, runtime_build, srv, [0], cap=512)
     assert got[0]["status"] == 502 and got[0]["cut"] is True
     assert got[0]["body"] == page[:512].decode()

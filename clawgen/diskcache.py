@@ -1,0 +1,82 @@
+"""The user's cache (``~/.cache/clawgen``, or ``$CLAWGEN_CACHE``): content-addressed results that a
+later clawgen process may reuse instead of computing them again.
+
+Every entry is keyed by the sha256 of its kind, its key and clawgen's own code and data
+(``code_digest``): a new clawgen never reads an older one's entries. Entries never hold a secret.
+A damaged or unreadable entry is a miss; a cache that cannot be written only costs time.
+
+Pickled entries are read from the user's own cache directory only (the same trust as the
+installed package itself).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen")
+
+
+def code_files() -> list[Path]:
+    """clawgen's own code and data: templates, schemas, boards, built-in chips."""
+    from clawgen.resources import templates_dir
+
+    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".j2", ".json")
+                   and "__pycache__" not in p.parts and "node_modules" not in p.parts)
+    files += sorted(p for p in templates_dir().rglob("*") if p.is_file())
+    return files
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> bytes:
+    """sha256 over clawgen's own files (names and content), once per process."""
+    h = hashlib.sha256()
+    for p in code_files():
+        h.update(str(p.relative_to(p.anchor)).encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.digest()
+
+
+def _path(kind: str, key: Any) -> Path:
+    h = hashlib.sha256(code_digest())
+    h.update(kind.encode() + b"\0" + json.dumps(key, sort_keys=True, default=str).encode())
+    return cache_root() / kind / f"{h.hexdigest()}.pickle"
+
+
+def get(kind: str, key: Any) -> Any | None:
+    """The value stored under (kind, key) by this clawgen, or None."""
+    try:
+        data = _path(kind, key).read_bytes()
+    except OSError:
+        return None
+    import pickle
+
+    try:
+        return pickle.loads(data)
+    except Exception:  # a damaged entry (truncated, another format): a miss, computed again
+        return None
+
+
+def put(kind: str, key: Any, value: Any) -> None:
+    import pickle
+
+    p = _path(kind, key)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
+        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, p)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        pass
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,210 @@
+"""Custom tool handlers: what they need on the device, and whether the device can call them.
+
+Two build-time checks on the user's handler files (the plan has already found each file and
+function):
+
+- **sibling modules**: a handler may ``import helpers`` where ``helpers.py`` sits beside it.
+  Such modules are bundled under their own name (``/lib/helpers.mpy``), transitively and
+  within bounds; what cannot work on the device (a relative import, a package directory, a
+  name clawgen's runtime already uses, two different files of the same name) is refused
+  with FILE:LINE:COL of the import.
+- **signatures**: the device calls ``handler(**arguments)`` with the arguments the model sent,
+  checked against the tool's ``parameters``. A function that cannot accept every declared
+  parameter (no such argument and no ``**kwargs``), or that needs an argument the schema does
+  not require, fails on the device: refused with FILE:LINE:COL of the function.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from clawgen.appmodules import CAPABILITY_MODULES, CORE_MODULES
+from clawgen.diagnostics import Diagnostic
+from clawgen.model import CustomModule, Plan, ToolDef
+
+MAX_MODULES = 64  # sibling modules bundled at most, over all handlers
+MAX_SOURCE_BYTES = 1 << 20  # a module file larger than this is not a handler's helper
+
+_RESERVED = {"boot", "main", *CORE_MODULES, *(m for mods in CAPABILITY_MODULES.values() for m in mods)}
+
+
+def display_path(path: Path) -> str:
+    """A user's file as diagnostics name it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class _Source:
+    path: Path
+    tree: ast.Module | None
+    display: str
+
+
+def _parse(path: Path, out: list[Diagnostic], at: Diagnostic | None = None) -> _Source:
+    shown = display_path(path)
+    try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise ValueError
+        text = path.read_bytes().decode("utf-8")
+        return _Source(path, ast.parse(text, filename=shown), shown)
+    except SyntaxError as e:
+        out.append(Diagnostic(shown, e.lineno or 1, e.offset or 1, "", "error",
+                              f"syntax error in handler module: {e.msg}"))
+    except (OSError, ValueError):  # (UnicodeDecodeError is a ValueError)
+        where = at or Diagnostic(shown, 1, 1, "", "error", "")
+        out.append(replace(where, message=f"{shown} is not a readable UTF-8 text file of at most "
+                           f"{MAX_SOURCE_BYTES} bytes"))
+    return _Source(path, None, shown)
+
+
+def _imports(tree: ast.Module) -> list[tuple[ast.stmt, str, int]]:
+    """(node, top-level module name, relative level) for every import statement, nested ones too."""
+    found: list[tuple[ast.stmt, str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node, a.name.split(".")[0], 0) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node, (node.module or "").split(".")[0], node.level))
+    return found
+
+
+def sibling_modules(plan: Plan) -> tuple[list[CustomModule], list[Diagnostic]]:
+    """The modules beside the handler files that the handlers import (transitively)."""
+    out: list[Diagnostic] = []
+    taken: dict[str, Path] = {cm.module: cm.source.resolve() for cm in plan.custom_modules}
+    found: dict[str, Path] = {}
+    queue = [cm.source.resolve() for cm in plan.custom_modules]
+    seen: set[Path] = set()
+    while queue:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        src = _parse(path, out)
+        if src.tree is None:
+            continue
+        for node, name, level in _imports(src.tree):
+            def diag(msg: str, node: ast.stmt = node, src: _Source = src) -> Diagnostic:
+                return Diagnostic(src.display, node.lineno, node.col_offset + 1, "", "error", msg)
+
+            if level:
+                out.append(diag("relative import: a handler is a plain module on the device, not a package; "
+                                "import the module beside it by its name (import helpers)"))
+                continue
+            here = path.parent
+            if (here / name).is_dir() and not (here / f"{name}.py").is_file():
+                if (here / name / "__init__.py").is_file():
+                    out.append(diag(f"'{name}' is a package directory beside the handler; clawgen bundles only "
+                                    f"single modules: make it {name}.py"))
+                continue
+            sibling = here / f"{name}.py"
+            if not sibling.is_file():
+                continue  # a module of the device's MicroPython (time, machine, json...)
+            sibling = sibling.resolve()
+            if name in _RESERVED or name.startswith("tool_"):
+                out.append(diag(f"the module '{name}' beside the handler has the name of a clawgen runtime "
+                                "module on the device; rename it"))
+                continue
+            if not name.isidentifier():
+                out.append(diag(f"'{name}.py' cannot be imported by that name; rename it"))
+                continue
+            owner = found.get(name)
+            if owner is not None and owner != sibling:
+                out.append(diag(f"two different modules named '{name}' would both be /lib/{name}.mpy on the "
+                                f"device ({display_path(owner)} and {display_path(sibling)}); rename one"))
+                continue
+            if owner is None:
+                if len(found) >= MAX_MODULES:
+                    out.append(diag(f"handlers import more than {MAX_MODULES} modules of their own; "
+                                    "merge some of them"))
+                    return [], out
+                found[name] = sibling
+                if sibling not in taken.values():
+                    queue.append(sibling)
+    mods = [CustomModule(module=name, source=p) for name, p in sorted(found.items())]
+    return mods, out
+
+
+def _function(tree: ast.Module, name: str) -> ast.FunctionDef | None:
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    return defs[-1] if defs else None
+
+
+def check_signature(tool: ToolDef, fn: ast.FunctionDef, display: str) -> list[Diagnostic]:
+    """The device calls fn(**arguments): every declared parameter must be accepted, every
+    argument without a default must be required by the schema."""
+    params: dict[str, Any] = tool.parameters or {}
+    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    required = [r for r in params.get("required") or [] if isinstance(r, str)]
+    if fn.decorator_list:
+        return []  # a decorator may change the signature: nothing to check reliably
+    a = fn.args
+    out: list[Diagnostic] = []
+
+    def diag(node: ast.AST, msg: str) -> None:
+        out.append(Diagnostic(display, getattr(node, "lineno", fn.lineno), getattr(node, "col_offset", 0) + 1,
+                              "", "error", f"handler of tool '{tool.name}': {msg}"))
+
+    positional = a.posonlyargs + a.args
+    defaults_from = len(positional) - len(a.defaults)
+    named: dict[str, ast.arg] = {}
+    reported: set[str] = set()
+    for i, arg in enumerate(positional):
+        has_default = i >= defaults_from
+        if arg in a.posonlyargs:
+            if not has_default or arg.arg in props:
+                diag(arg, f"'{arg.arg}' is positional-only, but the device passes arguments by name; "
+                     "remove the '/'")
+                reported.add(arg.arg)
+            continue
+        named[arg.arg] = arg
+        if not has_default and arg.arg not in required:
+            diag(arg, _undeclared(arg.arg, props))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        named[arg.arg] = arg
+        if default is None and arg.arg not in required:
+            diag(arg, _undeclared(arg.arg, props))
+    if a.kwarg is None:
+        for name in [*props, *(r for r in required if r not in props)]:
+            if name not in named and name not in reported:
+                diag(fn, f"{fn.name}() has no parameter '{name}' that the tool's parameters declare; add "
+                     f"{name}=... (or **kwargs) to its signature, or remove it from the parameters")
+    return out
+
+
+def _undeclared(name: str, props: dict[str, Any]) -> str:
+    if name in props:
+        return (f"'{name}' has no default, but the tool's parameters do not list it in 'required' (the model "
+                f"may leave it out): add it to required, or give it a default")
+    return (f"'{name}' has no default and is not among the tool's parameters, so the device never passes it: "
+            "declare it under parameters.properties (and required), or give it a default")
+
+
+def check_handlers(plan: Plan) -> tuple[Plan, list[Diagnostic]]:
+    """-> (plan with the sibling modules added to its custom modules, error diagnostics)."""
+    if not plan.custom_modules:
+        return plan, []
+    out: list[Diagnostic] = []
+    sources = {cm.module: _parse(cm.source.resolve(), out) for cm in plan.custom_modules}
+    for tool in plan.tools:
+        src = sources.get(tool.module or "")
+        if src is None or src.tree is None or tool.function is None:
+            continue
+        fn = _function(src.tree, tool.function)
+        if fn is not None:
+            out += check_signature(tool, fn, src.display)
+    siblings, diags = sibling_modules(plan)
+    out += diags
+    unique: list[Diagnostic] = []
+    for d in out:
+        if d not in unique:
+            unique.append(d)
+    if not siblings:
+        return plan, unique
+    return replace(plan, custom_modules=[*plan.custom_modules, *siblings]), unique

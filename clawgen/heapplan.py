@@ -1,0 +1,81 @@
+"""Heap estimate for one agent turn on the device (package stage: it needs the compiled bundle).
+
+The figure is what boot plus one turn keeps live at its peak, on the board's 32-bit MicroPython
+with the app installed as .mpy files (bytecode loaded into the GC heap, not frozen in flash):
+
+- buffers: the fixed buffers allocated at boot (claw_buf; request and response share one
+  bytearray, and so do tool_args and tool_result: the larger limit of each pair) and the UART's
+  line editor (claw_console);
+- history: the bounded history at its bound (history_messages x history_message_bytes);
+- code: the loaded bytecode and its constants, ``CODE_FACTOR`` x the .mpy bytes of the bundle;
+- turn: a turn's own working set (parsed response, this turn's messages, a tool's result).
+
+Calibration: bench/runtime_heap_unix.py on the unix-port VM (a 64-bit build, figures divided by
+``WORD_RATIO``); boot + one turn of each example works from the estimate up
+(tests/runtime/test_heap_unix.py checks it for the register-assistant). The build report prints the estimate and
+warns when it exceeds the board's starting GC heap (``heap.gc_heap`` in the board file, or
+``gc_heap_psram`` with PSRAM): an ESP32 grows its GC heap into the IDF heap when it can, but that
+memory is then missing for TLS buffers and Wi-Fi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from clawgen.model import Plan
+
+#: GC heap bytes per .mpy byte once a module is imported (bytecode, constants, function objects,
+#: interned names, and the fragmentation a module imported during a turn leaves), 32-bit. Measured
+#: (bench/runtime_heap_unix.py, 2026-12-04, smallest heap of boot + one turn minus the buffers,
+#: divided by WORD_RATIO): 1.7 (local-chat, sensor-agent) to 2.3 (register-assistant, whose tool
+#: modules are imported during the turn).
+CODE_FACTOR = 2.0
+#: A turn's working set beyond the buffers and the history, in bytes (32-bit).
+TURN_BYTES = 8192
+#: 64-bit unix-port heap figures over 32-bit ESP32 ones for the same program (measured, FACTS.md).
+WORD_RATIO = 1.28
+
+
+@dataclass(frozen=True)
+class HeapEstimate:
+    buffers_bytes: int
+    history_bytes: int
+    code_bytes: int
+    turn_bytes: int
+    board_heap_bytes: int  # the board's starting GC heap (with PSRAM when the build uses it)
+
+    @property
+    def estimate_bytes(self) -> int:
+        return self.buffers_bytes + self.history_bytes + self.code_bytes + self.turn_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.estimate_bytes <= self.board_heap_bytes
+
+    def as_json(self) -> dict[str, int | bool]:
+        return {**asdict(self), "estimate_bytes": self.estimate_bytes, "fits": self.fits}
+
+    def report(self) -> str:
+        """Lines for the build report: the estimate, and a warning when it exceeds the heap."""
+        kb = 1024
+        line = (f"heap: boot + one turn needs about {self.estimate_bytes // kb} KB of GC heap (buffers "
+                f"{self.buffers_bytes // kb} KB, history {self.history_bytes // kb} KB, code "
+                f"{self.code_bytes // kb} KB as .mpy, turn {self.turn_bytes // kb} KB); the board starts with "
+                f"{self.board_heap_bytes // kb} KB")
+        if self.fits:
+            return line
+        return (line + "\nwarning: the heap estimate exceeds the board's starting GC heap by "
+                f"{(self.estimate_bytes - self.board_heap_bytes) // kb} KB: lower limits.request_bytes / "
+                "response_bytes / history_messages, drop capabilities, or use a board with PSRAM")
+
+
+def estimate(plan: Plan, mpy_bytes: int) -> HeapEstimate:
+    """The estimate for a build of ``plan`` whose .mpy bundle is ``mpy_bytes`` bytes."""
+    lim = plan.limits
+    b = lim.buffers()
+    shared = ("request", "response", "tool_args", "tool_result")  # two pairs that share memory
+    buffers = (sum(v for k, v in b.items() if k not in shared) + max(b["request"], b["response"])
+               + max(b["tool_args"], b["tool_result"]))
+    heap = plan.board.heap["gc_heap_psram"] if plan.psram else plan.board.heap["gc_heap"]
+    return HeapEstimate(buffers_bytes=buffers, history_bytes=lim.history_messages * lim.history_message_bytes,
+                        code_bytes=int(mpy_bytes * CODE_FACTOR), turn_bytes=TURN_BYTES, board_heap_bytes=heap)

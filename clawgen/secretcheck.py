@@ -1,0 +1,173 @@
+"""Validate stage, secret values: what the device can use, reported where the value is written.
+
+The schema sees a secret only as "<secret>"; these checks look at the value itself (Wi-Fi
+name and password lengths, keys the device can read back from NVS and send in a header) and
+report each problem at the secret's own line in secrets.yaml, naming the secret and where the
+spec uses it, never the value.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from clawgen.diagnostics import Diagnostic, Mark
+from clawgen.loader import Document, PathT, Secret, format_path
+
+# The largest secret the device reads back from NVS: claw_boot.secret() grows its read buffer
+# to this many bytes (rendered into templates/app/claw_boot.py.j2 from here).
+SECRET_MAX_BYTES = 4096
+SSID_MAX_BYTES = 32  # IEEE 802.11
+WPA_PASSPHRASE_MIN = 8  # WPA2-PSK passphrase: 8..63 characters, or the raw key as 64 hex digits
+WPA_PASSPHRASE_MAX = 63
+# NVS layout (ESP-IDF, format version 2): 4096-byte pages of 126 entries of 32 bytes; one page
+# stays free for garbage collection. A blob takes an index entry, a data header per chunk and its
+# data in 32-byte entries.
+NVS_PAGE_BYTES = 4096
+NVS_PAGE_ENTRIES = 126
+NVS_ENTRY_BYTES = 32
+_PSK_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class _Role:
+    what: str  # "the Wi-Fi name", "an API key"
+    kind: str  # ssid | password | key
+
+
+def _role(path: PathT) -> _Role | None:
+    if path == ("network", "ssid"):
+        return _Role("the Wi-Fi name", "ssid")
+    if path == ("network", "password"):
+        return _Role("the Wi-Fi password", "password")
+    if path in (("model", "api_key"), ("web", "brave_api_key")) or (
+            len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key"):
+        return _Role("an API key", "key")
+    return None
+
+
+def _control_problem(value: str) -> str | None:
+    m = _CONTROL.search(value)
+    if m is None:
+        return None
+    ch = m.group()
+    name = {"\r": "a carriage return (CR)", "\n": "a line break (LF)", "\x00": "a NUL byte",
+            "\t": "a tab"}.get(ch, f"the control character U+{ord(ch):04X}")
+    return f"contains {name} at character {m.start() + 1}"
+
+
+def value_problems(value: str, kind: str) -> list[str]:
+    """What is wrong with a secret value used as ``kind`` (ssid, password, key); [] when fine."""
+    size = len(value.encode("utf-8"))
+    out: list[str] = []
+    if kind == "ssid":
+        if size == 0:
+            out.append("is empty; a Wi-Fi name is 1 to 32 bytes")
+        elif size > SSID_MAX_BYTES:
+            out.append(f"is {size} bytes long; a Wi-Fi name is at most {SSID_MAX_BYTES} bytes (UTF-8)")
+        if "\x00" in value:
+            out.append("contains a NUL byte, which no Wi-Fi name can hold")
+        return out
+    if kind == "password":
+        if size == 0:
+            return ["is empty: for an open network leave network.password out of the spec"]
+        if not _PSK_HEX.fullmatch(value) and not WPA_PASSPHRASE_MIN <= size <= WPA_PASSPHRASE_MAX:
+            out.append(f"is {size} bytes long; a WPA2 password is {WPA_PASSPHRASE_MIN} to "
+                       f"{WPA_PASSPHRASE_MAX} characters (or the key itself as 64 hex digits)")
+        bad = _control_problem(value)
+        if bad:
+            out.append(f"{bad}; a Wi-Fi password is printable text")
+        return out
+    if size == 0:
+        return ["is empty; give the key, or leave api_key out for a server that needs none"]
+    if size > SECRET_MAX_BYTES:
+        out.append(f"is {size} bytes long; the device reads secrets of at most {SECRET_MAX_BYTES} bytes "
+                   "back from NVS")
+    bad = _control_problem(value)
+    if bad:
+        out.append(f"{bad}; a key is sent in an HTTP header and must be one line of printable text")
+    elif value != value.strip():
+        out.append("starts or ends with a space; remove it (the key is sent as it is)")
+    return out
+
+
+def nvs_entries_at_least(size: int) -> int:
+    """A lower bound of the NVS entries a blob of ``size`` bytes takes (index, data header, data)."""
+    return 2 + -(-size // NVS_ENTRY_BYTES)
+
+
+@functools.cache
+def nvs_entries_available() -> int:
+    """Entries in the largest nvs partition of any board, less the page kept free."""
+    from clawgen.boards import all_boards
+
+    return max((int(b.partitions["nvs"]["size"]) // NVS_PAGE_BYTES - 1) * NVS_PAGE_ENTRIES
+               for b in all_boards())
+
+
+def _stored_values(doc: Document) -> list[tuple[PathT, Secret | str]]:
+    """Every value the build writes to NVS, one per use (a fallback without its own api_key
+    stores the primary's key again)."""
+    out: list[tuple[PathT, Secret | str]] = [(p, s) for p, s in doc.secrets.items()
+                                              if _role(p) is not None and not s.placeholder]
+    data = doc.data if isinstance(doc.data, dict) else {}
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    primary = doc.secrets.get(("model", "api_key"))
+    fallbacks = model.get("fallbacks") if isinstance(model.get("fallbacks"), list) else []
+    if primary is not None and not primary.placeholder:
+        out += [(("model", "api_key"), primary) for fb in fallbacks if isinstance(fb, dict) and "api_key" not in fb]
+    net = data.get("network") if isinstance(data.get("network"), dict) else {}
+    if isinstance(net.get("ssid"), str):
+        out.append((("network", "ssid"), net["ssid"]))
+    return out
+
+
+def _nvs_total(doc: Document) -> list[Diagnostic]:
+    """The secrets together must fit the nvs partition: else an error at the largest one's line
+    (rather than "nvs overflows" at the top of the spec when the image is built)."""
+    stored = _stored_values(doc)
+    sizes = [(len((v.value if isinstance(v, Secret) else v).encode("utf-8")), p, v) for p, v in stored]
+    need = 1 + sum(nvs_entries_at_least(n) for n, _p, _v in sizes)  # + the namespace entry
+    if need <= NVS_PAGE_ENTRIES or need <= nvs_entries_available():
+        return []
+    size, path, value = max(sizes, key=lambda t: t[0])
+    have = nvs_entries_available() * NVS_ENTRY_BYTES
+    what = f"secret '{value.name}' ({format_path(path)})" if isinstance(value, Secret) else format_path(path)
+    where = value.mark if isinstance(value, Secret) and value.mark else doc.mark(path)
+    return [Diagnostic.at(where, value.name if isinstance(value, Secret) else format_path(path),
+                          f"the {len(sizes)} secret values stored in NVS need at least {need * NVS_ENTRY_BYTES} "
+                          f"bytes of it (with its entry headers), more than the {have} bytes the nvs partition "
+                          f"holds; the largest is {what}, {size} bytes: shorten it")]
+
+
+def check_secret_values(doc: Document) -> list[Diagnostic]:
+    """One diagnostic per problem of each secret value, at the secret's own line in secrets.yaml.
+
+    A plain (non-secret) Wi-Fi name is checked too, at its place in the spec.
+    """
+    out: list[Diagnostic] = []
+    seen: set[tuple[str, str]] = set()
+    for path, secret in doc.secrets.items():
+        role = _role(path)
+        if role is None or secret.placeholder:
+            continue  # not allowed there (the schema says so), or the simulator's stand-in
+        for problem in value_problems(secret.value, role.kind):
+            if (secret.name, problem) in seen:
+                continue  # the same secret used twice in the same way
+            seen.add((secret.name, problem))
+            where: Mark = secret.mark or doc.mark(path)
+            out.append(Diagnostic.at(where, secret.name, f"secret '{secret.name}', used as {role.what} "
+                                     f"({format_path(path)}), {problem}"))
+    net = doc.data.get("network") if isinstance(doc.data, dict) else None
+    ssid = net.get("ssid") if isinstance(net, dict) else None
+    if isinstance(ssid, str) and not isinstance(ssid, Secret):
+        size = len(ssid.encode("utf-8"))
+        if size > SSID_MAX_BYTES >= len(ssid):  # the schema counts characters; the radio counts bytes
+            out.append(Diagnostic.at(doc.mark(("network", "ssid")), "network.ssid",
+                                     f"the Wi-Fi name is {size} bytes long in UTF-8; at most "
+                                     f"{SSID_MAX_BYTES} bytes are allowed"))
+    if not out:
+        out += _nvs_total(doc)
+    return out

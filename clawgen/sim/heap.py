@@ -1,0 +1,28 @@
+"""The simulator's GC heap bounds (one place for `vm.Simulation` and `clawgen sim --heapsize`).
+
+The WebAssembly VM starts with a GC heap of `heapsize` bytes less the GC's own tables (about 3%; there
+is no fixed base: 64 KiB gives 63,488 bytes) and then grows it on demand (split heap), so the
+simulator starts with the board's heap but never runs out of it the way the board can.
+"""
+
+HEAPSIZE_MIN = 16 * 1024
+HEAPSIZE_MAX = 64 * 1024 * 1024
+
+_UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_heapsize(text: str) -> int:
+    """`--heapsize` text ("65536", "64K", "1MB") -> bytes; InputError (exit 2) when it is not a size in
+    HEAPSIZE_MIN..HEAPSIZE_MAX."""
+    from clawgen.diagnostics import InputError
+
+    t = text.strip().lower()
+    digits = t.rstrip("kmib")
+    unit = t[len(digits):]
+    if not digits.isdigit() or unit not in _UNITS:
+        raise InputError(f"--heapsize: {text!r} is not a size in bytes (e.g. 65536 or 64K)")
+    n = int(digits) * _UNITS[unit]
+    if not HEAPSIZE_MIN <= n <= HEAPSIZE_MAX:
+        raise InputError(f"--heapsize: {text} is outside {HEAPSIZE_MIN // 1024}K..{HEAPSIZE_MAX >> 20}M "
+                         "(the VM's starting GC heap; the default is the board's)")
+    return n

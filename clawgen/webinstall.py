@@ -1,0 +1,212 @@
+"""Browser install: ESP Web Tools' manifest and an install page for a build with a merged image.
+
+``write_web(build_dir)`` reads the flash plan the image stage wrote (``image/flash_args.json``,
+the same file ``clawgen flash`` reads) and writes ``web/``:
+
+- ``manifest.json`` in ESP Web Tools' manifest format: one build for the board's chip family whose
+  parts are exactly the regions ``clawgen flash`` writes (the merged image at its offset), with
+  paths relative to the manifest;
+- ``index.html``, the install page (``templates/web/index.html.j2``);
+- ``esp-web-tools/``, the browser bundle of the pinned ESP Web Tools release from npm, so the page
+  works offline from the build directory (``clawgen web BUILD_DIR`` serves it on localhost; Web
+  Serial needs a secure context, which localhost is).
+
+The npm tarball is fetched once with ``npm pack`` into the clawgen cache and checked against the
+pinned sha512 integrity before anything is extracted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from clawgen.diagnostics import UsageError
+
+EWT_PACKAGE = "esp-web-tools"
+EWT_VERSION = "10.4.0"
+EWT_INTEGRITY = "sha512-3pwkeFFm5Fj7UQo8SJNYK5RXrtNCpq6X9QoI6bMT4GBZWgrJqjn0YvM9ihG74BtMoSFYXfmDtkehuxe50PTMPQ=="
+EWT_BUNDLE = "package/dist/web/"  # the self-contained browser bundle inside the tarball
+EWT_ELEMENT = "esp-web-install-button"
+WEB_DIR = "web"
+MANIFEST = "manifest.json"
+INDEX = "index.html"
+EWT_SUBDIR = "esp-web-tools"
+
+#: esptool chip name -> ESP Web Tools chipFamily
+CHIP_FAMILY = {"esp32": "ESP32", "esp32s2": "ESP32-S2", "esp32s3": "ESP32-S3", "esp32c3": "ESP32-C3",
+               "esp32c6": "ESP32-C6", "esp32h2": "ESP32-H2"}
+
+
+@dataclass(frozen=True)
+class WebPart:
+    path: str  # relative to the manifest
+    offset: int
+
+
+def _cache_dir() -> Path:
+    from clawgen.sim.install import cache_root
+
+    return cache_root() / EWT_PACKAGE / EWT_VERSION
+
+
+def _check_integrity(data: bytes) -> bool:
+    algo, _, want = EWT_INTEGRITY.partition("-")
+    return base64.b64encode(hashlib.new(algo, data).digest()).decode() == want
+
+
+def ensure_bundle() -> Path:
+    """The directory holding ESP Web Tools' browser bundle (install-button.js and its chunks);
+    fetched with ``npm pack`` on first use and checked against the pinned integrity."""
+    d = _cache_dir() / "web"
+    if (d / "install-button.js").is_file():
+        return d
+    npm = shutil.which("npm")
+    if not npm:
+        raise UsageError(f"the browser install page needs {EWT_PACKAGE}@{EWT_VERSION} from npm, and npm is "
+                         "not installed; install Node.js and npm, or build with --no-web")
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".ewt-", dir=d.parent))
+    try:
+        proc = subprocess.run([npm, "pack", f"{EWT_PACKAGE}@{EWT_VERSION}", "--silent", "--pack-destination",
+                               str(tmp)], capture_output=True, text=True, timeout=300, cwd=tmp)
+        tgz = tmp / f"{EWT_PACKAGE}-{EWT_VERSION}.tgz"
+        if proc.returncode != 0 or not tgz.is_file():
+            raise UsageError(f"`npm pack {EWT_PACKAGE}@{EWT_VERSION}` failed (exit {proc.returncode}): "
+                             f"{proc.stderr.strip()[-500:]}")
+        data = tgz.read_bytes()
+        if not _check_integrity(data):
+            raise UsageError(f"{EWT_PACKAGE}-{EWT_VERSION}.tgz does not match its pinned integrity; refusing it")
+        out = tmp / "web"
+        out.mkdir()
+        with tarfile.open(tgz, "r:gz") as tf:
+            for m in tf.getmembers():
+                rel = m.name[len(EWT_BUNDLE):] if m.name.startswith(EWT_BUNDLE) else None
+                if m.name == "package/LICENSE":
+                    rel = "LICENSE"
+                if not rel or not m.isfile() or "/" in rel or rel.startswith("."):
+                    continue
+                src = tf.extractfile(m)
+                assert src is not None
+                (out / rel).write_bytes(src.read())
+        if not (out / "install-button.js").is_file():
+            raise UsageError(f"{EWT_PACKAGE}@{EWT_VERSION} has no {EWT_BUNDLE}install-button.js")
+        try:
+            out.rename(d)
+        except OSError:
+            if not (d / "install-button.js").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+
+def manifest_for(build_dir: Path, name: str, version: str, staged: bool = False) -> dict:
+    """ESP Web Tools manifest for the merged image of a build (what `clawgen flash` writes)."""
+    from clawgen.image.flash import load_flash_plan
+
+    plan = load_flash_plan(build_dir, staged=staged)
+    family = CHIP_FAMILY.get(plan.chip)
+    if family is None:
+        raise UsageError(f"ESP Web Tools has no chip family for {plan.chip}")
+    parts = []
+    for r in plan.regions:
+        rel = os.path.relpath(r.path, build_dir / WEB_DIR).replace(os.sep, "/")
+        parts.append({"path": rel, "offset": r.offset})
+    return {"name": name, "version": version, "new_install_prompt_erase": True,
+            "builds": [{"chipFamily": family, "parts": parts}]}
+
+
+def write_web(build_dir: Path, name: str, version: str, header: str, staged: bool = False) -> list[Path]:
+    """Write web/manifest.json, web/index.html and the ESP Web Tools bundle into build_dir.
+    Returns the files written. The build must have a merged image (image/flash_args.json)."""
+    from clawgen.render import environment
+
+    build_dir = Path(build_dir)
+    manifest = manifest_for(build_dir, name, version, staged)
+    web = build_dir / WEB_DIR
+    web.mkdir(exist_ok=True)
+    written = []
+    mpath = web / MANIFEST
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    written.append(mpath)
+    html = environment().get_template("web/index.html.j2").render(
+        header=header, name=name, version=version, manifest=MANIFEST, element=EWT_ELEMENT,
+        script=f"{EWT_SUBDIR}/install-button.js", ewt_version=EWT_VERSION,
+        chip_family=manifest["builds"][0]["chipFamily"], parts=manifest["builds"][0]["parts"])
+    ipath = web / INDEX
+    ipath.write_text(html, encoding="utf-8")
+    written.append(ipath)
+    bundle = ensure_bundle()
+    dst = web / EWT_SUBDIR
+    dst.mkdir(exist_ok=True)
+    for f in sorted(bundle.iterdir()):
+        shutil.copyfile(f, dst / f.name)
+        written.append(dst / f.name)
+    return written
+
+
+def check_servable(build_dir: Path) -> Path:
+    """The web/ directory of a build, or a clear error saying how to get one."""
+    from clawgen.diagnostics import InputError
+
+    build_dir = Path(build_dir)
+    web = build_dir / WEB_DIR
+    if not build_dir.is_dir():
+        raise InputError(f"{build_dir}: no such build directory (run `clawgen build` first)")
+    if not (web / MANIFEST).is_file() or not (web / INDEX).is_file():
+        raise InputError(f"{build_dir}: no browser install page ({WEB_DIR}/{MANIFEST}); it is written by builds "
+                         "that have a merged image: build with a base firmware (clawgen firmware fetch, or "
+                         "--base-firmware FILE)")
+    return web
+
+
+def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> ThreadingHTTPServer
+    """An HTTP server for the build directory on localhost (Web Serial needs a secure context,
+    and localhost is one). It serves files of the build directory only."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def end_headers(self) -> None:
+            self.send_header("Cache-Control", "no-store")
+            super().end_headers()
+
+    Handler.extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                              ".json": "application/json", ".bin": "application/octet-stream"}
+    return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(Path(build_dir).resolve())))
+
+
+def write_web_if_merged(build_dir: Path, name: str, header: str) -> list[str]:
+    """The build stage's entry: write web/ when the build has a merged image; returns report lines.
+    The manifest's version is the merged image's content hash, so it changes exactly when the image
+    does (and builds stay reproducible)."""
+    from clawgen.image.flash import FLASH_ARGS
+
+    args = Path(build_dir) / FLASH_ARGS
+    try:
+        merged = json.loads(args.read_text(encoding="utf-8")).get("merged")
+    except (OSError, ValueError):
+        return []
+    if not merged:
+        return []
+    if json.loads(args.read_text(encoding="utf-8")).get("fleet"):
+        return ["web/: no browser install page for fleet builds yet (use clawgen flash --device NAME)"]
+    image = Path(build_dir) / "image" / merged["file"]
+    version = hashlib.sha256(image.read_bytes()).hexdigest()[:12]
+    try:
+        write_web(build_dir, name, version, header, staged=True)
+    except UsageError as e:
+        # The manifest and page are written; only the installer bundle is missing. Say so loudly.
+        return [f"web/: browser install page written, but {e}"]
+    return [f"web/: browser install page (ESP Web Tools {EWT_VERSION}): clawgen web {build_dir}"]

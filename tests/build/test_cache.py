@@ -1,0 +1,125 @@
+"""Reuse of unchanged work (speed items of issue 9): the .mpy and filesystem-image caches and the
+incremental rebuild give exactly the bytes a fresh build gives, and are bypassed when damaged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clawgen import compile as compile_stage
+from clawgen.build import BuildOptions, build_spec
+from clawgen.image import fsimage
+from tests.build.helpers import SPEC, project
+
+TOOLS = SPEC + ("tools:\n  - name: blink\n    description: Blink the LED.\n"
+                "    parameters: {type: object, properties: {n: {type: integer}}, required: [n]}\n"
+                "    handler: tools/led.py:blink\n")
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _tree(d: Path, sub: str) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted((d / sub).rglob("*")) if p.is_file()}
+
+
+def _count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = compile_stage.compile_module
+
+    def counting(name: str, *a: object) -> bytes:
+        calls.append(name)
+        return real(name, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compile_stage, "compile_module", counting)
+    return calls
+
+
+def test_a_second_build_elsewhere_compiles_nothing_and_gives_the_same_bytes(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = project(tmp_path / "proj", spec=TOOLS, files={"tools/led.py": "def blink(n):\n    return n\n"})
+    first = build_spec(spec, BuildOptions(out_dir=tmp_path / "a"))
+    calls = _count_compiles(monkeypatch)
+    fills: list[int] = []
+    real_fill = fsimage.build_fs_image
+    monkeypatch.setattr(fsimage, "build_fs_image", lambda *a, **k: fills.append(1) or real_fill(*a, **k))
+    second = build_spec(spec, BuildOptions(out_dir=tmp_path / "b"))
+    assert calls == [] and fills == []
+    assert _tree(first.out_dir, "mpy") == _tree(second.out_dir, "mpy")
+    assert _tree(first.out_dir, "image") == _tree(second.out_dir, "image")
+
+
+def test_damaged_cache_entries_are_ignored(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = project(tmp_path / "proj")
+    first = build_spec(spec, BuildOptions(out_dir=tmp_path / "a"))
+    for p in (cache / "mpy").rglob("*.mpy"):
+        p.write_bytes(b"garbage")
+    for p in (cache / "fs").glob("*.bin"):
+        p.write_bytes(b"\xff" * 4096)
+    calls = _count_compiles(monkeypatch)
+    second = build_spec(spec, BuildOptions(out_dir=tmp_path / "b"))
+    assert sorted(calls) == sorted(p.stem for p in (first.out_dir / "mpy").glob("*.mpy"))
+    assert _tree(first.out_dir, "mpy") == _tree(second.out_dir, "mpy")
+    assert _tree(first.out_dir, "image") == _tree(second.out_dir, "image")
+
+
+def test_incremental_build_after_a_description_change_equals_a_fresh_build(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = project(tmp_path / "proj", spec=TOOLS, files={"tools/led.py": "def blink(n):\n    return n\n"})
+    out = tmp_path / "out"
+    build_spec(spec, BuildOptions(out_dir=out))
+    spec.write_text(TOOLS.replace("Blink the LED.", "Blink the LED n times."))
+    calls = _count_compiles(monkeypatch)
+    again = build_spec(spec, BuildOptions(out_dir=out))
+    assert not again.up_to_date and calls == ["claw_config"]  # the tools JSON lives there
+    monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "fresh-cache"))
+    fresh = build_spec(spec, BuildOptions(out_dir=tmp_path / "fresh"))
+    for sub in ("app", "mpy", "image"):
+        assert _tree(out, sub) == _tree(fresh.out_dir, sub), sub
+
+
+
+def test_register_tables_planned_once_per_chip_and_policy_across_processes(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clawgen import plan as plan_stage
+    from clawgen.chips import policy
+    from tests.conftest import EXAMPLES
+
+    spec = EXAMPLES / "register-assistant.yaml"
+    monkeypatch.setattr(plan_stage, "_REGISTER_PLANS", {})
+    first = build_spec(spec, BuildOptions(out_dir=tmp_path / "a", images=False))
+    assert list((cache / "registers").glob("*.pickle"))
+
+    def no_planning(*a: object, **k: object) -> None:
+        raise AssertionError("the register policy was compiled again")
+
+    monkeypatch.setattr(plan_stage, "_REGISTER_PLANS", {})  # as in a new process
+    monkeypatch.setattr(policy, "compile_policy", no_planning)
+    second = build_spec(spec, BuildOptions(out_dir=tmp_path / "b", images=False))
+    for sub in ("app", "usermod", "mpy"):
+        assert _tree(first.out_dir, sub) == _tree(second.out_dir, sub), sub
+    # A damaged entry is a miss: planned again, same result.
+    for p in (cache / "registers").glob("*.pickle"):
+        p.write_bytes(b"not a pickle")
+    monkeypatch.undo()
+    monkeypatch.setenv("CLAWGEN_CACHE", str(cache))
+    monkeypatch.setattr(plan_stage, "_REGISTER_PLANS", {})
+    third = build_spec(spec, BuildOptions(out_dir=tmp_path / "c", images=False))
+    assert _tree(first.out_dir, "app") == _tree(third.out_dir, "app")
+
+
+@pytest.mark.parametrize("n_ok", [0, 3])  # alone (no thread pool) and among others (thread pool)
+def test_a_module_mpy_cross_rejects_is_reported_at_its_line_every_time(cache: Path, n_ok: int) -> None:
+    from clawgen.diagnostics import DiagnosticError
+
+    sources = {f"ok{i}": f"X = {i}\n" for i in range(n_ok)} | {"bad": "x = 1\ndef f(:\n    pass\n"}
+    for _ in range(2):  # the failure is not cached
+        with pytest.raises(DiagnosticError) as err:
+            compile_stage.compile_all(sources, "xtensawin", {"bad": "app/bad.py"})
+        [d] = err.value.diagnostics
+        assert (d.file, d.line) == ("app/bad.py", 2) and d.message.startswith("mpy-cross: ")
+    assert len(list((cache / "mpy").rglob("*.mpy"))) == n_ok

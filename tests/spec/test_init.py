@@ -1,0 +1,82 @@
+"""`clawgen init`: the wizard's files validate and build at once; nothing is overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from clawgen.cli import cli
+from clawgen.init import PROVIDERS
+
+
+def _init(tmp: Path, *args: str, input: str | None = None):
+    return CliRunner().invoke(cli, ["init", str(tmp), *args], input=input)
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_every_provider_validates_and_builds(tmp_path: Path, provider: str) -> None:
+    r = _init(tmp_path, "--name", "demo", "--board", "esp32c3", "--provider", provider, "--wifi",
+              "--transport", "uart", "--transport", "telnet")
+    assert r.exit_code == 0, r.output
+    spec = tmp_path / "demo.yaml"
+    secrets = yaml.safe_load((tmp_path / "secrets.yaml").read_text())
+    text = spec.read_text()
+    if PROVIDERS[provider].secret:
+        assert f"api_key: !secret {PROVIDERS[provider].secret}" in text
+        assert secrets[PROVIDERS[provider].secret].startswith("REPLACE-ME")
+    else:
+        assert "api_key" not in text
+    assert (tmp_path / ".gitignore").read_text().splitlines() == ["secrets.yaml", "generated/"]
+    v = CliRunner().invoke(cli, ["validate", str(spec)])
+    assert v.exit_code == 0, v.output
+    b = CliRunner().invoke(cli, ["build", str(spec), "--out", str(tmp_path / "out"), "--no-images"])
+    assert b.exit_code == 0, b.output
+    assert (tmp_path / "out" / "build.json").is_file()
+
+
+def test_prompts_fill_what_options_do_not_say(tmp_path: Path) -> None:
+    # name, board, provider, wifi, transports
+    r = _init(tmp_path, input="kitchen\nesp32c6\nollama\nn\nuart\n")
+    assert r.exit_code == 0, r.output
+    doc = (tmp_path / "kitchen.yaml").read_text()
+    assert "board: esp32c6" in doc and "network:" not in doc and "11434" in doc
+    assert "telnet" not in doc
+
+
+def test_defaults_flag_needs_no_input(tmp_path: Path) -> None:
+    r = _init(tmp_path / "proj", "-y", "--name", "proj")
+    assert r.exit_code == 0, r.output
+    assert "board: esp32s3" in (tmp_path / "proj" / "proj.yaml").read_text()
+
+
+def test_existing_files_are_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "secrets.yaml").write_text("mine: 1\n")
+    (tmp_path / ".gitignore").write_text("build/")
+    r = _init(tmp_path, "-y", "--name", "demo")
+    assert r.exit_code == 2
+    assert "already exists; nothing was written" in r.output
+    assert (tmp_path / "secrets.yaml").read_text() == "mine: 1\n"
+    assert not (tmp_path / "demo.yaml").exists()
+    assert (tmp_path / ".gitignore").read_text() == "build/"
+
+
+def test_existing_gitignore_is_extended(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("build/")
+    r = _init(tmp_path, "-y", "--name", "demo")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / ".gitignore").read_text() == "build/\nsecrets.yaml\ngenerated/\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--name", "Bad Name"], "agent name 'Bad Name'"),
+    (["--name", "x", "--board", "esp8266"], "unknown board 'esp8266'"),
+    (["--name", "x", "--no-wifi", "--transport", "telnet"], "telnet needs Wi-Fi"),
+])
+def test_bad_answers_exit_2_and_write_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    r = _init(tmp_path / "p", "-y", *args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert not (tmp_path / "p").exists()
