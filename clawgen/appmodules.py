@@ -43,10 +43,24 @@ class PromptFile:
 
     system_msg: str  # {"role": "system", "content": ...} as JSON
     tools_json: str  # the request's "tools" array
+    anthropic_tools: str = ""  # the tools array as Anthropic's Messages API wants it; "" when no endpoint does
 
     @property
     def text(self) -> str:
-        return self.system_msg + self.tools_json
+        return self.system_msg + self.tools_json + self.anthropic_tools
+
+    @property
+    def anthropic_tools_bytes(self) -> int:
+        return len(self.anthropic_tools.encode("utf-8"))
+
+    @property
+    def system_text_offset(self) -> int:
+        """Where the system prompt's JSON string starts in system_msg (Anthropic's top-level "system")."""
+        return len(SYSTEM_MSG_HEAD.encode("utf-8"))
+
+    @property
+    def system_text_bytes(self) -> int:
+        return self.system_bytes - self.system_text_offset - 1  # less the closing brace
 
     @property
     def system_bytes(self) -> int:
@@ -57,11 +71,22 @@ class PromptFile:
         return len(self.tools_json.encode("utf-8"))
 
 
+SYSTEM_MSG_HEAD = '{"role":"system","content":'
+
+
+def anthropic_tools_json(plan: Plan) -> str:
+    """The tools as Anthropic's Messages API takes them: {name, description, input_schema}."""
+    arr = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in plan.tools]
+    return json.dumps(arr, separators=(",", ":"), ensure_ascii=False)
+
+
 def prompt_file(plan: Plan) -> PromptFile:
     """Jinja global ``prompt_file(plan)`` (claw_config.py and claw_prompt.json render from it)."""
     system = json.dumps({"role": "system", "content": plan.system_prompt}, separators=(",", ":"),
                         ensure_ascii=False)
-    return PromptFile(system, plan.tools_json)
+    assert system.startswith(SYSTEM_MSG_HEAD)
+    anthropic = anthropic_tools_json(plan) if "anthropic" in plan.apis and plan.tools else ""
+    return PromptFile(system, plan.tools_json, anthropic)
 
 # The core runtime, always shipped (order: dependencies first, for readability only).
 CORE_MODULES = (
@@ -69,8 +94,9 @@ CORE_MODULES = (
     "claw_log",  # log lines, debug trace, secret redaction
     "claw_buf",  # the fixed buffers
     "claw_http",  # HTTP/1.1 client over socket/ssl
+    "claw_openai",  # OpenAI chat-completions wire format (the default provider adapter)
     "claw_tls",  # SSL context and CA loading, imported by claw_http at the first TLS connection only
-    "claw_openai",  # OpenAI chat-completions wire format (the provider adapter)
+    "claw_neterr",  # the HTTP client's error texts, imported by claw_http only when an exchange failed
     "claw_session",  # bounded history + persistence log
     "claw_tools",  # static tool table, argument checks, confirmation
     "claw_agent",  # the agent loop with fallbacks
@@ -80,6 +106,12 @@ CORE_MODULES = (
     "claw_boot",  # Wi-Fi, clock, NVS secrets
     "claw_main",  # boot + serving loop
 )
+
+# The wire-format adapter of each model.api, shipped only when an endpoint uses it.
+ADAPTER_MODULES: dict[str, str] = {
+    "openai": "claw_openai",  # OpenAI chat completions
+    "anthropic": "claw_anthropic",  # Anthropic Messages
+}
 
 # Built-in tool implementations per capability bundle.
 CAPABILITY_MODULES: dict[str, tuple[str, ...]] = {
@@ -100,10 +132,16 @@ def app_modules(plan: Plan) -> list[AppModule]:
         AppModule("main", "app/main.py.j2", "/main.py", compile=False),
     ]
     names = list(CORE_MODULES)
+    # Another wire-format adapter when an endpoint's model.api needs it (claw_agent._ADAPTERS).
+    for api in sorted(plan.apis):
+        if ADAPTER_MODULES[api] not in names:
+            names.insert(names.index("claw_session"), ADAPTER_MODULES[api])
     for cap in plan.capabilities:
         for name in CAPABILITY_MODULES.get(cap, ()):
             if name not in names:
                 names.append(name)
+    if plan.ota is not None:
+        names.append("claw_ota")  # OTA updates (docs/ota.md)
     mods += [_lib(n) for n in names]
     mods.append(AppModule("claw_prompt.json", "app/claw_prompt.json.j2", PROMPT_PATH, compile=False, data=True))
     if "clawreg" in names:

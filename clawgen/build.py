@@ -176,6 +176,7 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
         model = dict(doc.data["model"])
         model["base_url"] = opts.model_override
         model.pop("fallbacks", None)
+        model.pop("light", None)
         doc.data["model"] = model
     res = resolve(doc, board)
     plan, nvs_values, pdiags = make_plan(res, display_spec_path(spec))

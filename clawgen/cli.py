@@ -33,6 +33,9 @@ COMMAND_MODULES: dict[str, str] = {
     "monitor": "clawgen.image.flash_cli",
     "web": "clawgen.webinstall_cli",
     "init": "clawgen.init_cli",
+    "run": "clawgen.run_cli",
+    "logs": "clawgen.run_cli",
+    "ota": "clawgen.ota_cli",
 }
 
 

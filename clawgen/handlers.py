@@ -21,14 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from clawgen.appmodules import CAPABILITY_MODULES, CORE_MODULES
+from clawgen.appmodules import ADAPTER_MODULES, CAPABILITY_MODULES, CORE_MODULES
 from clawgen.diagnostics import Diagnostic
 from clawgen.model import CustomModule, Plan, ToolDef
 
 MAX_MODULES = 64  # sibling modules bundled at most, over all handlers
 MAX_SOURCE_BYTES = 1 << 20  # a module file larger than this is not a handler's helper
 
-_RESERVED = {"boot", "main", *CORE_MODULES, *(m for mods in CAPABILITY_MODULES.values() for m in mods)}
+_RESERVED = {"boot", "main", *CORE_MODULES, *ADAPTER_MODULES.values(),
+             *(m for mods in CAPABILITY_MODULES.values() for m in mods)}
 
 
 def display_path(path: Path) -> str:

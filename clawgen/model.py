@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from clawgen.spec import Limits  # the spec's limits are the plan's: one definition
 
-__all__ = ["NVS_NAMESPACE", "Board", "CustomModule", "Limits", "ModelEndpoint", "Network", "Persistence", "Plan",
-           "SecretSlot", "Tls", "ToolDef", "Transports", "Web"]
+__all__ = ["NVS_NAMESPACE", "Board", "CustomModule", "Limits", "ModelEndpoint", "Network", "Ota", "Persistence", "Plan",
+           "Routing", "SecretSlot", "Tls", "ToolDef", "Transports", "Web"]
 
 if TYPE_CHECKING:
     from clawgen.chips.policy import PolicyTable
@@ -69,6 +69,23 @@ class ModelEndpoint:
     read_timeout: float
     api_key_slot: str | None  # NVS key of the API key, None for keyless local servers
     headers: dict[str, str]  # extra non-secret headers
+    api: str = "openai"  # wire format: "openai" | "anthropic" (the device adapter claw_<api>)
+    light: bool = False  # model.light: the cheap model for easy turns, last in Plan.models
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Cheap-first routing rendered for the device: integer weights in per mille (summing to 1000),
+    so the score is computed the same on every port (no float rounding differences)."""
+
+    threshold: int  # per mille: a turn scoring below goes to the light model
+    w_length: int
+    w_code: int
+    w_tools: int
+    w_depth: int
+    long_message: int  # characters
+    deep_conversation: int  # turns
+    tool_window: int  # turns
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,13 @@ class Network:
 class Transports:
     uart: bool
     telnet_port: int | None
+
+
+@dataclass(frozen=True)
+class Ota:
+    port: int
+    key_slot: str  # NVS key of the HMAC key
+    confirm_timeout: int  # seconds
 
 
 @dataclass(frozen=True)
@@ -146,3 +170,10 @@ class Plan:
     custom_modules: list[CustomModule]
     chip: str
     registers: PolicyTable | None = None  # the register policy when a register capability is on
+    routing: Routing | None = None  # when the spec has model.light
+    ota: Ota | None = None  # when the spec has ota: (OTA updates, claw_ota)
+
+    @property
+    def apis(self) -> set[str]:
+        """The wire formats the endpoints speak (one adapter module each)."""
+        return {m.api for m in self.models}

@@ -107,10 +107,21 @@ def build_info(plan: Plan, modules: list[AppModule], bundle: Bundle, mpy_cross_v
         "bundle": {"mpy_bytes": bundle.mpy_bytes, "budget_bytes": plan.board.bundle_budget},
         "secrets": [{"nvs_key": s.key, "spec_path": s.spec_path} for s in plan.secrets],
         "device_files": {m.device_path: m.artifact for m in sorted(modules, key=lambda m: m.device_path)},
+        "build_id": bundle_id(modules, tree),
+        **({"ota": {"port": plan.ota.port, "confirm_timeout": plan.ota.confirm_timeout}} if plan.ota else {}),
         **extra,
         "artifacts": [{"path": rel, "size": len(data), "sha256": sha256(data)}
                       for rel, data in sorted(tree.items())],
     }
+
+
+def bundle_id(modules: list[AppModule], tree: Mapping[str, bytes]) -> str:
+    """The bundle's stable id: sha256 over each device file's path and content hash, in path order
+    (what OTA installs and /status shows; the same sources give the same id)."""
+    h = hashlib.sha256()
+    for m in sorted(modules, key=lambda m: m.device_path):
+        h.update(f"{m.device_path} {sha256(tree[m.artifact])}\n".encode())
+    return h.hexdigest()
 
 
 def write_build_json(out_dir: Path, info: dict[str, Any]) -> None:

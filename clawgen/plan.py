@@ -27,16 +27,20 @@ from clawgen.model import (
     Limits,
     ModelEndpoint,
     Network,
+    Ota,
     Persistence,
     Plan,
+    Routing,
     SecretSlot,
     Tls,
     ToolDef,
     Transports,
     Web,
 )
+from clawgen.ota import KEY_NVS_SLOT as OTA_KEY_SLOT
 from clawgen.resolve import DEFAULT_CA_LABELS, Resolved, parse_base_url
 from clawgen.spec import Registers
+from clawgen.spec import Routing as RoutingSpec
 
 if TYPE_CHECKING:
     from clawgen.chips.policy import PolicyTable
@@ -307,10 +311,31 @@ def _secret_slots(res: Resolved) -> tuple[list[SecretSlot], dict[str, bytes]]:
     add("m0_key", "model.api_key", m.api_key)
     for i, fb in enumerate(m.fallbacks, start=1):
         add(f"m{i}_key", f"model.fallbacks[{i - 1}].api_key", fb.api_key)
+    if m.light is not None:
+        add(f"m{len(m.fallbacks) + 1}_key", "model.light.api_key", m.light.api_key)
     add("wifi_ssid", "network.ssid", res.spec.network.ssid)
     add("wifi_pw", "network.password", res.spec.network.password)
     add("brave_key", "web.brave_api_key", res.spec.web.brave_api_key)
+    if res.spec.ota is not None and isinstance(res.spec.ota.key, Secret):
+        add(OTA_KEY_SLOT, "ota.key", res.spec.ota.key)
     return slots, values
+
+
+def _ota(res: Resolved, diags: list[Diagnostic]) -> Ota | None:
+    """The ota: section: its key must be a !secret (the length rule: secretcheck), its port its own."""
+    o = res.spec.ota
+    if o is None:
+        return None
+    if not isinstance(o.key, Secret):
+        diags.append(_diag(res, ("ota", "key"), "the OTA key must not be written in the spec: put it in "
+                           "secrets.yaml and write key: !secret ota_key"))
+    tel = res.spec.transports.telnet
+    if tel.enabled and tel.port == o.port:
+        diags.append(_diag(res, ("ota", "port"), f"ota.port {o.port} is also transports.telnet.port: give "
+                           "one of them another port (OTA's default is 8266)"))
+    if res.spec.network.ssid is None:
+        diags.append(_diag(res, ("ota",), "OTA updates need Wi-Fi: set network.ssid and network.password"))
+    return Ota(port=int(o.port), key_slot=OTA_KEY_SLOT, confirm_timeout=int(o.confirm_timeout))
 
 
 def _pem_problem(text: str) -> str | None:
@@ -512,15 +537,18 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
     limits = _limits(res, prompt, tjson, diags)
     slots, nvs_values = _secret_slots(res)
     endpoints = []
-    for i, ep in enumerate(spec.model.endpoints):
+    light = spec.model.light
+    for i, ep in enumerate((*spec.model.endpoints, *((light,) if light is not None else ()))):
         tls, host, port, prefix = parse_base_url(ep.base_url)
         endpoints.append(ModelEndpoint(
             index=i, provider=ep.provider, base_url=ep.base_url, tls=tls, host=host, port=port,
             path_prefix=prefix, model=ep.model, max_tokens=int(ep.max_tokens),
             temperature=None if ep.temperature is None else float(ep.temperature),
             connect_timeout=float(ep.connect_timeout), read_timeout=float(ep.read_timeout),
-            api_key_slot=f"m{i}_key" if ep.api_key is not None else None, headers=dict(ep.headers)))
+            api_key_slot=f"m{i}_key" if ep.api_key is not None else None, headers=dict(ep.headers),
+            api=ep.api, light=ep is light))
     ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in spec.capabilities, diags)
+    ota = _ota(res, diags)
     registers = _registers(res, diags)
     errors = [d for d in diags if d.severity == "error"]
     if errors:
@@ -553,5 +581,18 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
         custom_modules=customs,
         chip=spec.chip,
         registers=registers,
+        routing=_routing(spec.model.routing) if light is not None else None,
+        ota=ota,
     )
     return plan, nvs_values, diags
+
+
+def _routing(r: RoutingSpec) -> Routing:
+    """The spec's routing with the weights as per mille summing to 1000 (resolve refuses all zero)."""
+    w = (r.weights.length, r.weights.code, r.weights.tools, r.weights.depth)
+    total = sum(w)
+    milli = [round(1000 * x / total) for x in w]
+    milli[milli.index(max(milli))] += 1000 - sum(milli)  # rounding: the sum is exactly 1000
+    return Routing(threshold=round(1000 * r.threshold), w_length=milli[0], w_code=milli[1], w_tools=milli[2],
+                   w_depth=milli[3], long_message=int(r.long_message), deep_conversation=int(r.deep_conversation),
+                   tool_window=int(r.tool_window))

@@ -75,6 +75,9 @@ def environment() -> jinja2.Environment:
     from clawgen.appmodules import prompt_file
 
     env.globals["prompt_file"] = prompt_file  # system message + tools JSON file (claw_config, claw_prompt.json)
+    from clawgen import ota
+
+    env.globals["OTA_WIRE"] = ota  # the OTA protocol's constants, one source for push and device (claw_ota)
     return env
 
 

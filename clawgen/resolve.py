@@ -36,6 +36,8 @@ from clawgen.spec import (
 )
 
 DEFAULT_BOARD: str = default_of(AgentSpec, "board")
+# The path each wire format (model.api) appends to base_url.
+API_PATHS = {"openai": "/chat/completions", "anthropic": "/messages"}
 # Roots that cover the common LLM and web endpoints (Let's Encrypt, Google Trust Services,
 # DigiCert); taken from certifi at build time when a spec gives no CA file.
 DEFAULT_CA_LABELS = ("ISRG Root X1", "GTS Root R1", "GTS Root R4", "DigiCert Global Root G2")
@@ -120,9 +122,14 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: Endpoint | None, path: P
     if not 0 < port < 65536:
         out.append(_err(doc, (*path, "base_url"), f"port {port} is out of range"))
     prefix = parse_base_url(ep.base_url)[3]
-    if "base_url" in raw and prefix.endswith("/chat/completions"):
-        out.append(_err(doc, (*path, "base_url"), "base_url must stop before /chat/completions, which clawgen "
-                        f"appends: write {ep.base_url.rstrip('/')[:-len('/chat/completions')]}"))
+    suffix = API_PATHS.get(ep.api, "/chat/completions")
+    if "base_url" in raw and prefix.endswith(suffix):
+        out.append(_err(doc, (*path, "base_url"), f"base_url must stop before {suffix}, which clawgen "
+                        f"appends: write {ep.base_url.rstrip('/')[:-len(suffix)]}"))
+    said = "temperature" in raw or base is None or base.api != "anthropic"  # else the primary's error says it
+    if ep.api == "anthropic" and ep.temperature is not None and ep.temperature > 1 and said:
+        out.append(_err(doc, (*path, "temperature"), f"temperature {ep.temperature} is above 1, the most "
+                        "the Anthropic Messages API accepts; use 0..1"))
     for name in raw.get("headers", {}):
         if name.lower() in ("authorization", "x-api-key", "api-key"):
             out.append(_err(doc, (*path, "headers", name), f"the {name} header would put a key in the spec: "
@@ -131,6 +138,21 @@ def _endpoint(doc: Document, raw: dict[str, Any], base: Endpoint | None, path: P
     if key is not None and not isinstance(key, Secret):
         out.append(_err(doc, (*path, "api_key"), "an API key must not be written in the spec: "
                         "put it in secrets.yaml and write api_key: !secret NAME"))
+    return ep
+
+
+def _light(doc: Document, raw: dict[str, Any], primary: Endpoint, out: list[Diagnostic]) -> Endpoint:
+    """model.light: like a fallback, but the primary's api_key only goes with the primary's base_url
+    (a key is never sent to another server); a light model on another https server without a key
+    of its own, while the primary has one, is an error."""
+    path: PathT = ("model", "light")
+    own_url = "base_url" in raw and raw["base_url"] != primary.base_url
+    base = dataclasses.replace(primary, api_key=None) if own_url else primary
+    ep = _endpoint(doc, raw, base, path, out)
+    if own_url and ep.api_key is None and primary.api_key is not None and str(raw["base_url"]).startswith("https://"):
+        out.append(_err(doc, path, "a light model without a key: model.light has its own https base_url but no "
+                        "api_key (the primary's key is only sent to the primary's server); add "
+                        "api_key: !secret NAME to model.light", key=True))
     return ep
 
 
@@ -173,10 +195,16 @@ def resolve(doc: Document, board_name: str) -> Resolved:
                            f"{chip}; remove 'chip' or choose another board"))
 
     model_raw = data["model"]
-    primary = _endpoint(doc, {k: v for k, v in model_raw.items() if k != "fallbacks"}, None, ("model",), errors)
+    primary = _endpoint(doc, {k: v for k, v in model_raw.items() if k not in ("fallbacks", "light")}, None,
+                        ("model",), errors)
     fallbacks = tuple(_endpoint(doc, fb, primary, ("model", "fallbacks", i), errors)
                       for i, fb in enumerate(model_raw.get("fallbacks", [])))
-    model = dataclasses.replace(primary, fallbacks=fallbacks)
+    light = _light(doc, model_raw["light"], primary, errors) if isinstance(model_raw.get("light"), dict) else None
+    model = dataclasses.replace(primary, fallbacks=fallbacks, light=light)
+    w = model.routing.weights
+    if "routing" in model_raw and w.length + w.code + w.tools + w.depth <= 0:
+        errors.append(_err(doc, ("model", "routing", "weights"), "the routing weights are all 0: give at least "
+                           "one feature (length, code, tools, depth) a positive weight"))
 
     net_raw = _section(data, "network")
     net = from_spec(Network, net_raw, **_unless_given(
@@ -214,7 +242,7 @@ def resolve(doc: Document, board_name: str) -> Resolved:
         loopback = host == "localhost" or host.startswith("127.")
         return url.startswith("http://") and ep.api_key is not None and not loopback
 
-    if any(plain_http_with_key(ep) for ep in model.endpoints):
+    if any(plain_http_with_key(ep) for ep in (*model.endpoints, *((light,) if light else ()))):
         warnings.append(Diagnostic.at(doc.mark(("model", "base_url")), "model.base_url",
                                       "an API key would be sent over plain http; use https",
                                       severity="warning"))
@@ -222,7 +250,8 @@ def resolve(doc: Document, board_name: str) -> Resolved:
     # The agent runs on the board: there, localhost is the board itself, not the developer's PC.
     raw_fallbacks = model_raw.get("fallbacks") if isinstance(model_raw.get("fallbacks"), list) else []
     endpoints: list[tuple[PathT, Any]] = [(("model",), model_raw),
-                                          *((("model", "fallbacks", i), f) for i, f in enumerate(raw_fallbacks))]
+                                          *((("model", "fallbacks", i), f) for i, f in enumerate(raw_fallbacks)),
+                                          *(((("model", "light"), model_raw["light"]),) if light else ())]
     for path, raw_ep in endpoints:
         url = raw_ep.get("base_url") if isinstance(raw_ep, dict) else None
         host = (urlsplit(url).hostname or "") if isinstance(url, str) else ""

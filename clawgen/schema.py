@@ -263,7 +263,7 @@ FORBIDDEN_HEADERS: dict[str, str] = {
     **dict.fromkeys(("content-length", "host", "transfer-encoding", "connection", "upgrade", "te",
                      "trailer", "expect", "keep-alive", "content-encoding", "accept-encoding"), _FRAMING),
     **dict.fromkeys(("authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"), _CREDENTIAL),
-    **dict.fromkeys(("content-type", "accept", "user-agent"), _DEVICE_SET),
+    **dict.fromkeys(("content-type", "accept", "user-agent", "anthropic-version"), _DEVICE_SET),
 }
 
 
@@ -279,6 +279,9 @@ def header_maps(data: dict[str, Any]) -> list[tuple[PathT, dict[str, Any]]]:
     for i, fb in enumerate(fallbacks if isinstance(fallbacks, list) else []):
         if isinstance(fb, dict) and isinstance(fb.get("headers"), dict):
             out.append((("model", "fallbacks", i, "headers"), fb["headers"]))
+    light = model.get("light")
+    if isinstance(light, dict) and isinstance(light.get("headers"), dict):
+        out.append((("model", "light", "headers"), light["headers"]))
     return out
 
 
@@ -304,9 +307,11 @@ def check_headers(doc: Document) -> list[Diagnostic]:
 
 def _secret_allowed(path: PathT) -> bool:
     """!secret belongs only where a secret is expected: keys, passwords, the Wi-Fi name."""
-    if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key")):
+    if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key"),
+                ("ota", "key")):
         return True
-    return len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key"
+    return (len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key") or \
+        path == ("model", "light", "api_key")
 
 
 def validate_schema(doc: Document) -> list[Diagnostic]:
@@ -320,8 +325,8 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
         if not _secret_allowed(path):
             out.append(Diagnostic.at(doc.mark(path), format_path(path),
                                      "!secret is not allowed here; secrets go in model.api_key, "
-                                     "model.fallbacks[N].api_key, network.ssid, network.password and "
-                                     "web.brave_api_key"))
+                                     "model.fallbacks[N].api_key, model.light.api_key, network.ssid, "
+                                     "network.password, web.brave_api_key and ota.key"))
     for error in _validator().iter_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
     out += check_headers(doc)

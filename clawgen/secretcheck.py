@@ -21,6 +21,7 @@ SECRET_MAX_BYTES = 4096
 SSID_MAX_BYTES = 32  # IEEE 802.11
 WPA_PASSPHRASE_MIN = 8  # WPA2-PSK passphrase: 8..63 characters, or the raw key as 64 hex digits
 WPA_PASSPHRASE_MAX = 63
+OTA_KEY_MIN_BYTES = 16  # the HMAC-SHA256 key of OTA updates (clawgen.ota.KEY_MIN_BYTES)
 # NVS layout (ESP-IDF, format version 2): 4096-byte pages of 126 entries of 32 bytes; one page
 # stays free for garbage collection. A blob takes an index entry, a data header per chunk and its
 # data in 32-byte entries.
@@ -43,8 +44,11 @@ def _role(path: PathT) -> _Role | None:
     if path == ("network", "password"):
         return _Role("the Wi-Fi password", "password")
     if path in (("model", "api_key"), ("web", "brave_api_key")) or (
-            len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key"):
+            len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key") or \
+            path == ("model", "light", "api_key"):
         return _Role("an API key", "key")
+    if path == ("ota", "key"):
+        return _Role("the OTA key", "ota_key")
     return None
 
 
@@ -79,6 +83,13 @@ def value_problems(value: str, kind: str) -> list[str]:
         bad = _control_problem(value)
         if bad:
             out.append(f"{bad}; a Wi-Fi password is printable text")
+        return out
+    if kind == "ota_key":
+        if size < OTA_KEY_MIN_BYTES:
+            out.append(f"is {size} bytes long; an OTA key is at least {OTA_KEY_MIN_BYTES} bytes (e.g. the "
+                       "output of `python -c \"import secrets; print(secrets.token_hex(16))\"`)")
+        elif size > SECRET_MAX_BYTES:
+            out.append(f"is {size} bytes long; the device reads secrets of at most {SECRET_MAX_BYTES} bytes")
         return out
     if size == 0:
         return ["is empty; give the key, or leave api_key out for a server that needs none"]
@@ -118,6 +129,10 @@ def _stored_values(doc: Document) -> list[tuple[PathT, Secret | str]]:
     fallbacks = model.get("fallbacks") if isinstance(model.get("fallbacks"), list) else []
     if primary is not None and not primary.placeholder:
         out += [(("model", "api_key"), primary) for fb in fallbacks if isinstance(fb, dict) and "api_key" not in fb]
+        light = model.get("light")
+        if isinstance(light, dict) and "api_key" not in light and light.get("base_url", model.get("base_url")) == \
+                model.get("base_url"):
+            out.append((("model", "api_key"), primary))  # model.light on the primary's server takes its key
     net = data.get("network") if isinstance(data.get("network"), dict) else {}
     if isinstance(net.get("ssid"), str):
         out.append((("network", "ssid"), net["ssid"]))

@@ -56,6 +56,7 @@ class Endpoint:
 
     PATH: ClassVar[str] = "model.fallbacks[]"
     provider: str = "openai-compatible"
+    api: str = "openai"  # the wire format: "openai" (chat completions) | "anthropic" (Messages)
     base_url: str = field(metadata=derived("model"))
     model: str
     api_key: Secret | None = None
@@ -67,10 +68,35 @@ class Endpoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoutingWeights:
+    """How much each feature of a turn counts in its routing score (normalised by their sum)."""
+
+    PATH: ClassVar[str] = "model.routing.weights"
+    length: float = 0.3  # the user message's length, saturating at Routing.long_message characters
+    code: float = 0.3  # the message holds a code block (```)
+    tools: float = 0.25  # share of the last Routing.tool_window turns that called tools
+    depth: float = 0.15  # conversation depth, saturating at Routing.deep_conversation turns
+
+
+@dataclass(frozen=True, kw_only=True)
+class Routing:
+    """Cheap-first routing: a turn whose score (0..1) is below threshold goes to model.light."""
+
+    PATH: ClassVar[str] = "model.routing"
+    threshold: float = 0.3
+    weights: RoutingWeights = field(default_factory=RoutingWeights)
+    long_message: int = 400  # characters at which the length feature is 1
+    deep_conversation: int = 8  # turns in the history at which the depth feature is 1
+    tool_window: int = 3  # recent turns looked at for tool calls
+
+
+@dataclass(frozen=True, kw_only=True)
 class Model(Endpoint):
     PATH: ClassVar[str] = "model"
     base_url: str
     fallbacks: tuple[Endpoint, ...] = ()
+    light: Endpoint | None = None  # the cheap model for easy turns (model.routing decides)
+    routing: Routing = field(default_factory=Routing)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -199,6 +225,16 @@ class Persistence:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Ota:
+    """OTA updates of the app bundle (docs/ota.md); no ``ota:`` block means none."""
+
+    PATH: ClassVar[str] = "ota"
+    port: int = 8266
+    key: Secret | str
+    confirm_timeout: int = 120  # seconds a new bundle has to reach "ready" before it is rolled back
+
+
+@dataclass(frozen=True, kw_only=True)
 class Debug:
     PATH: ClassVar[str] = "debug"
     SHORTHAND: ClassVar[str] = "trace"
@@ -229,6 +265,7 @@ class AgentSpec:
     limits: Limits = field(metadata=derived("board"))
     persistence: Persistence = field(default_factory=lambda: Persistence(mode="none"))
     debug: Debug = field(default_factory=Debug)
+    ota: Ota | None = None
 
 
 # -- the generic part: YAML value <-> dataclass ---------------------------------------------------

@@ -11,6 +11,12 @@ the same file ``clawgen flash`` reads) and writes ``web/``:
   works offline from the build directory (``clawgen web BUILD_DIR`` serves it on localhost; Web
   Serial needs a secure context, which localhost is).
 
+A fleet build (``clawgen build --devices``, docs/fleets.md) has no shared NVS image: each device gets
+``web/NAME/manifest.json`` and ``web/NAME/index.html``, whose parts are exactly what
+``clawgen flash --device NAME`` writes (the shared merged image, then that device's ``nvs.bin`` at the
+NVS offset), and ``web/index.html`` lists the devices, one link per device page. The bundle is
+written once, in ``web/esp-web-tools/``.
+
 The npm tarball is fetched once with ``npm pack`` into the clawgen cache and checked against the
 pinned sha512 integrity before anything is extracted.
 """
@@ -108,42 +114,95 @@ def ensure_bundle() -> Path:
     return d
 
 
-def manifest_for(build_dir: Path, name: str, version: str, staged: bool = False) -> dict:
-    """ESP Web Tools manifest for the merged image of a build (what `clawgen flash` writes)."""
+def manifest_for(build_dir: Path, name: str, version: str, staged: bool = False,
+                 device: str | None = None) -> dict:
+    """ESP Web Tools manifest for the merged image of a build: what `clawgen flash` writes (with
+    ``device``, what `clawgen flash --device NAME` writes; the manifest then lives in web/NAME/)."""
     from clawgen.image.flash import load_flash_plan
 
-    plan = load_flash_plan(build_dir, staged=staged)
+    plan = load_flash_plan(build_dir, staged=staged, device=device)
     family = CHIP_FAMILY.get(plan.chip)
     if family is None:
         raise UsageError(f"ESP Web Tools has no chip family for {plan.chip}")
+    where = build_dir / WEB_DIR / device if device else build_dir / WEB_DIR
     parts = []
-    for r in plan.regions:
-        rel = os.path.relpath(r.path, build_dir / WEB_DIR).replace(os.sep, "/")
+    for r in plan.regions:  # in the order `clawgen flash` writes them: the device's NVS comes last
+        rel = os.path.relpath(r.path, where).replace(os.sep, "/")
         parts.append({"path": rel, "offset": r.offset})
     return {"name": name, "version": version, "new_install_prompt_erase": True,
             "builds": [{"chipFamily": family, "parts": parts}]}
 
 
+def fleet_devices(build_dir: Path) -> list[str]:
+    """The device names of a fleet build (flash_args.json's "fleet" entry), [] for a single build."""
+    from clawgen.image.flash import FLASH_ARGS
+
+    try:
+        doc = json.loads((Path(build_dir) / FLASH_ARGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    fleet = doc.get("fleet") if isinstance(doc, dict) else None
+    devices = fleet.get("devices") if isinstance(fleet, dict) else None
+    return sorted(devices) if isinstance(devices, dict) else []
+
+
+def _write_page(path: Path, header: str, manifest: dict, script: str, flash_command: str) -> Path:
+    from clawgen.render import environment
+
+    build = manifest["builds"][0]
+    html = environment().get_template("web/index.html.j2").render(
+        header=header, name=manifest["name"], version=manifest["version"], manifest=MANIFEST, element=EWT_ELEMENT,
+        script=script, ewt_version=EWT_VERSION, chip_family=build["chipFamily"], parts=build["parts"],
+        flash_command=flash_command)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _write_manifest(path: Path, manifest: dict) -> Path:
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _version(build_dir: Path, version: str, device: str | None) -> str:
+    """A device's version covers its NVS image too, so its page changes when its secrets do."""
+    if device is None:
+        return version
+    nvs = Path(build_dir) / "devices" / device / "nvs.bin"
+    return hashlib.sha256(version.encode() + nvs.read_bytes()).hexdigest()[:12]
+
+
 def write_web(build_dir: Path, name: str, version: str, header: str, staged: bool = False) -> list[Path]:
-    """Write web/manifest.json, web/index.html and the ESP Web Tools bundle into build_dir.
-    Returns the files written. The build must have a merged image (image/flash_args.json)."""
+    """Write web/manifest.json, web/index.html and the ESP Web Tools bundle into build_dir (for a
+    fleet: web/NAME/manifest.json and web/NAME/index.html per device, and web/index.html listing
+    them). Returns the files written. The build must have a merged image (image/flash_args.json)."""
     from clawgen.render import environment
 
     build_dir = Path(build_dir)
-    manifest = manifest_for(build_dir, name, version, staged)
+    devices = fleet_devices(build_dir)
+    # every manifest first: a build that cannot be flashed gets no page at all
+    manifests = ({d: manifest_for(build_dir, f"{name} ({d})", _version(build_dir, version, d), staged, d)
+                  for d in devices} if devices else {None: manifest_for(build_dir, name, version, staged)})
     web = build_dir / WEB_DIR
     web.mkdir(exist_ok=True)
     written = []
-    mpath = web / MANIFEST
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    written.append(mpath)
-    html = environment().get_template("web/index.html.j2").render(
-        header=header, name=name, version=version, manifest=MANIFEST, element=EWT_ELEMENT,
-        script=f"{EWT_SUBDIR}/install-button.js", ewt_version=EWT_VERSION,
-        chip_family=manifest["builds"][0]["chipFamily"], parts=manifest["builds"][0]["parts"])
-    ipath = web / INDEX
-    ipath.write_text(html, encoding="utf-8")
-    written.append(ipath)
+    for device, manifest in manifests.items():
+        if device is None:
+            written.append(_write_manifest(web / MANIFEST, manifest))
+            written.append(_write_page(web / INDEX, header, manifest, f"{EWT_SUBDIR}/install-button.js",
+                                       "clawgen flash"))
+            continue
+        d = web / device
+        d.mkdir(exist_ok=True)
+        written.append(_write_manifest(d / MANIFEST, manifest))
+        written.append(_write_page(d / INDEX, header, manifest, f"../{EWT_SUBDIR}/install-button.js",
+                                   f"clawgen flash --device {device}"))
+    if devices:
+        first = next(iter(manifests.values()))
+        html = environment().get_template("web/fleet.html.j2").render(
+            header=header, name=name, version=version, devices=devices, manifest=MANIFEST, index=INDEX,
+            chip_family=first["builds"][0]["chipFamily"], ewt_version=EWT_VERSION)
+        (web / INDEX).write_text(html, encoding="utf-8")
+        written.append(web / INDEX)
     bundle = ensure_bundle()
     dst = web / EWT_SUBDIR
     dst.mkdir(exist_ok=True)
@@ -161,7 +220,9 @@ def check_servable(build_dir: Path) -> Path:
     web = build_dir / WEB_DIR
     if not build_dir.is_dir():
         raise InputError(f"{build_dir}: no such build directory (run `clawgen build` first)")
-    if not (web / MANIFEST).is_file() or not (web / INDEX).is_file():
+    devices = fleet_devices(build_dir)
+    manifests = [web / d / MANIFEST for d in devices] if devices else [web / MANIFEST]
+    if not (web / INDEX).is_file() or not all(m.is_file() for m in manifests):
         raise InputError(f"{build_dir}: no browser install page ({WEB_DIR}/{MANIFEST}); it is written by builds "
                          "that have a merged image: build with a base firmware (clawgen firmware fetch, or "
                          "--base-firmware FILE)")
@@ -187,10 +248,11 @@ def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> 
     return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(Path(build_dir).resolve())))
 
 
-def write_web_if_merged(build_dir: Path, name: str, header: str) -> list[str]:
+def write_web_if_merged(build_dir: Path, name: str, header: str, out_dir: Path | None = None) -> list[str]:
     """The build stage's entry: write web/ when the build has a merged image; returns report lines.
     The manifest's version is the merged image's content hash, so it changes exactly when the image
-    does (and builds stay reproducible)."""
+    does (and builds stay reproducible). ``build_dir`` may be the staging directory; ``out_dir`` is
+    where the build will be published, for the report (else it says BUILD_DIR)."""
     from clawgen.image.flash import FLASH_ARGS
 
     args = Path(build_dir) / FLASH_ARGS
@@ -200,8 +262,8 @@ def write_web_if_merged(build_dir: Path, name: str, header: str) -> list[str]:
         return []
     if not merged:
         return []
-    if json.loads(args.read_text(encoding="utf-8")).get("fleet"):
-        return ["web/: no browser install page for fleet builds yet (use clawgen flash --device NAME)"]
+    devices = fleet_devices(build_dir)
+    shown = out_dir if out_dir is not None else "BUILD_DIR"
     image = Path(build_dir) / "image" / merged["file"]
     version = hashlib.sha256(image.read_bytes()).hexdigest()[:12]
     try:
@@ -209,4 +271,7 @@ def write_web_if_merged(build_dir: Path, name: str, header: str) -> list[str]:
     except UsageError as e:
         # The manifest and page are written; only the installer bundle is missing. Say so loudly.
         return [f"web/: browser install page written, but {e}"]
-    return [f"web/: browser install page (ESP Web Tools {EWT_VERSION}): clawgen web {build_dir}"]
+    if devices:
+        return [f"web/: browser install pages for {len(devices)} device(s) (web/NAME/index.html, "
+                f"ESP Web Tools {EWT_VERSION}): clawgen web {shown}"]
+    return [f"web/: browser install page (ESP Web Tools {EWT_VERSION}): clawgen web {shown}"]

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,20 @@ def cache_path(board: dict) -> Path:
     return cache_dir() / f"{board['firmware']['board_id']}-v{version}.bin"
 
 
+URL_ENV = "CLAWGEN_FIRMWARE_URL"  # where `firmware fetch` downloads from instead of the pinned URL
+MAX_DOWNLOAD = 16 * 1024 * 1024  # a release .bin is about 1.6 MB; anything past 16 MB is not one
+
+
+def url_override(board: dict, url: str | None = None) -> str | None:
+    """The download URL given with --url or $CLAWGEN_FIRMWARE_URL (a mirror, a local server), with
+    ``{board_id}`` and ``{version}`` filled in; None when neither is set."""
+    url = url or os.environ.get(URL_ENV) or None
+    if url is None:
+        return None
+    return url.replace("{board_id}", str(board["firmware"]["board_id"])).replace(
+        "{version}", str(board.get("micropython", MICROPYTHON_VERSION)))
+
+
 def release_url(board: dict) -> str | None:
     """The pinned release URL, when the board data pins a release date (else unknown)."""
     fw = board["firmware"]
@@ -262,16 +277,43 @@ def import_firmware(data: bytes, board: dict, source: str) -> tuple[Path, BaseFi
     return dest, info, digest
 
 
-def download(url: str, timeout: float = 30.0) -> bytes:
+def download(url: str, timeout: float = 30.0, limit: int = MAX_DOWNLOAD) -> bytes:
+    """The body at ``url``; OSError (urllib's URLError/HTTPError are OSErrors) when it cannot be had,
+    ValueError when it is larger than ``limit`` bytes (not a firmware image)."""
+    import http.client
     import urllib.request  # only `firmware fetch` downloads: a build never pays for urllib/http.client
 
     req = urllib.request.Request(url, headers={"User-Agent": "clawgen"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return resp.read()
+        length = resp.headers.get("Content-Length")
+        try:
+            data = resp.read(limit + 1)
+        except http.client.HTTPException as e:  # IncompleteRead: the server closed mid-file
+            raise OSError(f"the download stopped early ({type(e).__name__})") from None
+    if len(data) > limit:
+        raise ValueError(f"the download is larger than {limit // (1024 * 1024)} MB, so not a firmware image")
+    if length and length.isdigit() and int(length) != len(data):
+        raise OSError(f"the download stopped after {len(data)} of {length} bytes")
+    return data
 
 
-def fetch_firmware(board: dict, file: Path | None = None) -> tuple[Path, BaseFirmware, str]:
-    """`clawgen firmware fetch`: import `file`, or download the pinned release, into the cache."""
+def _download_failure(e: BaseException) -> str:
+    code = getattr(e, "code", None)  # urllib.error.HTTPError
+    if isinstance(code, int):
+        return f"HTTP {code} {getattr(e, 'reason', '')}".rstrip()
+    reason = getattr(e, "reason", None) or e
+    return str(reason)
+
+
+def fetch_firmware(board: dict, file: Path | None = None, url: str | None = None,
+                   progress: Callable[[str], object] = lambda s: None) -> tuple[Path, BaseFirmware, str]:
+    """`clawgen firmware fetch`: import `file`, or download the release, into the cache.
+
+    The download comes from ``url`` (--url), else $CLAWGEN_FIRMWARE_URL, else the pinned release URL
+    (when the board data pins one). It is checked like an imported file (chip id, bootloader, the
+    MicroPython banner, and the pinned sha256 when there is one) before anything is written to
+    the cache: a failed or refused download leaves the cache as it was.
+    """
     if file is not None:
         if file.is_dir():
             raise UsageError(f"{file} is a directory; give the downloaded MicroPython .bin file")
@@ -280,16 +322,48 @@ def fetch_firmware(board: dict, file: Path | None = None) -> tuple[Path, BaseFir
         except OSError as e:
             raise UsageError(f"cannot read {file}: {e.strerror}") from None
         return import_firmware(data, board, str(file))
-    url = release_url(board)
+    override = url_override(board, url)
+    url = override or release_url(board)
     if url is None:
         raise UsageError("clawgen does not pin a download URL for MicroPython "
                          f"v{board.get('micropython', MICROPYTHON_VERSION)} on {board['name']} "
                          "(its release date was not known when this clawgen was made); to get it:\n  "
                          + obtain_instructions(board))
+    progress(f"downloading {url}")
     try:
         data = download(url)
-    except (OSError, TimeoutError) as e:  # urllib.error.URLError is an OSError
-        reason = getattr(e, "reason", None) or e
-        raise UsageError(f"cannot download {url} ({reason}); to get it by hand:\n  "
-                         + obtain_instructions(board)) from None
+    except (OSError, TimeoutError, ValueError) as e:  # urllib.error.URLError is an OSError
+        raise UsageError(f"cannot download {url} ({_download_failure(e)}); nothing was cached. "
+                         "To get it by hand:\n  " + obtain_instructions(board)) from None
+    progress(f"downloaded {len(data)} bytes; checking it")
     return import_firmware(data, board, url)
+
+
+def missing_base_message(board: dict) -> str:
+    """One line for a build without a merged image: which file to get, from where, the import
+    command, and that the build must then be made again."""
+    fw = board["firmware"]
+    version = board.get("micropython", MICROPYTHON_VERSION)
+    url = release_url(board)
+    what = url or (f"the v{version} release .bin for {fw['board_id']} from "
+                   f"{DOWNLOAD_PAGE.format(board_id=fw['board_id'])} ({fw['board_id']}-<date>-v{version}.bin)")
+    return (f"this build has no merged firmware image: no stock MicroPython v{version} base firmware for "
+            f"{board['name']} was at hand when it was built. Download {what}, import it with "
+            f"`clawgen firmware fetch --board {board['name']} --file <the downloaded .bin>`, then build again "
+            "(`clawgen build SPEC`, or --base-firmware FILE) and flash; on a board already running "
+            f"MicroPython v{version}, --app-only writes just the filesystem and NVS")
+
+
+def no_merged_image_message(build_dir: Path) -> str:
+    """`missing_base_message` for the board a build directory was made for (its build.json)."""
+    import json
+
+    from clawgen.boards import load_board
+
+    try:
+        board = load_board(str(json.loads((Path(build_dir) / "build.json").read_text(encoding="utf-8"))["board"])).data
+    except (OSError, ValueError, KeyError, TypeError, UsageError, DiagnosticError):
+        return ("this build has no merged firmware image (no base MicroPython firmware was available): get the "
+                "stock release .bin with `clawgen firmware fetch --board BOARD` (or `--file` for a downloaded "
+                "one), build again and flash; or use --app-only on a board already running MicroPython")
+    return missing_base_message(board)

@@ -16,16 +16,25 @@ def firmware_group() -> None:
 @click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
 @click.option("--file", "file", type=click.Path(path_type=Path),
               help="Import this already-downloaded .bin instead of downloading.")
-def fetch_command(board_name: str, file: Path | None) -> None:
-    """Put the pinned stock MicroPython release for BOARD into the cache, after checking it."""
+@click.option("--url", help="Download from this URL instead of the pinned release (a mirror or a local "
+              "server; {board_id} and {version} are filled in). Default: $CLAWGEN_FIRMWARE_URL, else the "
+              "pinned release URL.")
+def fetch_command(board_name: str, file: Path | None, url: str | None) -> None:
+    """Put the pinned stock MicroPython release for BOARD into the cache, after checking it.
+
+    The file is checked (chip id, bootloader, MicroPython version banner, and the pinned sha256 when
+    there is one) before it is cached; a failed or refused download caches nothing."""
     from clawgen.guard import run_guarded
 
     def body() -> None:
         from clawgen.boards import load_board
+        from clawgen.diagnostics import UsageError
         from clawgen.image.basefw import fetch_firmware
 
         board = load_board(board_name).data
-        path, info, digest = fetch_firmware(board, file)
+        if file is not None and url is not None:
+            raise UsageError("--file and --url exclude each other: import a file, or download one")
+        path, info, digest = fetch_firmware(board, file, url, progress=lambda s: click.echo(s, err=True))
         click.echo(f"cached MicroPython {info.version}"
                    + (f" (built {info.build_date})" if info.build_date else "")
                    + f" for {info.chip} at {path}\nsha256 {digest}")

@@ -135,9 +135,9 @@ def load_flash_plan(build_dir: Path, app_only: bool = False, device: str | None 
     else:
         merged = doc.get("merged")
         if merged is None:
-            raise _bad(args_file, "this build has no merged firmware image (no base MicroPython "
-                       "firmware was available); use --app-only on a board already running "
-                       "MicroPython, or rebuild with the base firmware", "merged")
+            from clawgen.image.basefw import no_merged_image_message
+
+            raise _bad(args_file, no_merged_image_message(build_dir), "merged")
         items = [("merged", merged)]
 
     regions: list[FlashRegion] = []

@@ -147,8 +147,11 @@ def open_console(port: str, baud: int) -> Any:
 
 
 def monitor(port: str, baud: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
-            note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr)) -> str:
-    """Run the console on ``port``; UsageError if the port cannot be opened."""
+            note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr), wait: float = 0.0) -> str:
+    """Run the console on ``port``; UsageError if the port cannot be opened.
+
+    ``wait``: keep trying to open the port that long (right after flashing, a board on its own USB
+    port re-enumerates when it resets, so its port is briefly gone)."""
     from serial import SerialException
 
     from clawgen.diagnostics import UsageError
@@ -156,10 +159,17 @@ def monitor(port: str, baud: int, stdin: BinaryIO | None = None, stdout: BinaryI
 
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout.buffer
-    try:
-        ser = open_console(port, baud)
-    except (SerialException, OSError, ValueError) as e:  # ValueError: a malformed port URL
-        raise explain_open_failure(str(e), port) from e
+    end = time.monotonic() + wait
+    while True:
+        try:
+            ser = open_console(port, baud)
+            break
+        except ValueError as e:  # a malformed port URL: no use retrying
+            raise explain_open_failure(str(e), port) from e
+        except (SerialException, OSError) as e:
+            if time.monotonic() >= end:
+                raise explain_open_failure(str(e), port) from e
+            time.sleep(0.2)
     note(f"--- clawgen monitor on {port} at {baud} baud; Ctrl-] to quit ---")
     is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
     if not is_tty:
@@ -186,3 +196,132 @@ def _isatty(stream: BinaryIO) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
 
+
+
+# -- the agent's Telnet console (`clawgen logs --host`, `clawgen run --host`) ---------------------
+
+TELNET_CONNECT_TIMEOUT = 10.0
+
+
+class SocketPort:
+    """A TCP connection that `run_console` drives like a serial port.
+
+    ``read`` returns b"" when nothing arrived within the poll interval and raises EOFError when the
+    device closed the connection (``closed_by_peer`` tells an orderly close from a lost link);
+    ``write`` sends line ends as CR LF, as a Telnet client does.
+    """
+
+    in_waiting = 0
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.sock.settimeout(POLL_SECONDS)
+        self.closed_by_peer = False
+
+    def read(self, n: int) -> bytes:
+        try:
+            data = self.sock.recv(max(n, 4096))
+        except TimeoutError:
+            return b""
+        if not data:
+            self.closed_by_peer = True
+            raise EOFError("connection closed by the device")
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def parse_host(text: str, default_port: int | None) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> (host, port); UsageError on a malformed one."""
+    from clawgen.diagnostics import UsageError
+
+    host, port = text.strip(), None
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            raise UsageError(f"--host {text}: missing ']' after the IPv6 address")
+        rest, host = host[end + 1:], host[1:end]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"--host {text}: expected [ADDRESS]:PORT")
+            port = rest[1:]
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    if not host:
+        raise UsageError(f"--host {text!r}: no host name")
+    if port is None:
+        return host, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--host {text}: the port must be a number from 1 to 65535, not {port!r}")
+    return host, int(port)
+
+
+def connect_tcp(host: str, port: int, what: str, timeout: float = TELNET_CONNECT_TIMEOUT,
+                wait: float = 0.0) -> Any:
+    """A TCP connection to the device; UsageError with a one-line cause when it cannot be made.
+    ``wait``: keep retrying a refused connection that long (a device restarting after an update)."""
+    import socket
+
+    from clawgen.diagnostics import UsageError
+
+    end = time.monotonic() + wait
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=timeout)
+        except ConnectionRefusedError:
+            if time.monotonic() >= end:
+                raise UsageError(f"{host}:{port} refused the connection: the device is up but does not serve "
+                                 f"{what} on port {port} (is this the right device and port, and was it flashed "
+                                 "with this spec?)") from None
+            time.sleep(0.2)
+        except socket.gaierror as e:
+            hint = (" (.local names need mDNS on this computer: give the device's IP address with --host)"
+                    if host.endswith(".local") else "")
+            raise UsageError(f"cannot resolve host {host}: {e.strerror or e}{hint}") from None
+        except TimeoutError:
+            raise UsageError(f"no answer from {host}:{port} within {timeout:g} s: the device is off, not on "
+                             "this network, or a firewall drops the connection") from None
+        except OSError as e:
+            raise UsageError(f"cannot reach {host}:{port}: {e.strerror or e}") from None
+
+
+def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
+                   note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr), wait: float = 0.0) -> str:
+    """The agent's Telnet console on ``host:port``: typed lines go to the device (line-edited by the
+    terminal, as a Telnet client would send them), its output to stdout. End of input (Ctrl-D) or
+    Ctrl-C leaves; the device closing the connection (`/quit`) ends it normally.
+
+    Returns why it stopped: "end-of-input", "closed-by-device" or "interrupted"."""
+    from clawgen.diagnostics import UsageError
+
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    stdout = stdout if stdout is not None else sys.stdout.buffer
+    conn = SocketPort(connect_tcp(host, port, "a Telnet console", wait=wait))
+    note(f"--- clawgen console on {host}:{port} (Telnet); Ctrl-D or Ctrl-C to quit ---")
+    is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
+    keys = stream_keys(stdin)
+    try:
+        reason = run_console(conn, keys, stdout, exit_key=b"\x1d",
+                             linger=0.0 if is_tty else PIPE_LINGER_SECONDS)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        keys.close()
+        conn.close()
+    if reason == "port-closed":
+        if not conn.closed_by_peer:
+            raise UsageError(f"lost the connection to {host}:{port}: the device restarted or left the network; "
+                             "run `clawgen logs` again")
+        reason = "closed-by-device"
+        note("\n--- the device closed the connection ---")
+    else:
+        note("\n--- console closed ---")
+    return reason

@@ -1,4 +1,7 @@
-"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (real HTTP over TCP).
+"""A scripted model server on 127.0.0.1 (real HTTP over TCP): OpenAI-compatible chat completions,
+or, with ``api="anthropic"``, the Anthropic Messages API (replies from ``Reply.message``,
+``Reply.tool_use``, ``Reply.anthropic_error``, ``Reply.overloaded``; ``message()``/``tool_use()``
+build the bodies).
 
 Used by ``clawgen sim --model mock`` (with a responder function) and by the tests (with a
 queue of scripted replies, including transport faults: error statuses, Retry-After, malformed
@@ -39,6 +42,11 @@ class Request:
     def messages(self) -> list[dict[str, Any]]:
         return list((self.json or {}).get("messages", []))
 
+    @property
+    def system(self) -> Any:
+        """The Anthropic top-level system prompt (None in an OpenAI request)."""
+        return (self.json or {}).get("system")
+
 
 def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
                finish_reason: str | None = None, model: str = "mock-model") -> dict[str, Any]:
@@ -61,6 +69,25 @@ def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1
     """One tool call; arguments as a dict (JSON-encoded here) or a raw string (may be invalid)."""
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def message(content: str | None = None, tool_uses: list[dict[str, Any]] | None = None,
+            stop_reason: str | None = None, model: str = "mock-model") -> dict[str, Any]:
+    """An Anthropic Messages response body: a text block (when content) and tool_use blocks."""
+    blocks: list[dict[str, Any]] = []
+    if content is not None:
+        blocks.append({"type": "text", "text": content})
+    blocks += tool_uses or []
+    return {
+        "id": "msg_clawsim", "type": "message", "role": "assistant", "model": model, "content": blocks,
+        "stop_reason": stop_reason or ("tool_use" if tool_uses else "end_turn"), "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }
+
+
+def tool_use(name: str, arguments: dict[str, Any], call_id: str = "toolu_1") -> dict[str, Any]:
+    """One Anthropic tool_use content block."""
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
 
 @dataclass
@@ -98,6 +125,29 @@ class Reply:
     @classmethod
     def rate_limited(cls, retry_after: int = 1) -> Reply:
         return cls.error(429, "rate limited", headers={"Retry-After": str(retry_after)})
+
+    @classmethod
+    def message(cls, content: str | None, stop_reason: str | None = None) -> Reply:
+        """Anthropic: a text answer (stop_reason end_turn unless given, e.g. max_tokens)."""
+        return cls.json(message(content, stop_reason=stop_reason))
+
+    @classmethod
+    def tool_use(cls, *calls: dict[str, Any] | tuple[str, dict[str, Any]], content: str | None = None) -> Reply:
+        """Anthropic: tool_use blocks (ids toolu_1, toolu_2, ... for (name, input) tuples)."""
+        built = [c if isinstance(c, dict) and "type" in c else tool_use(c[0], c[1], f"toolu_{i + 1}")
+                 for i, c in enumerate(calls)]
+        return cls.json(message(content, built))
+
+    @classmethod
+    def anthropic_error(cls, status: int, kind: str, message: str,
+                        headers: dict[str, str] | None = None) -> Reply:
+        """Anthropic's error body: {"type": "error", "error": {"type": kind, "message": message}}."""
+        return cls.json({"type": "error", "error": {"type": kind, "message": message}}, status=status,
+                        headers=headers)
+
+    @classmethod
+    def overloaded(cls, status: int = 529, headers: dict[str, str] | None = None) -> Reply:
+        return cls.anthropic_error(status, "overloaded_error", "Overloaded", headers)
 
     @classmethod
     def raw(cls, body: bytes, status: int = 200, content_type: str = "application/json") -> Reply:
@@ -145,17 +195,20 @@ class Reply:
 
 Responder = Callable[[Request], Reply]
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable", 529: "Overloaded"}
 
 
 class LLMServer:
     """Serve scripted replies; `push()` queues them, `responder` answers when the queue is empty."""
 
     def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
-        """tls: a server-side SSLContext to speak HTTPS (base_url then says https://localhost)."""
+                 tls: ssl.SSLContext | None = None, api: str = "openai") -> None:
+        """tls: a server-side SSLContext to speak HTTPS (base_url then says https://localhost);
+        api: "openai" or "anthropic", the wire format of the server's own error replies."""
         self.responder = responder
+        self.api = api
         self.tls = tls
         self.tls_errors: list[str] = []  # handshakes that failed (e.g. the client rejected our cert)
         self.requests: list[Request] = []
@@ -238,6 +291,8 @@ class LLMServer:
         if self.responder is not None:
             return self.responder(req)
         self.unexpected += 1
+        if self.api == "anthropic":
+            return Reply.anthropic_error(500, "api_error", "no scripted reply left in the test LLM server")
         return Reply.error(500, "no scripted reply left in the test LLM server")
 
     def _handle(self, conn: socket.socket) -> None:

@@ -218,7 +218,8 @@ def test_endpoint_fields_are_read_by_name(tmp_path, unix_run):
     assert fields == {"M_HOST": "api.example.com", "M_PORT": 8443, "M_TLS": True, "M_PATH": "/openai/v1",
                       "M_MODEL": "m-primary", "M_MAX_TOKENS": 321, "M_TEMPERATURE": 0.25,
                       "M_CONNECT_TIMEOUT": 4, "M_READ_TIMEOUT": 7, "M_KEY": "m0_key",
-                      "M_HEADERS": {"X-Team": "blue"}, "M_PROVIDER": "openai-compatible"}
+                      "M_HEADERS": {"X-Team": "blue"}, "M_PROVIDER": "openai-compatible",
+                      "M_API": "openai"}
 
 
 def test_connect_timeout(tmp_path, unix_run):

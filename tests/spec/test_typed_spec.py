@@ -72,8 +72,8 @@ def _schema_node(path: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def _inherited(path: str) -> bool:
-    """Fields of a fallback take the primary model's value: they have no default of their own."""
-    return path.startswith("model.fallbacks[].")
+    """Fields of a fallback (and of model.light) take the primary model's value: no default of their own."""
+    return path.startswith(("model.fallbacks[].", "model.light."))
 
 
 def _static_default(f: dataclasses.Field[Any]) -> Any:
@@ -173,8 +173,8 @@ def test_secret_fields_are_where_the_schema_allows_secrets() -> None:
     from clawgen.schema import _secret_allowed
 
     secret = set(secret_paths())
-    assert secret == {"model.api_key", "model.fallbacks[].api_key", "network.ssid", "network.password",
-                      "web.brave_api_key"}
+    assert secret == {"model.api_key", "model.fallbacks[].api_key", "model.light.api_key", "network.ssid",
+                      "network.password", "web.brave_api_key", "ota.key"}
     for path, _cls, _f in walk_fields():
         assert _secret_allowed(_concrete(path)) == (path in secret), path
 

@@ -128,3 +128,8 @@ def wlan_connect(ssid):
 def reset():
     global reset_requested
     reset_requested = True
+
+
+def write_result(result):
+    """result.json for the host (clawgen/sim/unixvm.py), written when the run ends."""
+    _save("result.json", result)

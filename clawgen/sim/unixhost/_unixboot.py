@@ -1,93 +1,26 @@
 # Boot of a clawgen build on the MicroPython unix port (see clawgen/sim/unixvm.py).
-# argv: HOST_DIR DEVICE_ROOT SECRETS_FD. Mounts DEVICE_ROOT as the device's "/" (a small VFS over
-# VfsPosix: device code opens "/ca.pem", "/claw.log" ... exactly as on the board), puts /lib on
-# sys.path, loads NVS (secrets arrive through a pipe, never a file), runs the entry and the steps,
-# and writes result.json (reason, heap figures per step) to HOST_DIR.
+# argv: HOST_DIR DEVICE_ROOT SECRETS_FD. The one-time setup (mount the device's "/", /lib on
+# sys.path, NVS and secrets, _simhost) is the module _unixsetup, dropped from the heap before the
+# entry runs; this script only runs the entry and the steps and writes result.json (reason, heap
+# figures per step, heap_at_start: what the harness itself keeps live) to HOST_DIR.
 import gc
-import json
-import os
 import sys
 
-HOST_DIR = sys.argv[1]
-ROOT = sys.argv[2]
-SECRETS_FD = int(sys.argv[3])
-_hv = os.VfsPosix()  # the host's filesystem, unrooted (VfsPosix's rename mishandles a root prefix)
+import _unixsetup
 
-
-class DeviceFs:
-    """The device's filesystem: every path is taken relative to ROOT on the host."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def _p(self, p):
-        if not p.startswith("/"):
-            p = "/" + p
-        return self.root if p == "/" else self.root + p
-
-    def mount(self, readonly, mkfs):
-        pass
-
-    def umount(self):
-        pass
-
-    def open(self, p, mode):
-        return _hv.open(self._p(p), mode)
-
-    def ilistdir(self, p):
-        return _hv.ilistdir(self._p(p))
-
-    def stat(self, p):
-        return _hv.stat(self._p(p))
-
-    def statvfs(self, p):
-        return _hv.statvfs(self._p(p))
-
-    def rename(self, a, b):
-        return _hv.rename(self._p(a), self._p(b))
-
-    def remove(self, p):
-        return _hv.remove(self._p(p))
-
-    def mkdir(self, p):
-        return _hv.mkdir(self._p(p))
-
-    def rmdir(self, p):
-        return _hv.rmdir(self._p(p))
-
-    def chdir(self, p):
-        pass
-
-    def getcwd(self):
-        return "/"
-
-
-def _read_all(path):
-    with _hv.open(path, "rb") as f:
-        return f.read()
-
-
-cfg = json.loads(_read_all(HOST_DIR + "/run.json"))
-nvs = json.loads(_read_all(HOST_DIR + "/nvs.json")) if cfg.get("nvs_persisted") else {}
-if SECRETS_FD >= 0:
-    secrets = json.loads(_read_all(f"/dev/fd/{SECRETS_FD}") or b"{}")
-    for k, v in secrets.items():
-        nvs.setdefault(cfg["nvs_namespace"] + "/" + k, v)
-    del secrets
-
-os.umount("/")
-os.mount(DeviceFs(ROOT), "/")
-sys.path[:] = ["/lib", ".frozen"]
-
-import _simhost  # noqa: E402  (from /lib, after the mount)
-
-_simhost.init(_hv, HOST_DIR, nvs)
-del nvs
+ENTRY, STEPS = _unixsetup.setup()
+# DeviceFs stays (mounted) and keeps the module's globals: drop the setup code from them.
+_unixsetup.setup = _unixsetup._read_all = None
+del _unixsetup
+sys.modules.pop("_unixsetup", None)
+import _simhost  # noqa: E402  (set up by _unixsetup; from /lib)
 
 
 def _heap():
     gc.collect()
-    return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(), "gc_total": gc.mem_alloc() + gc.mem_free()}
+    a = gc.mem_alloc()
+    f = gc.mem_free()
+    return {"mem_alloc": a, "mem_free": f, "gc_total": a + f}
 
 
 def _run(src, g):
@@ -105,24 +38,50 @@ def _run(src, g):
             print(code)
             code = 1
         return code, "exit"
-    except MemoryError as e:
-        sys.print_exception(e)
-        return 1, "crashed"
-    except BaseException as e:  # report any uncaught exception, like the board's REPL
+    except BaseException as e:  # report any uncaught exception (MemoryError too), like the board's REPL
         sys.print_exception(e)
         return 1, "crashed"
 
 
-result = {"heap_at_start": _heap()["mem_alloc"], "steps": []}
-g = {"__name__": "__main__"}
-rc, reason = _run(cfg["entry"], g)
-for step in cfg.get("steps", ()):
-    if rc != 0:
-        break
-    rc, reason = _run(step, g)
-    result["steps"].append({"returncode": rc, "reason": reason, "heap": _heap()})
-g = None
-result.update({"returncode": rc, "reason": reason, "heap": _heap(), "registers": _simhost.registers()})
-with _hv.open(HOST_DIR + "/result.json", "w") as f:
-    json.dump(result, f)
+def _drop_device():
+    """Forget everything the device made (its globals, its modules): when the device left the heap
+    full, the harness needs room to write its report."""
+    for name in list(sys.modules):
+        if name not in _HARNESS_MODULES:
+            sys.modules.pop(name, None)
+    gc.collect()
+
+
+def _main(entry, steps):
+    # Everything the harness stores after the device runs is preallocated here, in locals (a module
+    # global assigned later could grow the module's dict on a heap the device left full).
+    result = {"heap_at_start": 0, "steps": [], "returncode": 0, "reason": "", "heap": None, "registers": None}
+    g = {"__name__": "__main__"}
+    gc.collect()
+    result["heap_at_start"] = gc.mem_alloc()
+    rc, reason = _run(entry, g)
+    entry = None
+    try:
+        for step in steps:
+            if rc != 0:
+                break
+            rc, reason = _run(step, g)
+            result["steps"].append({"returncode": rc, "reason": reason, "heap": _heap()})
+        steps = None
+        g.clear()
+        result["heap"] = _heap()
+    except MemoryError:  # the harness's own report did not fit beside what the device keeps live
+        g.clear()
+        _drop_device()
+        result["heap"] = _heap()
+        result["heap"]["harness_out_of_memory"] = True
+    result["returncode"] = rc
+    result["reason"] = reason
+    result["registers"] = _simhost.registers()
+    _simhost.write_result(result)
+
+
+_HARNESS_MODULES = set(sys.modules)
+_main(ENTRY, STEPS)
+ENTRY = STEPS = None
 sys.stdout.flush() if hasattr(sys.stdout, "flush") else None

@@ -1,0 +1,302 @@
+"""`clawgen run` (build, put on the board, show its output) and `clawgen logs` (attach to its console).
+
+`run SPEC` is `clawgen build`, then `clawgen flash` over serial (the same flash plan and esptool
+path) followed by `clawgen monitor` on that port; with ``--host`` the build goes over the network
+(OTA) and the agent's Telnet console is shown instead. `logs SPEC` opens the device's console:
+Telnet (``--host``, default the spec's ``network.hostname`` + ``.local``, port from
+``transports.telnet``) or serial (``--port``, or the only board connected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from clawgen.guard import run_guarded
+from clawgen.image.flash import DEFAULT_BAUD
+
+if TYPE_CHECKING:
+    from clawgen.model import Plan
+    from clawgen.plan import Planned
+
+MONITOR_BAUD = 115200  # MicroPython's REPL on the ESP32 ports
+RESTART_WAIT = 60.0  # seconds the Telnet console may take to come back after an OTA update
+REOPEN_WAIT = 5.0  # seconds a board's own USB port may be gone after the reset that ends flashing
+DOWN_WAIT = 15.0  # seconds the old bundle may keep its console open after confirming an update
+
+
+@dataclass(frozen=True)
+class ConsoleTarget:
+    """Where the device's console is: a serial port, or host:port for Telnet."""
+
+    port: str | None = None
+    host: str | None = None
+    telnet_port: int | None = None
+
+
+def _subst(f):  # type: ignore[no-untyped-def]
+    return click.option("-s", "--substitution", "substitutions", type=(str, str), multiple=True,
+                        metavar="NAME VALUE", help="Override a ${NAME} substitution.")(f)
+
+
+def _exclusive(port: str | None, host: str | None) -> None:
+    from clawgen.diagnostics import UsageError
+
+    if port is not None and host is not None:
+        raise UsageError("--port and --host exclude each other: serial (--port) or the network (--host)")
+
+
+def _planned(spec: Path, board: str | None, substitutions: dict[str, str], devices: Path | None = None) -> Planned:
+    """The spec, planned (a fleet's secret values come from its devices file, so the spec's own
+    secrets.yaml is not needed then)."""
+    from clawgen.build import BuildOptions, load_and_plan
+    from clawgen.commands import check_board_option, require_spec_file
+
+    check_board_option(board)
+    require_spec_file(spec)
+    return load_and_plan(spec, BuildOptions(board=board, substitutions=substitutions, devices=devices))
+
+
+def _plan(spec: Path, board: str | None, substitutions: dict[str, str], devices: Path | None = None) -> Plan:
+    return _planned(spec, board, substitutions, devices).plan
+
+
+def telnet_target(spec: Path, plan: Plan, host: str | None) -> ConsoleTarget:
+    """host:port of the agent's Telnet console; UsageError for a spec without Telnet."""
+    from clawgen.diagnostics import UsageError
+    from clawgen.image.monitor import parse_host
+
+    default_port = plan.transports.telnet_port
+    if default_port is None:
+        raise UsageError(f"{spec} has no Telnet console (transports.telnet is not enabled), so the device has "
+                         "no console on the network: add `telnet: {port: 23}` under transports, build and flash "
+                         "again, or read the serial console with --port")
+    name, port = parse_host(host, default_port) if host else (f"{plan.network.hostname}.local", default_port)
+    assert port is not None
+    return ConsoleTarget(host=name, telnet_port=port)
+
+
+def fleet_hostname(devices: Path, device: str, planned: Planned) -> str:
+    """A fleet device's hostname, from the devices file (checked as `clawgen build --devices` does)."""
+    from clawgen.diagnostics import UsageError, did_you_mean
+    from clawgen.fleet import load_fleet
+
+    fleet = load_fleet(devices, planned.plan, planned.nvs_values)
+    names = [d.name for d in fleet.devices]
+    for d in fleet.devices:
+        if d.name == device:
+            return d.hostname
+    raise UsageError(f"no device '{device}' in {devices}{did_you_mean(device, names)}; its devices: {', '.join(names)}")
+
+
+def show_console(target: ConsoleTarget, baud: int = MONITOR_BAUD, wait: float = 0.0) -> None:
+    """The device's output: the serial monitor, or the Telnet console."""
+    from clawgen.image import monitor
+
+    def note(text: str) -> None:
+        click.echo(text, err=True)
+
+    if target.host is not None:
+        assert target.telnet_port is not None
+        monitor.telnet_console(target.host, target.telnet_port, note=note)
+    else:
+        from clawgen.image.ports import choose_port
+
+        monitor.monitor(choose_port(target.port), baud, note=note, wait=wait)
+
+
+def _wait_until_down(host: str, port: int, limit: float = DOWN_WAIT) -> bool:
+    """After an update the device restarts a moment after confirming it: wait until its console stops
+    answering, so the console shown is the new bundle's, not the old one's last breath. False when it
+    kept answering for ``limit`` seconds (then it has restarted already, or never went down)."""
+    import socket
+    import time
+
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection((host, port), timeout=2.0):
+                pass
+        except OSError:  # refused, unreachable or silent: it is restarting
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def ota_key(out_dir: Path, nvs_values: dict[str, bytes], slot: str, device: str | None) -> bytes:
+    """The HMAC key the device holds: a fleet device's from its own NVS image, else the build's."""
+    from clawgen.diagnostics import UsageError
+
+    if device is not None:
+        from clawgen.fleet import DEVICES_DIR
+        from clawgen.image import nvs
+
+        image = out_dir / DEVICES_DIR / device / "nvs.bin"
+        if not image.is_file():
+            raise UsageError(f"no device '{device}' in this fleet build ({image} is missing)")
+        try:
+            value = nvs.decode_nvs_image(image.read_bytes()).get(("clawgen", slot))
+        except ValueError:
+            value = None
+        if not value:
+            raise UsageError(f"cannot read device '{device}''s OTA key from {image} (an encrypted NVS image?)")
+        return value
+    if nvs_values.get(slot):
+        return nvs_values[slot]
+    from clawgen import ota
+
+    return ota.key_from_spec(out_dir)  # an up-to-date build: its spec's secrets.yaml
+
+
+def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[str, bytes], host: str,
+                      device: str | None) -> str:
+    """Send the build to the device at ``host`` (clawgen.ota.push); -> the host name, for the console."""
+    import sys
+
+    from clawgen import ota
+    from clawgen.diagnostics import UsageError
+    from clawgen.image.monitor import parse_host
+
+    if plan.ota is None:
+        raise UsageError(f"{spec} has no ota: section, so the device takes no update over the network: add "
+                         "`ota: {key: !secret ota_key}`, put it on the board once over USB "
+                         f"(`clawgen run {spec} --port PORT`), then use --host")
+    name, port = parse_host(host, plan.ota.port)
+    assert port is not None
+    key = ota_key(out_dir, nvs_values, plan.ota.key_slot, device)
+    tty = sys.stderr.isatty()
+
+    def progress(sent: int, total: int) -> None:
+        if tty:
+            click.echo(f"\r  sent {sent} of {total} bytes ({100 * sent // max(total, 1)}%)", err=True, nl=False)
+
+    click.echo(f"Updating {name}:{port} over the network (OTA){f' as device {device}' if device else ''}")
+    try:
+        res = ota.push(out_dir, name, port, key, progress)
+    except ota.OtaError as e:
+        if tty:
+            click.echo("", err=True)
+        raise UsageError(str(e)) from None
+    if tty:
+        click.echo("", err=True)
+    click.echo(f"installed build {res.build_id[:12]} on {name}: {res.files} files, {res.bytes_sent} bytes in "
+               f"{res.seconds:.1f} s; the device restarts into it")
+    return name
+
+
+@click.command("run")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--board", help="Board to build for (default: the spec's board).")
+@click.option("--port", "-p", help="Serial port to flash and monitor (default: the only board connected).")
+@click.option("--host", metavar="HOST[:PORT]",
+              help="Update the device over the network (OTA) instead, then show its Telnet console.")
+@click.option("--device", metavar="NAME", help="Fleet builds (--devices): the device to flash.")
+@click.option("--devices", type=click.Path(path_type=Path), help="Devices file: build a fleet (docs/fleets.md).")
+@click.option("--base-firmware", type=click.Path(path_type=Path),
+              help="Stock MicroPython .bin to merge (default: the cached one, see `clawgen firmware fetch`).")
+@click.option("--baud", "-b", type=click.IntRange(9600, 4_000_000), default=DEFAULT_BAUD, show_default=True,
+              help="Flashing baud rate (the monitor uses 115200).")
+@click.option("--no-monitor", is_flag=True, help="Stop after flashing; do not show the device's output.")
+@_subst
+def run_command(spec: Path, board: str | None, port: str | None, host: str | None, device: str | None,
+                devices: Path | None, base_firmware: Path | None, baud: int, no_monitor: bool,
+                substitutions: tuple[tuple[str, str], ...]) -> None:
+    """Build SPEC, put it on the board (serial, or OTA with --host) and show the device's output."""
+
+    def body() -> None:
+        from clawgen.build import BuildOptions, build_spec
+        from clawgen.commands import check_board_option, require_spec_file
+        from clawgen.diagnostics import UsageError, format_diagnostics
+
+        _exclusive(port, host)
+        check_board_option(board)
+        require_spec_file(spec)
+        if device is not None and devices is None:
+            raise UsageError("--device NAME picks a device of a fleet: give the devices file with --devices")
+        if devices is not None and device is None:
+            raise UsageError("--devices builds a fleet: say which device to update with --device NAME")
+        serial_port = None
+        if host is None:  # no board connected: say so before building
+            from clawgen.image.ports import choose_port
+
+            serial_port = choose_port(port)
+        result = build_spec(spec, BuildOptions(board=board, substitutions=dict(substitutions),
+                                               base_firmware=base_firmware, devices=devices))
+        if result.warnings:
+            click.echo(format_diagnostics(result.warnings, "text"), err=True)
+        if result.up_to_date:
+            click.echo(f"{result.out_dir}: up to date")
+        else:
+            click.echo(result.report)
+            click.echo(f"built {result.info['name']} for {result.info['board']} in {result.out_dir}")
+        if host is not None:
+            plan = _plan(spec, board, dict(substitutions), devices)
+            name = push_over_the_air(spec, plan, result.out_dir, result.nvs_values, host, device)
+            if no_monitor:
+                return
+            if plan.transports.telnet_port is None:
+                click.echo(f"note: {spec} has no Telnet console (transports.telnet), so the device's output is "
+                           "only on its serial port: `clawgen logs SPEC --port PORT`", err=True)
+                return
+            target = telnet_target(spec, plan, name)
+            assert target.host is not None and target.telnet_port is not None
+            from clawgen.image.monitor import telnet_console
+
+            _wait_until_down(target.host, target.telnet_port)
+            telnet_console(target.host, target.telnet_port, note=lambda t: click.echo(t, err=True),
+                           wait=RESTART_WAIT)
+            return
+        assert serial_port is not None
+        from clawgen.image.flash import FlashOptions, flash_build, load_flash_plan
+
+        plan = load_flash_plan(result.out_dir, device=device)
+        click.echo(f"Flashing {plan.build_dir}{f' for device {device}' if device else ''} "
+                   f"(full image, {plan.chip}, {plan.flash_size}) through {serial_port}")
+        flash_build(plan, FlashOptions(port=serial_port, baud=baud), echo=click.echo)
+        if not no_monitor:
+            show_console(ConsoleTarget(port=serial_port), wait=REOPEN_WAIT)
+
+    run_guarded(body)
+
+
+@click.command("logs")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--host", metavar="HOST[:PORT]",
+              help="The device's address (default: the spec's network.hostname + .local; port: transports.telnet).")
+@click.option("--port", "-p", help="Read the serial console on this port instead.")
+@click.option("--serial", "use_serial", is_flag=True, help="The serial console of the only board connected.")
+@click.option("--devices", type=click.Path(path_type=Path), help="A fleet's devices file (with --device).")
+@click.option("--device", metavar="NAME", help="The fleet device: its hostname is the default host.")
+@click.option("--board", help="The board the spec was built for (default: the spec's board).")
+@click.option("--baud", "-b", type=click.IntRange(300, 4_000_000), default=MONITOR_BAUD, show_default=True)
+@_subst
+def logs_command(spec: Path, host: str | None, port: str | None, use_serial: bool, devices: Path | None,
+                 device: str | None, board: str | None, baud: int,
+                 substitutions: tuple[tuple[str, str], ...]) -> None:
+    """Attach to the device's console: Telnet when the spec has it (or with --host), else serial."""
+
+    def body() -> None:
+        from clawgen.diagnostics import UsageError
+
+        _exclusive(port if port is not None else ("--serial" if use_serial else None), host)
+        if (devices is None) != (device is None):
+            raise UsageError("a fleet device is named with both --devices FILE and --device NAME")
+        planned = _planned(spec, board, dict(substitutions), devices)
+        plan = planned.plan
+        if port is not None or use_serial or (host is None and plan.transports.telnet_port is None):
+            show_console(ConsoleTarget(port=port), baud)
+            return
+        where = host
+        if where is None and devices is not None and device is not None:
+            where = fleet_hostname(devices, device, planned) + ".local"
+        show_console(telnet_target(spec, plan, where))
+
+    run_guarded(body)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(run_command)
+    group.add_command(logs_command)
