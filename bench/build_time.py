@@ -10,6 +10,11 @@ measured side by side in this one run; the ratios are what the issue's goals are
 - incremental build after one tool description changed / no-op rebuild (goal <= 2x).
 
 mpy-cross alone runs one process per module, sequentially, as a hand-written Makefile would.
+
+clawgen runs as an installed package does: with its bytecode cached (pip compiles .pyc files at
+install). The bytecode goes to a private PYTHONPYCACHEPREFIX (the checkout is not written to),
+filled by the warm-up build; PYTHONDONTWRITEBYTECODE is dropped from the children's environment.
+`--no-bytecode-cache` measures the other way: every module compiled from source in every process.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+PYC_ENV: dict[str, str] = {}  # set by main(): the children's bytecode settings
+
+
 def clawgen(*args: str, cwd: Path, cache: Path) -> float:
-    env = {**os.environ, "CLAWGEN_CACHE": str(cache)}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
+           **PYC_ENV, "CLAWGEN_CACHE": str(cache)}
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "clawgen.cli", *args], cwd=cwd, check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,12 +74,16 @@ def main() -> None:
     ap.add_argument("--board", default="esp32s3")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--incremental-spec", default="examples/agents/sensor-agent.yaml")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="compile clawgen's modules from source in every process (PYTHONDONTWRITEBYTECODE=1)")
     a = ap.parse_args()
     from clawgen.boards import load_board
 
     arch = load_board(a.board).mpy_arch
     work = Path(tempfile.mkdtemp(prefix="clawgen-bench-"))
     med = statistics.median
+    PYC_ENV.update({"PYTHONDONTWRITEBYTECODE": "1"} if a.no_bytecode_cache
+                   else {"PYTHONPYCACHEPREFIX": str(work / "pycache")})
     try:
         shutil.copytree(REPO / "examples", work / "examples")
         spec = str(Path(a.spec))
@@ -96,7 +109,8 @@ def main() -> None:
             inoop.append(clawgen("build", str(ispec), "--board", a.board, "--out", str(iout), cwd=work, cache=warm))
 
         n_mods = len(list((work / "out0" / "mpy").glob("*.mpy")))
-        print(f"spec: {a.spec}  board: {a.board}  modules compiled: {n_mods}  runs: {a.runs}")
+        print(f"spec: {a.spec}  board: {a.board}  modules compiled: {n_mods}  runs: {a.runs}  bytecode: "
+              f"{'compiled from source every run' if a.no_bytecode_cache else 'cached (as installed)'}")
         print(f"mpy-cross alone on the same modules:             median {med(alone):.3f} s")
         print(f"cold build, user cache warm (process, images):    median {med(cold_warm):.3f} s  "
               f"(min {min(cold_warm):.3f}, max {max(cold_warm):.3f})")

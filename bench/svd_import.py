@@ -6,9 +6,11 @@
    alternated); the worst files, esp32s3, the median and the maximum are printed (target: max <= 3x).
 3. nrf54lm20a.svd (4.4 MB, in the pyocd corpus): time and peak memory (target: < 10 s, < 1 GB).
 4. The whole corpus: time and peak memory per file, each in a fresh process.
+5. With --readers (only that section): other ways of reading the same XML, each timed against the
+   bare parse in one run, to show where an import's time floor lies (see ``bench_readers``).
 
 Usage:  python bench/svd_import.py [--esp32s3 PATH] [--corpus DIR] [--skip-corpus] [--skip-memory]
-                                   [--repeat N] [--all]
+                                   [--repeat N] [--all] [--readers]
 PATH defaults to ../shared/svd/esp32s3.svd (beside the checkout) when present. The corpus defaults
 to the one the tests download (tests/chips/conftest.py; $CLAWGEN_TEST_CACHE or
 ~/.cache/clawgen-tests). Times are CPU seconds (process time, best of N) so that a busy machine
@@ -19,7 +21,9 @@ memory (VmHWM, or ru_maxrss off Linux, of that child; it includes the interprete
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+# The corpus files with the highest import/parse ratios (and one of many small registers).
+_READER_FILES = ("max32665.svd", "LPC176x5x_v0.2.svd", "Musca_S1.svd")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -140,6 +147,115 @@ def bench_ratios(files: list[Path], repeat: int, show_all: bool) -> None:
               f"{over} of {len(rows)} file(s) above 3x (target: max <= 3x)")
 
 
+# One line per <field>: its usual five children as columns (what the importer's fast path reads).
+_FIELDS_XSLT = b"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:output method="text"/>
+<xsl:template match="/"><xsl:for-each select="//fields/field"><xsl:value-of select="name"/>|<xsl:value-of
+select="bitOffset"/>|<xsl:value-of select="bitWidth"/>|<xsl:value-of select="access"/>|<xsl:value-of
+select="description"/><xsl:text>&#10;</xsl:text></xsl:for-each></xsl:template></xsl:stylesheet>"""
+# A field of the usual children in any order, from a serialized <fields> (tostring); the last of a
+# repeated child wins, as in a dict.
+_FIELD_RE = re.compile(r"<field>(?:<name>([^<&]*)</name>|<description>([^<&]*)</description>|"
+                       r"<bitOffset>([^<&]*)</bitOffset>|<bitWidth>([^<&]*)</bitWidth>|"
+                       r"<access>([^<&]*)</access>)+</field>")
+
+
+class _NoOpTarget:
+    """A parser target that does nothing: the floor of any SAX-like (callback) reading."""
+
+    def start(self, tag: str, attrib: dict) -> None:
+        pass
+
+    def end(self, tag: str) -> None:
+        pass
+
+    def data(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        return None
+
+
+def _timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    gc.disable()  # as in the import
+    try:
+        return best_of(fn, repeat)
+    finally:
+        gc.enable()
+
+
+def _reader_times(path: Path, repeat: int) -> tuple[float, dict[str, float]]:
+    """CPU seconds of the bare parse of ``path`` and of each way of reading it (see bench_readers)."""
+    from lxml import etree
+
+    from clawgen.chips.svd import import_svd
+
+    xslt = etree.XSLT(etree.XML(_FIELDS_XSLT))
+    texts = etree.XPath("//fields/field/*/text()", smart_strings=False)
+    data = path.read_bytes()
+    parser = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True,
+                             load_dtd=False, remove_blank_text=True)
+    root = etree.fromstring(data, parser)
+    containers = list(root.iter("fields"))
+
+    def dicts() -> None:
+        for fc in containers:
+            for c in fc:
+                {x.tag: x.text for x in c}
+
+    def regex() -> None:
+        for fc in containers:
+            _FIELD_RE.findall(etree.tostring(fc, encoding=str, with_tail=False))
+
+    def target() -> None:
+        etree.fromstring(data, etree.XMLParser(target=_NoOpTarget(), remove_blank_text=True, resolve_entities=False,
+                                               no_network=True))
+
+    def iterparse() -> None:
+        for _, el in etree.iterparse(str(path), events=("end",), tag="field", remove_blank_text=True):
+            {x.tag: x.text for x in el}
+
+    bare = _timed(lambda: etree.parse(str(path)), repeat)
+    return bare, {
+        "import_svd (all of it)": _timed(lambda: import_svd(path, "bench"), repeat),
+        "import's own parse": _timed(lambda: etree.fromstring(data, parser), repeat),
+        "field child dicts": _timed(dicts, repeat),
+        "XSLT field lines": _timed(lambda: str(xslt(root)), repeat),
+        "XPath field texts": _timed(lambda: texts(root), repeat),
+        "tostring + regex": _timed(regex, repeat),
+        "target parser, no-op": _timed(target, repeat),
+        "iterparse fields": _timed(iterparse, repeat),
+    }
+
+
+def bench_readers(files: list[Path], repeat: int) -> None:
+    """Ways of reading the XML that were weighed for the importer, each timed (CPU, best of
+    ``repeat``, cyclic GC off as in the import) against the bare parse, in one run. The rows after
+    the import's own parse time only the reading of the <field>s (the bulk of an SVD) on the parsed
+    tree, except the target and iterparse rows, which parse too. The import must stay within 3x
+    the bare parse: what reading the fields costs here is spent before any model object is built."""
+    rows = [
+        ("import_svd (all of it)", "the whole import, for reference"),
+        ("import's own parse", "fromstring, remove_blank_text"),
+        ("field child dicts", "{tag: text} of each field's children via lxml proxies (the fast path)"),
+        ("XSLT field lines", "libxslt writes one text line per field (5 columns); not yet split"),
+        ("XPath field texts", "every field child's text, smart_strings=False, without the tags"),
+        ("tostring + regex", "each <fields> serialized, its fields matched by a regex"),
+        ("target parser, no-op", "the parse with SAX-like callbacks that do nothing"),
+        ("iterparse fields", "the parse by iterparse(tag='field') + the child dicts"),
+    ]
+    print(f"\nways of reading the XML, x the bare parse of the same file (CPU, best of {repeat}):")
+    print(f"{'reader':<24} " + " ".join(f"{p.name[:16]:>16}" for p in files))
+    measured = [_reader_times(p, repeat) for p in files]
+    print(f"{'bare parse (ms)':<24} " + " ".join(f"{bare * 1000:16.1f}" for bare, _ in measured))
+    for key, what in rows:
+        print(f"{key:<24} " + " ".join(f"{t[key] / bare:15.2f}x" for bare, t in measured) + f"   {what}")
+    # What no other way of reading the fields can go below: the import with its field reading free.
+    print(f"{'import - field dicts':<24} "
+          + " ".join(f"{(t['import_svd (all of it)'] - t['field child dicts']) / bare:15.2f}x" for bare, t in measured)
+          + "   the import if reading the fields cost nothing (target <= 3x)")
+
+
 def run_child(path: Path) -> dict:
     r = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, cwd=REPO,
                        timeout=600)
@@ -167,7 +283,16 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true", help="no per-file peak memory table")
     ap.add_argument("--repeat", type=int, default=5, help="runs per file for the ratios (best of)")
     ap.add_argument("--all", action="store_true", help="print the ratio of every corpus file")
+    ap.add_argument("--readers", action="store_true",
+                    help="only compare other ways of reading the XML (esp32s3 and the worst corpus files)")
     args = ap.parse_args()
+    if args.readers:
+        corpus = args.corpus or default_corpus()
+        picked = [args.esp32s3] if args.esp32s3.is_file() else []
+        if corpus is not None:
+            picked += [p for n in _READER_FILES if (p := corpus / n).is_file()]
+        bench_readers(picked, args.repeat)
+        return
     if args.esp32s3.is_file():
         bench_esp32s3(args.esp32s3)
     else:

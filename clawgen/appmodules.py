@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from clawgen.mcpserver import TOOLS_PATH as MCP_TOOLS_PATH
 from clawgen.model import Plan
 from clawgen.regtab import TAB_PATH
 
@@ -92,12 +93,14 @@ def prompt_file(plan: Plan) -> PromptFile:
 CORE_MODULES = (
     "claw_config",  # build-time constants (limits, endpoints, tools JSON)
     "claw_log",  # log lines, debug trace, secret redaction
+    "claw_loop",  # the cooperative event loop (docs/runtime.md, "The event loop")
     "claw_buf",  # the fixed buffers
     "claw_http",  # HTTP/1.1 client over socket/ssl
     "claw_openai",  # OpenAI chat-completions wire format (the default provider adapter)
     "claw_tls",  # SSL context and CA loading, imported by claw_http at the first TLS connection only
     "claw_neterr",  # the HTTP client's error texts, imported by claw_http only when an exchange failed
     "claw_session",  # bounded history + persistence log
+    "claw_limits",  # model-request and triggered-turn rate limits, the boot-loop guard (limits.*)
     "claw_tools",  # static tool table, argument checks, confirmation
     "claw_agent",  # the agent loop with fallbacks
     "claw_commands",  # /help /status /tools /reset /quit
@@ -119,6 +122,7 @@ CAPABILITY_MODULES: dict[str, tuple[str, ...]] = {
     "hw_datasheet": ("claw_hwtools", "clawhw", "clawreg", "clawsheet"),
     "web_browsing": ("claw_webtools",),
     "system": ("claw_systools",),
+    "memory": ("claw_memory",),
 }
 
 
@@ -140,10 +144,25 @@ def app_modules(plan: Plan) -> list[AppModule]:
         for name in CAPABILITY_MODULES.get(cap, ()):
             if name not in names:
                 names.append(name)
+    if plan.hooks:
+        names.insert(names.index("claw_tools"), "claw_hooks")  # hooks: handlers (claw_hooks)
+    if plan.audit is not None:
+        names.insert(names.index("claw_tools"), "claw_audit")  # the audit ring of tool calls
     if plan.ota is not None:
         names.append("claw_ota")  # OTA updates (docs/ota.md)
+    if plan.telegram is not None:
+        names.append("claw_telegram")  # the Telegram channel (transports.telegram)
+    if plan.mcp is not None:
+        names.append("claw_mcp")  # the MCP server (mcp_server:, clawgen/mcpserver.py)
+    if plan.triggers:
+        names.append("claw_triggers")  # triggers: (clawgen/triggers.py)
+        if any(t.kind == "watch" for t in plan.triggers):  # watches read through the register policy
+            names += [n for n in ("clawhw", "clawreg") if n not in names]
     mods += [_lib(n) for n in names]
     mods.append(AppModule("claw_prompt.json", "app/claw_prompt.json.j2", PROMPT_PATH, compile=False, data=True))
+    if plan.mcp is not None:
+        # The tools/list "tools" array, streamed from the file into the reply (claw_mcp).
+        mods.append(AppModule("claw_mcp.json", "app/claw_mcp.json.j2", MCP_TOOLS_PATH, compile=False, data=True))
     if "clawreg" in names:
         # The register tables as a file read by offset (clawgen/regtab.py): as constants of
         # clawreg/clawsheet they would sit in the GC heap once a register tool is used.

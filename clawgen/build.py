@@ -27,6 +27,7 @@ from clawgen.publish import STAMP_FILE
 
 if TYPE_CHECKING:
     from clawgen.fleet import Fleet
+    from clawgen.loader import Document
     from clawgen.model import Plan
     from clawgen.plan import Planned
     from clawgen.render import Rendered
@@ -40,6 +41,7 @@ class BuildOptions:
     out_dir: Path | None = None
     substitutions: Mapping[str, str] = field(default_factory=dict)
     model_override: str | None = None  # the simulator points the primary model elsewhere
+    telegram_api: str | None = None  # the simulator points transports.telegram.api at a local Bot API
     base_firmware: Path | None = None
     micropython_dir: Path | None = None
     nvs_key: Path | None = None
@@ -107,7 +109,8 @@ def _tool_digest() -> bytes:
 
 def _stamp_args(spec: Path, opts: BuildOptions) -> dict[str, Any]:
     return {"spec": str(spec.resolve()), "board": opts.board, "subst": dict(opts.substitutions),
-            "model": opts.model_override, "base": str(opts.base_firmware), "mp": str(opts.micropython_dir),
+            "model": opts.model_override, **({"telegram_api": opts.telegram_api} if opts.telegram_api else {}),
+            "base": str(opts.base_firmware), "mp": str(opts.micropython_dir),
             "nvs_key": str(opts.nvs_key), "images": opts.images, "cwd": str(Path.cwd()),
             "placeholder_secrets": opts.placeholder_secrets,
             **({"devices": str(opts.devices.resolve())} if opts.devices is not None else {})}
@@ -159,7 +162,6 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
     from clawgen.plan import Planned, make_plan
     from clawgen.render import display_spec_path
     from clawgen.resolve import choose_board, resolve
-    from clawgen.schema import validate_schema
 
     # A fleet's secret values come from its devices file, not the spec's secrets.yaml.
     doc = load_spec(spec, opts.substitutions, placeholder_secrets=opts.placeholder_secrets or bool(opts.devices))
@@ -167,7 +169,7 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
         from clawgen.fleet import without_placeholder_warnings
 
         doc.warnings = without_placeholder_warnings(doc)
-    diags = [*doc.warnings, *validate_schema(doc)]
+    diags = [*doc.warnings, *_validate(doc)]
     if any(d.severity == "error" for d in diags):
         raise DiagnosticError(diags)
     board = choose_board(doc, opts.board)
@@ -178,6 +180,10 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
         model.pop("fallbacks", None)
         model.pop("light", None)
         doc.data["model"] = model
+    tg = doc.data.get("transports", {}).get("telegram") if isinstance(doc.data.get("transports"), dict) else None
+    if opts.telegram_api and isinstance(tg, dict):
+        doc.data = dict(doc.data)
+        doc.data["transports"] = {**doc.data["transports"], "telegram": {**tg, "api": opts.telegram_api}}
     res = resolve(doc, board)
     plan, nvs_values, pdiags = make_plan(res, display_spec_path(spec))
     plan, hdiags = check_handlers(plan)
@@ -186,6 +192,57 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
         raise DiagnosticError([*hdiags, *(d for d in pdiags if d.severity != "error")])
     warnings = [*diags, *res.warnings, *[d for d in pdiags if d.severity != "error"]]
     return Planned(res, plan, nvs_values, warnings)
+
+
+def _validate(doc: Document) -> list[Diagnostic]:
+    """The schema stage's diagnostics. A document found clean before (the same data and secret
+    values, the same clawgen and jsonschema) is not validated again, and jsonschema is not even
+    imported: only "clean" is remembered, under an HMAC of the content (clawgen/diskcache.py)."""
+    from clawgen import diskcache
+
+    key = _document_key(doc)
+    if key is not None and diskcache.get("valid-spec", key) is True:
+        return []
+    from clawgen.schema import validate_schema
+
+    diags = validate_schema(doc)
+    if not diags and key is not None:
+        diskcache.put("valid-spec", key, True)
+    return diags
+
+
+def _document_key(doc: Document) -> str | None:
+    """A key for everything validation reads of ``doc``: its data with every type tagged and each
+    secret's name, value and role; keyed by the local stamp key, so it reveals no secret."""
+    from clawgen import diskcache
+    from clawgen.loader import Secret
+
+    def canon(v: Any) -> Any:
+        if isinstance(v, Secret):
+            return ["secret", v.name, v.value, v.placeholder]
+        if isinstance(v, bool):
+            return ["b", v]
+        if isinstance(v, str):
+            return ["s", v]
+        if isinstance(v, int):
+            return ["i", str(v)]
+        if isinstance(v, float):
+            return ["f", repr(v)]
+        if v is None:
+            return ["n"]
+        if isinstance(v, dict):
+            return ["m", [[canon(k), canon(x)] for k, x in v.items()]]
+        if isinstance(v, list):
+            return ["l", [canon(x) for x in v]]
+        return ["o", f"{type(v).__module__}.{type(v).__qualname__}", repr(v)]
+
+    try:
+        blob = json.dumps([canon(doc.data), [[list(map(str, p)), canon(s)] for p, s in doc.secrets.items()],
+                           diskcache.module_id("jsonschema")], ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    mac = hmac.new(_stamp_key(), blob.encode("utf-8", "surrogatepass"), digestmod=hashlib.sha256)
+    return mac.hexdigest()
 
 
 def _registers_where(res: Any) -> tuple[Mark | None, str]:
@@ -208,10 +265,10 @@ def _secret_names(plan: Plan) -> dict[str, str]:
 
 
 def _render(planned: Planned) -> Rendered:
-    from clawgen import leakcheck
+    from clawgen import diskcache, leakcheck
     from clawgen import plan as plan_stage
     from clawgen.chips.tables import TableTooLarge
-    from clawgen.render import render_bundle
+    from clawgen.render import Rendered, render_bundle
 
     # No secret value in the generated code, proved by where values flow (clawgen/leakcheck.py).
     leakcheck.check_flow(planned.resolved, planned.plan.spec_file, plan_stage.make_plan)
@@ -226,13 +283,43 @@ def _render(planned: Planned) -> Rendered:
 
         return {f"usermod/{rel}": text for rel, text in render_usermod(plan).items()}
 
+    key = _render_key(planned.plan)
+    hit = diskcache.get("render", key) if key is not None else None
+    if isinstance(hit, Rendered):
+        return hit
     try:
-        return render_bundle(planned.plan, usermod)
+        rendered = render_bundle(planned.plan, usermod)
     except TableTooLarge as e:
         mark, path = _registers_where(planned.resolved)
         raise DiagnosticError(Diagnostic.at(
             mark, path, f"the register policy allows {len(planned.plan.registers.entries)} registers, too many "
             f"for the device tables ({e}): narrow registers.allow")) from None
+    if key is not None:
+        diskcache.put("render", key, rendered)
+    return rendered
+
+
+def _render_key(plan: Plan) -> str | None:
+    """The render stage is a pure function of the plan, the templates (in diskcache's code digest)
+    and the user's handler files: its output is kept in the user's cache under a hash of them.
+    The plan holds no secret value (leakcheck.check_flow has just proved it), nor does the output."""
+    import io
+    import pickle
+
+    from clawgen import diskcache
+
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo: equal plans give equal bytes however their objects are shared
+    try:
+        pickler.dump(plan)
+        h = hashlib.sha256(diskcache.module_id("jinja2").encode() + b"\0")
+        h.update(buf.getbuffer())
+        for cm in plan.custom_modules:
+            h.update(b"\0" + str(cm.source).encode() + b"\0" + cm.source.read_bytes())
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError, OSError):
+        return None
+    return h.hexdigest()
 
 
 def _compile(plan: Plan, rendered: Rendered, previous: Path) -> dict[str, bytes]:
@@ -272,7 +359,8 @@ def _images(plan: Plan, rendered: Rendered, files: dict[str, bytes], nvs_values:
     from clawgen.render import provenance_header
     from clawgen.webinstall import write_web_if_merged
 
-    web_report = write_web_if_merged(staging, plan.name, provenance_header(plan))
+    # `previous` is where the build is published: the report names it, not the staging directory.
+    web_report = write_web_if_merged(staging, plan.name, provenance_header(plan), out_dir=previous)
     return {"image": regions}, [*result.report_lines, *web_report]
 
 

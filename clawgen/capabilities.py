@@ -24,6 +24,7 @@ _MODULE = {
     "hw_datasheet": "claw_hwtools",
     "web_browsing": "claw_webtools",
     "system": "claw_systools",
+    "memory": "claw_memory",
 }
 
 
@@ -80,6 +81,23 @@ CAPABILITIES: dict[str, Capability] = {
             _tool("system", "system_uptime", "Seconds since the device booted.", {}, []),
             _tool("system", "system_free_heap", "Free and allocated MicroPython heap in bytes.", {}, []),
             _tool("system", "system_reboot", "Reboot the device.", {}, [], confirm=True),
+        ),
+    ),
+    "memory": Capability(
+        "memory",
+        "You have a long-term memory that survives reboots: save short facts worth keeping with "
+        "memory_save, find them with memory_search, and remove wrong or outdated ones with memory_delete "
+        "(by the id in brackets). The newest notes are listed below when there are any.",
+        (
+            _tool("memory", "memory_save", "Save a short note to long-term memory; returns its id.",
+                  {"text": {"type": "string", "description": "The note, one fact or preference."}}, ["text"]),
+            _tool("memory", "memory_search",
+                  "Find saved notes containing every word of the query (case-insensitive), newest first; "
+                  "an empty query lists the newest notes.",
+                  {"query": {"type": "string"}}, ["query"]),
+            _tool("memory", "memory_delete", "Delete a saved note by its id.",
+                  {"id": {"type": "integer", "description": "The note's id, as memory_save or memory_search gave it."}},
+                  ["id"]),
         ),
     ),
 }

@@ -26,13 +26,33 @@ def cache_root() -> Path:
 
 
 def code_files() -> list[Path]:
-    """clawgen's own code and data: templates, schemas, boards, built-in chips."""
-    from clawgen.resources import templates_dir
+    """clawgen's own code and data: templates, schemas (the spec schema too), boards, built-in chips."""
+    from clawgen.resources import schemas_dir, templates_dir
 
     files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".j2", ".json")
                    and "__pycache__" not in p.parts and "node_modules" not in p.parts)
-    files += sorted(p for p in templates_dir().rglob("*") if p.is_file())
+    for data in (templates_dir(), schemas_dir()):  # beside the package in a checkout, inside it when installed
+        files += sorted(p for p in data.rglob("*") if p.is_file())
     return files
+
+
+def module_id(name: str) -> str:
+    """Identifies an installed third-party module (its file, size and modification time) without
+    importing it: cache entries computed with its help are keyed by it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None else None
+    if not origin:
+        return f"{name}:missing"
+    try:
+        st = os.stat(origin)
+    except OSError:
+        return f"{name}:{origin}"
+    return f"{name}:{origin}:{st.st_size}:{st.st_mtime_ns}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,12 +23,13 @@ from typing import Any
 
 from clawgen.appmodules import ADAPTER_MODULES, CAPABILITY_MODULES, CORE_MODULES
 from clawgen.diagnostics import Diagnostic
-from clawgen.model import CustomModule, Plan, ToolDef
+from clawgen.model import CustomModule, HookDef, Plan, ToolDef
+from clawgen.spec import HOOK_ARGS
 
 MAX_MODULES = 64  # sibling modules bundled at most, over all handlers
 MAX_SOURCE_BYTES = 1 << 20  # a module file larger than this is not a handler's helper
 
-_RESERVED = {"boot", "main", *CORE_MODULES, *ADAPTER_MODULES.values(),
+_RESERVED = {"boot", "main", "claw_hooks", "claw_audit", *CORE_MODULES, *ADAPTER_MODULES.values(),
              *(m for mods in CAPABILITY_MODULES.values() for m in mods)}
 
 
@@ -179,6 +180,47 @@ def check_signature(tool: ToolDef, fn: ast.FunctionDef, display: str) -> list[Di
     return out
 
 
+def check_hook_signature(hook: HookDef, fn: ast.FunctionDef, display: str) -> list[Diagnostic]:
+    """The device calls a hook as fn(**kwargs) with HOOK_ARGS[point]: it must accept each of them
+    (by name or **kwargs) and need nothing else."""
+    passed = HOOK_ARGS[hook.point]
+    if fn.decorator_list:
+        return []
+    a = fn.args
+    out: list[Diagnostic] = []
+    want = ", ".join(passed)
+
+    def diag(node: ast.AST, msg: str) -> None:
+        out.append(Diagnostic(display, getattr(node, "lineno", fn.lineno), getattr(node, "col_offset", 0) + 1,
+                              "", "error", f"{hook.point} hook {fn.name}(): {msg}; the device calls it as "
+                              f"{fn.name}({', '.join(f'{n}=...' for n in passed)})"))
+
+    positional = a.posonlyargs + a.args
+    defaults_from = len(positional) - len(a.defaults)
+    named: set[str] = set()
+    posonly = [arg for i, arg in enumerate(a.posonlyargs) if i < defaults_from or arg.arg in passed]
+    if posonly:
+        diag(posonly[0], f"{', '.join(repr(p.arg) for p in posonly)} positional-only, but hooks get their "
+             "arguments by name; remove the '/'")
+    for i, arg in enumerate(positional):
+        if arg in a.posonlyargs:
+            named.add(arg.arg)
+            continue
+        named.add(arg.arg)
+        if i < defaults_from and arg.arg not in passed:
+            diag(arg, f"'{arg.arg}' is not an argument of {hook.point} hooks ({want}) and has no default")
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        named.add(arg.arg)
+        if default is None and arg.arg not in passed:
+            diag(arg, f"'{arg.arg}' is not an argument of {hook.point} hooks ({want}) and has no default")
+    if a.kwarg is None:
+        missing = [n for n in passed if n not in named]
+        if missing:
+            diag(fn, f"takes no parameter {', '.join(repr(m) for m in missing)}; write def {fn.name}({want}) "
+                 "(or add **kwargs)")
+    return out
+
+
 def _undeclared(name: str, props: dict[str, Any]) -> str:
     if name in props:
         return (f"'{name}' has no default, but the tool's parameters do not list it in 'required' (the model "
@@ -200,6 +242,13 @@ def check_handlers(plan: Plan) -> tuple[Plan, list[Diagnostic]]:
         fn = _function(src.tree, tool.function)
         if fn is not None:
             out += check_signature(tool, fn, src.display)
+    for hook in plan.hooks:
+        src = sources.get(hook.module)
+        if src is None or src.tree is None:
+            continue
+        fn = _function(src.tree, hook.function)
+        if fn is not None:
+            out += check_hook_signature(hook, fn, src.display)
     siblings, diags = sibling_modules(plan)
     out += diags
     unique: list[Diagnostic] = []

@@ -6,7 +6,8 @@ with the app installed as .mpy files (bytecode loaded into the GC heap, not froz
 - buffers: the fixed buffers allocated at boot (claw_buf; request and response share one
   bytearray, and so do tool_args and tool_result: the larger limit of each pair) and the UART's
   line editor (claw_console);
-- history: the bounded history at its bound (history_messages x history_message_bytes);
+- history: every session's bounded history at its bound (plan.sessions x history_messages x
+  history_message_bytes: the console, the Telnet client slot and each Telegram chat have one);
 - code: the loaded bytecode and its constants, ``CODE_FACTOR`` x the .mpy bytes of the bundle;
 - turn: a turn's own working set (parsed response, this turn's messages, a tool's result).
 
@@ -76,6 +77,10 @@ def estimate(plan: Plan, mpy_bytes: int) -> HeapEstimate:
     shared = ("request", "response", "tool_args", "tool_result")  # two pairs that share memory
     buffers = (sum(v for k, v in b.items() if k not in shared) + max(b["request"], b["response"])
                + max(b["tool_args"], b["tool_result"]))
+    if plan.telegram is not None:  # claw_telegram's own poll and send buffers
+        buffers += plan.telegram.poll_bytes + plan.telegram.send_bytes
     heap = plan.board.heap["gc_heap_psram"] if plan.psram else plan.board.heap["gc_heap"]
-    return HeapEstimate(buffers_bytes=buffers, history_bytes=lim.history_messages * lim.history_message_bytes,
+    # Every session's history at its bound (the console, Telnet, each Telegram chat: plan.sessions).
+    history = plan.sessions * lim.history_messages * lim.history_message_bytes
+    return HeapEstimate(buffers_bytes=buffers, history_bytes=history,
                         code_bytes=int(mpy_bytes * CODE_FACTOR), turn_bytes=TURN_BYTES, board_heap_bytes=heap)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen.spec import Limits  # the spec's limits are the plan's: one definition
+from clawgen.triggers import TriggerDef
 
-__all__ = ["NVS_NAMESPACE", "Board", "CustomModule", "Limits", "ModelEndpoint", "Network", "Ota", "Persistence", "Plan",
-           "Routing", "SecretSlot", "Tls", "ToolDef", "Transports", "Web"]
+__all__ = ["NVS_NAMESPACE", "AuditPlan", "Board", "CustomModule", "HookDef", "Limits", "McpServer", "MemoryPlan",
+           "ModelEndpoint", "Network", "Ota", "Persistence", "Plan", "Routing", "SecretSlot", "Telegram", "Tls",
+           "ToolDef", "Transports", "TriggerDef", "Web"]
 
 if TYPE_CHECKING:
     from clawgen.chips.policy import PolicyTable
@@ -103,10 +105,34 @@ class Transports:
 
 
 @dataclass(frozen=True)
+class Telegram:
+    """The Telegram channel (claw_telegram): the Bot API server, the NVS key of the token, who may talk."""
+
+    host: str
+    port: int
+    tls: bool
+    path_prefix: str  # of transports.telegram.api; requests go to {prefix}/bot<token>/<method>
+    token_slot: str  # NVS key of the bot token
+    allow_chats: tuple[int, ...]
+    poll_timeout: int  # seconds of one getUpdates long poll
+    poll_bytes: int  # the fixed buffer getUpdates answers are read into (larger ones are cut and skipped)
+    send_bytes: int  # the fixed buffer of a sendMessage request (and its answer)
+
+
+@dataclass(frozen=True)
 class Ota:
     port: int
     key_slot: str  # NVS key of the HMAC key
     confirm_timeout: int  # seconds
+
+
+@dataclass(frozen=True)
+class McpServer:
+    port: int
+    token_slot: str  # NVS key of the bearer token
+    allow_confirm: bool  # confirm: true tools callable over MCP
+    max_clients: int  # connection slots
+    tools_json: str  # the tools/list "tools" array (clawgen.mcpserver.tools_json), the device file's text
 
 
 @dataclass(frozen=True)
@@ -137,6 +163,35 @@ class ToolDef:
     confirm: bool
     module: str | None = None  # custom tools: module in the bundle holding the handler
     function: str | None = None
+
+
+@dataclass(frozen=True)
+class HookDef:
+    """A hooks: handler: where it is called (clawgen.spec.HOOK_POINTS), the bundled module and function."""
+
+    point: str
+    module: str
+    function: str
+    handler: str  # the spec's file.py:function, for messages
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The memory capability's notes file (claw_memory)."""
+
+    path: str
+    max_bytes: int
+    note_bytes: int
+    prompt_bytes: int
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """The audit ring file (claw_audit): entries of entry_bytes each."""
+
+    path: str
+    entries: int
+    entry_bytes: int
 
 
 @dataclass(frozen=True)
@@ -172,8 +227,23 @@ class Plan:
     registers: PolicyTable | None = None  # the register policy when a register capability is on
     routing: Routing | None = None  # when the spec has model.light
     ota: Ota | None = None  # when the spec has ota: (OTA updates, claw_ota)
+    mcp: McpServer | None = None  # when the spec has mcp_server: (claw_mcp)
+    telegram: Telegram | None = None  # when the spec has transports.telegram (claw_telegram)
+    hooks: tuple[HookDef, ...] = ()  # hooks: handlers (claw_hooks)
+    hook_limit_ms: int = 0  # hooks.limit_ms
+    memory: MemoryPlan | None = None  # when the memory capability is on (claw_memory)
+    audit: AuditPlan | None = None  # when the agent has tools and audit is enabled (claw_audit)
+    triggers: tuple[TriggerDef, ...] = ()  # triggers: (claw_triggers; clawgen/triggers.py)
 
     @property
     def apis(self) -> set[str]:
         """The wire formats the endpoints speak (one adapter module each)."""
         return {m.api for m in self.models}
+
+    @property
+    def sessions(self) -> int:
+        """Conversations the device keeps at most, each with its own history and log (claw_main's
+        _MAX_SESSIONS): the console, the Telnet client slot, each allowed Telegram chat."""
+        return (1 + (1 if self.transports.telnet_port else 0)
+                + (len(self.telegram.allow_chats) if self.telegram is not None else 0)
+                + (1 if any(t.to == "log" for t in self.triggers) else 0))  # triggers to: log share one

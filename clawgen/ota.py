@@ -131,8 +131,9 @@ def key_from_spec(build_dir: Path) -> bytes:
 
     info = read_build_json(build_dir)
     if not any(s.get("nvs_key") == KEY_NVS_SLOT for s in info.get("secrets", [])):
-        raise InputError(f"{build_dir}: this build has no ota: section (no {KEY_NVS_SLOT} secret slot); "
-                         "add `ota: {key: !secret ota_key}` to the spec and build again")
+        raise InputError(f"{build_dir}: this build has no ota: section, so its device takes no update over the "
+                         "network: add `ota: {key: !secret ota_key}` to the spec (and ota_key, at least 16 "
+                         "bytes, to its secrets.yaml), build, and put it on the board once by cable")
     spec = _spec_file(build_dir, str(info.get("spec", "")))
     doc = load_spec(spec)
     secret = doc.secrets.get(KEY_SPEC_PATH)
@@ -190,8 +191,10 @@ def push(build_dir: Path | str, host: str, port: int, key: bytes, progress: Prog
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     except OSError as e:
+        hint = ("; .local names need mDNS on this computer: give the device's IP address" if
+                isinstance(e, socket.gaierror) and host.endswith(".local") else "")
         raise OtaError(f"cannot reach {host}:{port}: {e.strerror or e} (is the device on and is ota: "
-                       "in its spec?)") from None
+                       f"in its spec?{hint})") from None
     with sock:
         sock.settimeout(REPLY_TIMEOUT)
         hello = _line(sock)

@@ -18,6 +18,7 @@ from typing import Any
 from clawgen import __version__
 from clawgen.appmodules import AppModule
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
+from clawgen.mcpserver import PATH as MCP_PATH
 from clawgen.model import Plan
 
 BUILD_JSON = "build.json"
@@ -109,6 +110,7 @@ def build_info(plan: Plan, modules: list[AppModule], bundle: Bundle, mpy_cross_v
         "device_files": {m.device_path: m.artifact for m in sorted(modules, key=lambda m: m.device_path)},
         "build_id": bundle_id(modules, tree),
         **({"ota": {"port": plan.ota.port, "confirm_timeout": plan.ota.confirm_timeout}} if plan.ota else {}),
+        **({"mcp": {"port": plan.mcp.port, "path": MCP_PATH}} if plan.mcp else {}),
         **extra,
         "artifacts": [{"path": rel, "size": len(data), "sha256": sha256(data)}
                       for rel, data in sorted(tree.items())],

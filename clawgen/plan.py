@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from clawgen import mcpserver
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file
 from clawgen.loader import PathT, Secret, format_path, read_bounded
 from clawgen.model import (
+    AuditPlan,
     CustomModule,
+    HookDef,
     Limits,
+    McpServer,
+    MemoryPlan,
     ModelEndpoint,
     Network,
     Ota,
@@ -32,6 +35,7 @@ from clawgen.model import (
     Plan,
     Routing,
     SecretSlot,
+    Telegram,
     Tls,
     ToolDef,
     Transports,
@@ -39,16 +43,30 @@ from clawgen.model import (
 )
 from clawgen.ota import KEY_NVS_SLOT as OTA_KEY_SLOT
 from clawgen.resolve import DEFAULT_CA_LABELS, Resolved, parse_base_url
-from clawgen.spec import Registers
+from clawgen.spec import HOOK_POINTS, Registers
+from clawgen.spec import Memory as MemorySpec
 from clawgen.spec import Routing as RoutingSpec
+from clawgen.triggers import plan_triggers
 
 if TYPE_CHECKING:
+    import jsonschema
+
     from clawgen.chips.policy import PolicyTable
 
 # Bytes of a request beyond the system prompt and tools JSON: the JSON envelope, the
 # model name, one user line and room for at least a short history.
 REQUEST_OVERHEAD = 512
 PERSIST_PATH = "/claw_history.log"
+MEMORY_PATH = "/claw_memory.log"  # the memory capability's notes (claw_memory)
+AUDIT_PATH = "/claw_audit.log"  # the audit ring of tool calls (claw_audit)
+TELEGRAM_TOKEN_SLOT = "tg_token"  # NVS key of transports.telegram.token
+# The root that signs api.telegram.org's certificate chain (Go Daddy), added to the default roots
+# when the agent talks to Telegram and the spec gives no tls.ca_certs.
+TELEGRAM_CA_LABELS = ("Go Daddy Root Certificate Authority - G2",)
+# claw_telegram's two fixed buffers: a getUpdates answer carrying one message of up to 4,096
+# characters (ASCII) with its metadata, and one sendMessage request of up to 4,096 characters.
+TELEGRAM_POLL_BYTES = 6144
+TELEGRAM_SEND_BYTES = 6144
 
 
 def _diag(res: Resolved, path: PathT, msg: str, severity: str = "error") -> Diagnostic:
@@ -88,8 +106,9 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
     return "ok", tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
 
 
-def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic]) -> Path | None:
-    path: PathT = ("tools", index, "handler")
+def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic],
+                   at: PathT | None = None) -> Path | None:
+    path: PathT = at or ("tools", index, "handler")
     file_part, _, func = handler.rpartition(":")
     src = (res.spec_dir / file_part).resolve()
     if not src.is_file():
@@ -184,15 +203,29 @@ def _check_parameters(res: Resolved, index: int, params: dict[str, Any], out: li
 @functools.cache
 def _meta_validator() -> jsonschema.Draft202012Validator:
     """The JSON Schema meta-schema's validator, built once (what check_schema builds on every call)."""
+    import jsonschema  # only when a tool's parameters are not in the user's cache (_schema_problem)
+
     cls = jsonschema.Draft202012Validator
     return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
 
 
 @functools.lru_cache(maxsize=1024)
 def _schema_problem(params_json: str) -> tuple[PathT, str] | None:
-    """The first meta-schema error of a tool's parameters (as JSON text: tools repeat across specs)."""
+    """The first meta-schema error of a tool's parameters (as JSON text: tools repeat across specs).
+
+    A pure function of the text: kept in the user's cache (clawgen/diskcache.py), so a build whose
+    tools were found valid before does not import jsonschema for them.
+    """
+    from clawgen import diskcache
+
+    key = ["meta-schema", diskcache.module_id("jsonschema"), params_json]
+    if diskcache.get("toolschema", key) is True:
+        return None
     error = next(iter(_meta_validator().iter_errors(json.loads(params_json))), None)
-    return None if error is None else (tuple(error.relative_path), error.message)
+    if error is not None:
+        return tuple(error.relative_path), error.message
+    diskcache.put("toolschema", key, True)  # only "valid" is kept: an entry never holds the user's text
+    return None
 
 
 def _module_name(src: Path, taken: dict[Path, str]) -> str:
@@ -234,6 +267,46 @@ def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[Cu
     return tools, customs
 
 
+def _hooks(res: Resolved, customs: list[CustomModule], out: list[Diagnostic]
+           ) -> tuple[tuple[HookDef, ...], list[CustomModule]]:
+    """hooks: each handler file found and defining its function (signatures: clawgen/handlers.py);
+    a file shared with custom tools is one module on the device."""
+    hk = res.spec.hooks
+    if hk is None:
+        return (), customs
+    modules = {cm.source: cm.module for cm in customs}
+    hooks = []
+    for point in HOOK_POINTS:
+        handler = getattr(hk, point)
+        if handler is None:
+            continue
+        src = _check_handler(res, 0, handler, out, at=("hooks", point))
+        if src is None:
+            continue
+        hooks.append(HookDef(point=point, module=_module_name(src, modules), function=handler.rpartition(":")[2],
+                             handler=handler))
+    if not any(getattr(hk, p) for p in HOOK_POINTS) and res.locator.written(("hooks",)):
+        out.append(_diag(res, ("hooks",), "hooks: names no handler; add one of " + ", ".join(HOOK_POINTS)
+                         + " (file.py:function), or remove the block", severity="warning"))
+    mods = [CustomModule(module=m, source=p) for p, m in sorted(modules.items(), key=lambda kv: kv[1])]
+    return tuple(hooks), mods
+
+
+def _memory(res: Resolved, out: list[Diagnostic]) -> MemoryPlan | None:
+    """The memory capability's notes file; memory: without the capability does nothing (a warning)."""
+    m = res.spec.memory
+    if "memory" not in res.spec.capabilities:
+        if m != MemorySpec():  # (`clawgen config` prints the defaults: those draw no warning)
+            out.append(_diag(res, ("memory",), "memory: has no effect without the memory capability; add memory "
+                             "to capabilities", severity="warning"))
+        return None
+    if m.note_bytes + 15 > m.max_bytes:
+        out.append(_diag(res, ("memory", "note_bytes"), f"memory.note_bytes ({m.note_bytes}) leaves no room for "
+                         f"a note in memory.max_bytes ({m.max_bytes}): lower it or raise memory.max_bytes"))
+    return MemoryPlan(path=MEMORY_PATH, max_bytes=int(m.max_bytes), note_bytes=int(m.note_bytes),
+                      prompt_bytes=int(m.prompt_bytes))
+
+
 def tools_json(tools: list[ToolDef]) -> str:
     """The request's "tools" array, rendered once at build time (compact, stable key order)."""
     arr = [{"type": "function", "function": {"name": t.name, "description": t.description,
@@ -258,7 +331,8 @@ def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Li
                 return ("limits", k)
         return ("limits",) if written(("limits",)) else ()
 
-    need = len(prompt.encode()) + len(tjson.encode()) + REQUEST_OVERHEAD
+    notes = res.spec.memory.prompt_bytes if "memory" in res.spec.capabilities else 0
+    need = len(prompt.encode()) + len(tjson.encode()) + REQUEST_OVERHEAD + notes
     if lim.request_bytes < need:
         where = at("request_bytes")
         if not where and written(("system_prompt",)):
@@ -271,7 +345,8 @@ def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Li
                "shorten the system prompt or the tool descriptions and parameters, or drop capabilities")
         out.append(_diag(res, where, f"request buffer of {lim.request_bytes} bytes cannot hold the system prompt "
                          f"({len(prompt.encode())} bytes) plus the tools JSON ({len(tjson.encode())} bytes) "
-                         f"and a request envelope; {fix}"))
+                         + (f"plus memory.prompt_bytes ({notes}) " if notes else "")
+                         + f"and a request envelope; {fix}"))
     if lim.history_message_bytes > lim.request_bytes:
         out.append(_diag(res, at("history_message_bytes", "request_bytes"),
                          f"limits.history_message_bytes ({lim.history_message_bytes}) is larger than "
@@ -318,7 +393,82 @@ def _secret_slots(res: Resolved) -> tuple[list[SecretSlot], dict[str, bytes]]:
     add("brave_key", "web.brave_api_key", res.spec.web.brave_api_key)
     if res.spec.ota is not None and isinstance(res.spec.ota.key, Secret):
         add(OTA_KEY_SLOT, "ota.key", res.spec.ota.key)
+    tg = res.spec.transports.telegram
+    if tg is not None and isinstance(tg.token, Secret):
+        add(TELEGRAM_TOKEN_SLOT, "transports.telegram.token", tg.token)
+    mcp = res.spec.mcp_server
+    if mcp is not None and isinstance(mcp.token, Secret):
+        add(mcpserver.TOKEN_NVS_SLOT, "mcp_server.token", mcp.token)
     return slots, values
+
+
+def _telegram(res: Resolved, diags: list[Diagnostic]) -> Telegram | None:
+    """transports.telegram: the token a !secret (its shape: secretcheck), Wi-Fi, a usable api URL."""
+    tg = res.spec.transports.telegram
+    if tg is None:
+        return None
+    base: PathT = ("transports", "telegram")
+    if not isinstance(tg.token, Secret):
+        diags.append(_diag(res, (*base, "token"), "the bot token must not be written in the spec: put it in "
+                           "secrets.yaml and write token: !secret telegram_bot_token"))
+    if res.spec.network.ssid is None:
+        diags.append(_diag(res, base, "telegram needs Wi-Fi: set network.ssid and network.password"))
+    for i, chat in enumerate(tg.allow_chats):
+        if chat == 0:
+            diags.append(_diag(res, (*base, "allow_chats", i), "0 is not a chat id: give the id of a user "
+                               "(a positive number) or of a group (a negative number)"))
+    api = (*base, "api")
+    try:
+        tls, host, port, prefix = parse_base_url(tg.api)
+    except ValueError as e:
+        diags.append(_diag(res, api, f"invalid URL: {e}"))
+        return None
+    if re.search(r"/bot[0-9]+:", tg.api):
+        diags.append(_diag(res, api, "the URL holds a bot token: give only the Bot API's base URL (such as "
+                           "https://api.telegram.org) and the token as token: !secret telegram_bot_token"))
+    elif prefix.endswith(("/getUpdates", "/sendMessage")):
+        diags.append(_diag(res, api, "api is the Bot API's base URL (such as https://api.telegram.org): "
+                           "the device appends /bot<token>/getUpdates itself"))
+    if not host:
+        diags.append(_diag(res, api, "the URL has no host"))
+    if not 0 < port < 65536:
+        diags.append(_diag(res, api, f"port {port} is out of range"))
+    loopback = host == "localhost" or host.startswith("127.")
+    if not tls and not loopback:
+        diags.append(_diag(res, api, "the bot token would be sent over plain http: use https",
+                           severity="warning"))
+    if loopback:
+        diags.append(_diag(res, api, f"{host} is the board itself, not your computer: give the LAN address of "
+                           "the machine running the Bot API server (or use `clawgen sim --telegram-api URL`)",
+                           severity="warning"))
+    return Telegram(host=host, port=port, tls=tls, path_prefix=prefix, token_slot=TELEGRAM_TOKEN_SLOT,
+                    allow_chats=tuple(int(c) for c in tg.allow_chats), poll_timeout=int(tg.poll_timeout_s),
+                    poll_bytes=TELEGRAM_POLL_BYTES, send_bytes=TELEGRAM_SEND_BYTES)
+
+
+def _mcp(res: Resolved, tools: list[ToolDef], diags: list[Diagnostic]) -> McpServer | None:
+    """mcp_server: the token a !secret (its shape: secretcheck), its port its own, Wi-Fi."""
+    m = res.spec.mcp_server
+    if m is None:
+        return None
+    if not isinstance(m.token, Secret):
+        diags.append(_diag(res, ("mcp_server", "token"), "the MCP token must not be written in the spec: put it "
+                           "in secrets.yaml and write token: !secret mcp_token"))
+    tel = res.spec.transports.telnet
+    if tel.enabled and tel.port == m.port:
+        diags.append(_diag(res, ("mcp_server", "port"), f"mcp_server.port {m.port} is also transports.telnet.port: "
+                           "give one of them another port (MCP's default is 8765)"))
+    if res.spec.ota is not None and res.spec.ota.port == m.port:
+        diags.append(_diag(res, ("mcp_server", "port"), f"mcp_server.port {m.port} is also ota.port: give one of "
+                           "them another port (MCP's default is 8765)"))
+    if res.spec.network.ssid is None:
+        diags.append(_diag(res, ("mcp_server",), "the MCP server needs Wi-Fi: set network.ssid and network.password"))
+    tj = mcpserver.tools_json_of(tools, bool(m.allow_confirm))
+    # The tools/list reply (tj, TOOLS_ENVELOPE_BYTES, HEAD_RESERVE) fits the request buffer it is
+    # written in: _limits makes the buffer hold the same tools in the larger OpenAI format plus the
+    # system prompt and REQUEST_OVERHEAD (more than the envelope and the head).
+    return McpServer(port=int(m.port), token_slot=mcpserver.TOKEN_NVS_SLOT, allow_confirm=bool(m.allow_confirm),
+                     max_clients=int(m.max_clients), tools_json=tj)
 
 
 def _ota(res: Resolved, diags: list[Diagnostic]) -> Ota | None:
@@ -384,7 +534,7 @@ def _is_der_sequence(der: bytes) -> bool:
     return head + size == len(der)
 
 
-def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
+def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic], extra: tuple[str, ...] = ()) -> str:
     tls = res.spec.tls
     if tls.ca_certs:
         p = (res.spec_dir / tls.ca_certs).resolve()
@@ -405,19 +555,19 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic]) -> str:
         return text
     if not endpoints_tls:
         return ""
-    return _default_ca_certs()
+    return _default_ca_certs(extra)
 
 
 @functools.cache
-def _default_ca_certs() -> str:
-    """The roots of DEFAULT_CA_LABELS from certifi's bundle (read once per process)."""
+def _default_ca_certs(extra: tuple[str, ...] = ()) -> str:
+    """The roots of DEFAULT_CA_LABELS (and ``extra`` labels) from certifi's bundle (read once per process)."""
     import certifi
 
     bundle = Path(certifi.where()).read_text(encoding="ascii")
     chosen = []
     for block in bundle.split("\n\n"):
         label = re.search(r'^# Label: "(.*)"', block, re.M)
-        if label and label.group(1) in DEFAULT_CA_LABELS:
+        if label and (label.group(1) in DEFAULT_CA_LABELS or label.group(1) in extra):
             pem = block[block.index("-----BEGIN CERTIFICATE-----"):].strip()
             chosen.append(f"# {label.group(1)}\n{pem}\n")
     return "".join(chosen)
@@ -486,10 +636,11 @@ def _registers(res: Resolved, out: list[Diagnostic]) -> PolicyTable | None:
     """The register policy table from the chip database (issue: chips)."""
     needs = any(c in REGISTER_CAPABILITIES for c in res.spec.capabilities)
     custom = res.spec.registers != Registers()
-    if custom and not needs:
+    watches = any(t.watch is not None for t in res.spec.triggers)  # a trigger reads through the policy
+    if custom and not needs and not watches:
         out.append(_diag(res, ("registers",), "a register policy without the hw_register_control or "
                          "hw_datasheet capability has no effect", severity="warning"))
-    if not needs and not custom:
+    if not needs and not custom and not watches:
         return None
     from clawgen.chips import find_chip, load_chip
     from clawgen.diagnostics import UsageError
@@ -532,6 +683,7 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
     spec = res.spec
     diags: list[Diagnostic] = []
     tools, customs = _tools(res, diags)
+    hooks, customs = _hooks(res, customs, diags)
     tjson = tools_json(tools)
     prompt = _system_prompt(res)
     limits = _limits(res, prompt, tjson, diags)
@@ -547,9 +699,15 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
             connect_timeout=float(ep.connect_timeout), read_timeout=float(ep.read_timeout),
             api_key_slot=f"m{i}_key" if ep.api_key is not None else None, headers=dict(ep.headers),
             api=ep.api, light=ep is light))
-    ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in spec.capabilities, diags)
+    telegram = _telegram(res, diags)
+    tg_tls = telegram is not None and telegram.tls
+    ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in spec.capabilities or tg_tls, diags,
+                   TELEGRAM_CA_LABELS if tg_tls else ())
     ota = _ota(res, diags)
+    mcp = _mcp(res, tools, diags)
     registers = _registers(res, diags)
+    memory = _memory(res, diags)
+    triggers = plan_triggers(res, registers, chip_search_dirs(res.spec_dir), diags) if spec.triggers else ()
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         raise DiagnosticError(diags)
@@ -583,6 +741,14 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
         registers=registers,
         routing=_routing(spec.model.routing) if light is not None else None,
         ota=ota,
+        mcp=mcp,
+        telegram=telegram,
+        hooks=hooks,
+        hook_limit_ms=int(spec.hooks.limit_ms) if spec.hooks is not None else 0,
+        memory=memory,
+        audit=AuditPlan(path=AUDIT_PATH, entries=int(spec.audit.entries), entry_bytes=int(spec.audit.entry_bytes))
+        if spec.audit.enabled and tools else None,
+        triggers=triggers,
     )
     return plan, nvs_values, diags
 

@@ -7,14 +7,15 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from clawgen import __version__
 from clawgen.appmodules import AppModule, app_modules
 from clawgen.model import Plan
 from clawgen.resources import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def provenance_header(plan: Plan, comment: str = "#") -> str:
@@ -39,6 +40,8 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached per user: a cold build skips Jinja's template compiler."""
     import os
 
+    import jinja2
+
     base = Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "jinja"
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,8 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    import jinja2  # here, not at the top: a build whose render stage is cached never imports it
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         bytecode_cache=_bytecode_cache(),
@@ -78,6 +83,9 @@ def environment() -> jinja2.Environment:
     from clawgen import ota
 
     env.globals["OTA_WIRE"] = ota  # the OTA protocol's constants, one source for push and device (claw_ota)
+    from clawgen import mcpserver
+
+    env.globals["MCP_WIRE"] = mcpserver  # the MCP server's constants, one source for plan and device (claw_mcp)
     return env
 
 

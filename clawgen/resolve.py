@@ -216,8 +216,8 @@ def resolve(doc: Document, board_name: str) -> Resolved:
         errors.append(_err(doc, ("network",), "a Wi-Fi password is given but no ssid"))
 
     tr = from_spec(Transports, data["transports"]) if "transports" in data else default_of(AgentSpec, "transports")
-    if not tr.uart.enabled and not tr.telnet.enabled:
-        errors.append(_err(doc, ("transports",), "no transport is enabled: enable uart or telnet, "
+    if not tr.uart.enabled and not tr.telnet.enabled and tr.telegram is None:
+        errors.append(_err(doc, ("transports",), "no transport is enabled: enable uart, telnet or telegram, "
                            "or nobody can talk to the agent"))
     if tr.telnet.enabled and net.ssid is None:
         errors.append(_err(doc, ("transports", "telnet"), "telnet needs Wi-Fi: set network.ssid and "

@@ -151,6 +151,16 @@ def ota_key(out_dir: Path, nvs_values: dict[str, bytes], slot: str, device: str 
     return ota.key_from_spec(out_dir)  # an up-to-date build: its spec's secrets.yaml
 
 
+def require_ota(spec: Path, plan: Plan) -> None:
+    """UsageError for a spec whose device takes no update over the network (no ota: section)."""
+    from clawgen.diagnostics import UsageError
+
+    if plan.ota is None:
+        raise UsageError(f"{spec} has no ota: section, so the device takes no update over the network: add "
+                         "`ota: {key: !secret ota_key}`, put it on the board once over USB "
+                         f"(`clawgen run {spec} --port PORT`), then use --host")
+
+
 def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[str, bytes], host: str,
                       device: str | None) -> str:
     """Send the build to the device at ``host`` (clawgen.ota.push); -> the host name, for the console."""
@@ -160,10 +170,7 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
     from clawgen.diagnostics import UsageError
     from clawgen.image.monitor import parse_host
 
-    if plan.ota is None:
-        raise UsageError(f"{spec} has no ota: section, so the device takes no update over the network: add "
-                         "`ota: {key: !secret ota_key}`, put it on the board once over USB "
-                         f"(`clawgen run {spec} --port PORT`), then use --host")
+    require_ota(spec, plan)
     name, port = parse_host(host, plan.ota.port)
     assert port is not None
     key = ota_key(out_dir, nvs_values, plan.ota.key_slot, device)
@@ -182,7 +189,7 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
         raise UsageError(str(e)) from None
     if tty:
         click.echo("", err=True)
-    click.echo(f"installed build {res.build_id[:12]} on {name}: {res.files} files, {res.bytes_sent} bytes in "
+    click.echo(f"installed build {res.build_id[:12]} on {name}:{port}: {res.files} files, {res.bytes_sent} bytes in "
                f"{res.seconds:.1f} s; the device restarts into it")
     return name
 
@@ -199,10 +206,13 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
               help="Stock MicroPython .bin to merge (default: the cached one, see `clawgen firmware fetch`).")
 @click.option("--baud", "-b", type=click.IntRange(9600, 4_000_000), default=DEFAULT_BAUD, show_default=True,
               help="Flashing baud rate (the monitor uses 115200).")
+@click.option("--app-only", is_flag=True,
+              help="Write only the filesystem and NVS images (a board already running MicroPython v1.29.0; no "
+                   "base firmware needed).")
 @click.option("--no-monitor", is_flag=True, help="Stop after flashing; do not show the device's output.")
 @_subst
 def run_command(spec: Path, board: str | None, port: str | None, host: str | None, device: str | None,
-                devices: Path | None, base_firmware: Path | None, baud: int, no_monitor: bool,
+                devices: Path | None, base_firmware: Path | None, baud: int, app_only: bool, no_monitor: bool,
                 substitutions: tuple[tuple[str, str], ...]) -> None:
     """Build SPEC, put it on the board (serial, or OTA with --host) and show the device's output."""
 
@@ -212,6 +222,9 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
         from clawgen.diagnostics import UsageError, format_diagnostics
 
         _exclusive(port, host)
+        if app_only and host is not None:
+            raise UsageError("--app-only is for flashing over serial; --host updates the app bundle over the "
+                             "network anyway")
         check_board_option(board)
         require_spec_file(spec)
         if device is not None and devices is None:
@@ -219,6 +232,10 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
         if devices is not None and device is None:
             raise UsageError("--devices builds a fleet: say which device to update with --device NAME")
         serial_port = None
+        ota_plan = None
+        if host is not None:  # a spec without ota: cannot be updated over the network: say so before building
+            ota_plan = _plan(spec, board, dict(substitutions), devices)
+            require_ota(spec, ota_plan)
         if host is None:  # no board connected: say so before building
             from clawgen.image.ports import choose_port
 
@@ -233,7 +250,8 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
             click.echo(result.report)
             click.echo(f"built {result.info['name']} for {result.info['board']} in {result.out_dir}")
         if host is not None:
-            plan = _plan(spec, board, dict(substitutions), devices)
+            assert ota_plan is not None
+            plan = ota_plan
             name = push_over_the_air(spec, plan, result.out_dir, result.nvs_values, host, device)
             if no_monitor:
                 return
@@ -252,9 +270,10 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
         assert serial_port is not None
         from clawgen.image.flash import FlashOptions, flash_build, load_flash_plan
 
-        plan = load_flash_plan(result.out_dir, device=device)
+        plan = load_flash_plan(result.out_dir, app_only=app_only, device=device)
         click.echo(f"Flashing {plan.build_dir}{f' for device {device}' if device else ''} "
-                   f"(full image, {plan.chip}, {plan.flash_size}) through {serial_port}")
+                   f"({'filesystem and NVS' if app_only else 'full image'}, {plan.chip}, {plan.flash_size}) "
+                   f"through {serial_port}")
         flash_build(plan, FlashOptions(port=serial_port, baud=baud), echo=click.echo)
         if not no_monitor:
             show_console(ConsoleTarget(port=serial_port), wait=REOPEN_WAIT)

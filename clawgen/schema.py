@@ -232,6 +232,8 @@ def _diagnose(doc: Document, error: ValidationError, out: list[Diagnostic]) -> N
         else f"must be at least {error.validator_value} characters",
         "maxLength": lambda: f"is {len(inst)} characters long; at most {error.validator_value} are allowed",
         "maxItems": lambda: f"has {len(inst)} items; at most {error.validator_value} are allowed",
+        "minItems": lambda: "must not be empty" if error.validator_value == 1
+        else f"has {len(inst)} items; at least {error.validator_value} are needed",
         "minProperties": lambda: "must not be empty",
         "uniqueItems": lambda: "lists the same item twice",
     }
@@ -308,7 +310,7 @@ def check_headers(doc: Document) -> list[Diagnostic]:
 def _secret_allowed(path: PathT) -> bool:
     """!secret belongs only where a secret is expected: keys, passwords, the Wi-Fi name."""
     if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key"),
-                ("ota", "key")):
+                ("ota", "key"), ("transports", "telegram", "token"), ("mcp_server", "token")):
         return True
     return (len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key") or \
         path == ("model", "light", "api_key")
@@ -326,7 +328,8 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
             out.append(Diagnostic.at(doc.mark(path), format_path(path),
                                      "!secret is not allowed here; secrets go in model.api_key, "
                                      "model.fallbacks[N].api_key, model.light.api_key, network.ssid, "
-                                     "network.password, web.brave_api_key and ota.key"))
+                                     "network.password, web.brave_api_key, ota.key, transports.telegram.token and "
+                                     "mcp_server.token"))
     for error in _validator().iter_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
     out += check_headers(doc)

@@ -29,6 +29,9 @@ NVS_PAGE_BYTES = 4096
 NVS_PAGE_ENTRIES = 126
 NVS_ENTRY_BYTES = 32
 _PSK_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+# A Telegram bot token as @BotFather gives it: the bot's numeric id, a colon, then the secret part
+# (35 characters of [A-Za-z0-9_-] today; a little leeway for the future).
+TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -49,6 +52,10 @@ def _role(path: PathT) -> _Role | None:
         return _Role("an API key", "key")
     if path == ("ota", "key"):
         return _Role("the OTA key", "ota_key")
+    if path == ("mcp_server", "token"):
+        return _Role("the MCP bearer token", "mcp_token")
+    if path == ("transports", "telegram", "token"):
+        return _Role("the Telegram bot token", "telegram_token")
     return None
 
 
@@ -60,6 +67,22 @@ def _control_problem(value: str) -> str | None:
     name = {"\r": "a carriage return (CR)", "\n": "a line break (LF)", "\x00": "a NUL byte",
             "\t": "a tab"}.get(ch, f"the control character U+{ord(ch):04X}")
     return f"contains {name} at character {m.start() + 1}"
+
+
+def _mcp_token_problems(value: str, size: int) -> list[str]:
+    """The MCP bearer token: sent by clients as "Authorization: Bearer TOKEN" (RFC 6750 b64token)
+    and compared by the device within its header line (clawgen.mcpserver)."""
+    from clawgen import mcpserver as M
+
+    out: list[str] = []
+    if not M.TOKEN_MIN_BYTES <= size <= M.TOKEN_MAX_BYTES:
+        out.append(f"is {size} bytes long; an MCP token is {M.TOKEN_MIN_BYTES} to {M.TOKEN_MAX_BYTES} characters "
+                   "(e.g. the output of `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`)")
+    bad = next((i for i, ch in enumerate(value) if ch not in M.TOKEN_CHARS), None)
+    if bad is not None:
+        out.append(f"has a character that cannot be in a bearer token at character {bad + 1}; use letters, "
+                   "digits and - . _ ~ + / only")
+    return out
 
 
 def value_problems(value: str, kind: str) -> list[str]:
@@ -84,6 +107,19 @@ def value_problems(value: str, kind: str) -> list[str]:
         if bad:
             out.append(f"{bad}; a Wi-Fi password is printable text")
         return out
+    if kind == "telegram_token":
+        if size == 0:
+            return ["is empty; give the bot token @BotFather sent you"]
+        if not TELEGRAM_TOKEN.fullmatch(value):
+            bad = _control_problem(value)
+            out.append(f"is not a Telegram bot token ({bad}); a token looks like 123456789:AA... (the bot's id, "
+                       "a colon, then letters, digits, '_' and '-'), exactly as @BotFather sent it" if bad else
+                       f"is not a Telegram bot token ({size} bytes, not of the form 123456789:AA...: the bot's "
+                       "id, a colon, then 20 or more letters, digits, '_' and '-'); copy it exactly as "
+                       "@BotFather sent it")
+        return out
+    if kind == "mcp_token":
+        return _mcp_token_problems(value, size)
     if kind == "ota_key":
         if size < OTA_KEY_MIN_BYTES:
             out.append(f"is {size} bytes long; an OTA key is at least {OTA_KEY_MIN_BYTES} bytes (e.g. the "

@@ -128,6 +128,20 @@ class Telnet:
     port: int = 2323
 
 
+TELEGRAM_API = "https://api.telegram.org"  # the Bot API's base URL (transports.telegram.api)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Telegram:
+    """The Telegram channel (Bot API long polling, claw_telegram); no ``telegram:`` block means none."""
+
+    PATH: ClassVar[str] = "transports.telegram"
+    token: Secret | str  # the bot token from @BotFather: must be a !secret (plan says so otherwise)
+    allow_chats: tuple[int, ...]  # chat ids allowed to talk to the agent; others get one refusal line
+    api: str = TELEGRAM_API
+    poll_timeout_s: int = 50  # getUpdates long-poll timeout (seconds)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Transports:
     """A transport left out of a ``transports:`` block is off; no block at all means the UART."""
@@ -135,6 +149,7 @@ class Transports:
     PATH: ClassVar[str] = "transports"
     uart: Uart = field(default_factory=lambda: Uart(enabled=False))
     telnet: Telnet = field(default_factory=lambda: Telnet(enabled=False))
+    telegram: Telegram | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,8 +201,18 @@ class Tool:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BootLoop:
+    """The boot-loop guard (claw_limits): ``reboots`` boots in a row, none of which ran ``minutes``
+    minutes, suspend the triggers until ``/triggers resume`` on the console."""
+
+    PATH: ClassVar[str] = "limits.boot_loop"
+    reboots: int = 5
+    minutes: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Fixed buffer sizes and bounds; every default comes from the board file."""
+    """Fixed buffer sizes and bounds (defaults from the board file) and the rate limits (claw_limits)."""
 
     PATH: ClassVar[str] = "limits"
     request_bytes: int = field(metadata=derived("board"))
@@ -199,6 +224,11 @@ class Limits:
     history_message_bytes: int = field(metadata=derived("board"))
     max_tool_calls: int = field(metadata=derived("board"))
     max_iterations: int = field(metadata=derived("board"))
+    # Rate limits, counted on the device and kept across reboots (claw_limits); zclaw's defaults.
+    model_requests_per_hour: int = 100
+    model_requests_per_day: int = 1000
+    triggered_turns_per_hour: int = 20  # turns started by triggers: (triggers:)
+    boot_loop: BootLoop = field(default_factory=BootLoop)
 
     def buffers(self) -> dict[str, int]:
         """The buffers the device allocates once at boot, by name."""
@@ -235,6 +265,88 @@ class Ota:
 
 
 @dataclass(frozen=True, kw_only=True)
+class McpServer:
+    """The MCP server (Streamable HTTP at /mcp, claw_mcp, docs/spec.md); no ``mcp_server:`` block means none."""
+
+    PATH: ClassVar[str] = "mcp_server"
+    port: int = 8765
+    token: Secret | str  # the bearer token clients send: must be a !secret (plan says so otherwise)
+    allow_confirm: bool = False  # confirm: true tools callable over MCP (the client's user confirms)
+    max_clients: int = 2  # connection slots (accepted connections served in turn)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Memory:
+    """Limits of the memory capability's notes file (claw_memory); used only with capability memory."""
+
+    PATH: ClassVar[str] = "memory"
+    max_bytes: int = 8192  # the notes file on flash, compacted when reached; a save that cannot fit is refused
+    note_bytes: int = 512  # the longest note memory_save accepts
+    prompt_bytes: int = 1024  # notes (newest first, JSON-escaped) added to the system prompt at each turn
+
+
+@dataclass(frozen=True, kw_only=True)
+class Audit:
+    """The audit log of tool calls (claw_audit): a ring file of fixed-size entries."""
+
+    PATH: ClassVar[str] = "audit"
+    SHORTHAND: ClassVar[str] = "enabled"
+    enabled: bool = True  # on whenever the agent has tools
+    entries: int = 64  # entries kept; the oldest is overwritten
+    entry_bytes: int = 256  # one entry on flash (longer arguments are cut)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Watch:
+    """A register field polled by a trigger (claw_triggers): ``PERIPH.REG.FIELD`` or ``...FIELD[bit]``."""
+
+    PATH: ClassVar[str] = "triggers[].watch"
+    field: str  # "GPIO.IN.DATA_NEXT[4]": checked against the chip's SVD and the register policy
+    when: str = "changes"  # "changes", or a comparison: "== 1", "!= 0", "> 100", ">= 0x10", "< 5", "<= 5"
+    interval: str = "1s"  # how often the field is read (at least 1 s)
+    debounce: str = "0ms"  # how long a new value must hold before it counts
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trigger:
+    """A turn the agent starts by itself (claw_triggers): on a schedule, at boot, or on a register change."""
+
+    PATH: ClassVar[str] = "triggers[]"
+    name: str
+    prompt: str
+    to: int | str  # a Telegram chat id (in transports.telegram.allow_chats), "console" or "log"
+    every: str | None = None  # "30m": a duration of at least 1 minute
+    at: str | None = None  # "08:00": local time of day in `timezone`, once the clock is set over NTP
+    timezone: str = "UTC"  # an IANA name ("Europe/Berlin") or UTC
+    on_boot: bool = False
+    watch: Watch | None = None
+
+
+# The hook points and the keyword arguments the device passes at each (claw_hooks, claw_tools, claw_agent).
+HOOK_ARGS: dict[str, tuple[str, ...]] = {
+    "before_llm": ("channel", "text", "iteration"),
+    "after_llm": ("channel", "content", "tools"),
+    "before_tool": ("channel", "tool", "args"),
+    "after_tool": ("channel", "tool", "args", "result"),
+    "approve_tool": ("channel", "tool", "args"),
+}
+HOOK_POINTS = tuple(HOOK_ARGS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hooks:
+    """Python handlers called at points of the agent loop (claw_hooks); no ``hooks:`` block means none."""
+
+    PATH: ClassVar[str] = "hooks"
+    before_llm: str | None = None  # path/to/file.py:function, relative to the spec
+    after_llm: str | None = None
+    before_tool: str | None = None
+    after_tool: str | None = None
+    approve_tool: str | None = None
+    limit_ms: int = 200  # a hook that runs longer is reported once and skipped from then on
+
+
+@dataclass(frozen=True, kw_only=True)
 class Debug:
     PATH: ClassVar[str] = "debug"
     SHORTHAND: ClassVar[str] = "trace"
@@ -266,6 +378,11 @@ class AgentSpec:
     persistence: Persistence = field(default_factory=lambda: Persistence(mode="none"))
     debug: Debug = field(default_factory=Debug)
     ota: Ota | None = None
+    mcp_server: McpServer | None = None
+    memory: Memory = field(default_factory=Memory)
+    audit: Audit = field(default_factory=Audit)
+    hooks: Hooks | None = None
+    triggers: tuple[Trigger, ...] = ()
 
 
 # -- the generic part: YAML value <-> dataclass ---------------------------------------------------

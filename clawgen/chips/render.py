@@ -10,12 +10,13 @@ modules with a minimal plan (``RegisterPlan``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from clawgen.chips.policy import PolicyTable
 from clawgen.resources import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
 
 USERMOD_STATIC = ("clawreg_policy.c", "clawreg_policy.h", "modclawreg.c", "micropython.cmake", "micropython.mk",
                   "README.md")

@@ -96,6 +96,15 @@ def _telnet_port(build_dir: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _has_telegram(build_dir: Path) -> bool:
+    """Whether the build has the Telegram channel (TG_HOST in the rendered config)."""
+    try:
+        text = (build_dir / "app" / "claw_config.py").read_text()
+    except OSError:
+        return False
+    return re.search(r"^TG_HOST\s*=", text, re.M) is not None
+
+
 def _port_free(port: int) -> bool:
     import socket
 
@@ -115,23 +124,50 @@ def default_sim_out(spec: Path, board: str | None) -> Path:
 
 
 def _announce_listeners(sim: Any) -> None:
-    """Tell the user where the device's servers (Telnet) can be reached on this machine."""
+    """Tell the user where the device's servers (Telnet, OTA) can be reached on this machine, and
+    when the device restarts (an OTA update ends with machine.reset())."""
     while True:
-        try:
-            ev = sim.wait_event("listening", timeout=3600)
-        except TimeoutError:
-            continue
-        click.echo(f"clawsim: device port {ev['device_port']} is reachable at {ev['host']}:{ev['port']}", err=True)
+        ev = sim.events.get()
+        if ev.get("event") == "listening":
+            click.echo(f"clawsim: device port {ev['device_port']} is reachable at {ev['host']}:{ev['port']}",
+                       err=True)
+        elif ev.get("event") == "reset":
+            click.echo("clawsim: the device called machine.reset(); it boots again from its filesystem "
+                       "(main.py)", err=True)
 
 
-def _key_slot(info: dict[str, Any]) -> str | None:
-    """The NVS key of the primary model's API key in a build (None when the model has none)."""
-    return next((s["nvs_key"] for s in info.get("secrets", []) if s.get("spec_path") == "model.api_key"), None)
+def _ota_boot(out_dir: Path, info: dict[str, Any], port_map: dict[int, int]) -> dict[str, Any]:
+    """For a build with `ota:`: boot from main.py as a board does (it holds the OTA boot record) and
+    restart into what an update installed (Simulation arguments); the OTA port moves to a free one
+    when this machine's is taken. Empty for a build without OTA."""
+    from clawgen.sim import vm
+
+    ota = info.get("ota")
+    main_rel = (info.get("device_files") or {}).get("/main.py")
+    if not ota or not main_rel:
+        return {}
+    port = int(ota["port"])
+    if port not in port_map and not _port_free(port):
+        click.echo(f"clawsim: port {port} is in use on this machine; the device's OTA server gets a free "
+                   "port instead (see the line 'device port ... is reachable at')", err=True)
+        port_map[port] = 0
+    return {"extra_files": {"/main.py": (out_dir / main_rel).read_bytes()}, "entry": vm.BOOT_ENTRY,
+            "reboot_entry": vm.BOOT_ENTRY}
+
+
+# The bot token a simulated device sends to a --telegram-api server unless --send-key: the real
+# one from secrets.yaml is for Telegram, not for whatever local server --telegram-api names.
+SIM_BOT_TOKEN = "1:clawsim-placeholder-token"
+
+
+def _key_slot(info: dict[str, Any], spec_path: str = "model.api_key") -> str | None:
+    """The NVS key of the secret at spec_path in a build (None when the build has none)."""
+    return next((s["nvs_key"] for s in info.get("secrets", []) if s.get("spec_path") == spec_path), None)
 
 
 def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str | None,
              substitutions: dict[str, str], out_dir: Path | None, heapsize: str | None,
-             telnet_port: int | None = None, send_key: bool = False) -> int:
+             telnet_port: int | None = None, send_key: bool = False, telegram_api: str | None = None) -> int:
     from clawgen.sim import process
     from clawgen.sim.heap import parse_heapsize
 
@@ -140,9 +176,12 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
     heap_bytes = None if heapsize is None else parse_heapsize(heapsize)
     if model and model != "mock" and not model.startswith(("http://", "https://")):
         raise InputError(f"--model must be 'mock' or an http(s):// base URL, not {model!r}")
-    if send_key and not model:
-        raise InputError("--send-key only applies with --model: without it the key goes to the spec's own "
-                         "model, as on the board")
+    if telegram_api is not None and not re.fullmatch(r"https?://[^\s/:]+(:[0-9]{1,5})?(/\S*)?", telegram_api):
+        raise InputError(f"--telegram-api must be an http(s):// base URL such as http://127.0.0.1:8081, "
+                         f"not {telegram_api!r}")
+    if send_key and not model and not telegram_api:
+        raise InputError("--send-key only applies with --model or --telegram-api: without them the key goes "
+                         "to the spec's own model, as on the board")
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
@@ -168,7 +207,7 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
         elif model:
             override = model
         res = _run(spec, board, override, mock, api_key, send_key, substitutions, out, heap_bytes, telnet_port,
-                   pre, connect_map)
+                   pre, connect_map, telegram_api)
     finally:
         pre.kill()  # unless the run took it over
         if mock is not None:
@@ -183,14 +222,16 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
 
 def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key: str | None, send_key: bool,
          substitutions: dict[str, str], out: Path, heap_bytes: int | None, telnet_port: int | None,
-         pre: Any, connect_map: dict[tuple[str, int], tuple[str, int]]) -> Any:
+         pre: Any, connect_map: dict[tuple[str, int], tuple[str, int]], telegram_api: str | None = None) -> Any:
     from clawgen.build import BuildOptions, build_spec, load_and_plan
     from clawgen.sim import process, vm
     from clawgen.sim.install import mpvm_version
 
     opts = BuildOptions(board=board, out_dir=out, substitutions=substitutions, model_override=override,
-                        images=False, placeholder_secrets=True)
+                        images=False, placeholder_secrets=True, telegram_api=telegram_api)
     result = build_spec(spec, opts)
+    if telegram_api and not _has_telegram(result.out_dir):
+        raise UsageError("--telegram-api: this agent has no Telegram channel (transports.telegram in the spec)")
     # Secrets are never stored with the build: they come from the spec's secrets file each run. An
     # up-to-date build (the build's fast path plans nothing) gets them from loading the spec alone,
     # and its register file from the cache written when it was planned; otherwise from the plan.
@@ -209,6 +250,8 @@ def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key
         # board, a key over plain http) concern the simulator's URL, not the spec.
         if override and path.startswith(("model.base_url", "model.fallbacks")):
             continue
+        if telegram_api and path.startswith("transports.telegram.api"):
+            continue  # about --telegram-api, not the spec's URL
         click.echo(text, err=True)
     vm_mp = mpvm_version().split("-")[0]
     if result.info.get("micropython") and result.info["micropython"] != vm_mp:
@@ -229,6 +272,13 @@ def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key
                    "(--send-key sends it, --api-key-env VAR sends $VAR)", err=True)
     if override and slot is not None and secrets.get(slot) and override.startswith("http://"):
         click.echo(f"clawsim: warning: the API key goes to {shown_url} over plain http, unencrypted", err=True)
+    tg_slot = _key_slot(result.info, "transports.telegram.token") if telegram_api else None
+    if tg_slot is not None and not send_key:
+        secrets[tg_slot] = SIM_BOT_TOKEN.encode()
+        click.echo(f"clawsim: the bot token from the secrets file is not sent to {telegram_api}; the device "
+                   f"uses the placeholder token {SIM_BOT_TOKEN} (--send-key sends the real one)", err=True)
+    elif tg_slot is not None and telegram_api.startswith("http://"):
+        click.echo(f"clawsim: warning: the bot token goes to {telegram_api} over plain http, unencrypted", err=True)
     port_map = {}
     device_port = _telnet_port(result.out_dir)
     if telnet_port is not None:
@@ -240,13 +290,21 @@ def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key
         click.echo(f"clawsim: port {device_port} is in use on this machine; the device's Telnet "
                    "server gets a free port instead (choose one with --telnet-port)", err=True)
         port_map[int(device_port)] = 0
+    boot = _ota_boot(result.out_dir, result.info, port_map)
+    mcp_port = int((result.info.get("mcp") or {}).get("port", 0))
+    if mcp_port and mcp_port not in port_map and not _port_free(mcp_port):
+        click.echo(f"clawsim: port {mcp_port} is in use on this machine; the device's MCP server gets a free "
+                   "port instead (see the line 'device port ... is reachable at')", err=True)
+        port_map[mcp_port] = 0
     model_note = (f" with the mock model at {shown_url}" if mock is not None
                   else f" with the model at {override}" if override else "")
+    if telegram_api:
+        model_note += f" and the Telegram Bot API at {telegram_api}"
     click.echo(f"clawsim: running {result.out_dir} on the MicroPython VM{model_note}; "
                "/help for commands, /quit or Ctrl-D to end", err=True)
     sim = vm.Simulation(result.out_dir, stdin=vm.INHERIT, capture=False, secrets=secrets, heapsize=heap_bytes,
                         registers=registers, port_map=port_map, connect_map=connect_map,
-                        heap_stats=False, prestarted=pre)
+                        heap_stats=False, prestarted=pre, **boot)
     board_note = "" if heap_bytes else " (the board's)"
     click.echo(f"clawsim: the VM starts with a {sim.heapsize}-byte GC heap{board_note} and grows it on "
                "demand, so heap figures the agent prints (ready line, /status) are not a board's", err=True)
@@ -266,8 +324,9 @@ def register(group: click.Group) -> None:
                        "(fallbacks dropped). Default: the spec's own model.")
     @click.option("--api-key-env", metavar="VAR", help="Take the model's API key from this environment variable.")
     @click.option("--send-key", is_flag=True,
-                  help="With --model URL: send the API key from the secrets file to that URL (by default it "
-                       "is withheld: it belongs to the spec's own model).")
+                  help="With --model URL: send the API key from the secrets file to that URL; with "
+                       "--telegram-api URL: send the bot token from the secrets file there (by default both are "
+                       "withheld: they belong to the spec's own model and Telegram).")
     @click.option("-s", "--subst", "substitutions", type=(str, str), multiple=True, metavar="NAME VALUE",
                   help="Set a ${NAME} substitution (repeatable).")
     @click.option("--out", "out_dir", type=click.Path(path_type=Path),
@@ -277,9 +336,12 @@ def register(group: click.Group) -> None:
                        "the VM grows it on demand.")
     @click.option("--telnet-port", type=click.IntRange(0, 65535),
                   help="Serve the device's Telnet port on this local port instead (0 = any free port).")
+    @click.option("--telegram-api", metavar="URL",
+                  help="Point the Telegram channel at this Bot API base URL instead of the spec's (a local "
+                       "server, e.g. `python -m clawgen.sim.botapi`).")
     def sim(spec: Path, board: str | None, model: str | None, api_key_env: str | None, send_key: bool,
             substitutions: tuple[tuple[str, str], ...], out_dir: Path | None, heapsize: str | None,
-            telnet_port: int | None) -> None:
+            telnet_port: int | None, telegram_api: str | None) -> None:
         """Build SPEC and run it on the MicroPython WebAssembly VM with this terminal as its UART.
 
         Type a line to talk to the agent; /quit or end of input (Ctrl-D) ends the session. The
@@ -289,5 +351,5 @@ def register(group: click.Group) -> None:
         from clawgen.guard import run_guarded
 
         rc = run_guarded(simulate, spec, board, model, api_key_env, dict(substitutions), out_dir, heapsize,
-                         telnet_port, send_key)
+                         telnet_port, send_key, telegram_api)
         sys.exit(rc or 0)

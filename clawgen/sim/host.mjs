@@ -182,7 +182,7 @@ async function mainThread() {
     connectMap: cfg.connect_map || {} } });
   const pystack = cfg.pystack || 2048;
   if (!vmLoading || cfg.heapsize !== heapGuess || pystack !== 2048) vmLoading = loadVM(cfg.heapsize, pystack);
-  const mp = await vmLoading;
+  let mp = await vmLoading; // replaced by a fresh VM when the device resets (cfg.reboot)
   const heap = () => mp._module.HEAPU8; // re-read: wasm memory may grow
 
   // Hardware state held on the host so it costs the VM's heap nothing.
@@ -287,27 +287,39 @@ async function mainThread() {
     reset: () => { resetRequested = true; },
     exit: (code) => { exitCode = code; },
     now_ms: () => Date.now(),
+    // os.urandom for the WebAssembly VM, whose os has none (ESP32's reads the hardware RNG): hex.
+    urandom: (n) => crypto().randomBytes(Math.max(0, Number(n) | 0)).toString("hex"),
   };
   mp.registerJsModule("_simhost", sim);
   timing("VM loaded");
 
   // Files: compiled modules, shims and any extra files, as the device's flash would hold them.
-  const FS = mp.FS;
   const mkdirs = (p) => {
     let cur = "";
     for (const part of p.split("/").filter(Boolean)) {
       cur += "/" + part;
-      try { FS.mkdir(cur); } catch { /* exists */ }
+      try { mp.FS.mkdir(cur); } catch { /* exists */ }
     }
   };
-  for (const [vmPath, hostPath] of Object.entries(cfg.files || {})) {
+  const writeFile = (vmPath, bytes) => {
     mkdirs(path.posix.dirname(vmPath));
-    FS.writeFile(vmPath, fs.readFileSync(hostPath));
-  }
-  for (const [vmPath, b64] of Object.entries(cfg.inline_files || {})) {
-    mkdirs(path.posix.dirname(vmPath));
-    FS.writeFile(vmPath, Buffer.from(b64, "base64"));
-  }
+    mp.FS.writeFile(vmPath, bytes);
+  };
+  for (const [vmPath, hostPath] of Object.entries(cfg.files || {})) writeFile(vmPath, fs.readFileSync(hostPath));
+  for (const [vmPath, b64] of Object.entries(cfg.inline_files || {})) writeFile(vmPath, Buffer.from(b64, "base64"));
+  // Every file of the VM's filesystem below dir (path -> bytes), minus the VM's own directories
+  // and the paths in skip.
+  const SYSTEM_DIRS = ["/dev", "/proc", "/tmp", "/home"];
+  const readTree = (dir, skip, out) => {
+    for (const name of mp.FS.readdir(dir)) {
+      if (name === "." || name === "..") continue;
+      const p = dir === "/" ? `/${name}` : `${dir}/${name}`;
+      if (SYSTEM_DIRS.includes(p) || skip.includes(p)) continue;
+      const st = mp.FS.stat(p);
+      if (mp.FS.isDir(st.mode)) readTree(p, skip, out); else out[p] = Buffer.from(mp.FS.readFile(p));
+    }
+    return out;
+  };
 
   // Each piece of Python runs as its own top-level runPython call. This matters for memory:
   // this VM build (split heap) only collects garbage when control is back at the top level
@@ -363,21 +375,39 @@ except BaseException as e:
     outcome = runCode(step);
     stepResults.push({ returncode: outcome.code, reason: outcome.reason, heap: heapNow() });
   }
+  // cfg.reboot: machine.reset() restarts the device as a board does: the flash (this filesystem,
+  // /lib included) and NVS stay, everything else starts over: a fresh VM and heap, every socket
+  // and server closed, the register file back at its reset values; then cfg.reboot.entry runs
+  // (main.py). The simulator's hardware layer (cfg.reboot.keep: the shims) is put back, as a
+  // board's hardware is not part of what an OTA update replaces.
+  const reboot = cfg.reboot || null;
+  for (let boots = 1; reboot && outcome.reason === "reset"; boots++) {
+    if (boots > (reboot.max || 50)) {
+      fs.writeSync(2, `clawsim: the device reset ${boots - 1} times; stopping\n`);
+      break;
+    }
+    const flash = readTree("/", [], {});
+    for (const p of reboot.keep || []) if (cfg.files[p]) flash[p] = fs.readFileSync(cfg.files[p]);
+    flushAll();
+    call("reset", {});
+    events({ event: "reset", boot: boots + 1 });
+    mp = await loadVM(cfg.heapsize, pystack);
+    mp.registerJsModule("_simhost", sim);
+    resetRequested = false;
+    regs.clear();
+    for (const [a, v] of Object.entries(cfg.registers || {})) regs.set(Number(a) >>> 0, Number(v) >>> 0);
+    for (const [p, bytes] of Object.entries(flash)) writeFile(p, bytes);
+    mp.runPython("_simhost_ns = {'__name__': '__main__'}");
+    outcome = runCode(reboot.entry || cfg.entry);
+  }
   const { reason, error } = outcome;
   const heapStats = { ...heapNow(), heap_at_start: heapStart.mem_alloc ?? null, gc_total_at_start: heapStart.gc_total ?? null };
 
   flushAll();
   const files = {};
-  const walk = (dir) => {
-    for (const name of FS.readdir(dir)) {
-      if (name === "." || name === "..") continue;
-      const p = dir === "/" ? `/${name}` : `${dir}/${name}`;
-      if (["/dev", "/proc", "/tmp", "/home", "/lib"].includes(p)) continue;
-      const st = FS.stat(p);
-      if (FS.isDir(st.mode)) walk(p); else files[p] = Buffer.from(FS.readFile(p)).toString("base64");
-    }
-  };
-  try { walk("/"); } catch { /* best effort */ }
+  try {
+    for (const [p, b] of Object.entries(readTree("/", ["/lib"], {}))) files[p] = b.toString("base64");
+  } catch { /* best effort */ }
 
   const code = outcome.code;
   events({
@@ -648,9 +678,23 @@ function workerThread() {
         server.once("error", (e) => reply(errnoOf(e)));
         server.listen(hostPort, host, () => {
           const actual = server.address().port;
+          cfg.portMap[key] = actual; // a reset device listens again on the same host port
           try { fs.writeSync(cfg.eventFd, JSON.stringify({ event: "listening", device_port: entry.port, host, port: actual }) + "\n"); } catch { /* */ }
           reply(0);
         });
+      },
+      // The device reset (cfg.reboot): every socket and server of the old VM goes, as on a board.
+      reset() {
+        const servers = [];
+        for (const e of socks.values()) {
+          if (e.stream) e.stream.destroy();
+          for (const s of e.pending) s.destroy();
+          if (e.server) servers.push(e.server);
+        }
+        socks.clear();
+        let left = servers.length;
+        if (!left) return reply(0);
+        for (const srv of servers) srv.close(() => { if (--left === 0) reply(0); });
       },
       accept({ id, timeoutMs }) {
         const entry = socks.get(id);

@@ -92,13 +92,14 @@ class UnixDevice:
 
     def start(self, *, stdin: bytes | Iterable[str] | str | None = None, heapsize: int = DEFAULT_HEAPSIZE,
               entry: str = DEFAULT_ENTRY, steps: Iterable[str] = (), open_stdin: bool = False,
-              env: Mapping[str, str] | None = None) -> UnixRun:
+              env: Mapping[str, str] | None = None, timer_scale: float = 1.0) -> UnixRun:
         """Boot the device in the background. stdin: bytes, lines, or None (end of input at once);
-        open_stdin=True keeps the UART open and silent until ``UnixRun.end_input()``."""
+        open_stdin=True keeps the UART open and silent until ``UnixRun.end_input()``. timer_scale
+        multiplies machine.Timer periods (a test's clock: 0.01 makes a 10 s timer fire after 0.1 s)."""
         for f in ("result.json", "regwrites.log"):
             (self.host / f).unlink(missing_ok=True)
         cfg = {"entry": entry, "steps": list(steps), "nvs_namespace": NVS_NAMESPACE,
-               "nvs_persisted": self.runs > 0}
+               "nvs_persisted": self.runs > 0, "timer_scale": float(timer_scale)}
         if self.runs == 0:
             (self.host / "nvs.json").write_text("{}")
         (self.host / "run.json").write_text(json.dumps(cfg))

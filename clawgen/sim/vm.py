@@ -41,6 +41,8 @@ from clawgen.sim.process import (  # noqa: F401  (part of this module's API: vm.
 SHIM_DIR = SIM_DIR / "shims"
 SHIM_MODULES = frozenset(p.stem for p in SHIM_DIR.glob("*.py"))
 DEFAULT_ENTRY = "import claw_main; claw_main.main()"
+#: How a board boots: main.py from the filesystem (with an `ota:` block it holds the OTA boot record).
+BOOT_ENTRY = 'exec(open("/main.py").read(), {"__name__": "__main__"})'
 DEFAULT_HEAPSIZE = 256 * 1024  # a run without a build (no board to follow)
 
 # Return codes the host uses besides the program's own exit status.
@@ -180,7 +182,11 @@ class Simulation:
         connect_map: Mapping[tuple[str, int], tuple[str, int]] | None = None,
         heap_stats: bool = True,
         prestarted: Prestarted | None = None,
+        reboot_entry: str | None = None,
     ) -> None:
+        """reboot_entry: machine.reset() restarts the device instead of ending the run: a fresh VM on
+        the same filesystem (/lib included) and NVS, the shims put back, then this entry (e.g.
+        BOOT_ENTRY); each restart is a "reset" event. Without it a reset ends the run."""
         info = build_info(build_dir)
         if heapsize is None:
             heapsize = board_heapsize(info) or DEFAULT_HEAPSIZE
@@ -189,7 +195,8 @@ class Simulation:
         self.heapsize = heapsize
         if line_max is None:
             line_max = console_line_max(info)
-        files = {**build_files(build_dir), **shim_files()}
+        shims = shim_files()
+        files = {**build_files(build_dir), **shims}
         # One-off modules (test programs) compile into a scratch dir removed after the run.
         self._scratch = Path(tempfile.mkdtemp(prefix="clawsim-")) if modules else None
         for name, src in (modules or {}).items():
@@ -211,6 +218,8 @@ class Simulation:
             "connect_map": {f"{h}:{p}": [th, int(tp)] for (h, p), (th, tp) in (connect_map or {}).items()},
             "heap_stats": heap_stats,
         }
+        if reboot_entry is not None:
+            cfg["reboot"] = {"entry": reboot_entry, "keep": sorted(shims)}
         self._stdin_data: bytes | None = None
         if stdin == INHERIT or stdin == OPEN:
             pass  # the host's stdin / a pipe kept open and silent (the device sees no end of input)

@@ -5,7 +5,9 @@ One build for all the output tests: three devices, each with its own Wi-Fi value
 with the shared one. Secret values are random per run, so every output can be searched for them.
 Each device's nvs.bin is read back with clawgen's decoder and compared byte for byte with what
 Espressif's generator (esp-idf-nvs-partition-gen, its CLI on a CSV) writes for that device's
-entries; flashing runs the real esptool against the emulated ESP32-S3 ROM (tests/fakes/esp_rom.py);
+entries (that package has no reader for plain images; an encrypted device image is decrypted
+with its `decrypt` command into exactly its generator's plain image); flashing runs the real
+esptool against the emulated ESP32-S3 ROM (tests/fakes/esp_rom.py);
 `/status` runs on the MicroPython unix-port VM with the device's NVS values.
 """
 
@@ -116,6 +118,16 @@ def _espressif_image(values: dict[str, bytes], tmp: Path) -> bytes:
     return out.read_bytes()
 
 
+def _espressif_decrypt(image: bytes, key: bytes, tmp: Path) -> bytes:
+    """`python -m esp_idf_nvs_partition_gen decrypt` of an encrypted image with its key."""
+    (tmp / "enc.bin").write_bytes(image)
+    (tmp / "key.bin").write_bytes(key)
+    subprocess.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "decrypt", str(tmp / "enc.bin"),
+                    str(tmp / "key.bin"), str(tmp / "dec.bin"), "--outdir", str(tmp)], check=True,
+                   capture_output=True)
+    return (tmp / "dec.bin").read_bytes()
+
+
 # -- the build -------------------------------------------------------------------------------------
 
 def test_each_device_has_its_own_nvs_image(fleet: dict, tmp_path: Path) -> None:
@@ -183,6 +195,8 @@ def test_encrypted_fleet_each_device_decrypts_with_the_key(fleet: dict, tmp_path
     assert all(v.encode() not in data for v in secrets.values())
     want = {SLOTS[k]: v.encode() for k, v in secrets.items()} | {NAME_KEY: b"solo", HOST_KEY: b"solo"}
     assert nvs.decode_nvs_image(data, key) == {("clawgen", k): v for k, v in want.items()}
+    # Espressif's own tool decrypts it with the key into exactly the plain image its generator writes.
+    assert _espressif_decrypt(data, key, tmp_path) == _espressif_image(want, tmp_path)
 
 
 # -- bad devices files -------------------------------------------------------------------------------

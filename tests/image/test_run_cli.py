@@ -106,6 +106,23 @@ def test_run_without_base_firmware_says_what_to_do(project: Path, tmp_path: Path
     assert "https://micropython.org/download/ESP32_GENERIC_S3/" in line and "then build again" in line
 
 
+def test_run_app_only_needs_no_base_firmware(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the no-base-firmware message offers for a board already running MicroPython: --app-only."""
+    monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "empty-cache"))
+    with EspRomEmulator(flash_size=8 * MB) as rom:
+        r = _run("run", "agent.yaml", "--port", rom.url, "--app-only", "--no-monitor")
+    assert r.exit_code == 0, r.output
+    image = project / "generated" / "run-agent" / "esp32s3" / "image"
+    assert not (image / "firmware.bin").exists()
+    fs_bin, nvs_bin = (image / "fs.bin").read_bytes(), (image / "nvs.bin").read_bytes()
+    assert bytes(rom.flash[0x200000:0x200000 + len(fs_bin)]) == fs_bin
+    assert bytes(rom.flash[NVS_OFFSET:NVS_OFFSET + len(nvs_bin)]) == nvs_bin
+    assert sorted(rom.md5_requests) == sorted([(0x200000, len(fs_bin)), (NVS_OFFSET, len(nvs_bin))])
+    assert "(filesystem and NVS, esp32s3" in r.output and "correct-horse" not in r.output
+    r = _run("run", "agent.yaml", "--host", "127.0.0.1", "--app-only")
+    assert r.exit_code == 1 and "--app-only is for flashing over serial" in r.output
+
+
 def test_run_stops_on_a_build_error_with_its_diagnostics(project: Path) -> None:
     (project / "agent.yaml").write_text(SPEC.format(extra="  telnet: {prot: 23}\n"))
     with EspRomEmulator(flash_size=8 * MB) as rom:
@@ -132,6 +149,7 @@ def test_run_over_the_network_needs_ota_in_the_spec(project: Path) -> None:
         "clawgen: error: agent.yaml has no ota: section, so the device takes no update over the network: add "
         "`ota: {key: !secret ota_key}`, put it on the board once over USB (`clawgen run agent.yaml --port PORT`), "
         "then use --host"]
+    assert not (project / "generated").exists()  # said before building
     r = _run("run", "agent.yaml", "--host", "127.0.0.1", "--port", "/dev/ttyUSB0")
     assert r.exit_code == 1 and "--port and --host exclude each other" in r.output
 

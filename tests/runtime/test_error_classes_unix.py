@@ -27,9 +27,11 @@ def now():
     return T[0]
 
 
-def sleep_ms(ms):
+def sleep_ms(ms):  # a generator, like the runtime's (yield from _sleep_ms(ms))
     sys.stderr.write("[clock] slept %d ms\\n" % ms)
     T[0] += ms
+    return
+    yield
 
 
 claw_agent._now = now
@@ -37,11 +39,11 @@ claw_agent._sleep_ms = sleep_ms
 _turn = claw_agent.Agent.turn
 
 
-def turn(self, text, io):
+def turn(self, session, text, io):  # a generator, like Agent.turn
     if text.startswith("wait "):
         T[0] += int(text[5:]) * 1000
         return "waited"
-    return _turn(self, text, io)
+    return (yield from _turn(self, session, text, io))
 
 
 claw_agent.Agent.turn = turn

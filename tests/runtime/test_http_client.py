@@ -82,7 +82,7 @@ out = B.Buf("t", %(cap)d)
 conn = H.Conn("127.0.0.1", %(port)d, False, 2, 2)
 for cap in %(caps)r:
     try:
-        st, hd, n, cut = conn.request(b"POST /x HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: 2\\r\\n\\r\\n", b"{}", out, cap)
+        st, hd, n, cut = H.block(conn.request(b"POST /x HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: 2\\r\\n\\r\\n", b"{}", out, cap))
         print(json.dumps({"status": st, "body": str(bytes(out.view()), "utf-8"), "cut": cut}))
     except H.HttpError as e:
         print(json.dumps({"error": e.kind, "msg": e.msg}))

@@ -1,7 +1,8 @@
 """OTA updates end to end on the MicroPython unix-port VM (docs/ota.md): `clawgen.ota.push` uploads a
 build to a device listening on a real host port, the device restarts into it (a power cycle of the
 same device root and NVS) and shows the new build id in /status; every refusal leaves the device's
-files exactly as they were; a bundle that crashes at boot is rolled back by the next boot."""
+files exactly as they were; a bundle that crashes at boot, or hangs before ready until the confirm timer resets it, is rolled
+back by the next boot."""
 
 from __future__ import annotations
 
@@ -206,10 +207,83 @@ def test_bundle_that_crashes_at_boot_is_rolled_back(builds, unix_device, tmp_pat
     assert rec["state"] == "ok" and rec["rolled_back"] == info["build_id"]
 
 
+def test_bundle_that_hangs_before_ready_is_reset_by_the_timer_and_rolled_back(builds, unix_device, tmp_path):
+    """The trial boot never reaches ready and never crashes: main.py's confirm timer (a one-shot
+    machine.Timer of ota.confirm_timeout, here on a clock 100 times faster) resets the device, and
+    the next boot rolls back."""
+    port, a, b = builds
+    dev = device(unix_device, a)
+    hung = tmp_path / "hung"
+    shutil.copytree(b, hung)
+    src = (b / "app" / "claw_main.py").read_text() + (
+        "\nimport time\nprint('hung bundle: waiting forever')\nwhile True:\n    time.sleep_ms(1000)\n")
+    shutil.copyfile(compile_source(src, "claw_main", tmp_path / "scratch"), hung / "mpy" / "claw_main.mpy")
+    info = json.loads((hung / "build.json").read_text())
+    info["build_id"] = "4a6" + info["build_id"][3:]
+    (hung / "build.json").write_text(json.dumps(info))
+    id_a_main = (dev.root / "lib" / "claw_main.mpy").read_bytes()
+    run = boot(dev, port)
+    ota.push(hung, HOST, port, KEY.encode(), exclude=SIM_EXCLUDE)
+    assert run.wait(30).reason == "reset"
+    # The trial boot hangs before ready (the UART stays open: nothing else would end the run); the
+    # timer's machine.reset() stops it where it hangs. confirm_timeout is 60 s: 0.6 s at this scale.
+    trial = dev.start(open_stdin=True, entry=ENTRY, timer_scale=0.01).wait(60)
+    assert trial.reason == "reset", trial.stdout + trial.stderr
+    assert "hung bundle: waiting forever" in trial.stdout and "ready:" not in trial.stdout
+    rec = json.loads(dev.files()["/ota.rec"])
+    assert (rec["state"], rec["boots"], rec["build"]) == ("trial", 1, info["build_id"])
+    # The next boot rolls back before importing anything of the hung bundle, and runs A again.
+    out = status(dev.start(open_stdin=True, entry=ENTRY))
+    assert "did not reach ready on its trial boot; rolled back" in out and "as flashed" in out
+    assert (dev.root / "lib" / "claw_main.mpy").read_bytes() == id_a_main
+    rec = json.loads(dev.files()["/ota.rec"])
+    assert rec["state"] == "ok" and rec["rolled_back"] == info["build_id"]
+
+
+def test_confirm_timer_is_created_for_a_trial_and_stopped_at_ready(builds, unix_device):
+    """main.py arms the one-shot timer only on a trial boot, with ota.confirm_timeout; claw_ota.confirm()
+    stops it (a probe module records what the device's machine.Timer was asked to do)."""
+    port, a, b = builds
+    probe = """
+import machine
+calls = []
+_Timer = machine.Timer
+
+
+class Timer(_Timer):
+    def init(self, **kw):
+        calls.append(("init", kw.get("mode"), kw.get("period")))
+        _Timer.init(self, **kw)
+
+    def deinit(self):
+        calls.append(("deinit",))
+        _Timer.deinit(self)
+
+
+machine.Timer = Timer
+"""
+    entry = "import timerprobe\n" + ENTRY + "\nprint('timer calls:', timerprobe.calls)"
+    dev = unix_device(a, secrets=NVS, modules={"timerprobe": probe})
+    dev.write_file("/main.py", (a / "app" / "main.py").read_bytes())
+    first = dev.run(stdin="", entry=entry, timeout=30)
+    assert "timer calls: []" in first.stdout, first.stdout + first.stderr  # no trial, no timer
+    run = boot(dev, port)
+    ota.push(b, HOST, port, KEY.encode(), exclude=SIM_EXCLUDE)
+    assert run.wait(30).reason == "reset"
+    trial = dev.run(stdin="", entry=entry, timeout=30)
+    assert trial.returncode == 0, trial.stdout + trial.stderr
+    assert "timer calls: [('init', 0, 60000), ('deinit',)]" in trial.stdout
+
+
 def test_unreachable_host_and_foreign_server(builds):
     port, _a, b = builds
     with pytest.raises(ota.OtaError, match=f"cannot reach {HOST}:{port}"):
         ota.push(b, HOST, port, KEY.encode())
+    # A .local name that does not resolve: the hint says what to use instead.
+    with pytest.raises(ota.OtaError) as e:
+        ota.push(b, "no-such-clawgen-device.local", port, KEY.encode())
+    assert str(e.value).startswith(f"cannot reach no-such-clawgen-device.local:{port}: ")
+    assert str(e.value).endswith("; .local names need mDNS on this computer: give the device's IP address)")
     # A server that is not ours (here: one that greets like an SSH server).
     srv = socket.socket()
     srv.bind((HOST, 0))

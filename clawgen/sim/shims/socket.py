@@ -6,8 +6,16 @@
 #   the timeout is per wait for data, so a slow but steady peer does not time out a long read;
 # - non-blocking (setblocking(False) or settimeout(0)): recv raises OSError(EAGAIN) when nothing is
 #   there, read/readinto/readline return None (or what was there); poll with select.poll.
+import os
+
 import _simhost
 from uctypes import addressof
+
+if not hasattr(os, "urandom"):  # the WebAssembly VM's os has none (claw_ota's nonce needs it)
+    def _urandom(n):
+        return bytes.fromhex(_simhost.urandom(n))
+
+    os.urandom = _urandom
 
 AF_INET = 2
 AF_INET6 = 10

@@ -4,9 +4,12 @@
 # Host files live in HOST (outside the device's filesystem): nvs.json (NVS, persisted on every
 # write so a simulated power cycle keeps it), regs.json (register seed), regwrites.log (one
 # "addr value" line per register write), net.json (Wi-Fi behaviour), and the result file.
+import _thread
 import json
+import os
 import select
 import sys
+import time
 
 _host_vfs = None
 HOST = ""
@@ -17,6 +20,8 @@ _inbuf = bytearray()
 _eof = False
 _poll = None
 reset_requested = False
+timer_scale = 1.0  # machine.Timer periods are multiplied by this (run.json "timer_scale"): a test's clock
+_main_thread = _thread.get_ident()
 
 
 def init(host_vfs, host_dir, nvs):
@@ -128,6 +133,42 @@ def wlan_connect(ssid):
 def reset():
     global reset_requested
     reset_requested = True
+    if _thread.get_ident() != _main_thread:
+        # machine.reset() in a timer callback (a thread here): the chip stops wherever its program
+        # is, hung or not. The run's result says "reset", and the process ends at once.
+        write_result({"returncode": 3, "reason": "reset", "steps": [], "heap": None, "registers": _regs})
+        os.system("kill -9 $PPID")  # the shell's parent: this VM
+        while True:
+            time.sleep_ms(1000)
+
+
+# -- machine.Timer -----------------------------------------------------------------------------
+
+def timer_start(period_ms, periodic, callback, tim):
+    """Run callback(tim) on a thread after period_ms (scaled by timer_scale), once or every period;
+    the handle stops it (timer_stop)."""
+    h = [True]
+
+    def run():
+        while h[0]:
+            time.sleep_ms(max(1, int(period_ms * timer_scale)))
+            if not h[0]:
+                break
+            if callback is not None:
+                try:
+                    callback(tim)
+                except Exception as e:
+                    sys.print_exception(e)
+            if not periodic:
+                break
+        h[0] = False
+
+    _thread.start_new_thread(run, ())
+    return h
+
+
+def timer_stop(h):
+    h[0] = False
 
 
 def write_result(result):

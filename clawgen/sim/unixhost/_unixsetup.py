@@ -90,4 +90,5 @@ def setup():
     import _simhost  # from /lib, after the mount
 
     _simhost.init(_hv, host_dir, nvs)
+    _simhost.timer_scale = float(cfg.get("timer_scale", 1.0))
     return cfg["entry"], cfg.get("steps") or ()

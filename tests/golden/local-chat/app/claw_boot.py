@@ -4,10 +4,10 @@
 and the boot sequence that uses them (start). claw_main drops this module after boot."""
 
 import gc
-import time
 
 import claw_config as C
 import claw_log
+import claw_loop as L
 
 _NOT_FOUND = -4354  # ESP_ERR_NVS_NOT_FOUND
 _wlan = None  # the station interface once wifi() configured it
@@ -57,6 +57,12 @@ def identity():
     C.HOSTNAME = _setting('dev_host') or C.HOSTNAME
 
 
+def _sleep(ms):
+    """A pause: at boot a plain sleep; in a turn (a reconnect before it, claw_main._keep_wifi) the
+    event loop's other tasks run meanwhile (claw_loop.block)."""
+    L.block(None, 0, L.after(ms))
+
+
 def wifi(say):
     """Connect the station interface; True when connected. say(text) prints a status line."""
     if not C.SSID_KEY:
@@ -97,7 +103,7 @@ def wifi(say):
             st = wlan.status()
             if st in (201, 202, 203, 204):  # no AP / wrong password / assoc or handshake failed
                 break
-            time.sleep_ms(100)
+            _sleep(100)
         if wlan.isconnected():
             break
         st = wlan.status()
@@ -106,7 +112,7 @@ def wifi(say):
             wlan.disconnect()
         except (OSError, AttributeError):
             pass
-        time.sleep_ms(500 * attempt)
+        _sleep(500 * attempt)
     if not wlan.isconnected():
         say("wifi: giving up after %d attempts; check network.ssid / network.password" % C.CONNECT_RETRIES)
         return False
@@ -141,7 +147,7 @@ def clock(say):
             return
         except Exception as e:  # NTP failing must not stop the boot
             err = e
-            time.sleep_ms(500)
+            _sleep(500)
     say("clock: NTP failed (%s); TLS certificate checks may fail" % err)
 
 

@@ -11,7 +11,7 @@ import claw_tools
 HELP = ("/help    this text\n"
         "/status  free heap, uptime, model, last error, turns\n"
         "/tools   the tools the agent can call\n"
-        "/reset   clear the conversation history\n"
+        "/reset   clear this conversation's history (each channel has its own)\n"
         "/quit    end the session (UART: stop the agent; Telnet: disconnect)")
 QUIT = object()
 
@@ -34,10 +34,14 @@ def run(line, agent, session, boot_ms):
         return "\n".join(out) if out else "no tools"
     if cmd == "/status":
         gc.collect()
+        cur = agent.session  # the session of the turn running (or of the last one)
         up = time.ticks_diff(time.ticks_ms(), boot_ms) // 1000
         return ("agent %s on %s\ndevice %s, hostname %s\nfree heap %d bytes (allocated %d)\nuptime %d s\n"
-                "model %s\nturns %d, history %d/%d messages\nlast error: %s"
+                "model %s\nturns %d, history %d/%d messages\nsession %s: %s, %d waiting%s\nlast error: %s"
+                ""
                 % (C.NAME, C.BOARD, getattr(C, "DEVICE", C.NAME), C.HOSTNAME, gc.mem_free(), gc.mem_alloc(), up,
-                   agent.status_model(), agent.turns,
-                   len(session), C.HISTORY_MESSAGES, agent.last_error or "none"))
+                   agent.status_model(), agent.turns, len(session), C.HISTORY_MESSAGES,
+                   session.key, "in a turn" if session.busy else "idle", len(session.q),
+                   "; a turn of %s is running" % cur.key if cur is not session and cur.busy else "",
+                   agent.last_error or "none"))
     return "unknown command %s; /help lists them" % cmd

@@ -5,9 +5,15 @@ connect/read timeouts. The response (headers, then the decoded body) lands in a 
 
 MicroPython stream semantics: on a blocking socket (plain or TLS) `readinto(buf)` returns only
 when buf is full, at EOF or at the timeout (and then the bytes already read are lost). So after
-connecting (and the TLS handshake, both blocking under the connect timeout) the socket is switched
-to non-blocking: a read takes whatever has arrived, and when nothing has, the client waits in
-`wait()`, the one place it waits, for at most the read timeout."""
+connecting (blocking, under the connect timeout) the socket is switched to non-blocking: a read
+takes whatever has arrived, and when nothing has, the client waits in `wait()`, the one place it
+waits, for at most the read timeout. The TLS handshake runs in the first write of the request
+(`do_handshake_on_connect=False`): a write returns None until it is done, and mbedTLS's poll
+waits for the direction the handshake needs.
+
+The exchange is a generator (`yield from conn.request(...)` inside an event-loop task, claw_loop):
+`wait()` yields the loop's one wait shape, (sock, events, deadline). A plain function (a tool
+handler, a test) runs it to its end with `block(conn.request(...))`, which waits right there."""
 
 import errno
 import select
@@ -16,6 +22,7 @@ import time
 
 import claw_config as C
 import claw_log
+import claw_loop as L
 
 try:
     import ssl
@@ -24,22 +31,25 @@ except ImportError:  # a board without TLS: plain http endpoints still work
 
 _CRLF = b"\r\n"
 _ctx = None
-_poller = None
 
 
 def wait(sock, ev, deadline):
-    """Wait until sock is ready for ev (select.POLLIN or select.POLLOUT) or the time.ticks_ms()
-    deadline passes (then False). The HTTP client's only wait point: the event loop
-    (docs/runtime.md) takes its place with the same arguments."""
-    global _poller
-    p = _poller
-    if p is None:
-        p = _poller = select.poll()
-    p.register(sock, ev)
-    try:  # POLLHUP / POLLERR count as ready: the next read or write reports them
-        return bool(p.poll(max(0, time.ticks_diff(deadline, time.ticks_ms()))))
-    finally:
-        p.unregister(sock)
+    """yield from wait(...): until sock is ready for ev (select.POLLIN or select.POLLOUT), True,
+    or the time.ticks_ms() deadline passes, False. The HTTP client's only wait point: the event
+    loop (claw_loop) or block() serves it."""
+    return (yield (sock, ev, deadline))
+
+
+def block(g):
+    """Run generator g (an exchange, or anything yielding claw_loop's wait shape) to its end and
+    return its value, from a plain function: a tool handler (web_fetch), a test. Each wait is
+    claw_loop.block(): inside a task the other tasks run meanwhile; outside, a plain wait."""
+    r = None
+    try:
+        while True:
+            r = L.block(*g.send(r))
+    except StopIteration as e:
+        return e.value
 
 
 class HttpError(Exception):
@@ -52,19 +62,8 @@ class HttpError(Exception):
 
 
 def _oserr(e, what, host, timeout):
-    code = e.args[0] if e.args else 0
-    if code == errno.ETIMEDOUT or "timed out" in str(e):
-        return HttpError("net", "%s %s: timed out after %ss" % (what, host, timeout))
-    # errno names, not numbers: the ESP32 port's are newlib's (ETIMEDOUT 116), the unix port's Linux's.
-    names = {errno.ECONNABORTED: "connection aborted", errno.ECONNRESET: "connection reset",
-             errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "host unreachable",
-             -2: "name not resolved", -202: "name not resolved",
-             # mbedTLS codes as MicroPython's ssl raises them
-             -9984: "TLS certificate verification failed (check tls.ca_certs and the clock)",
-             -30592: "TLS handshake failed (fatal alert)", -29312: "TLS connection closed by the peer"}
-    # A certificate that does not verify will not verify on a retry either.
-    return HttpError("tls" if code == -9984 else "net",
-                     "%s %s: %s" % (what, host, names.get(code, "network error %s" % code)))
+    """The HttpError for an OSError of an exchange (words in claw_neterr, loaded for the moment)."""
+    return _lazy("claw_neterr", "oserr", e, what, host, timeout)
 
 
 def _tls_context():
@@ -84,12 +83,16 @@ def _tls_context():
 
 
 def _refused(e, host):
-    import claw_tls
+    return _lazy("claw_tls", "refused", e, host)
 
+
+def _lazy(mod, fn, *args):
+    """mod.fn(*args) with mod imported for this call only: code that runs when something failed
+    (or once per boot) does not stay in the heap."""
     try:
-        return claw_tls.refused(e, host)
+        return getattr(__import__(mod), fn)(*args)
     finally:
-        _drop("claw_tls")
+        _drop(mod)
 
 
 def _drop(name):
@@ -127,10 +130,10 @@ class Conn:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.settimeout(self.ct)
-            s.connect(addr)
-            if self.tls:  # the handshake runs blocking, under the connect timeout
-                s = _tls_context().wrap_socket(s, server_hostname=self.host)
+            s.connect(addr)  # (blocking, under the connect timeout)
             s.setblocking(False)  # from here on reads take what has arrived; see wait()
+            if self.tls:  # the handshake runs in the first write, a step per wait (request())
+                s = _tls_context().wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
         except OSError as e:
             s.close()
             raise _oserr(e, "connect", self.host, self.ct)
@@ -154,7 +157,7 @@ class Conn:
                     raise
                 n = None
             if n is None:  # the send buffer is full
-                if not wait(s, select.POLLOUT, time.ticks_add(time.ticks_ms(), self.rtms)):
+                if not (yield from wait(s, select.POLLOUT, time.ticks_add(time.ticks_ms(), self.rtms))):
                     raise OSError(errno.ETIMEDOUT)
                 continue
             if not n:
@@ -176,11 +179,11 @@ class Conn:
                 n = None
             if n is not None:
                 return n
-            if not wait(s, select.POLLIN, deadline):
+            if not (yield from wait(s, select.POLLIN, deadline)):
                 raise OSError(errno.ETIMEDOUT)
 
     def request(self, head, body, out, cap=0):
-        """Send `head` (bytes, the request line + headers up to the blank line) and `body`;
+        """(A generator: yield from it, or block() it.) Send `head` (bytes, the request line + headers up to the blank line) and `body`;
         read the response into Buf `out`. Returns (status, headers_dict, body_len, truncated).
         cap > 0: keep only the first cap bytes of a larger body (truncated=True) instead of failing."""
         for attempt in (0, 1):
@@ -189,10 +192,17 @@ class Conn:
                 self._open()
             out.n = 0
             try:
-                self._send(head)
+                try:
+                    yield from self._send(head)
+                except ValueError as e:  # the TLS handshake (first write) refused the certificate
+                    raise _refused(e, self.host)
+                except OSError as e:
+                    if fresh and self.tls:  # the handshake failed: part of connecting
+                        raise _oserr(e, "connect", self.host, self.rt)
+                    raise
                 if body is not None:
-                    self._send(body)
-                return self._response(out, cap)
+                    yield from self._send(body)
+                return (yield from self._response(out, cap))
             except OSError as e:
                 got = out.n
                 self.close()
@@ -204,7 +214,7 @@ class Conn:
                 self.close()
                 if fresh or attempt:
                     raise HttpError("net", "%s closed the connection without a response" % self.host)
-            except HttpError:
+            except (HttpError, GeneratorExit):  # (GeneratorExit: the task was stopped mid-exchange)
                 self.close()
                 raise
         raise HttpError("net", "%s: no response" % self.host)
@@ -213,7 +223,7 @@ class Conn:
         """Read more bytes at the end of out; returns how many (0 at EOF)."""
         if out.n >= out.cap:
             raise HttpError("size", "")
-        n = self._recv(out.mv[out.n:])
+        n = yield from self._recv(out.mv[out.n:])
         out.n += n
         return n
 
@@ -226,7 +236,7 @@ class Conn:
                 if hend >= 0:
                     break
                 try:
-                    got = self._fill(out)
+                    got = yield from self._fill(out)
                 except HttpError:
                     raise HttpError("size", "response headers from %s larger than the %d-byte response buffer"
                                     % (self.host, out.cap))
@@ -255,7 +265,7 @@ class Conn:
         if status == 204 or status == 304:
             out.n = 0  # no body by definition
         elif "chunked" in te:
-            truncated = self._chunked(out, cap)
+            truncated = yield from self._chunked(out, cap)
         elif "content-length" in headers:
             try:
                 total = int(headers["content-length"])
@@ -273,7 +283,7 @@ class Conn:
                 limit = cap
                 truncated = True
             while out.n < limit:
-                if not self._fill_upto(out, limit):
+                if not (yield from self._fill_upto(out, limit)):
                     self.close()
                     raise HttpError("net", "%s closed the connection after %d of %d body bytes"
                                     % (self.host, out.n, total))
@@ -293,7 +303,7 @@ class Conn:
                     out.n = lim
                     truncated = True
                     break
-                if not self._fill_upto(out, lim):
+                if not (yield from self._fill_upto(out, lim)):
                     break
         if not keep or truncated:
             self.close()
@@ -302,7 +312,7 @@ class Conn:
     def _fill_upto(self, out, limit):
         if out.n >= limit:
             return 0
-        n = self._recv(out.mv[out.n:limit])
+        n = yield from self._recv(out.mv[out.n:limit])
         if not n:
             return 0
         out.n += n
@@ -318,7 +328,7 @@ class Conn:
                 le = out.b.find(_CRLF, dec, out.n)
                 if le >= 0:
                     break
-                if out.n >= out.cap or not self._fill_upto(out, out.cap):
+                if out.n >= out.cap or not (yield from self._fill_upto(out, out.cap)):
                     raise HttpError("proto" if out.n < out.cap else "size",
                                     "bad chunked encoding from %s" % self.host)
             line = bytes(out.mv[dec:le])
@@ -334,7 +344,7 @@ class Conn:
             out.mv[dec:dec + rest] = out.mv[le + 2:out.n]
             out.n = dec + rest
             if size == 0:
-                self._trailers(out, dec)
+                yield from self._trailers(out, dec)
                 out.n = dec
                 return False
             if dec + size + 2 > lim:
@@ -343,7 +353,7 @@ class Conn:
                                     % (self.host, out.cap))
                 # Keep what fits and stop: the connection is closed by the caller.
                 while out.n < lim:
-                    if not self._fill_upto(out, lim):
+                    if not (yield from self._fill_upto(out, lim)):
                         break
                 out.n = min(out.n, lim)
                 return True
@@ -352,7 +362,7 @@ class Conn:
                 raise HttpError("size", "chunked response from %s larger than the %d-byte buffer"
                                 % (self.host, out.cap))
             while out.n < need:
-                if not self._fill_upto(out, out.cap):
+                if not (yield from self._fill_upto(out, out.cap)):
                     raise HttpError("net", "%s closed the connection inside a chunk" % self.host)
             # Drop the CRLF after the data.
             rest = out.n - need
@@ -367,7 +377,7 @@ class Conn:
                 le = out.b.find(_CRLF, dec, out.n)
                 if le >= 0:
                     break
-                if out.n >= out.cap or not self._fill_upto(out, out.cap):
+                if out.n >= out.cap or not (yield from self._fill_upto(out, out.cap)):
                     return  # trailers missing or cut: the body is complete anyway
             empty = le == dec
             rest = out.n - (le + 2)
@@ -421,29 +431,8 @@ def retry_after(headers):
 
 
 def error_text(status, mv):
-    """A short human message from an error body: the JSON error message when there is one."""
-    msg = ""
-    try:
-        import json
-        d = json.loads(mv)
-        e = d.get("error") if isinstance(d, dict) else None
-        if isinstance(e, dict):
-            msg = e.get("message") or ""
-        elif isinstance(e, str):
-            msg = e
-        elif isinstance(d, dict):
-            msg = d.get("message") or d.get("detail") or ""
-    except Exception:
-        try:
-            msg = str(bytes(mv[:160]), "utf-8")
-        except Exception:
-            msg = ""
-    if not isinstance(msg, str):
-        msg = str(msg)
-    msg = msg.strip().replace("\n", " ")
-    if len(msg) > 160:
-        msg = msg[:160] + "..."
-    return msg
+    """A short human message from an error body (claw_neterr, loaded for the moment)."""
+    return _lazy("claw_neterr", "error_text", status, mv)
 
 
 def trace(direction, head, body):
@@ -452,6 +441,3 @@ def trace(direction, head, body):
         return
     claw_log.trace(direction, head, body)
 
-
-def sleep_s(sec):
-    time.sleep_ms(int(sec * 1000))

@@ -11,7 +11,8 @@ import claw_tools
 HELP = ("/help    this text\n"
         "/status  free heap, uptime, model, last error, turns\n"
         "/tools   the tools the agent can call\n"
-        "/reset   clear the conversation history\n"
+        "/reset   clear this conversation's history (each channel has its own)\n"
+        "/audit [n]  the last n tool calls of the audit log (default 10)\n"
         "/quit    end the session (UART: stop the agent; Telnet: disconnect)")
 QUIT = object()
 
@@ -26,6 +27,13 @@ def run(line, agent, session, boot_ms):
     if cmd == "/reset":
         session.reset()
         return "history cleared"
+    if cmd == "/audit":
+        import claw_audit
+
+        arg = line.split()[1:2]
+        if arg and not arg[0].isdigit():
+            return "usage: /audit [n] (n: how many of the last tool calls, default 10)"
+        return claw_audit.show(max(1, min(int(arg[0]) if arg else 10, claw_audit.ENTRIES)))
     if cmd == "/tools":
         out = []
         for name in claw_tools.names():
@@ -34,10 +42,14 @@ def run(line, agent, session, boot_ms):
         return "\n".join(out) if out else "no tools"
     if cmd == "/status":
         gc.collect()
+        cur = agent.session  # the session of the turn running (or of the last one)
         up = time.ticks_diff(time.ticks_ms(), boot_ms) // 1000
         return ("agent %s on %s\ndevice %s, hostname %s\nfree heap %d bytes (allocated %d)\nuptime %d s\n"
-                "model %s\nturns %d, history %d/%d messages\nlast error: %s"
+                "model %s\nturns %d, history %d/%d messages\nsession %s: %s, %d waiting%s\nlast error: %s"
+                ""
                 % (C.NAME, C.BOARD, getattr(C, "DEVICE", C.NAME), C.HOSTNAME, gc.mem_free(), gc.mem_alloc(), up,
-                   agent.status_model(), agent.turns,
-                   len(session), C.HISTORY_MESSAGES, agent.last_error or "none"))
+                   agent.status_model(), agent.turns, len(session), C.HISTORY_MESSAGES,
+                   session.key, "in a turn" if session.busy else "idle", len(session.q),
+                   "; a turn of %s is running" % cur.key if cur is not session and cur.busy else "",
+                   agent.last_error or "none"))
     return "unknown command %s; /help lists them" % cmd

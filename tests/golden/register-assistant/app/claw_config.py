@@ -55,15 +55,19 @@ M_CONNECT_TIMEOUT = const(7)  # seconds
 M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
 M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
 M_HEADERS = const(10)  # extra request headers {name: value}
-M_PROVIDER = const(11)  # wire format (claw_agent._ADAPTERS)
+M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
+M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
 MODELS = (
     ('api.openai.com', 443, True, '/v1',
      'gpt-4o-mini', 512, 0.2, 10.0,
-     60.0, 'm0_key', {}, 'openai-compatible'),
+     60.0, 'm0_key', {}, 'openai-compatible',
+     'openai'),
     ('openrouter.ai', 443, True, '/api/v1',
      'openai/gpt-4o-mini', 512, 0.2, 10.0,
-     60.0, 'm1_key', {}, 'openai-compatible'),
+     60.0, 'm1_key', {}, 'openai-compatible',
+     'openai'),
 )
+LIGHT = None
 
 # Fixed buffers (bytes), allocated once at boot, and the agent's bounds.
 REQUEST_BYTES = const(8192)

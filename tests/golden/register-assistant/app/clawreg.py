@@ -280,21 +280,17 @@ def names():
 
 
 def index(name):
-    """Entry index of an allowlisted register name, or -1."""
-    return _name_index(names(), name)
-
-
-def _name_index(text, name):
-    # Index of `name` in a newline-terminated name table, or -1 (without splitting the table).
-    n = len(name)
+    """Entry index of an allowlisted register name, or -1. Reads the small offset table and only
+    the names of the right length: never the whole name table (a turn's heap is fragmented)."""
+    key = name.encode()
+    n = len(key)
     if not n:
         return -1
-    pos = text.find(name)
-    while pos >= 0:
-        end = pos + n
-        if (pos == 0 or text[pos - 1] == "\n") and (end == len(text) or text[end] == "\n"):
-            return text.count("\n", 0, pos)
-        pos = text.find(name, pos + 1)
+    offs = _bin(_AT_NO, 0, 2 * _N_E + 2)  # <H byte offsets into the name text, end sentinel
+    for i in range(_N_E):
+        a, b = struct.unpack_from("<HH", offs, 2 * i)
+        if b - 1 - a == n and _rd(_AT_N + a, n) == key:
+            return i
     return -1
 
 

@@ -6,15 +6,16 @@
 import struct
 
 import clawreg
+from micropython import const
 
 # Sections of clawreg's table file (clawgen/regtab.py): M the peripheral list, LO the layout of
 # each clawreg entry (<H), LA the layouts' byte offsets (<I), L the layouts ("access reset -
 # description", then one line per field).
-_AT_M = 11372
-_SZ_M = 1452
-_AT_LO = 7600
-_AT_LA = 7900
-_AT_L = 12824
+_AT_M = const(11372)
+_SZ_M = const(1452)
+_AT_LO = const(7600)
+_AT_LA = const(7900)
+_AT_L = const(12824)
 
 
 def modules():
@@ -79,13 +80,12 @@ def lookup(query):
     q = str(query).strip().upper()
     if not q:
         return "give a peripheral, register or field name"
-    names = clawreg.names()
-    i = clawreg._name_index(names, q)
+    i = clawreg.index(q)
     if i >= 0:
         head, fields = _head(i)
         return head + ("\n" + fields if fields else "")
     reg, _, fname = q.rpartition(".")
-    i = clawreg._name_index(names, reg) if reg else -1
+    i = clawreg.index(reg) if reg else -1
     if i >= 0:
         head, fields = _head(i)
         for f in fields.split("\n"):
@@ -93,6 +93,7 @@ def lookup(query):
                 return reg + "." + fname + f[2 + len(fname):] + "\n(in " + head + ")"
         return "unknown: %s has no field %s" % (reg, fname)
     # A peripheral: its allowed registers.
+    names = clawreg.names()
     out = []
     key = q + "."
     k = 0

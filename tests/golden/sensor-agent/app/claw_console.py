@@ -9,6 +9,7 @@ import time
 
 import select
 
+STREAM = sys.stdin  # what the event loop waits on for input (claw_main's console task)
 _poll = select.poll()
 _poll.register(sys.stdin, select.POLLIN)
 _MAX = 2048

@@ -5,7 +5,6 @@
 import sys
 
 _secrets = []  # secret values (bytes) loaded at boot, redacted from traces
-_SECRET_HEADERS = (b"authorization:", b"x-subscription-token:", b"api-key:", b"x-api-key:")
 
 
 def add_secret(value):
@@ -17,24 +16,6 @@ def log(msg):
     sys.stderr.write("[claw] ")
     sys.stderr.write(msg)
     sys.stderr.write("\n")
-
-
-def redact(data):
-    """bytes with secret header values and any secret value replaced by ***."""
-    data = bytes(data)
-    out = []
-    for line in data.split(b"\r\n"):
-        low = line.lower()
-        for h in _SECRET_HEADERS:
-            if low.startswith(h):
-                line = line[:len(h)] + b" ***"
-                break
-        out.append(line)
-    data = b"\r\n".join(out)
-    for s in _secrets:
-        if data.find(s) >= 0:
-            data = data.replace(s, b"***")
-    return data
 
 
 def redact_text(text):
@@ -49,17 +30,3 @@ def redact_text(text):
     return text
 
 
-def trace(direction, head, body):
-    w = sys.stderr.write
-    w("[trace] ")
-    w(direction)
-    w("\n")
-    if head:
-        w(str(redact(head), "utf-8"))
-        w("\n")
-    if body is not None and len(body):
-        try:
-            w(str(redact(body), "utf-8"))
-        except UnicodeError:
-            w("<%d bytes, not UTF-8>" % len(body))
-        w("\n")

@@ -85,6 +85,8 @@ def tool_msg(cid, name, result):
     return _enc({"role": "tool", "tool_call_id": cid, "name": name, "content": result})
 
 
+
+
 def parse(mv):
     """(content or None, [(id, name, arguments_json_str)], finish_reason) from a response body."""
     try:

@@ -1,0 +1,10 @@
+def approve(channel, tool):
+    return None
+
+
+def watch(channel, text, iteration, extra):
+    pass
+
+
+def after(channel, content, tools):
+    pass
