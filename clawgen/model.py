@@ -133,6 +133,7 @@ class McpServer:
     allow_confirm: bool  # confirm: true tools callable over MCP
     max_clients: int  # connection slots
     tools_json: str  # the tools/list "tools" array (clawgen.mcpserver.tools_json), the device file's text
+    allow_origins: tuple[str, ...] = ()  # lower-cased web origins an Origin header may name (others: 403)
 
 
 @dataclass(frozen=True)

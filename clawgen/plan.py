@@ -463,12 +463,17 @@ def _mcp(res: Resolved, tools: list[ToolDef], diags: list[Diagnostic]) -> McpSer
                            "them another port (MCP's default is 8765)"))
     if res.spec.network.ssid is None:
         diags.append(_diag(res, ("mcp_server",), "the MCP server needs Wi-Fi: set network.ssid and network.password"))
+    for i, o in enumerate(m.allow_origins):
+        port = str(o).rpartition("]")[2].rpartition(":")[2] if str(o).count(":") > 1 else ""
+        if port.isdigit() and not 0 < int(port) <= 65535:
+            diags.append(_diag(res, ("mcp_server", "allow_origins", i), f"{o}: the port must be 1..65535"))
     tj = mcpserver.tools_json_of(tools, bool(m.allow_confirm))
     # The tools/list reply (tj, TOOLS_ENVELOPE_BYTES, HEAD_RESERVE) fits the request buffer it is
     # written in: _limits makes the buffer hold the same tools in the larger OpenAI format plus the
     # system prompt and REQUEST_OVERHEAD (more than the envelope and the head).
     return McpServer(port=int(m.port), token_slot=mcpserver.TOKEN_NVS_SLOT, allow_confirm=bool(m.allow_confirm),
-                     max_clients=int(m.max_clients), tools_json=tj)
+                     max_clients=int(m.max_clients), tools_json=tj,
+                     allow_origins=tuple(str(o).lower() for o in m.allow_origins))
 
 
 def _ota(res: Resolved, diags: list[Diagnostic]) -> Ota | None:

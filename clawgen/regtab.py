@@ -12,8 +12,9 @@ the file; the templates render them as ``const()`` ints:
 
 - ``E`` entries, ``C`` constraints, ``F`` fields, ``B`` blocks, ``K`` known-register bitmap,
   ``NO``/``FO``/``BO`` name offset tables (``<H``, byte offsets into the text, end sentinel),
-  ``LO`` layout index per entry (``<H``), ``LA`` layout offsets (``<I``, end sentinel): hex;
-- ``N`` register names, ``FN`` field names, ``BN`` block names (newline-joined), ``M`` the
+  ``RO`` rule label offsets (``<H``), ``D`` the dropped registers, ``LO`` layout index per entry (``<H``), ``LA`` layout offsets (``<I``, end sentinel): hex;
+- ``N`` register names, ``FN`` field names, ``BN`` block names, ``RN`` the deciding rules' labels
+  (newline-joined), ``M`` the
   peripheral list, ``L`` the datasheet layouts (concatenated): text.
 
 A bare register plan (tests rendering clawreg alone, without a build) keeps the same sections
@@ -37,6 +38,7 @@ class RegTab:
     entries: int
     blocks: int
     path: str | None  # the device file, or None: the bytes are inline in clawreg.py
+    dropped: int = 0  # DROPPED records (clawgen.chips.tables)
 
     @property
     def text(self) -> str:
@@ -82,13 +84,15 @@ def build(registers: Any, *, inline: bool = False) -> RegTab:
     names, noff = _lines(t.names if t else [])
     fnames, foff = _lines(t.field_names if t else [])
     bnames, boff = _lines(t.block_names if t else [])
+    rnames, roff = _lines(t.rules if t else [])
     layouts = [x.encode("utf-8") for x in (s.layouts if s else [])]
     binary = {
         "E": t.entries_bytes if t else b"", "C": t.cons_bytes if t else b"", "F": t.fields_bytes if t else b"",
-        "B": t.blocks_bytes if t else b"", "K": t.known if t else b"", "NO": noff, "FO": foff, "BO": boff,
+        "B": t.blocks_bytes if t else b"", "K": t.known if t else b"", "NO": noff, "FO": foff, "BO": boff, "RO": roff,
+        "D": t.dropped_bytes if t else b"",
         "LO": s.layout_of if s else b"", "LA": _offsets(layouts, "I"),
     }
-    text = {"N": names, "FN": fnames, "BN": bnames, "M": s.modules if s else "",
+    text = {"N": names, "FN": fnames, "BN": bnames, "RN": rnames, "M": s.modules if s else "",
             "L": "".join(x.decode("utf-8") for x in layouts)}
     parts: list[bytes] = []
     at: dict[str, int] = {}
@@ -102,7 +106,7 @@ def build(registers: Any, *, inline: bool = False) -> RegTab:
         pos += len(data)
         parts.append(data)
     return RegTab(b"".join(parts), at, size, len(t.entries) if t else 0, len(t.blocks) if t else 0,
-                  None if inline else TAB_PATH)
+                  None if inline else TAB_PATH, len(t.dropped) if t else 0)
 
 
 def for_plan(plan: Any) -> RegTab:

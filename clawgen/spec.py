@@ -273,6 +273,7 @@ class McpServer:
     token: Secret | str  # the bearer token clients send: must be a !secret (plan says so otherwise)
     allow_confirm: bool = False  # confirm: true tools callable over MCP (the client's user confirms)
     max_clients: int = 2  # connection slots (accepted connections served in turn)
+    allow_origins: tuple[str, ...] = ()  # web origins allowed in an Origin header (others: 403); none by default
 
 
 @dataclass(frozen=True, kw_only=True)

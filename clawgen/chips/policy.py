@@ -76,6 +76,12 @@ class PolicyEntry:
     register: Register
     fields: list[Field]
     constraints: list[Constraint] = field(default_factory=list)
+    # What decided (for the audit log): a rule label (``rule_label``), a hardware reason, or None
+    # (no rule allows it). read: reading allowed or refused; write: writing allowed or refused;
+    # protected: why the hardware-writable bits outside wmask are kept from the agent.
+    read_rule: str | None = None
+    write_rule: str | None = None
+    protected_rule: str | None = None
 
     @property
     def readable(self) -> bool:
@@ -113,6 +119,10 @@ class PolicyTable:
     blocks: list[Block]
     peripherals: list[PeripheralInfo]
     source_path: str | None = None  # the chip database file, when the caller knows it
+    # (address, read decider, write decider) of the registers an allow rule named that have no entry
+    # (a deny rule or the hardware took them away): the audit log names that rule, not only "not
+    # allowlisted".
+    dropped: list[tuple[int, str | None, str | None]] = field(default_factory=list)
     _device: Any = field(default=None, repr=False, compare=False)
     _sheet: Any = field(default=None, repr=False, compare=False)
 
@@ -183,6 +193,15 @@ class _Rule:
 
     def may_touch(self, periph: str) -> bool:
         return self.periph is None or self.periph == periph
+
+    @property
+    def label(self) -> str:
+        """The rule as the audit log names it: ``registers.deny[0] (GPIO.STRAP write)``; the chip's
+        built-in rules as ``registers.defaults allow[3] (GPIO.IN*)``."""
+        access = "" if self.access == {"read", "write"} else " " + next(iter(self.access))
+        if self.from_defaults:
+            return f"registers.defaults {self.path[1]}[{self.path[2]}] ({self.pattern}{access})"
+        return f"{_spec_path_text(self.path)} ({self.pattern}{access})"
 
     def may_match_fields_of(self, reg_path: str) -> bool:
         p = reg_path + "."
@@ -304,6 +323,9 @@ class _Verdict:
     wallow: int = 0
     wdeny: int = 0
     wrules: list[_Rule] = field(default_factory=list)  # allow rules that granted write bits
+    rallow: list[_Rule] = field(default_factory=list)  # allow rules that granted reading
+    rdeny: list[_Rule] = field(default_factory=list)  # deny rules that refused reading
+    wdeny_rules: list[tuple[_Rule, int]] = field(default_factory=list)  # deny rules and the bits they refused
 
 
 def _evaluate(ri: RegisterInstance, rules: list[_Rule], hw: int) -> _Verdict:
@@ -333,12 +355,15 @@ def _evaluate(ri: RegisterInstance, rules: list[_Rule], hw: int) -> _Verdict:
         if r.deny:
             if "read" in r.access:
                 v.read_deny = True
+                v.rdeny.append(r)
             if "write" in r.access:
                 v.wdeny |= bits
+                v.wdeny_rules.append((r, bits))
         else:
             if "read" in r.access:
                 v.read_allow = True
                 v.read_exact = v.read_exact or exact
+                v.rallow.append(r)
             if "write" in r.access:
                 v.wallow |= bits & hw
                 if bits & hw:
@@ -420,8 +445,9 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
             by_addr.setdefault(ri.address, []).append((ri, v, hwinfo))
 
     entries: list[PolicyEntry] = []
+    dropped: list[tuple[int, str | None, str | None]] = []
     for addr in sorted(by_addr):
-        e = _merge(addr, by_addr[addr], pos, diags)
+        e = _merge(addr, by_addr[addr], pos, diags, dropped)
         if e is not None:
             entries.append(e)
 
@@ -438,7 +464,7 @@ def compile_policy(chip: Chip, spec_registers_value: Any, positions: Positions |
         allowed_count[e.peripheral] = allowed_count.get(e.peripheral, 0) + 1
     periphs = [PeripheralInfo(p.name, p.base_address, counts.get(p.name, 0), allowed_count.get(p.name, 0))
                for p in sorted(chip.peripherals, key=lambda p: (p.base_address, p.name))]
-    return PolicyTable(chip.name, entries, blocks, periphs), diags
+    return PolicyTable(chip.name, entries, blocks, periphs, dropped=dropped), diags
 
 
 def _touchable_registers(chip: Chip, rules: list[_Rule], counts: dict[str, int], known: set[int],
@@ -474,7 +500,7 @@ def _warn_unsupported(ri: RegisterInstance, rules: list[_Rule], pos: Positions, 
 
 
 def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]], pos: Positions,
-           diags: list[Diagnostic]) -> PolicyEntry | None:
+           diags: list[Diagnostic], dropped: list[tuple[int, str | None, str | None]]) -> PolicyEntry | None:
     # Aliases at one address (alternate registers, overlapping peripherals): an allow through
     # any name counts, a deny through any name wins.
     ri, _, (hw, idle, idlemask, read_effect, modified) = items[0]
@@ -509,6 +535,10 @@ def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]], pos
                 f"{ri.path} can't be written in part: it must not be read-modify-written and its other "
                 "fields have no harmless value; allow (or deny) writing the whole register", WARNING))
     if not can_read and not wmask:
+        if read_allow or wallow:  # an allow rule named it: keep what took it away
+            r, w, _ = _deciders(items, False, hw_readable, read_effect, 0, hw, war)
+            if r or w:
+                dropped.append((addr, r, w))
         return None
     flags = 0
     if can_read:
@@ -521,6 +551,7 @@ def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]], pos
         flags |= F_READBACK
     if read_effect:
         flags |= F_READ_EFFECT
+    deciders = _deciders(items, can_read, hw_readable, read_effect, wmask, hw, war)
     constraints = []
     for f in ri.fields:
         if f.mask & wmask:
@@ -530,7 +561,59 @@ def _merge(addr: int, items: list[tuple[RegisterInstance, _Verdict, tuple]], pos
     name = next((x.path for x, v, _ in items if v.read_allow or v.wallow), ri.path)
     periph = next((x.peripheral for x, v, _ in items if v.read_allow or v.wallow), ri.peripheral)
     return PolicyEntry(addr, name, periph, flags, wmask, hw, idle, idlemask, ri.register.reset_value,
-                       ri.register, ri.fields, constraints)
+                       ri.register, ri.fields, constraints, *deciders)
+
+
+# Deciders that are not a spec rule (the audit log names them like rules).
+HW_NOT_READABLE = "hardware: not readable"
+HW_READ_EFFECT = "hardware: reading has side effects (allow the register by its exact name)"
+HW_READ_ONLY = "hardware: read-only"
+HW_NO_PARTIAL = "hardware: cannot be written in part (not safe to read-modify-write)"
+HW_WRITE_AS_READ = "hardware: writeAsRead fields"
+
+
+def _deciders(items: list[tuple[RegisterInstance, _Verdict, tuple]], can_read: bool, hw_readable: bool,
+              read_effect: bool, wmask: int, hw: int, war: int) -> tuple[str | None, str | None, str | None]:
+    """(read, write, protected) deciders of one entry: the first rule (in evaluation order:
+    defaults, then the spec's allow, then deny) that made the decision, or a hardware reason, or
+    None when no rule allows it."""
+    verdicts = [v for _, v, _ in items]
+    rallow = [r for v in verdicts for r in v.rallow]
+    rdeny = [r for v in verdicts for r in v.rdeny]
+    wallow = [r for v in verdicts for r in v.wrules]
+    wdeny = [(r, bits) for v in verdicts for r, bits in v.wdeny_rules]
+    if can_read:
+        read = rallow[0].label
+    elif rdeny:
+        read = rdeny[0].label
+    elif not hw_readable:
+        read = HW_NOT_READABLE
+    elif rallow and read_effect:
+        read = HW_READ_EFFECT
+    else:
+        read = None
+    granted = 0
+    for v in verdicts:
+        granted |= v.wallow
+    denied = [r for r, bits in wdeny if bits & hw]
+    if wmask:
+        write = wallow[0].label
+    elif denied:
+        write = denied[0].label
+    elif not hw:
+        write = HW_READ_ONLY
+    elif wallow:  # allowed bits that the hardware keeps (writeAsRead) or that cannot be written alone
+        write = HW_WRITE_AS_READ if not granted & ~war else HW_NO_PARTIAL
+    else:
+        write = None
+    protected = None
+    if wmask:
+        kept = [r for r, bits in wdeny if bits & hw & ~wmask]
+        if kept:
+            protected = kept[0].label
+        elif hw & war & ~wmask:
+            protected = HW_WRITE_AS_READ
+    return read, write, protected
 
 
 def _unmatched(chip: Chip, rules: list[_Rule], pos: Positions, diags: list[Diagnostic]) -> None:

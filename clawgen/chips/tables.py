@@ -10,15 +10,21 @@ tests/chips/test_table_layout.py checks the C structs and flags of
 
 Layouts (little-endian):
 
-- ENTRIES: one 28-byte record per allowed register, sorted by address:
+- ENTRIES: one 32-byte record per allowed register, sorted by address:
   ``<I addr, B flags, B ncons, H cons (word index into CONS), I wmask, I hwmask, I idle,
-  I idlemask, H fstart, B fcount, x pad>``.
+  I idlemask, H fstart, B fcount, B rread, B rwrite, B rprot, x pad>``; rread/rwrite/rprot name what
+  decided reading, writing and keeping the other hardware-writable bits (``PolicyEntry.read_rule``
+  ...): 0 = no rule allows it, else 1 + an index into RULES.
 - CONS: 32-bit words; a record is a header ``lsb | width << 8 | kind << 16 | count << 24``
   then ``count`` pairs of words (``(min, max)`` for a range, ``(value, mask)`` per enum value).
 - FIELDS: ``<B lsb, B width>`` per field of the writable registers (entry's fstart/fcount).
+- DROPPED: ``<I addr, B rread, B rwrite, x x>`` per register an allow rule named that has no entry
+  (a deny rule or the hardware took it away), sorted by address; refs as in ENTRIES. Only the
+  audit log reads it.
 - BLOCKS: ``<I start, I size, H known (byte offset into KNOWN or 0xFFFF), H name index>``,
   sorted by start; KNOWN holds one bit per 32-bit word (1 = a register exists).
-- Names: newline-joined strings with a ``<H`` offset table each.
+- Names: newline-joined strings with a ``<H`` offset table each; RULES (the deciding rules'
+  labels, ``registers.deny[0] (GPIO.STRAP write)``) is one of them.
 """
 
 from __future__ import annotations
@@ -49,8 +55,12 @@ from clawgen.resources import chips_dir
 # of the C initializers.
 ENTRY_FIELDS: tuple[tuple[str, str], ...] = (
     ("addr", "I"), ("flags", "B"), ("ncons", "B"), ("cons", "H"), ("wmask", "I"), ("hwmask", "I"),
-    ("idle", "I"), ("idlemask", "I"), ("fstart", "H"), ("fcount", "B"))
+    ("idle", "I"), ("idlemask", "I"), ("fstart", "H"), ("fcount", "B"), ("rread", "B"), ("rwrite", "B"),
+    ("rprot", "B"))
 BLOCK_FIELDS: tuple[tuple[str, str], ...] = (("start", "I"), ("size", "I"), ("known", "H"), ("name", "H"))
+# A register an allow rule named but that has no entry, and the rule that took it away (audit log
+# only: the C module does not read it).
+DROP_FIELDS: tuple[tuple[str, str], ...] = (("addr", "I"), ("rread", "B"), ("rwrite", "B"))
 
 
 def _record_format(fields: tuple[tuple[str, str], ...]) -> str:
@@ -59,10 +69,12 @@ def _record_format(fields: tuple[tuple[str, str], ...]) -> str:
     return body + "x" * (-struct.calcsize(body) % 4)
 
 
-ENTRY_FORMAT = _record_format(ENTRY_FIELDS)  # "<IBBHIIIIHBx"
+ENTRY_FORMAT = _record_format(ENTRY_FIELDS)  # "<IBBHIIIIHBBBBxx"
 ENTRY_SIZE = struct.calcsize(ENTRY_FORMAT)
 BLOCK_FORMAT = _record_format(BLOCK_FIELDS)  # "<IIHH"
 BLOCK_SIZE = struct.calcsize(BLOCK_FORMAT)
+DROP_FORMAT = _record_format(DROP_FIELDS)  # "<IBBxx"
+DROP_SIZE = struct.calcsize(DROP_FORMAT)
 FIELD_FORMAT = "<BB"  # lsb, width
 NO_KNOWN = 0xFFFF  # a block without a known-register bitmap
 # A constraint record's header word: lsb | width << 8 | kind << 16 | count << 24.
@@ -80,6 +92,7 @@ class TableLayout:
     entry_size: int = ENTRY_SIZE
     block_format: str = BLOCK_FORMAT
     block_size: int = BLOCK_SIZE
+    drop_size: int = DROP_SIZE
     no_known: int = NO_KNOWN
     cons_width_shift: int = CONS_WIDTH_SHIFT
     cons_kind_shift: int = CONS_KIND_SHIFT
@@ -114,11 +127,17 @@ class DeviceTables:
     blocks: list[tuple[int, int, int, int]]
     block_names: list[str]
     known: bytes
+    rules: list[str]  # labels of the deciding rules (an entry's rread/rwrite/rprot - 1)
+    dropped: list[tuple[int, int, int]]  # DROPPED records (address, rread, rwrite), sorted by address
 
     # Encoded forms for the MicroPython module.
     @property
     def entries_bytes(self) -> bytes:
         return b"".join(struct.pack(ENTRY_FORMAT, *e) for e in self.entries)
+
+    @property
+    def dropped_bytes(self) -> bytes:
+        return b"".join(struct.pack(DROP_FORMAT, *d) for d in self.dropped)
 
     @property
     def cons_bytes(self) -> bytes:
@@ -150,6 +169,7 @@ class DeviceTables:
             "field_name_offsets": lambda: self.offsets(self.field_names),
             "block_names": lambda: self.joined(self.block_names),
             "block_name_offsets": lambda: self.offsets(self.block_names),
+            "rules": lambda: self.joined(self.rules), "rule_offsets": lambda: self.offsets(self.rules),
         }[what]()
         return py_literal_lines(data)
 
@@ -203,6 +223,17 @@ def device_tables(table: PolicyTable) -> DeviceTables:
     cons: list[int] = []
     fields: list[tuple[int, int]] = []
     field_names: list[str] = []
+    rules: dict[str, int] = {}
+
+    def ref(label: str | None) -> int:
+        if label is None:
+            return 0
+        if label not in rules:
+            if len(rules) == 255:
+                raise TableTooLarge("more than 255 of its rules decide something; merge some patterns")
+            rules[label] = len(rules)
+        return rules[label] + 1
+
     for e in table.entries:
         cons_start = len(cons)
         for c in e.constraints:
@@ -218,7 +249,8 @@ def device_tables(table: PolicyTable) -> DeviceTables:
             fields.append((f.lsb, f.width))
             field_names.append(f.name.upper())
         entries.append((e.address, e.flags, len(e.constraints), cons_start if e.constraints else 0,
-                        e.wmask, e.hwmask, e.idle, e.idlemask, fstart, len(fields) - fstart))
+                        e.wmask, e.hwmask, e.idle, e.idlemask, fstart, len(fields) - fstart,
+                        ref(e.read_rule), ref(e.write_rule), ref(e.protected_rule)))
     known = bytearray()
     blocks = []
     block_names = []
@@ -229,10 +261,11 @@ def device_tables(table: PolicyTable) -> DeviceTables:
             known += b.known
         blocks.append((b.start, b.size, off, len(block_names)))
         block_names.append(b.name)
+    dropped = [(addr, ref(r), ref(w)) for addr, r, w in table.dropped]  # (before the labels are listed)
     if len(known) >= NO_KNOWN:
         raise TableTooLarge("its known-register bitmap takes more than 64 KB")
     return DeviceTables(entries, cons, fields, field_names, [e.name.upper() for e in table.entries],
-                        blocks, block_names, bytes(known))
+                        blocks, block_names, bytes(known), list(rules), dropped)
 
 
 def reset_values(table: PolicyTable) -> dict[int, int]:

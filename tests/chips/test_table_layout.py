@@ -19,6 +19,8 @@ from clawgen.chips.tables import (
     BLOCK_FIELDS,
     BLOCK_FORMAT,
     BLOCK_SIZE,
+    DROP_FORMAT,
+    DROP_SIZE,
     ENTRY_FIELDS,
     ENTRY_FORMAT,
     ENTRY_SIZE,
@@ -41,8 +43,9 @@ def _table() -> PolicyTable:
 
 
 def test_formats_derive_from_the_member_lists() -> None:
-    assert (ENTRY_FORMAT, ENTRY_SIZE) == ("<IBBHIIIIHBx", 28)
+    assert (ENTRY_FORMAT, ENTRY_SIZE) == ("<IBBHIIIIHBBBBxx", 32)
     assert (BLOCK_FORMAT, BLOCK_SIZE) == ("<IIHH", 12)
+    assert (DROP_FORMAT, DROP_SIZE) == ("<IBBxx", 8)
     d = _table().device
     assert len(d.entries_bytes) == ENTRY_SIZE * len(d.entries)
     assert [struct.unpack_from(ENTRY_FORMAT, d.entries_bytes, i * ENTRY_SIZE) for i in range(len(d.entries))] \
@@ -69,7 +72,7 @@ def test_python_reader_on_micropython_agrees_with_tables(tmp_path: Path) -> None
     source = render_app_module("clawreg", RegisterPlan(table.chip, table))
     # The constants the reader is rendered with are tables.py's, not literals of its own.
     template = (Path(__file__).resolve().parents[2] / "templates" / "app" / "clawreg.py.j2").read_text()
-    for literal in ('_ES = 28', '_BS = 12', '"<IBBHIIIIHBx"', '"<IIHH"', '_F_READ = 1'):
+    for literal in ('_ES = 32', '_BS = 12', '"<IBBHIIIIHBBBBxx"', '"<IIHH"', '_F_READ = 1'):
         assert literal not in template, literal
     (tmp_path / "clawreg.py").write_text(source)
     (tmp_path / "clawhw.py").write_text("def read32(a):\n    return 0\n\n\ndef write32(a, v):\n    pass\n")

@@ -135,25 +135,45 @@ def test_audit_usage_and_an_empty_log(tmp_path: Path, llm_server, unix_run) -> N
     assert "/audit [n]" in res.stdout.split("usage")[1]  # in /help
 
 
-def test_register_policy_decisions_are_recorded(tmp_path: Path, llm_server, unix_device, monkeypatch) -> None:
+def test_register_policy_decisions_name_the_rule_that_decided(tmp_path: Path, llm_server, unix_device,
+                                                              monkeypatch) -> None:
+    """Each register access's entry names the spec's `registers:` rule that decided it (a rule index
+    in the policy table, clawgen/chips/tables.py), for allowed and denied accesses alike."""
     from clawgen.resources import chips_dir
 
     monkeypatch.setenv("CLAWGEN_CHIP_PATH", str(chips_dir()))
     spec = make_spec(llm_server.base_url, capabilities=["hw_register_control"], tools=[],
-                     registers={"defaults": False, "allow": [{"match": "GPIO.OUT", "access": "read"}]})
+                     registers={"defaults": False,
+                                "allow": [{"match": "GPIO.OUT", "access": "read"}, "GPIO.ENABLE*"],
+                                "deny": [{"match": "GPIO.ENABLE", "access": "write"},
+                                         {"match": "GPIO.ENABLE_W1TS", "access": "write"}]})
     dev = unix_device(build(tmp_path, spec), registers={0x60004004: 7})
     llm_server.push(Reply.tool_calls(("hw_register_read", {"address": "GPIO.OUT"}),
                                      ("hw_register_write", {"address": "GPIO.OUT", "value": "1"}),
-                                     ("hw_register_read", {"address": "0x60004008"})),
+                                     ("hw_register_read", {"address": "GPIO.ENABLE"}),
+                                     ("hw_register_write", {"address": "GPIO.ENABLE", "value": "1"})),
+                    Reply.text("done"),
+                    Reply.tool_calls(("hw_register_read", {"address": "0x60004008"}),
+                                     ("hw_register_read", {"address": "GPIO.NOPE"}),
+                                     ("hw_register_write", {"address": "0x60004024", "value": "1"})),
                     Reply.text("done"))
-    res = dev.run(stdin=["poke", "/quit"])
+    res = dev.run(stdin=["poke", "more", "/audit 6", "/quit"])
     assert res.returncode == 0, res.stderr
-    rows = [f[2:5] for _, f in slots(res.files[LOG], 256)]
-    assert rows[0] == ["hw_register_read", "allow", "registers: allowed by the register policy"]
-    assert rows[1][:2] == ["hw_register_write", "deny"]
-    assert rows[1][2].startswith("registers: denied: GPIO.OUT") and "not writable by policy" in rows[1][2]
-    assert rows[2][:2] == ["hw_register_read", "deny"]
-    assert rows[2][2].startswith("registers: denied: ") and "is not in this build's register allowlist" in rows[2][2]
+    rows = [f[2:6] for _, f in slots(res.files[LOG], 256)]
+    assert rows[0] == ["hw_register_read", "allow", "registers.allow[0] (GPIO.OUT read) on GPIO.OUT read", "ok"]
+    assert rows[1][:3] == ["hw_register_write", "deny", "registers: no rule allows GPIO.OUT write"]
+    assert rows[1][3].startswith("error: denied: GPIO.OUT is not writable by policy")
+    assert rows[2] == ["hw_register_read", "allow", "registers.allow[1] (GPIO.ENABLE*) on GPIO.ENABLE read", "ok"]
+    assert rows[3][:3] == ["hw_register_write", "deny", "registers.deny[0] (GPIO.ENABLE write) on GPIO.ENABLE write"]
+    assert rows[4][:3] == ["hw_register_read", "deny",
+                           "registers: no rule allows GPIO+0x8 (not in the allowlist) read"]
+    # A name that resolves to no allowlisted register never reaches the policy check.
+    assert rows[5][:2] == ["hw_register_read", "deny"] and rows[5][2].startswith("registers: unknown: no register")
+    # GPIO.ENABLE_W1TS: named by allow[1], taken away by deny[1] (it is write-only): not in the
+    # allowlist, and still the rule is named.
+    assert rows[6][:3] == ["hw_register_write", "deny", "registers.deny[1] (GPIO.ENABLE_W1TS write) on GPIO+0x24 write"]
+    assert rows[6][3].startswith("error: denied: GPIO+0x24 (0x60004024) is not in this build's register allowlist")
+    assert "deny (registers.deny[0] (GPIO.ENABLE write) on GPIO.ENABLE write) error: denied" in res.stdout
     assert res.register_writes == []
 
 

@@ -7,7 +7,9 @@ unix_device (its filesystem persists), the wall clock fixed by the entry program
 
 from __future__ import annotations
 
+import re
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +144,8 @@ def test_boot_loop_guard_suspends_triggers_until_resumed(tmp_path: Path, llm_ser
     # The second short boot in a row: the guard suspends the triggers; the console resumes them.
     res = dev.run(stdin=["/triggers", "/triggers resume"], entry="import prog", timeout=30)
     assert res.returncode == 0, res.stderr
-    assert "boot loop: 2 boots in a row, none ran 1 min; triggers suspended until /triggers resume" in res.stdout
+    assert ("boot loop: 2 boots within 1 min of run time (they ran 0 s together); triggers suspended until "
+            "/triggers resume") in res.stdout
     assert "triggers SUSPENDED by the boot-loop guard: /triggers resume" in res.stdout
     assert "triggers resumed" in res.stdout
     assert "[trigger hello] started" not in res.stderr
@@ -151,3 +154,99 @@ def test_boot_loop_guard_suspends_triggers_until_resumed(tmp_path: Path, llm_ser
     third = _boot_with_trigger(dev, llm_server, 2)
     assert "boot loop" not in third
     assert "[trigger hello] started" in third
+
+
+# A whole device under a fake clock (as in test_triggers_unix): the console only waits, each idle
+# round of the loop advances the clock by its wait, the run ends (a power cut) at END ms of run time.
+CLOCK_PROG = """
+import claw_loop as L
+T = [0]
+L.now = lambda: T[0]
+L.wall = lambda: %d + T[0] // 1000
+with open("/end.txt") as f:
+    END = int(f.read())
+def pause(ms):
+    T[0] += max(ms, 1)
+    if T[0] >= END:
+        L.stop()
+L.pause = pause
+import claw_main
+def quiet_console(uart, s):
+    s.owner = L.current()
+    while True:
+        yield (None, 0, None)
+claw_main._console = quiet_console
+claw_main.main()
+"""
+HOURLY = [{"name": "beat", "prompt": "x", "to": "log", "every": "1h"}]  # never due in these runs
+
+
+def _device(unix_device: Any, out: Path) -> Any:
+    return unix_device(out, modules={"prog": CLOCK_PROG % W0})
+
+
+def _run_for(dev: Any, ms: int) -> str:
+    """One boot that runs for ms of (fake) run time, then loses power."""
+    dev.write_file("/end.txt", str(ms).encode())
+    res = dev.run(entry="import prog", timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout + res.stderr
+
+
+def _run_times(data: bytes, n: int) -> tuple[int, list[int]]:
+    """(boots recorded, run times of the last n boots in seconds, this one first)."""
+    rec = _newest(data, n)
+    return rec[7], list(rec[9:])
+
+
+def _newest(data: bytes, n: int) -> tuple[int, ...]:
+    """Independent reader of the documented record (claw_limits.py.j2): the newest valid slot."""
+    fmt = f"<IiHiHiHBB{n}H"
+    size = struct.calcsize(fmt)
+    slot = len(data) // 2
+    best = None
+    for k in (0, slot):
+        body = data[k:k + size]
+        if len(body) == size and zlib.crc32(body) == struct.unpack_from("<I", data, k + size)[0]:
+            rec = struct.unpack(fmt, body)
+            if best is None or rec[0] > best[0]:
+                best = rec
+    assert best is not None
+    return best
+
+
+def test_five_quick_reboots_suspend_the_triggers(tmp_path: Path, unix_device: Any) -> None:
+    out = _build(tmp_path, "http://127.0.0.1:9/v1", triggers=HOURLY,
+                 limits={"boot_loop": {"reboots": 5, "minutes": 10}})
+    dev = _device(unix_device, out)
+    for _ in range(4):
+        assert "boot loop" not in _run_for(dev, 20_000)  # 20 s of run time each
+    # Each run's time saved once, at 12 s (every tenth of 10 min over 5 boots); the fifth slot is unused.
+    assert _run_times(dev.files()[PATH], 5) == (4, [12, 12, 12, 12, 0])
+    fifth = _run_for(dev, 20_000)
+    assert ("boot loop: 5 boots within 10 min of run time (they ran 48 s together); triggers suspended until "
+            "/triggers resume") in fifth
+    # Still suspended at the next boot (the flag is in the file), without a second message.
+    assert "boot loop" not in _run_for(dev, 1_000)
+    assert _newest(dev.files()[PATH], 5)[8] == 1
+
+
+def test_five_long_runs_do_not_trip_it_but_quick_reboots_after_them_do(tmp_path: Path, unix_device: Any) -> None:
+    out = _build(tmp_path, "http://127.0.0.1:9/v1", triggers=HOURLY,
+                 limits={"boot_loop": {"reboots": 5, "minutes": 10}})
+    dev = _device(unix_device, out)
+    # Five runs of 3 min 5 s: none reaches 10 min alone (the old rule, "none ran M minutes", tripped
+    # here), but together they ran far longer.
+    for _ in range(5):
+        assert "boot loop" not in _run_for(dev, 185_000)
+    boots, runs = _run_times(dev.files()[PATH], 5)
+    # Saved as the run time grew, every 12 s (a tenth of 10 min over 5 boots): short by less than that.
+    assert boots == 5 and all(173 <= r <= 185 for r in runs), runs
+    # Quick reboots now: the window of the last five boots slides past the long runs.
+    assert "boot loop" not in _run_for(dev, 1_000)  # 0 + 4 long runs >= 10 min
+    boots, runs = _run_times(dev.files()[PATH], 5)
+    assert boots == 5 and runs[0] == 0 and all(173 <= r <= 185 for r in runs[1:]), runs
+    second = _run_for(dev, 1_000)  # 0 + 0 + 3 long runs: under 10 min
+    m = re.search(r"boot loop: 5 boots within 10 min of run time \(they ran (\d+) s together\); triggers "
+                  r"suspended until /triggers resume", second)
+    assert m is not None and int(m.group(1)) == sum(runs[1:4]), second

@@ -35,8 +35,12 @@ ENTRY = 'exec(open("/main.py").read(), {"__name__": "__main__"})'
 
 
 def mcp_build(tmp: Path, port: int, *, allow_confirm: bool = False, registers: bool = False,
-              request_bytes: int | None = None, base_url: str = "http://192.0.2.1:9") -> Path:
+              request_bytes: int | None = None, base_url: str = "http://192.0.2.1:9",
+              allow_origins: list[str] | None = None) -> Path:
     extra: dict[str, Any] = {}
+    mcp: dict[str, Any] = {"port": port, "token": "!secret mcp_token", "allow_confirm": allow_confirm}
+    if allow_origins is not None:
+        mcp["allow_origins"] = allow_origins
     caps = ["system"]
     if registers:
         caps.append("hw_register_control")
@@ -44,8 +48,7 @@ def mcp_build(tmp: Path, port: int, *, allow_confirm: bool = False, registers: b
     if request_bytes:
         extra["limits"] = {"request_bytes": request_bytes}
     spec = make_spec(base_url, network=WIFI, capabilities=caps,
-                     mcp_server={"port": port, "token": "!secret mcp_token", "allow_confirm": allow_confirm},
-                     **extra)
+                     mcp_server=mcp, **extra)
     return build(tmp, spec, secrets=SECRETS)
 
 
@@ -243,6 +246,48 @@ def test_requests_without_the_token_get_401(tmp_path, unix_device):
     assert any(isinstance(x, MCPError) and "error response" in str(x) for x in _leaves(e.value)), e.value
     res = finish(run)
     assert res.stderr.count("mcp: 401") >= 6
+
+
+def test_a_foreign_origin_gets_403_and_allowed_or_absent_origins_pass(tmp_path, unix_device):
+    """MCP's Streamable HTTP transport: servers must validate Origin (DNS rebinding). A request whose
+    Origin is not in mcp_server.allow_origins gets 403 with a JSON-RPC error body, even with the
+    token; an allowed Origin (any case) and no Origin at all (SDKs, curl) go through."""
+    port = free_port()
+    out = mcp_build(tmp_path, port, allow_origins=["http://localhost:6274", "https://Console.Example.org"])
+    _, run = boot(unix_device, out, port)
+    ping = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+    for origin in ("http://evil.example", "null", "http://localhost:6275", "http://localhost:6274.evil.example",
+                   "https://localhost:6274"):
+        for token in (TOKEN, None):  # refused before the token is looked at
+            status, hdrs, body = http(port, ping, token=token, headers=f"Origin: {origin}\r\n")
+            assert status == 403, (origin, token, status, body)
+            assert hdrs["content-type"] == "application/json"
+            err = json.loads(body)
+            assert err["jsonrpc"] == "2.0" and err["id"] is None and err["error"]["code"] == -32600
+            assert "Origin" in err["error"]["message"]
+    for origin in ("http://localhost:6274", "https://console.example.org", "HTTP://LOCALHOST:6274"):
+        assert rpc(port, ping, headers=f"Origin: {origin}\r\n") == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    assert rpc(port, ping) == {"jsonrpc": "2.0", "id": 1, "result": {}}  # no Origin: as before
+    # An allowed Origin still needs the token.
+    assert http(port, ping, token=None, headers="Origin: http://localhost:6274\r\n")[0] == 401
+
+    async def sdk() -> list[str]:  # the official SDK sends no Origin: unaffected
+        async with client(port) as c:
+            return [t.name for t in (await c.list_tools()).tools]
+
+    assert "add" in asyncio.run(sdk())
+    res = finish(run)
+    assert res.stderr.count("mcp: 403 origin not allowed (mcp_server.allow_origins)") == 10
+
+
+def test_without_allow_origins_every_origin_is_refused(tmp_path, unix_device):
+    port = free_port()
+    out = mcp_build(tmp_path, port)
+    _, run = boot(unix_device, out, port)
+    ping = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "ping"}).encode()
+    assert http(port, ping, headers="Origin: http://localhost:6274\r\n")[0] == 403
+    assert rpc(port, ping) == {"jsonrpc": "2.0", "id": 7, "result": {}}
+    finish(run)
 
 
 def test_bad_requests_get_errors_and_the_server_goes_on(tmp_path, unix_device):

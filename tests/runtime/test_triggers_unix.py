@@ -203,8 +203,8 @@ step_to(4000)
     stdout = _go(unix_run, out, body)
     runs = _runs(stdout)
     if suspend:
-        assert ("boot loop: 2 boots in a row, none ran 5 min; triggers suspended until /triggers resume"
-                in stdout)
+        assert ("boot loop: 2 boots within 5 min of run time (they ran 0 s together); triggers suspended until "
+                "/triggers resume" in stdout)
         assert runs == [(3100, "hello", "console", "'Booted.'")]
         assert "RESUME triggers resumed" in stdout
     else:
@@ -275,8 +275,8 @@ def test_on_boot_turn_on_the_console_and_triggers_command(tmp_path: Path, llm_se
     assert "[trigger hello]\nHello, I am up." in res.stdout
     status = res.stdout[res.stdout.index("hello -> console"):]
     assert status.startswith("hello -> console: at boot (done)\nnoon -> log: daily at 12:00, next in ")
-    assert "model requests: 1/100 this hour, 1/1000 today; triggered turns: 1/20 this hour; boots in a row: 1" \
-        in status
+    assert ("model requests: 1/100 this hour, 1/1000 today; triggered turns: 1/20 this hour; boot-loop guard: "
+            "1/5 boots, 0 s run time") in status
 
 
 def test_a_trigger_answers_in_its_telegram_chat(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,  # noqa: F811

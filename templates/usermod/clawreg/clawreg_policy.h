@@ -45,6 +45,9 @@ typedef struct {
     uint32_t idlemask; /* bits whose no-effect value is known */
     uint16_t fstart;   /* field names (used by the Python side only) */
     uint8_t fcount;
+    uint8_t rread;  /* what decided reading / writing / the protected bits (audit log, Python side) */
+    uint8_t rwrite;
+    uint8_t rprot;
 } clawreg_entry_t;
 
 typedef struct {

@@ -28,7 +28,7 @@ def run(line, agent, session, boot_ms):
         return "history cleared"
     if cmd == "/tools":
         out = []
-        for name in claw_tools.names():
+        for name in claw_tools.TABLE:
             t = claw_tools.TABLE[name]
             out.append("%s%s" % (name, " (asks first)" if t[2] else ""))
         return "\n".join(out) if out else "no tools"

@@ -47,6 +47,8 @@ _busy = []  # tasks waiting in block() (running: not resumed by a nested round)
 _cur = None
 _stop = False
 _p = select.poll()
+_regd = []  # the objects registered with _p (kept while a task waits on them: _unreg)
+t0 = 0  # now() when the boot began (claw_main.boot sets it)
 feed = None  # called once per round (the watchdog), when set
 report = claw_log.log  # where a failed task is reported (claw_main points it at the console)
 
@@ -138,6 +140,8 @@ def _plain(obj, events, deadline):
     if obj is None:
         pause(ms if ms >= 0 else _MAX_WAIT)
         return False
+    if obj in _regd:
+        _regd.remove(obj)  # (left registered by a run() that ended)
     _p.register(obj, events)
     try:  # POLLHUP / POLLERR count as ready: the next read or write reports them
         return bool(_p.poll(ms))
@@ -149,6 +153,7 @@ def _round():
     """One round: wait for the nearest event or deadline, resume what is due; the number of tasks
     still alive."""
     p = _p
+    _unreg(p)
     n = now()
     w = _MAX_WAIT
     live = regs = 0
@@ -161,7 +166,11 @@ def _round():
             continue
         o = t[_O]
         if o is not None:
-            p.register(o, t[_E])
+            if o in _regd:
+                p.modify(o, t[_E])
+            else:
+                p.register(o, t[_E])
+                _regd.append(o)
             regs += 1
         d = t[_D]
         if d is not None:
@@ -175,9 +184,6 @@ def _round():
             for t in _tasks:
                 if t[_O] is o and t[_U] is None:
                     t[_U] = True
-        for t in _tasks:
-            if t[_O] is not None:
-                p.unregister(t[_O])  # nothing stays registered: a task may close its socket
     elif w:
         pause(w)
     if feed is not None:
@@ -190,6 +196,25 @@ def _round():
         if t[_U] is not None and not _stop and t not in _busy:
             _step(t)
     return live
+
+
+def _unreg(p):
+    """Unregister what no task waits on any more (before the poll: a task may have closed it). An
+    object a task keeps waiting on stays registered from round to round (register() allocates; an
+    idle round allocates nothing)."""
+    i = len(_regd)
+    while i:
+        i -= 1
+        o = _regd[i]
+        for t in _tasks:
+            if t[_O] is o:
+                break
+        else:
+            _regd.pop(i)
+            try:
+                p.unregister(o)
+            except (OSError, ValueError):
+                pass
 
 
 def _step(t):

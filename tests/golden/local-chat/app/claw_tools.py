@@ -37,10 +37,6 @@ def _is(t, v):
 _handlers = {}  # name -> function, imported on first use
 
 
-def names():
-    return list(TABLE)
-
-
 def check_args(args, required, props):
     """None when args match the schema, else a message for the model."""
     if not isinstance(args, dict):
@@ -120,15 +116,12 @@ def _done(io, name, args, decision, rule, result):
     return result
 
 
-def _hook(name, args, io):
-    """The approve_tool hook's verdict: (decision, rule, refusal text or None)."""
-    return ("allow", "default", None)
 
 
 def _approve(name, confirm, args, args_json, io):
     """The approvers in turn: the spec's approve_tool hook, then the tool's confirm: true (asks the
     user on io; a channel that cannot ask declines). (decision, rule, refusal text or None)."""
-    decision, rule, refusal = _hook(name, args, io)
+    decision, rule, refusal = "allow", "default", None  # (no approve_tool hook in this build)
     if refusal is not None or not confirm:
         return decision, rule, refusal
     ask = getattr(io, "ask", None)

@@ -33,7 +33,6 @@ BAD_RESPONSE = "bad_response"  # malformed JSON or shape, broken HTTP framing: t
 NET = "net"  # refused, reset, unreachable: the next endpoint is tried
 SERVER = "server"  # other 5xx: the next endpoint is tried
 FATAL = "fatal"  # other 4xx, redirects, TLS, a too large response: not retried
-_CONTEXT_MARKS = (b"context_length_exceeded", b"prompt is too long", b"exceed_context_size", b"maximum context length")
 
 
 def _now():
@@ -384,30 +383,9 @@ class Agent:
         del head
         body = B.response.view()
         H.trace("<<< response %d from %s" % (status, ep.host), None, body)
-        if status >= 400:
-            ra = H.retry_after(headers)
-            msg = "HTTP %d from %s (%s)" % (status, ep.host, ep.model)
-            detail = H.error_text(status, body)
-            if detail:  # the server's own words, which may quote the key we sent
-                msg += ": " + claw_log.redact_text(detail)
-            start = bytes(body[:512])
-            kind = FATAL
-            if status in (401, 403):
-                msg += " -- check the API key"
-                kind = AUTH
-            elif status == 429:
-                kind = RATE_LIMIT
-            elif status in (529, 503) or start.find(b"overloaded_error") >= 0:
-                kind = OVERLOADED
-            elif status in (400, 413) and _context(start):
-                kind = CONTEXT
-            elif status >= 500:
-                kind = SERVER
+        if status >= 300:  # the message and error class (claw_neterr, loaded only for this)
+            msg, kind, ra = H._lazy("claw_neterr", "status_error", status, headers, body, ep.host, ep.model)
             raise _Failed(msg, kind in (RATE_LIMIT, OVERLOADED, SERVER), ra, kind)
-        if status >= 300:  # a redirect is a configuration error: never followed with the key
-            raise _Failed(claw_log.redact_text(
-                "HTTP %d from %s (%s): redirect to %s not followed -- put the final URL in the model's "
-                "base_url" % (status, ep.host, ep.model, headers.get("location", "?"))), False)
         try:
             return ep.p.parse(body)
         except Exception as e:  # ProviderError from the adapter
@@ -416,11 +394,3 @@ class Agent:
                 raise _Failed(msg, True, None, OVERLOADED)
             raise _Failed(msg, True, None, BAD_RESPONSE)
 
-
-def _context(start):
-    """Whether an error body says the prompt exceeds the model's context."""
-    low = start.lower()
-    for m in _CONTEXT_MARKS:
-        if low.find(m) >= 0:
-            return True
-    return False

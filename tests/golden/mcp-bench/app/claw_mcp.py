@@ -28,6 +28,9 @@ PORT = 8765
 TOKEN_SLOT = 'mcp_token'
 _SLOTS = const(2)
 ALLOW_CONFIRM = False
+# mcp_server.allow_origins, lower-cased: a request whose Origin header names another gets 403 (DNS
+# rebinding: a web page must not reach the device); requests without Origin are not affected.
+ORIGINS = ()
 VERSIONS = ('2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05')  # newest first
 TOOLS_PATH = '/claw_mcp.json'
 VERSION = b'0.1.0'  # serverInfo.version: the clawgen that built it
@@ -61,7 +64,7 @@ class _IO:
 _io = _IO()
 
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
             431: "Request Header Fields Too Large"}
 
@@ -307,6 +310,7 @@ class Server:
         if len(req) != 3 or not req[2].startswith(b"HTTP/1."):
             return (400, "not an HTTP/1.x request")
         auth = None
+        origin = None
         clen = None
         chunked = False
         ver = None
@@ -317,6 +321,8 @@ class Server:
             v = v.strip()
             if k == b"authorization":
                 auth = v
+            elif k == b"origin":
+                origin = v.lower()
             elif k == b"content-length":
                 try:
                     clen = int(v)
@@ -334,6 +340,11 @@ class Server:
         self.clen = clen or 0
         if req[1].split(b"?")[0] != b"/mcp":
             return (404, "the MCP endpoint is /mcp")
+        if origin is not None and origin not in ORIGINS:
+            # MCP's Streamable HTTP: an invalid Origin gets 403, its body a JSON-RPC error without id.
+            return (403, "origin not allowed (mcp_server.allow_origins)", "",
+                    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Forbidden: this Origin is not '
+                    b'in mcp_server.allow_origins"}}')
         if auth is None or not _same(auth[:7].lower() + auth[7:], self.auth):
             return (401, "a valid bearer token is required (Authorization: Bearer ...)",
                     'WWW-Authenticate: Bearer realm="mcp"\r\n')
@@ -364,10 +375,11 @@ class Server:
         read and drop what the client still sends of its request before closing."""
         status, text = r[0], r[1]
         claw_log.log("mcp: %d %s" % (status, text))
-        body = text.encode()
-        self.out = memoryview(("HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
-                               "Connection: close\r\n\r\n" % (status, _REASONS.get(status, "Error"), len(body),
-                                                              r[2] if len(r) > 2 else "")).encode() + body)
+        body = r[3] if len(r) > 3 else text.encode()  # r[3]: a JSON body of its own
+        self.out = memoryview(("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
+                               "Connection: close\r\n\r\n" % (status, _REASONS.get(status, "Error"),
+                                                              "application/json" if len(r) > 3 else "text/plain",
+                                                              len(body), r[2] if len(r) > 2 else "")).encode() + body)
         self.off = 0
         # What the client still sends of its body is dropped (bounded: at most its Content-Length).
         self.left = 0 if not drain else max(0, self.he + self.clen - self.n) if self.he >= 0 else 1 << 24

@@ -10,7 +10,6 @@ import gc
 import json
 
 import claw_buf as B
-import claw_audit
 import claw_hooks
 
 # name: (module, function, confirm, required, {property: (type, enum)})
@@ -58,10 +57,6 @@ def _is(t, v):
 
 
 _handlers = {}  # name -> function, imported on first use
-
-
-def names():
-    return list(TABLE)
 
 
 def check_args(args, required, props):
@@ -137,6 +132,7 @@ def _result(value):
     return str(buf.view(), "utf-8")
 
 
+_REG_TOOLS = ("hw_register_read", "hw_register_write")
 # A register tool's result that is the register policy's refusal (clawreg's messages).
 _REG_DENY = ("error: denied", "error: constraint violated", "error: unknown:", "error: misaligned",
              "error: outside any address block")
@@ -148,13 +144,22 @@ def _done(io, name, args, decision, rule, result):
     agent turn; "" for the MCP server)."""
     status = result if result.startswith("error") or result.startswith("refused") or \
         result.startswith("denied") else "ok"
-    if decision == "allow" and name in ("hw_register_read", "hw_register_write"):
+    got = None
+    if decision == "allow" and name in _REG_TOOLS:
+        import clawreg  # loaded by the register tool that just ran
+
+        got = clawreg.decided()
+    if got is not None:  # the register policy's decision and the spec rule that made it
+        decision, rule = got[0], got[1] if rule == "default" else rule + "; " + got[1]
+    elif decision == "allow" and name in _REG_TOOLS:
         rule = "registers: allowed by the register policy" if rule == "default" else rule
         for w in _REG_DENY:
             if result.startswith(w):
                 decision = "deny"  # by the register policy (clawreg)
                 rule = "registers: " + result[7:110]
                 break
+    import claw_audit  # at the first tool call, not at boot: a turn without tools never loads it
+
     claw_audit.record(getattr(io, "name", "?"), name, args, decision, rule, status, getattr(io, "via", ""))
     return result
 
@@ -223,10 +228,16 @@ def call(name, args_json, io):
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)
     if refusal is not None:
         return _done(io, name, args, decision, rule, refusal)
+    import claw_audit
+
     shown = claw_audit.args_text(args)  # before the handler: it may change what args holds
     seen = _copy(args) if claw_hooks.on("after_tool") else None
     if claw_hooks.on("before_tool"):
         claw_hooks.observe("before_tool", io, channel=ch, tool=name, args=_copy(args))
+    if name in _REG_TOOLS:
+        import clawreg
+
+        clawreg.track()  # _done names the register rule that decided
     try:
         f = _handler(name, mod, fn)
         value = f(**args)

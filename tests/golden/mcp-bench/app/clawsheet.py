@@ -11,11 +11,11 @@ from micropython import const
 # Sections of clawreg's table file (clawgen/regtab.py): M the peripheral list, LO the layout of
 # each clawreg entry (<H), LA the layouts' byte offsets (<I), L the layouts ("access reset -
 # description", then one line per field).
-_AT_M = const(11372)
+_AT_M = const(13190)
 _SZ_M = const(1452)
-_AT_LO = const(7600)
-_AT_LA = const(7900)
-_AT_L = const(12824)
+_AT_LO = const(8296)
+_AT_LA = const(8596)
+_AT_L = const(14642)
 
 
 def modules():

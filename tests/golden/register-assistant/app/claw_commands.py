@@ -36,7 +36,7 @@ def run(line, agent, session, boot_ms):
         return claw_audit.show(max(1, min(int(arg[0]) if arg else 10, claw_audit.ENTRIES)))
     if cmd == "/tools":
         out = []
-        for name in claw_tools.names():
+        for name in claw_tools.TABLE:
             t = claw_tools.TABLE[name]
             out.append("%s%s" % (name, " (asks first)" if t[2] else ""))
         return "\n".join(out) if out else "no tools"

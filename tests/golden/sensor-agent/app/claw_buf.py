@@ -90,4 +90,4 @@ _tool = _alloc("tool_args" if C.TOOL_ARGS_BYTES >= C.TOOL_RESULT_BYTES else "too
                max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES))
 tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES, _tool)
 tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES, _tool)
-del _tool
+del _tool, _alloc  # (boot only: its code leaves the heap)

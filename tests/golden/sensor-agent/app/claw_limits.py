@@ -11,8 +11,12 @@ A window is the clock hour (day) once the wall clock is set over NTP. Before tha
 the last save goes on for one period of run time (a reboot does not reset the counts), then run
 time makes the windows.
 
-Boot-loop guard: each boot counts; a run of BOOT_MIN minutes ends the streak; BOOT_N boots in a
-row suspend the triggers (kept in the file) until resume() (`/triggers resume` on the console)."""
+Boot-loop guard ("N reboots within M minutes"): the record keeps the run time of the last BOOT_N
+boots (this one first), updated by tick() as the run time grows, at most every _EVERY seconds and
+never past BOOT_MIN minutes (a bounded number of flash writes per boot). A boot that makes BOOT_N
+boots whose run times together are under BOOT_MIN minutes suspends the triggers (kept in the file)
+until resume() (`/triggers resume` on the console). Only run time counts: the device cannot know
+how long it was off."""
 
 import struct
 import time
@@ -30,7 +34,7 @@ PER_DAY = const(1000)
 _VALID = 1704067200  # 2024-01-01 UTC: a wall clock before it has not been set (no const: a long int on 32 bits)
 _UNIX = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the port's epoch -> Unix seconds
 # seq, hour window, requests in it, day window, requests in it, trigger-hour window, triggered turns,
-# boots in a row, triggers suspended
+# boots recorded, triggers suspended
 _FMT = "<IiHiHiHBB"
 _SLOT = const(32)  # bytes of one slot: the record, its crc32, padding
 _SEQ = const(0)
@@ -42,6 +46,7 @@ _TID = const(5)
 _TN = const(6)
 _BOOTS = const(7)
 _SUSP = const(8)
+_RUN = const(9)
 
 _s = None  # the record as a list, loaded at the first use
 _up = 0  # run time in ms, accumulated by uptime_s() (ticks wrap; sums of differences do not)

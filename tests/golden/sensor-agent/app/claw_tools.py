@@ -10,7 +10,6 @@ import gc
 import json
 
 import claw_buf as B
-import claw_audit
 
 # name: (module, function, confirm, required, {property: (type, enum)})
 TABLE = {
@@ -51,10 +50,6 @@ def _is(t, v):
 
 
 _handlers = {}  # name -> function, imported on first use
-
-
-def names():
-    return list(TABLE)
 
 
 def check_args(args, required, props):
@@ -135,19 +130,18 @@ def _done(io, name, args, decision, rule, result):
     agent turn; "" for the MCP server)."""
     status = result if result.startswith("error") or result.startswith("refused") or \
         result.startswith("denied") else "ok"
+    import claw_audit  # at the first tool call, not at boot: a turn without tools never loads it
+
     claw_audit.record(getattr(io, "name", "?"), name, args, decision, rule, status, getattr(io, "via", ""))
     return result
 
 
-def _hook(name, args, io):
-    """The approve_tool hook's verdict: (decision, rule, refusal text or None)."""
-    return ("allow", "default", None)
 
 
 def _approve(name, confirm, args, args_json, io):
     """The approvers in turn: the spec's approve_tool hook, then the tool's confirm: true (asks the
     user on io; a channel that cannot ask declines). (decision, rule, refusal text or None)."""
-    decision, rule, refusal = _hook(name, args, io)
+    decision, rule, refusal = "allow", "default", None  # (no approve_tool hook in this build)
     if refusal is not None or not confirm:
         return decision, rule, refusal
     ask = getattr(io, "ask", None)
@@ -187,6 +181,8 @@ def call(name, args_json, io):
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)
     if refusal is not None:
         return _done(io, name, args, decision, rule, refusal)
+    import claw_audit
+
     shown = claw_audit.args_text(args)  # before the handler: it may change what args holds
     try:
         f = _handler(name, mod, fn)

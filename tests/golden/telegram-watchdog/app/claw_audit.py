@@ -26,7 +26,7 @@ ENTRY_BYTES = const(256)  # audit.entry_bytes
 MAGIC = b"\xa0\x0d"
 _HDR = "<2sIHI"
 _HDR_LEN = const(12)
-_BOOT_MS = L.now()
+_BOOT_MS = L.t0  # (imported at the first tool call: the boot's start is claw_loop's)
 # Argument names whose values are never written (any name containing one of these).
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "auth", "credential", "pin")
 _seq = -1  # the next entry's sequence number (-1: not scanned yet)
@@ -130,7 +130,7 @@ def record(channel, tool, args, decision, rule, status, via=""):
     global _seq
     try:
         status = claw_log.redact_text(status)[:80]  # redacted first: a cut must not keep part of a secret
-        fields = "\t".join((_now(), channel, tool, decision, rule, status, via[:80])).encode()
+        fields = "\t".join((_now(), channel, tool, decision, rule[:120], status, via[:80])).encode()
         room = ENTRY_BYTES - _HDR_LEN - len(fields) - 1
         text = _redact(args).encode() if room > 0 else b""
         if len(text) > room:

@@ -11,8 +11,12 @@ A window is the clock hour (day) once the wall clock is set over NTP. Before tha
 the last save goes on for one period of run time (a reboot does not reset the counts), then run
 time makes the windows.
 
-Boot-loop guard: each boot counts; a run of BOOT_MIN minutes ends the streak; BOOT_N boots in a
-row suspend the triggers (kept in the file) until resume() (`/triggers resume` on the console)."""
+Boot-loop guard ("N reboots within M minutes"): the record keeps the run time of the last BOOT_N
+boots (this one first), updated by tick() as the run time grows, at most every _EVERY seconds and
+never past BOOT_MIN minutes (a bounded number of flash writes per boot). A boot that makes BOOT_N
+boots whose run times together are under BOOT_MIN minutes suspends the triggers (kept in the file)
+until resume() (`/triggers resume` on the console). Only run time counts: the device cannot know
+how long it was off."""
 
 import struct
 import time
@@ -29,13 +33,18 @@ PER_DAY = const(500)
 TRIG_PER_HOUR = const(10)
 BOOT_N = const(5)
 BOOT_MIN = const(10)
+_U = const(1)  # seconds per unit of a stored run time (u16)
+_CAP = const(600)  # BOOT_MIN minutes in those units
+# Seconds between two saves of this boot's run time: the recorded times are short by less than
+# that each, so by at most a tenth of BOOT_MIN for BOOT_N boots; at most _CAP / _EVERY saves a boot.
+_EVERY = const(12)
 
 _VALID = 1704067200  # 2024-01-01 UTC: a wall clock before it has not been set (no const: a long int on 32 bits)
 _UNIX = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the port's epoch -> Unix seconds
 # seq, hour window, requests in it, day window, requests in it, trigger-hour window, triggered turns,
-# boots in a row, triggers suspended
-_FMT = "<IiHiHiHBB"
-_SLOT = const(32)  # bytes of one slot: the record, its crc32, padding
+# boots recorded, triggers suspended, then the run time of the last BOOT_N boots (this one first)
+_FMT = "<IiHiHiHBB5H"
+_SLOT = const(40)  # bytes of one slot: the record, its crc32, padding
 _SEQ = const(0)
 _HID = const(1)
 _HN = const(2)
@@ -45,11 +54,12 @@ _TID = const(5)
 _TN = const(6)
 _BOOTS = const(7)
 _SUSP = const(8)
+_RUN = const(9)
 
 _s = None  # the record as a list, loaded at the first use
 _up = 0  # run time in ms, accumulated by uptime_s() (ticks wrap; sums of differences do not)
 _last = None
-_good = False  # this run reached BOOT_MIN minutes
+_run = -1  # this boot's run time (units) as last saved; -1: boot() did not count this run
 
 
 def wall():
@@ -83,7 +93,7 @@ def _load():
             r = list(struct.unpack(_FMT, rec[:size]))
             if best is None or r[_SEQ] > best[_SEQ]:
                 best = r
-    _s = best or [0, -1, 0, -1, 0, -1, 0, 0, 0]
+    _s = best or [0, -1, 0, -1, 0, -1, 0, 0, 0] + [0] * BOOT_N
     return _s
 
 
@@ -170,29 +180,49 @@ def triggered():
     return None
 
 
+def _ran(s):
+    """Seconds the recorded boots ran together."""
+    t = 0
+    for k in range(s[_BOOTS]):
+        t += s[_RUN + k]
+    return t * _U
+
+
 def boot():
-    """At boot (agents with triggers): count the boot; the console line when this boot makes
-    BOOT_N in a row and suspends the triggers, else None."""
+    """At boot (agents with triggers): record this boot (run time 0 so far); the console line when
+    it makes BOOT_N boots that together ran under BOOT_MIN minutes and suspends the triggers, else None."""
+    global _run
+    uptime_s()  # run time counts from here
     s = _state()
-    s[_BOOTS] = min(255, s[_BOOTS] + 1)
+    k = BOOT_N - 1
+    while k:
+        s[_RUN + k] = s[_RUN + k - 1]
+        k -= 1
+    s[_RUN] = 0
+    _run = 0
+    s[_BOOTS] = min(BOOT_N, s[_BOOTS] + 1)
     msg = None
-    if s[_BOOTS] >= BOOT_N and not s[_SUSP]:
+    ran = _ran(s)
+    if s[_BOOTS] >= BOOT_N and ran < BOOT_MIN * 60 and not s[_SUSP]:
         s[_SUSP] = 1
-        msg = ("boot loop: %d boots in a row, none ran %d min; triggers suspended until "
-               "/triggers resume" % (s[_BOOTS], BOOT_MIN))
+        msg = ("boot loop: %d boots within %d min of run time (they ran %d s together); triggers suspended "
+               "until /triggers resume" % (BOOT_N, BOOT_MIN, ran))
     _save()
     return msg
 
 
 def tick():
-    """Called often (the trigger scheduler, each request): a run that reaches BOOT_MIN minutes
-    ends the boot streak."""
-    global _good
-    if not _good and uptime_s() >= BOOT_MIN * 60:
-        _good = True
+    """Called often (the trigger scheduler, each request): saves this boot's run time when it grew
+    by _EVERY seconds, up to BOOT_MIN minutes (then no more writes this boot)."""
+    global _run
+    if _run < 0 or _run >= _CAP:
+        return
+    up = min(_CAP, uptime_s() // _U)
+    if up >= _CAP or (up - _run) * _U >= _EVERY:
+        _run = up
         s = _state()
-        if s[_BOOTS]:
-            s[_BOOTS] = 0
+        if s[_BOOTS]:  # (0 after a resume: this boot is not part of the next streak)
+            s[_RUN] = up
             _save()
 
 
@@ -205,7 +235,9 @@ def resume():
     s = _state()
     was = s[_SUSP]
     s[_SUSP] = 0
-    s[_BOOTS] = 0
+    s[_BOOTS] = 0  # the streak starts over with the next boot
+    for k in range(BOOT_N):
+        s[_RUN + k] = 0
     _save()
     return "triggers resumed" if was else "triggers were not suspended"
 
@@ -216,5 +248,6 @@ def status():
     _fresh(_DID, _DN, 86400)
     _fresh(_HID, _HN, 3600)
     _fresh(_TID, _TN, 3600)
-    return ("model requests: %d/%d this hour, %d/%d today; triggered turns: %d/%d this hour; boots in a row: %d"
-            % (s[_HN], PER_HOUR, s[_DN], PER_DAY, s[_TN], TRIG_PER_HOUR, s[_BOOTS]))
+    return ("model requests: %d/%d this hour, %d/%d today; triggered turns: %d/%d this hour; boot-loop guard: "
+            "%d/%d boots, %d s run time" % (s[_HN], PER_HOUR, s[_DN], PER_DAY, s[_TN], TRIG_PER_HOUR, s[_BOOTS],
+                                            BOOT_N, _ran(s)))

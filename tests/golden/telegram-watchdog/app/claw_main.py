@@ -9,15 +9,24 @@ import gc
 import sys
 import time
 
-import claw_config as C
-import claw_loop as L
 from micropython import const
+
+# A collection after every _GC_EVERY bytes allocated, from the first import of the runtime on
+# (docs/runtime.md, "Heap on a real GC"): garbage is freed while it is still next to what was
+# just allocated, so boot and turns leave few holes, and where objects land no longer depends on
+# the heap's size (with collections only when the heap is full, the register-assistant's turn
+# failed at sizes 20 KB above the smallest that worked). An idle loop allocates nothing: no cost.
+_GC_EVERY = const(1024)
+gc.threshold(_GC_EVERY)
+
+import claw_config as C  # noqa: E402
+import claw_loop as L  # noqa: E402
 
 PROMPT = "> "
 _QUEUE = const(4)  # lines a session holds while its turn runs (steering); more are refused
 # Sessions at most, each its own history and log (clawgen.model.Plan.sessions: the console, the
 # Telnet client slot, each allowed Telegram chat).
-_MAX_SESSIONS = const(2)
+_MAX_SESSIONS = const(2)  # (session() is only rendered when there can be more than one)
 _wlan = None  # the Wi-Fi station interface once boot configured it (claw_boot)
 _agent = None
 _boot_ms = 0
@@ -26,38 +35,32 @@ _order = []  # the same sessions in the order they were made: the turn task serv
 _runner = None  # the turn task (claw_loop record)
 
 
-class State:
-    """What boot() set up and the serving loop uses."""
-
-    def __init__(self, agent, session, uart, telnet, boot_ms):
-        self.agent = agent
-        self.session = session
-        self.uart = uart
-        self.telnet = telnet
-        self.boot_ms = boot_ms
-
-
 def main():
+    global boot, _boot
     st = boot()
+    del boot, _boot  # their code and messages leave the heap (like claw_boot)
     if st is None:
         return
+    agent, _s, _u, telnet, _b = st
     try:
-        serve(st.agent, st.session, st.uart, st.telnet, st.boot_ms)
+        serve(*st)
     finally:
-        if st.telnet is not None:
-            st.telnet.drop()
-            st.telnet.srv.close()
+        if telnet is not None:
+            telnet.drop()
+            telnet.srv.close()
         tg = sys.modules.get("claw_telegram")
         if tg is not None and tg.bot is not None:
             tg.bot.close()
-        for ep in st.agent.eps:
+        for ep in agent.eps:
             ep.conn.close()
 
 
 def boot():
-    """Everything up to the ready line; a State, or None when the heap is too small to boot (said
-    in one line naming what did not fit and which limit to lower)."""
+    """Everything up to the ready line: (agent, session, uart, telnet, boot_ms) for serve(), or None
+    when the heap is too small to boot (said in one line naming what did not fit and which limit to
+    lower)."""
     boot_ms = time.ticks_ms()
+    L.t0 = L.now()
     stage = ["allocating the fixed buffers"]
     uart = None
     try:
@@ -68,6 +71,7 @@ def boot():
 
         stage[0] = "loading the tools"
         claw_tools.preload()
+        del claw_tools.preload  # (boot only: its code leaves the heap)
         stage[0] = "loading the runtime modules"
         import claw_transport as T
 
@@ -78,17 +82,23 @@ def boot():
         # buffer when one of them is what failed). An import can fail with ImportError when the
         # heap is too small to even look the module up.
         what = e.args[0] if e.args and isinstance(e.args[0], str) else ""
-        T = None
+        imp = isinstance(e, ImportError)
+        e = T = None
+        sys.modules.pop("claw_boot", None)  # (a boot that failed in it: room for the message)
         gc.collect()
-        if isinstance(e, MemoryError) and what.startswith("the "):
-            msg = "[error] out of memory at boot (%d bytes free): %s" % (gc.mem_free(), what)
-        elif isinstance(e, ImportError):
-            msg = ("[error] boot failed while %s (%d bytes free): %s; deploy the whole app bundle again, or, "
-                   "if it is complete, the heap is too small: lower limits.request_bytes / "
-                   "limits.response_bytes in the spec" % (stage[0], gc.mem_free(), what))
-        else:
-            msg = ("[error] out of memory at boot (%d bytes free) while %s: the heap is too small for this "
-                   "build; lower limits.request_bytes / limits.response_bytes in the spec" % (gc.mem_free(), stage[0]))
+        try:
+            if not imp and what.startswith("the "):
+                msg = "[error] out of memory at boot (%d bytes free): %s" % (gc.mem_free(), what)
+            elif imp:
+                msg = ("[error] boot failed while %s (%d bytes free): %s; deploy the whole app bundle again, or, "
+                       "if it is complete, the heap is too small: lower limits.request_bytes / "
+                       "limits.response_bytes in the spec" % (stage[0], gc.mem_free(), what))
+            else:
+                msg = ("[error] out of memory at boot (%d bytes free) while %s: the heap is too small for this "
+                       "build; lower limits.request_bytes / limits.response_bytes in the spec" % (gc.mem_free(), stage[0]))
+        except MemoryError:  # not even room for the message's numbers: the constant line
+            msg = ("[error] out of memory at boot (no room left to say more): the heap is too small for this "
+                   "build; lower limits.request_bytes / limits.response_bytes in the spec")
         if uart is not None:
             uart.note(msg)
         else:
@@ -114,7 +124,7 @@ def _boot(uart, T, stage, boot_ms):
     _wlan = claw_boot._wlan
     del claw_boot
     sys.modules.pop("claw_boot", None)
-    return State(agent, session, uart, telnet, boot_ms)
+    return agent, session, uart, telnet, boot_ms
 
 
 def session(key):

@@ -10,7 +10,6 @@ import gc
 import json
 
 import claw_buf as B
-import claw_audit
 
 # name: (module, function, confirm, required, {property: (type, enum)})
 TABLE = {
@@ -66,10 +65,6 @@ def _is(t, v):
 
 
 _handlers = {}  # name -> function, imported on first use
-
-
-def names():
-    return list(TABLE)
 
 
 def check_args(args, required, props):
@@ -144,6 +139,7 @@ def _result(value):
     return str(buf.view(), "utf-8")
 
 
+_REG_TOOLS = ("hw_register_read", "hw_register_write")
 # A register tool's result that is the register policy's refusal (clawreg's messages).
 _REG_DENY = ("error: denied", "error: constraint violated", "error: unknown:", "error: misaligned",
              "error: outside any address block")
@@ -155,26 +151,32 @@ def _done(io, name, args, decision, rule, result):
     agent turn; "" for the MCP server)."""
     status = result if result.startswith("error") or result.startswith("refused") or \
         result.startswith("denied") else "ok"
-    if decision == "allow" and name in ("hw_register_read", "hw_register_write"):
+    got = None
+    if decision == "allow" and name in _REG_TOOLS:
+        import clawreg  # loaded by the register tool that just ran
+
+        got = clawreg.decided()
+    if got is not None:  # the register policy's decision and the spec rule that made it
+        decision, rule = got[0], got[1] if rule == "default" else rule + "; " + got[1]
+    elif decision == "allow" and name in _REG_TOOLS:
         rule = "registers: allowed by the register policy" if rule == "default" else rule
         for w in _REG_DENY:
             if result.startswith(w):
                 decision = "deny"  # by the register policy (clawreg)
                 rule = "registers: " + result[7:110]
                 break
+    import claw_audit  # at the first tool call, not at boot: a turn without tools never loads it
+
     claw_audit.record(getattr(io, "name", "?"), name, args, decision, rule, status, getattr(io, "via", ""))
     return result
 
 
-def _hook(name, args, io):
-    """The approve_tool hook's verdict: (decision, rule, refusal text or None)."""
-    return ("allow", "default", None)
 
 
 def _approve(name, confirm, args, args_json, io):
     """The approvers in turn: the spec's approve_tool hook, then the tool's confirm: true (asks the
     user on io; a channel that cannot ask declines). (decision, rule, refusal text or None)."""
-    decision, rule, refusal = _hook(name, args, io)
+    decision, rule, refusal = "allow", "default", None  # (no approve_tool hook in this build)
     if refusal is not None or not confirm:
         return decision, rule, refusal
     ask = getattr(io, "ask", None)
@@ -214,7 +216,13 @@ def call(name, args_json, io):
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)
     if refusal is not None:
         return _done(io, name, args, decision, rule, refusal)
+    import claw_audit
+
     shown = claw_audit.args_text(args)  # before the handler: it may change what args holds
+    if name in _REG_TOOLS:
+        import clawreg
+
+        clawreg.track()  # _done names the register rule that decided
     try:
         f = _handler(name, mod, fn)
         value = f(**args)

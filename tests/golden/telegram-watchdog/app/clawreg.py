@@ -16,37 +16,42 @@ except ImportError:
     _C = None
 
 CHIP = "esp32s3"
-POLICY_ID = 135380084
+POLICY_ID = 565402226
 
 # The tables live in the file /clawreg.tab (clawgen/regtab.py) and are read by offset, a few bytes
 # per lookup, so the heap holds only this code. Binary tables are hex there; records are
 # clawgen.chips.tables' layouts. Sorted allowlist entries:
-# <I addr, B flags, B ncons, H cons, I wmask, I hwmask, I idle, I idlemask, H fstart, B fcount, pad>
+# <I addr, B flags, B ncons, H cons, I wmask, I hwmask, I idle, I idlemask, H fstart, B fcount, B rread, B rwrite, B rprot, pad>
+# (rread/rwrite/rprot: 0 or 1 + the index of the deciding rule's label in the RN section)
 _TAB = '/clawreg.tab'
 _INLINE = b''  # the same bytes, when there is no file (a module rendered alone)
 _HX = 2  # file bytes per table byte in the binary sections (2: hex)
 _AT_E = 0
-_AT_C = 4200
-_AT_F = 4200
-_AT_B = 4840
-_AT_K = 6184
-_AT_NO = 6424
-_AT_FO = 6728
-_AT_BO = 7372
-_AT_LO = 7600
-_AT_LA = 7900
-_AT_N = 8180
-_AT_FN = 9405
-_AT_BN = 10985
-_AT_M = 11372
-_AT_L = 12824
+_AT_C = 4800
+_AT_F = 4800
+_AT_B = 5440
+_AT_K = 6784
+_AT_NO = 7024
+_AT_FO = 7328
+_AT_BO = 7972
+_AT_RO = 8200
+_AT_D = 8296
+_AT_LO = 8296
+_AT_LA = 8596
+_AT_N = 8876
+_AT_FN = 10101
+_AT_BN = 11681
+_AT_RN = 12068
+_AT_M = 13190
+_AT_L = 14642
 _SZ_N = 1225
 _N_E = 75
 _N_B = 56
+_N_D = 0
 
-_ES = 28  # entry size
+_ES = 32  # entry size
 _BS = 12  # block size
-_EFMT = "<IBBHIIIIHBx"
+_EFMT = "<IBBHIIIIHBBBBxx"
 
 # Result codes (same numbers as clawreg_policy.h)
 OK = 0
@@ -101,13 +106,12 @@ def _text(at, size):
     return str(_rd(at, size), "utf-8")
 
 
-def _find(addr):
-    # Binary search of the sorted allowlist; -1 when absent.
+def _find(addr, at=_AT_E, sz=_ES, hi=_N_E):
+    # Binary search of the sorted allowlist (or of other records led by an address); -1 when absent.
     lo = 0
-    hi = _N_E
     while lo < hi:
         mid = (lo + hi) >> 1
-        a = _u32(_AT_E, mid * _ES)
+        a = _u32(at, mid * sz)
         if a == addr:
             return mid
         if a < addr:
@@ -263,6 +267,64 @@ if _C is not None and _C.policy_id() == POLICY_ID:
     _modify = _C.modify  # noqa: F811
 
 
+_RR = 10  # rread's position in an entry; rwrite, rprot follow
+_track = False
+_last = None  # (addr, write?, code, detail) of the last access while tracking
+
+
+def track():
+    """Start recording which rule decides the next accesses (a register tool call begins)."""
+    global _track, _last
+    _track = True
+    _last = None
+
+
+def _note(addr, wr, code, detail):
+    global _last
+    if _track:
+        _last = (addr, wr, code, detail)
+
+
+def decided():
+    """(decision, rule) of the last access since track(), then stops recording; None when the call
+    made none. rule: the spec's `registers:` rule that decided ("registers.deny[0] (GPIO.STRAP
+    write)"), a hardware reason, or why an address is not in the allowlist at all."""
+    global _track, _last
+    last = _last
+    _track = False
+    _last = None
+    if last is None:
+        return None
+    addr, wr, code, detail = last
+    what = " write" if wr else " read"
+    if code == OK:
+        return "allow", _rule(addr, 1 if wr else 0, what)
+    if code in (MISALIGNED, OUT_OF_BLOCK, UNKNOWN):
+        return "deny", "registers: address check (%s)" % ("misaligned", "outside any block", "no register")[code - 1]
+    if code == CONSTRAINT:
+        return "deny", "registers: the field's write constraint (chip database)"
+    if code == NOT_RMW_SAFE:
+        return "deny", "registers: not safe to read-modify-write (chip database)"
+    if code == PROTECTED or (code == DENIED and wr and detail):
+        return "deny", _rule(addr, 2, what + " of protected bits")
+    return "deny", _rule(addr, 1 if wr else 0, what)
+
+
+def _rule(addr, k, what):
+    """The label of entry addr's decider k (0 read, 1 write, 2 protected bits), "... on NAME op"."""
+    i = _find(addr)
+    if i >= 0:
+        r = _entry(i)[_RR + k]
+        where = name(i)
+    else:  # not allowlisted: maybe an allow rule named it and a deny rule (the hardware) took it away
+        d = _find(addr, _AT_D, 8, _N_D)
+        r = _bin(_AT_D, d * 8 + 4 + k, 1)[0] if d >= 0 and k < 2 else 0
+        where = describe(addr) + ("" if d >= 0 else " (not in the allowlist)")
+    if not r:
+        return "registers: no rule allows %s%s" % (where, what)
+    return "%s on %s%s" % (_name_at(_AT_RO, _AT_RN, r - 1), where, what)
+
+
 def _name_at(offs, text, i):
     # Name i of a newline-joined name table (offs: its <H byte-offset table).
     a, b = struct.unpack("<HH", _bin(offs, 2 * i, 4))
@@ -351,6 +413,7 @@ def read(addr):
     """Read a 32-bit register the policy allows reading."""
     _check_u32(addr, "address")
     c, v, d = _read(addr)
+    _note(addr, False, c, d)
     if c:
         raise RegError(_message(c, addr, d, "readable"))
     return v
@@ -361,6 +424,7 @@ def write(addr, value):
     _check_u32(addr, "address")
     _check_u32(value, "value")
     c, v, d = _write(addr, value)
+    _note(addr, True, c, d)
     if c:
         raise RegError(_message(c, addr, d, "writable"))
     return v
@@ -372,6 +436,7 @@ def write_field(path, value):
     addr = resolve(reg)
     i = _find(addr)
     if i < 0:
+        _note(addr, True, DENIED, 0)
         raise RegError("denied: %s is not in this build's register allowlist" % reg)
     e = _entry(i)
     k = e[8]
@@ -381,6 +446,7 @@ def write_field(path, value):
         k += 1
     else:
         if not e[1] & _F_WRITE:
+            _note(addr, True, DENIED, 0)
             raise RegError("denied: %s is not writable by policy" % describe(addr))
         raise RegError("unknown: %s has no field %s" % (describe(addr), fname))
     lsb, width = _bin(_AT_F, 2 * k, 2)
@@ -388,6 +454,7 @@ def write_field(path, value):
     if value >> width:
         raise RegError("constraint violated: %s is %d bits wide (max %d)" % (path, width, (1 << width) - 1))
     c, v, d = _modify(addr, lsb, width, value)
+    _note(addr, True, c, d)
     if c:
         raise RegError(_message(c, addr, d, "writable"))
     return (v >> lsb) & ((1 << width) - 1)
