@@ -129,8 +129,8 @@ def main() -> None:
               f"({sent / med / 1024:.0f} KiB/s), fastest {best * 1000:.0f} ms, over loopback to the unix-port "
               f"VM; a plain loopback socket moves the same bytes in {base * 1000:.1f} ms (OTA median / plain = "
               f"{med / base:.0f}x)")
-        print("(the serving loop polls the UART for up to 50 ms between other sources while no upload runs: "
-              "a new OTA connection waits up to that long before it is accepted)")
+        print("(the device's OTA task is woken by the upload's data; each file is written to flash and its "
+              "hash checked before the next one is read)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
