@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from tests.runtime.agent_builds import build, make_spec
-from tests.runtime.test_telegram_unix import botapi, ca  # noqa: F401 - fixtures (the scripted Bot API, its CA)
 
 MODEL = "http://127.0.0.1:9/v1"  # never called: these tests drive the scheduler alone
 
@@ -279,10 +278,10 @@ def test_on_boot_turn_on_the_console_and_triggers_command(tmp_path: Path, llm_se
             "1/5 boots, 0 s run time") in status
 
 
-def test_a_trigger_answers_in_its_telegram_chat(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,  # noqa: F811
+def test_a_trigger_answers_in_its_telegram_chat(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,
                                                unix_device: Any) -> None:
     from tests.llm_server import Reply
-    from tests.runtime.test_telegram_unix import ME, Device, agent
+    from tests.runtime.telegram_device import ME, Device, agent
 
     bot = botapi()
     out = agent(tmp_path / "b", llm_server.base_url, bot, ca, tools=[], capabilities=[],
@@ -302,12 +301,12 @@ def test_a_command_prompt_runs_the_command(tmp_path: Path, unix_run: Any) -> Non
     assert "[claw] [trigger stat] agent rt-agent on esp32s3" in res.stderr  # the /status reply, logged
 
 
-def test_a_triggered_turn_asks_its_chat_to_confirm(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,  # noqa: F811
+def test_a_triggered_turn_asks_its_chat_to_confirm(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,
                                                    unix_device: Any) -> None:
     import json
 
     from tests.llm_server import Reply
-    from tests.runtime.test_telegram_unix import ME, Device, agent
+    from tests.runtime.telegram_device import ME, Device, agent
 
     bot = botapi()
     out = agent(tmp_path / "b", llm_server.base_url, bot, ca,
@@ -323,9 +322,9 @@ def test_a_triggered_turn_asks_its_chat_to_confirm(tmp_path: Path, ca: Any, bota
     assert json.loads(tool[0]["content"]) == {"relay": "on", "calls": 1}
 
 
-def test_triggers_resume_is_refused_from_telegram(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,  # noqa: F811
+def test_triggers_resume_is_refused_from_telegram(tmp_path: Path, ca: Any, botapi: Any, llm_server: Any,
                                                   unix_device: Any) -> None:
-    from tests.runtime.test_telegram_unix import ME, Device, agent
+    from tests.runtime.telegram_device import ME, Device, agent
 
     bot = botapi()
     out = agent(tmp_path / "b", llm_server.base_url, bot, ca,
