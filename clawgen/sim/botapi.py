@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from clawgen.sim.tcpserver import ThreadedServer
+
 if TYPE_CHECKING:
     import ssl
 
@@ -118,35 +120,23 @@ class Fault:
         return cls("raw", status=status, body=body)
 
 
-class BotApiServer:
+class BotApiServer(ThreadedServer):
     """A Bot API for one bot token. ``say()`` queues a user's message; the device's getUpdates
     long poll receives it; its sendMessage calls land in ``sent``."""
 
     def __init__(self, token: str | None, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None,
                  on_message: Callable[[BotApiServer, Sent], None] | None = None) -> None:
         self.token = token
-        self.tls = tls
         self.on_message = on_message
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self.rejected: list[tuple[str, str]] = []  # (method, description) of requests answered 400/401/404
-        self.tls_errors: list[str] = []
-        self.connections = 0
         self._updates: deque[dict[str, Any]] = deque()
         self._next_update = 1000
         self._next_message = 1
         self._faults: dict[str, deque[Fault]] = {}
         self._cond = threading.Condition()
-        self._closing = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(host, port, tls, conn_timeout=None)
 
     # -- the test's side ----------------------------------------------------------------------
 
@@ -220,81 +210,22 @@ class BotApiServer:
             time.sleep(0.02)
         return predicate()
 
-    def close(self) -> None:
-        self._closing.set()
-        with self._cond:
+    def _wake(self) -> None:
+        with self._cond:  # a getUpdates long poll waiting for a message
             self._cond.notify_all()
-            conns = list(self._conns)
-        for c in [self._sock, *conns]:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
-        for t in list(self._threads):
-            t.join(timeout=5)
-
-    def __enter__(self) -> BotApiServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- serving ------------------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        try:
-            while not self._closing.is_set():
-                try:
-                    conn, _ = self._sock.accept()
-                except OSError:
-                    return
-                if self._closing.is_set():
-                    conn.close()
-                    return
-                self.connections += 1
-                with self._cond:
-                    self._conns.add(conn)
-                t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
-                self._threads.append(t)
-                t.start()
-        finally:
-            self._sock.close()
-
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(None)
-        if self.tls is not None:
-            raw = conn
-            try:
-                conn = self.tls.wrap_socket(raw, server_side=True)
-            except OSError as e:
-                self.tls_errors.append(f"{type(e).__name__}: {e}")
-                with self._cond:
-                    self._conns.discard(raw)
-                raw.close()
-                return
-            with self._cond:
-                self._conns.discard(raw)
-                self._conns.add(conn)
+    def _converse(self, conn: socket.socket) -> None:
         buf = b""
-        try:
-            while not self._closing.is_set():
-                got = _read_request(conn, buf)
-                if got is None:
-                    return
-                method_line, headers, body, buf = got
-                keep = headers.get("connection", "").lower() != "close"
-                if not self._answer(conn, method_line, headers, body, keep) or not keep:
-                    return
-        except OSError:
-            return
-        finally:
-            with self._cond:
-                self._conns.discard(conn)
-            try:
-                conn.close()
-            except OSError:
-                pass
+        while not self._closing.is_set():
+            got = _read_request(conn, buf)
+            if got is None:
+                return
+            method_line, headers, body, buf = got
+            keep = headers.get("connection", "").lower() != "close"
+            if not self._answer(conn, method_line, headers, body, keep) or not keep:
+                return
 
     def _answer(self, conn: socket.socket, line: str, headers: dict[str, str], body: bytes, keep: bool) -> bool:
         parts = line.split(" ")

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from clawgen.sim.tcpserver import ThreadedServer
+
 if TYPE_CHECKING:  # (ssl is imported when a server speaks TLS: `clawgen sim --model mock` starts faster)
     import ssl
 
@@ -200,7 +202,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
             503: "Service Unavailable", 529: "Overloaded"}
 
 
-class LLMServer:
+class LLMServer(ThreadedServer):
     """Serve scripted replies; `push()` queues them, `responder` answers when the queue is empty."""
 
     def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", port: int = 0,
@@ -209,22 +211,11 @@ class LLMServer:
         api: "openai" or "anthropic", the wire format of the server's own error replies."""
         self.responder = responder
         self.api = api
-        self.tls = tls
-        self.tls_errors: list[str] = []  # handshakes that failed (e.g. the client rejected our cert)
         self.requests: list[Request] = []
         self.unexpected = 0  # requests that found neither a scripted reply nor a responder
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._closing = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._handlers: list[threading.Thread] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(host, port, tls, conn_timeout=30)
 
     @property
     def base_url(self) -> str:
@@ -242,48 +233,6 @@ class LLMServer:
         with self._lock:
             return len(self._queue)
 
-    def close(self) -> None:
-        """Stop serving. Sockets are only shut down here and closed by the thread that owns them:
-        closing a descriptor another thread is blocked on lets the number be reused by the next
-        server's sockets, which then get closed under it."""
-        self._closing.set()
-        with self._lock:
-            conns = list(self._conns)
-        for c in [self._sock, *conns]:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
-        for t in list(self._handlers):
-            t.join(timeout=5)
-
-    def __enter__(self) -> LLMServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- serving --------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        try:
-            while not self._closing.is_set():
-                try:
-                    conn, _ = self._sock.accept()
-                except OSError:
-                    return
-                if self._closing.is_set():
-                    conn.close()
-                    return
-                with self._lock:
-                    self._conns.add(conn)
-                t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
-                self._handlers.append(t)
-                t.start()
-        finally:
-            self._sock.close()
-
     def _next_reply(self, req: Request) -> Reply:
         with self._lock:
             if self._queue:
@@ -295,41 +244,17 @@ class LLMServer:
             return Reply.anthropic_error(500, "api_error", "no scripted reply left in the test LLM server")
         return Reply.error(500, "no scripted reply left in the test LLM server")
 
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(30)
+    def _converse(self, conn: socket.socket) -> None:
         buf = b""
-        if self.tls is not None:
-            raw = conn
-            try:
-                conn = self.tls.wrap_socket(raw, server_side=True)
-            except OSError as e:  # ssl.SSLError is an OSError
-                self.tls_errors.append(f"{type(e).__name__}: {e}")
-                with self._lock:
-                    self._conns.discard(raw)
-                raw.close()
+        while not self._closing.is_set():
+            req, buf = _read_request(conn, buf)
+            if req is None:
                 return
-            with self._lock:
-                self._conns.discard(raw)
-                self._conns.add(conn)
-        try:
-            while not self._closing.is_set():
-                req, buf = _read_request(conn, buf)
-                if req is None:
-                    return
-                self.requests.append(req)
-                reply = self._next_reply(req)
-                keep_alive = req.headers.get("connection", "").lower() == "keep-alive"
-                if not self._send(conn, reply, keep_alive) or not keep_alive:
-                    return
-        except OSError:
-            return
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            try:
-                conn.close()
-            except OSError:
-                pass
+            self.requests.append(req)
+            reply = self._next_reply(req)
+            keep_alive = req.headers.get("connection", "").lower() == "keep-alive"
+            if not self._send(conn, reply, keep_alive) or not keep_alive:
+                return
 
     def _send(self, conn: socket.socket, r: Reply, keep_alive: bool) -> bool:
         """Write one reply; False when the connection must end after it."""
