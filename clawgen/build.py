@@ -267,7 +267,6 @@ def _secret_names(plan: Plan) -> dict[str, str]:
 def _render(planned: Planned) -> Rendered:
     from clawgen import diskcache, leakcheck
     from clawgen import plan as plan_stage
-    from clawgen.chips.tables import TableTooLarge
     from clawgen.render import Rendered, render_bundle
 
     # No secret value in the generated code, proved by where values flow (clawgen/leakcheck.py).
@@ -289,7 +288,11 @@ def _render(planned: Planned) -> Rendered:
         return hit
     try:
         rendered = render_bundle(planned.plan, usermod)
-    except TableTooLarge as e:
+    except ValueError as e:
+        from clawgen.chips.tables import TableTooLarge  # only register builds import the chips library
+
+        if not isinstance(e, TableTooLarge) or planned.plan.registers is None:
+            raise
         mark, path = _registers_where(planned.resolved)
         raise DiagnosticError(Diagnostic.at(
             mark, path, f"the register policy allows {len(planned.plan.registers.entries)} registers, too many "

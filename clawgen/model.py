@@ -6,10 +6,11 @@ holds a secret value: secrets appear only as ``SecretSlot`` NVS keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clawgen.records import record
 from clawgen.spec import Limits  # the spec's limits are the plan's: one definition
 from clawgen.triggers import TriggerDef
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 NVS_NAMESPACE = "clawgen"
 
 
-@dataclass(frozen=True)
+@record
 class Board:
     name: str
     title: str
@@ -48,14 +49,14 @@ class Board:
         return flash_size - int(self.partitions["vfs"]["offset"])
 
 
-@dataclass(frozen=True)
+@record
 class SecretSlot:
     key: str  # NVS key (at most 15 characters)
     spec_path: str  # where the spec asked for it, e.g. "model.api_key"
     name: str  # the key in secrets.yaml
 
 
-@dataclass(frozen=True)
+@record
 class ModelEndpoint:
     index: int  # 0 = primary, then fallbacks in order
     provider: str  # "openai-compatible"
@@ -75,7 +76,7 @@ class ModelEndpoint:
     light: bool = False  # model.light: the cheap model for easy turns, last in Plan.models
 
 
-@dataclass(frozen=True)
+@record
 class Routing:
     """Cheap-first routing rendered for the device: integer weights in per mille (summing to 1000),
     so the score is computed the same on every port (no float rounding differences)."""
@@ -90,7 +91,7 @@ class Routing:
     tool_window: int  # turns
 
 
-@dataclass(frozen=True)
+@record
 class Network:
     ssid_slot: str | None
     password_slot: str | None
@@ -98,13 +99,13 @@ class Network:
     connect_retries: int
 
 
-@dataclass(frozen=True)
+@record
 class Transports:
     uart: bool
     telnet_port: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Telegram:
     """The Telegram channel (claw_telegram): the Bot API server, the NVS key of the token, who may talk."""
 
@@ -119,14 +120,14 @@ class Telegram:
     send_bytes: int  # the fixed buffer of a sendMessage request (and its answer)
 
 
-@dataclass(frozen=True)
+@record
 class Ota:
     port: int
     key_slot: str  # NVS key of the HMAC key
     confirm_timeout: int  # seconds
 
 
-@dataclass(frozen=True)
+@record
 class McpServer:
     port: int
     token_slot: str  # NVS key of the bearer token
@@ -136,26 +137,26 @@ class McpServer:
     allow_origins: tuple[str, ...] = ()  # lower-cased web origins an Origin header may name (others: 403)
 
 
-@dataclass(frozen=True)
+@record
 class Persistence:
     mode: str  # "none" | "flash"
     max_bytes: int
     path: str
 
 
-@dataclass(frozen=True)
+@record
 class Tls:
     verify: bool
     ca_certs: str  # PEM text (may hold several certificates); "" when no endpoint uses TLS
 
 
-@dataclass(frozen=True)
+@record
 class Web:
     fetch_max_bytes: int
     search_key_slot: str | None
 
 
-@dataclass(frozen=True)
+@record
 class ToolDef:
     name: str
     description: str
@@ -166,7 +167,7 @@ class ToolDef:
     function: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class HookDef:
     """A hooks: handler: where it is called (clawgen.spec.HOOK_POINTS), the bundled module and function."""
 
@@ -176,7 +177,7 @@ class HookDef:
     handler: str  # the spec's file.py:function, for messages
 
 
-@dataclass(frozen=True)
+@record
 class MemoryPlan:
     """The memory capability's notes file (claw_memory)."""
 
@@ -186,7 +187,7 @@ class MemoryPlan:
     prompt_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class AuditPlan:
     """The audit ring file (claw_audit): entries of entry_bytes each."""
 
@@ -195,13 +196,13 @@ class AuditPlan:
     entry_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class CustomModule:
     module: str  # module name in the bundle
     source: Path  # the handler file from the user's project
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """Everything the templates read: a pure function of the resolved spec (see plan.make_plan)."""
 

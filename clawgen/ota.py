@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clawgen.diagnostics import InputError, UsageError
 from clawgen.package import read_build_json
 from clawgen.secretcheck import OTA_KEY_MIN_BYTES
+
+if TYPE_CHECKING:
+    import socket
 
 # The wire protocol's constants (one source of truth: rendered into claw_ota.py.j2 from here).
 MAGIC = "CLAWOTA"
@@ -188,6 +191,8 @@ def push(build_dir: Path | str, host: str, port: int, key: bytes, progress: Prog
     data = manifest(info, files)
     total = sum(len(f.data) for f in files)
     t0 = time.monotonic()
+    import socket  # here, not at the top: plan.py reads this module's constants in every build
+
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     except OSError as e:

@@ -50,6 +50,19 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(base))
 
 
+class _Deferred:
+    """A template global taken from its module on a template's first use of it: a build that
+    renders no template using it never imports that module."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(getattr(importlib.import_module(self._module), self._name), attr)
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     import jinja2  # here, not at the top: a build whose render stage is cached never imports it
@@ -74,9 +87,8 @@ def environment() -> jinja2.Environment:
     from clawgen.regtab import for_plan
 
     env.globals["regtab"] = for_plan  # the register tables' device file (clawreg.py, clawsheet.py, clawreg.tab)
-    from clawgen.chips.tables import LAYOUT
-
-    env.globals["table_layout"] = LAYOUT  # the register tables' record layouts, defined once in chips/tables.py
+    # the register tables' record layouts, defined once in chips/tables.py (imported by register builds only)
+    env.globals["table_layout"] = _Deferred("clawgen.chips.tables", "LAYOUT")
     from clawgen.appmodules import prompt_file
 
     env.globals["prompt_file"] = prompt_file  # system message + tools JSON file (claw_config, claw_prompt.json)

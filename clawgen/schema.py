@@ -1,8 +1,9 @@
 """Validate stage, part 1: the spec against schemas/agent.schema.json.
 
-jsonschema finds the problems; this module turns each into one diagnostic at the
-right line and column, in words a user can act on ("unknown key 'modle' (did you
-mean "model"?)"), instead of jsonschema's generic messages.
+clawgen/schemacheck.py answers whether the spec is valid; only when it is not does jsonschema
+find the problems, and this module turns each into one diagnostic at the right line and column,
+in words a user can act on ("unknown key 'modle' (did you mean "model"?)"), instead of
+jsonschema's generic messages. A valid spec never imports jsonschema.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import functools
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import Diagnostic, did_you_mean
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.resources import schemas_dir
+from clawgen.schemacheck import accepts
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "agent.schema.json"
 SCHEMA_ID = "https://clawgen.dev/schemas/agent.schema.json"
@@ -44,16 +46,25 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_SpecValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
-
-
 @functools.lru_cache(maxsize=1)
 def _validator() -> Any:
-    return _SpecValidator(agent_schema())
+    """jsonschema's Draft 2020-12 validator with ECMA-262 patterns (imported only for a spec with errors)."""
+    import jsonschema
+
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})(agent_schema())
+
+
+def schema_errors(instance: Any) -> list[ValidationError]:
+    """jsonschema's errors for a JSON-like instance; none, without importing it, when it is valid."""
+    if accepts(agent_schema(), instance):
+        return []
+    return list(_validator().iter_errors(instance))
 
 
 @functools.lru_cache(maxsize=1)
@@ -330,7 +341,7 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
                                      "model.fallbacks[N].api_key, model.light.api_key, network.ssid, "
                                      "network.password, web.brave_api_key, ota.key, transports.telegram.token and "
                                      "mcp_server.token"))
-    for error in _validator().iter_errors(_plain(doc.data)):
+    for error in schema_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
     out += check_headers(doc)
     from clawgen.secretcheck import check_secret_values

@@ -26,12 +26,13 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from clawgen.diagnostics import Diagnostic, Mark
 from clawgen.loader import Document, PathT, Secret, format_path
+from clawgen.records import record
 
 T = TypeVar("T")
 
@@ -43,14 +44,14 @@ def derived(source: str) -> dict[str, str]:
 
 # -- sections ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Hardware:
     PATH: ClassVar[str] = "hardware"
     flash_size: str = field(metadata=derived("board"))  # "8MB": the spec's spelling; Resolved.flash_size is the bytes
     psram: bool = field(metadata=derived("board"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Endpoint:
     """One chat-completions endpoint. A fallback takes every key it leaves out from the primary."""
 
@@ -67,7 +68,7 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class RoutingWeights:
     """How much each feature of a turn counts in its routing score (normalised by their sum)."""
 
@@ -78,7 +79,7 @@ class RoutingWeights:
     depth: float = 0.15  # conversation depth, saturating at Routing.deep_conversation turns
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Routing:
     """Cheap-first routing: a turn whose score (0..1) is below threshold goes to model.light."""
 
@@ -90,7 +91,7 @@ class Routing:
     tool_window: int = 3  # recent turns looked at for tool calls
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Model(Endpoint):
     PATH: ClassVar[str] = "model"
     base_url: str
@@ -104,7 +105,7 @@ class Model(Endpoint):
         return (self, *self.fallbacks)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Network:
     PATH: ClassVar[str] = "network"
     ssid: Secret | str | None = None
@@ -113,14 +114,14 @@ class Network:
     connect_retries: int = 5
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Uart:
     PATH: ClassVar[str] = "transports.uart"
     SHORTHAND: ClassVar[str] = "enabled"
     enabled: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Telnet:
     PATH: ClassVar[str] = "transports.telnet"
     SHORTHAND: ClassVar[str] = "enabled"
@@ -131,7 +132,7 @@ class Telnet:
 TELEGRAM_API = "https://api.telegram.org"  # the Bot API's base URL (transports.telegram.api)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Telegram:
     """The Telegram channel (Bot API long polling, claw_telegram); no ``telegram:`` block means none."""
 
@@ -142,7 +143,7 @@ class Telegram:
     poll_timeout_s: int = 50  # getUpdates long-poll timeout (seconds)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Transports:
     """A transport left out of a ``transports:`` block is off; no block at all means the UART."""
 
@@ -152,21 +153,21 @@ class Transports:
     telegram: Telegram | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Web:
     PATH: ClassVar[str] = "web"
     fetch_max_bytes: int = field(metadata=derived("limits.tool_result_bytes"))
     brave_api_key: Secret | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Tls:
     PATH: ClassVar[str] = "tls"
     verify: bool = True
     ca_certs: str | None = None  # a PEM file relative to the spec; None: built-in roots
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class PolicyRule:
     PATH: ClassVar[str] = "registers.allow[]"
     SHORTHAND: ClassVar[str] = "match"
@@ -174,7 +175,7 @@ class PolicyRule:
     access: str = "read-write"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Registers:
     PATH: ClassVar[str] = "registers"
     defaults: bool = True
@@ -182,7 +183,7 @@ class Registers:
     deny: tuple[PolicyRule, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Tool:
     PATH: ClassVar[str] = "tools[]"
     name: str
@@ -200,7 +201,7 @@ class Tool:
         return self.handler.rpartition(":")[2]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class BootLoop:
     """The boot-loop guard (claw_limits): ``reboots`` boots in a row, none of which ran ``minutes``
     minutes, suspend the triggers until ``/triggers resume`` on the console."""
@@ -210,7 +211,7 @@ class BootLoop:
     minutes: int = 10
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Limits:
     """Fixed buffer sizes and bounds (defaults from the board file) and the rate limits (claw_limits)."""
 
@@ -246,7 +247,7 @@ class Limits:
         return sum(self.buffers().values()) + self.history_messages * self.history_message_bytes
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Persistence:
     PATH: ClassVar[str] = "persistence"
     SHORTHAND: ClassVar[str] = "mode"
@@ -254,7 +255,7 @@ class Persistence:
     max_bytes: int = 16384
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Ota:
     """OTA updates of the app bundle (docs/ota.md); no ``ota:`` block means none."""
 
@@ -264,7 +265,7 @@ class Ota:
     confirm_timeout: int = 120  # seconds a new bundle has to reach "ready" before it is rolled back
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class McpServer:
     """The MCP server (Streamable HTTP at /mcp, claw_mcp, docs/spec.md); no ``mcp_server:`` block means none."""
 
@@ -276,7 +277,7 @@ class McpServer:
     allow_origins: tuple[str, ...] = ()  # web origins allowed in an Origin header (others: 403); none by default
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Memory:
     """Limits of the memory capability's notes file (claw_memory); used only with capability memory."""
 
@@ -286,7 +287,7 @@ class Memory:
     prompt_bytes: int = 1024  # notes (newest first, JSON-escaped) added to the system prompt at each turn
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Audit:
     """The audit log of tool calls (claw_audit): a ring file of fixed-size entries."""
 
@@ -297,7 +298,7 @@ class Audit:
     entry_bytes: int = 256  # one entry on flash (longer arguments are cut)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Watch:
     """A register field polled by a trigger (claw_triggers): ``PERIPH.REG.FIELD`` or ``...FIELD[bit]``."""
 
@@ -308,7 +309,7 @@ class Watch:
     debounce: str = "0ms"  # how long a new value must hold before it counts
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Trigger:
     """A turn the agent starts by itself (claw_triggers): on a schedule, at boot, or on a register change."""
 
@@ -334,7 +335,7 @@ HOOK_ARGS: dict[str, tuple[str, ...]] = {
 HOOK_POINTS = tuple(HOOK_ARGS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Hooks:
     """Python handlers called at points of the agent loop (claw_hooks); no ``hooks:`` block means none."""
 
@@ -347,7 +348,7 @@ class Hooks:
     limit_ms: int = 200  # a hook that runs longer is reported once and skipped from then on
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Debug:
     PATH: ClassVar[str] = "debug"
     SHORTHAND: ClassVar[str] = "trace"
@@ -357,7 +358,7 @@ class Debug:
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant running on a microcontroller."
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class AgentSpec:
     """The whole resolved spec: every default filled in, secrets still ``Secret`` objects."""
 
@@ -509,7 +510,7 @@ def secret_paths() -> list[str]:
 
 # -- where things are written ---------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class Locator:
     """Maps a spec path to FILE:LINE:COL: all that later stages may ask of the source document."""
 

@@ -28,9 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +75,10 @@ def ensure_bundle() -> Path:
     if not npm:
         raise UsageError(f"the browser install page needs {EWT_PACKAGE}@{EWT_VERSION} from npm, and npm is "
                          "not installed; install Node.js and npm, or build with --no-web")
+    import subprocess  # only on the first use: every build imports this module
+    import tarfile
+    import tempfile
+
     d.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".ewt-", dir=d.parent))
     try:

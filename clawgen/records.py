@@ -1,0 +1,161 @@
+"""``record``: a frozen dataclass that is cheaper to define.
+
+``dataclasses.dataclass(frozen=True)`` compiles six methods per class from source at import time
+(``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``); the typed spec
+and the plan have ~50 classes, and that was ~20 ms of every build's imports. A record is a
+dataclass (``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work on it) whose
+methods are written once here and shared, with dataclasses' semantics:
+- ``__init__``: the fields in order, positionally unless ``kw_only``, then by keyword; a field's
+  default or ``default_factory`` when it is not given; the same TypeErrors for a missing, an
+  unexpected or a repeated argument;
+- frozen: assigning or deleting an attribute raises ``dataclasses.FrozenInstanceError``;
+- the fields with ``compare=True``, in order, for equality and hashing (equality only between
+  instances of one class); the fields with ``repr=True`` for the representation.
+(No ``__post_init__`` and no ``init=False`` fields: ``record`` refuses a class that has them.)
+tests/spec/test_records.py holds it to ``dataclass(frozen=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_COMPARED = "__record_compared__"
+_SHOWN = "__record_shown__"
+
+
+def _names(cls: type, attr: str, keep: str) -> tuple[str, ...]:
+    names = cls.__dict__.get(attr)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if getattr(f, keep))
+        setattr(cls, attr, names)
+    return names
+
+
+def _values(obj: Any) -> tuple[Any, ...]:
+    return tuple(getattr(obj, n) for n in _names(type(obj), _COMPARED, "compare"))
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return _values(self) == _values(other)
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+_repr_running: set[int] = set()
+
+
+def _repr(self: Any) -> str:
+    if id(self) in _repr_running:  # a record that holds itself (as dataclasses' reprlib guard)
+        return "..."
+    _repr_running.add(id(self))
+    try:
+        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in _names(type(self), _SHOWN, "repr"))
+    finally:
+        _repr_running.discard(id(self))
+    return f"{type(self).__qualname__}({body})"
+
+
+class _InitPlan:
+    """What ``__init__`` needs to know of a record class, worked out on its first instance."""
+
+    __slots__ = ("defaults", "factories", "names", "order", "positional", "qualname")
+
+    def __init__(self, cls: type) -> None:
+        fields = dataclasses.fields(cls)
+        self.positional = tuple(f.name for f in fields if not f.kw_only)
+        self.order = tuple(f.name for f in fields)
+        self.names = frozenset(self.order)
+        self.defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        self.factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
+        self.qualname = cls.__qualname__
+
+
+def _plan(cls: type) -> _InitPlan:
+    plan = cls.__dict__.get("__record_init__")
+    if plan is None:
+        plan = _InitPlan(cls)
+        type.__setattr__(cls, "__record_init__", plan)
+    return plan
+
+
+def _names_text(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def _missing(p: _InitPlan, values: dict[str, Any]) -> TypeError:
+    """Python's own message for missing arguments (positional ones first)."""
+    positional = [n for n in p.positional if n not in values]
+    kind = "positional"
+    if not positional:
+        positional = sorted((n for n in p.names - values.keys()), key=p.order.index)
+        kind = "keyword-only"
+    s = "s" if len(positional) > 1 else ""
+    return TypeError(f"{p.qualname}.__init__() missing {len(positional)} required {kind} argument{s}: "
+                     f"{_names_text(positional)}")
+
+
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    p = _plan(type(self))
+    if len(args) > len(p.positional):
+        most = len(p.positional) + 1
+        least = 1 + sum(1 for n in p.positional if n not in p.defaults and n not in p.factories)
+        takes = f"{most} positional argument{'s' if most > 1 else ''}" if least == most else \
+            f"from {least} to {most} positional arguments"
+        raise TypeError(f"{p.qualname}.__init__() takes {takes} but {len(args) + 1} were given")
+    values = dict(zip(p.positional, args, strict=False))  # fewer args than fields: the rest by keyword
+    for name, value in kwargs.items():
+        if name not in p.names:
+            raise TypeError(f"{p.qualname}.__init__() got an unexpected keyword argument '{name}'")
+        if name in values:
+            raise TypeError(f"{p.qualname}.__init__() got multiple values for argument '{name}'")
+        values[name] = value
+    if len(values) < len(p.names):
+        for name in p.order:
+            if name in values:
+                continue
+            if name in p.defaults:
+                values[name] = p.defaults[name]
+            elif name in p.factories:
+                values[name] = p.factories[name]()
+        if len(values) < len(p.names):
+            raise _missing(p, values)
+    set_attr = object.__setattr__
+    for name, value in values.items():
+        set_attr(self, name, value)
+
+
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
+
+
+def record(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
+    """``@record`` / ``@record(kw_only=True)``: like ``@dataclass(frozen=True[, kw_only=True])``."""
+
+    def wrap(c: type[T]) -> type[T]:
+        if "__post_init__" in c.__dict__:
+            raise TypeError(f"{c.__qualname__}: a record has no __post_init__ (use @dataclass(frozen=True))")
+        if not c.__doc__:  # else dataclasses works one out from inspect.signature, which parses source
+            c.__doc__ = f"{c.__name__}: a record (clawgen.records)."
+        c = dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=kw_only)(c)
+        if any(not f.init for f in dataclasses.fields(c)):  # type: ignore[arg-type]
+            raise TypeError(f"{c.__qualname__}: a record has no init=False field (use @dataclass(frozen=True))")
+        for name, fn in (("__init__", _init), ("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr),
+                         ("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr)):
+            type.__setattr__(c, name, fn)
+        return c
+
+    return wrap if cls is None else wrap(cls)
