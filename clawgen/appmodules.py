@@ -7,14 +7,14 @@ shipped when the spec enables it, so the bundle stays within the board's .mpy bu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from clawgen.mcpserver import TOOLS_PATH as MCP_TOOLS_PATH
 from clawgen.model import Plan
+from clawgen.records import record
 from clawgen.regtab import TAB_PATH
 
 
-@dataclass(frozen=True)
+@record
 class AppModule:
     name: str  # module name on the device
     template: str  # path under templates/
@@ -37,7 +37,7 @@ CA_PATH = "/ca.pem"  # the device file with the build's CA certificates (claw_co
 PROMPT_PATH = "/claw_prompt.json"  # the system message and tools JSON (claw_config.PROMPT_PATH)
 
 
-@dataclass(frozen=True)
+@record
 class PromptFile:
     """The request body's two big build-time constants as one device file, streamed into the
     request buffer (claw_config.Stored) instead of sitting in the heap as bytes constants."""

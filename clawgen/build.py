@@ -17,13 +17,14 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen import MICROPYTHON_VERSION, __version__
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, UsageError
 from clawgen.publish import STAMP_FILE
+from clawgen.records import record
 
 if TYPE_CHECKING:
     from clawgen.fleet import Fleet
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-@dataclass
+@record(frozen=False)
 class BuildOptions:
     board: str | None = None
     out_dir: Path | None = None
@@ -51,7 +52,7 @@ class BuildOptions:
     devices: Path | None = None  # --devices: a fleet, one NVS image per device (clawgen/fleet.py)
 
 
-@dataclass
+@record(frozen=False)
 class BuildResult:
     out_dir: Path
     up_to_date: bool

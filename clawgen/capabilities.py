@@ -6,12 +6,11 @@ model is told (rendered once into the static tools JSON at build time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from clawgen.model import ToolDef
+from clawgen.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Capability:
     name: str
     prompt: str

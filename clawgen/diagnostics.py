@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
+
+from clawgen.records import record
 
 ERROR = "error"
 WARNING = "warning"
@@ -22,7 +24,7 @@ EXIT_INTERNAL = 1  # usage or internal error
 EXIT_INVALID = 2  # invalid input (spec, SVD, image, ...)
 
 
-@dataclass(frozen=True)
+@record
 class Mark:
     """A position in a source file (1-based line and column)."""
 
@@ -31,7 +33,7 @@ class Mark:
     column: int = 1
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     file: str
     line: int
@@ -83,7 +85,7 @@ class InputError(Exception):
     replaced (exit 2, like a DiagnosticError)."""
 
 
-@dataclass
+@record(frozen=False)
 class Report:
     """Collects diagnostics across stages."""
 

@@ -31,13 +31,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen import __version__
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, UsageError, did_you_mean
 from clawgen.loader import Document, PathT, Secret, format_path
+from clawgen.records import record
 
 if TYPE_CHECKING:
     from clawgen.image.regions import FlashRegion
@@ -58,7 +59,7 @@ _DEVICE_KEYS = ("name", "hostname", "secrets")
 _SHOWN_NAMES = 20  # device names listed in an error message
 
 
-@dataclass(frozen=True)
+@record
 class Device:
     name: str
     hostname: str
@@ -66,7 +67,7 @@ class Device:
     values: dict[str, bytes] = field(repr=False)  # NVS key -> value: its secrets, name and hostname
 
 
-@dataclass(frozen=True)
+@record
 class Fleet:
     path: Path  # the devices file
     devices: tuple[Device, ...]

@@ -17,13 +17,14 @@ function):
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from clawgen.appmodules import ADAPTER_MODULES, CAPABILITY_MODULES, CORE_MODULES
 from clawgen.diagnostics import Diagnostic
 from clawgen.model import CustomModule, HookDef, Plan, ToolDef
+from clawgen.records import record
 from clawgen.spec import HOOK_ARGS
 
 MAX_MODULES = 64  # sibling modules bundled at most, over all handlers
@@ -41,7 +42,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-@dataclass
+@record(frozen=False)
 class _Source:
     path: Path
     tree: ast.Module | None

@@ -21,9 +21,10 @@ memory is then missing for TLS buffers and Wi-Fi.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from clawgen.model import Plan
+from clawgen.records import record
 
 #: GC heap bytes per .mpy byte once a module is imported (bytecode, constants, function objects,
 #: interned names, and the fragmentation a module imported during a turn leaves), 32-bit. Measured
@@ -37,7 +38,7 @@ TURN_BYTES = 8192
 WORD_RATIO = 1.28
 
 
-@dataclass(frozen=True)
+@record
 class HeapEstimate:
     buffers_bytes: int
     history_bytes: int

@@ -15,15 +15,15 @@ is refused before anything is written. Secret values are never asked for on the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from clawgen.diagnostics import InputError
+from clawgen.records import record
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
-@dataclass(frozen=True)
+@record
 class Provider:
     key: str
     title: str
@@ -46,7 +46,7 @@ PLACEHOLDER = "REPLACE-ME"
 GITIGNORE_LINES = ("secrets.yaml", "generated/")
 
 
-@dataclass(frozen=True)
+@record
 class InitAnswers:
     name: str
     board: str

@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
+from clawgen.records import record
 
 MAX_DEPTH = 32  # nesting levels of collections
 MAX_NODES = 50_000  # nodes after alias expansion
@@ -69,7 +70,7 @@ class Secret:
         return hash(("secret", self.name))
 
 
-@dataclass
+@record(frozen=False)
 class Document:
     """A loaded spec: plain data plus the mark of every node, keyed by its path."""
 
@@ -272,7 +273,7 @@ class _Scope:
         self.resolved: dict[str, str] = {}
 
 
-@dataclass
+@record(frozen=False)
 class _Unit:
     """One file of the package tree: the spec itself or a package, with the packages it names."""
 
@@ -284,7 +285,7 @@ class _Unit:
     packages: list[_Unit] = field(default_factory=list)
 
 
-@dataclass
+@record(frozen=False)
 class _Tree:
     """Converted data of one file (or of a merge) with the marks of its nodes, by path."""
 

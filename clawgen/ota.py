@@ -14,12 +14,12 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawgen.diagnostics import InputError, UsageError
 from clawgen.package import read_build_json
+from clawgen.records import record
 from clawgen.secretcheck import OTA_KEY_MIN_BYTES
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class OtaError(Exception):
         self.refused = refused
 
 
-@dataclass(frozen=True)
+@record
 class BundleFile:
     device_path: str
     data: bytes
@@ -63,7 +63,7 @@ class BundleFile:
         return hashlib.sha256(self.data).hexdigest()
 
 
-@dataclass(frozen=True)
+@record
 class OtaResult:
     build_id: str
     files: int

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from clawgen.appmodules import AppModule
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
 from clawgen.mcpserver import PATH as MCP_PATH
 from clawgen.model import Plan
+from clawgen.records import record
 
 BUILD_JSON = "build.json"
 
@@ -50,7 +50,7 @@ def read_build_json(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / BUILD_JSON).read_text(encoding="utf-8"))
 
 
-@dataclass
+@record(frozen=False)
 class Bundle:
     """What goes into the output directory before the images: sources, .mpy, usermod."""
 

@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from clawgen.model import (
     Web,
 )
 from clawgen.ota import KEY_NVS_SLOT as OTA_KEY_SLOT
+from clawgen.records import record
 from clawgen.resolve import DEFAULT_CA_LABELS, Resolved, parse_base_url
 from clawgen.spec import HOOK_POINTS, Registers
 from clawgen.spec import Memory as MemorySpec
@@ -565,7 +566,14 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic], extra: 
 
 @functools.cache
 def _default_ca_certs(extra: tuple[str, ...] = ()) -> str:
-    """The roots of DEFAULT_CA_LABELS (and ``extra`` labels) from certifi's bundle (read once per process)."""
+    """The roots of DEFAULT_CA_LABELS (and ``extra`` labels) from certifi's bundle: read once per
+    process, and kept in the user's cache (public certificates) under the installed certifi's identity."""
+    from clawgen import diskcache
+
+    key = [diskcache.module_id("certifi"), list(extra)]
+    hit = diskcache.get("ca-roots", key)
+    if isinstance(hit, str) and hit:
+        return hit
     import certifi
 
     bundle = Path(certifi.where()).read_text(encoding="ascii")
@@ -575,7 +583,9 @@ def _default_ca_certs(extra: tuple[str, ...] = ()) -> str:
         if label and (label.group(1) in DEFAULT_CA_LABELS or label.group(1) in extra):
             pem = block[block.index("-----BEGIN CERTIFICATE-----"):].strip()
             chosen.append(f"# {label.group(1)}\n{pem}\n")
-    return "".join(chosen)
+    roots = "".join(chosen)
+    diskcache.put("ca-roots", key, roots)
+    return roots
 
 
 # Register plans computed in this process, by (chip file, its size and mtime, policy): validating
@@ -670,7 +680,7 @@ def chip_search_dirs(spec_dir: Path) -> list[Path]:
     return default_search_dirs(spec_dir)
 
 
-@dataclass(frozen=True)
+@record
 class Planned:
     """The front half of the pipeline, load -> validate -> resolve -> plan, for one spec."""
 

@@ -8,7 +8,8 @@ methods are written once here and shared, with dataclasses' semantics:
 - ``__init__``: the fields in order, positionally unless ``kw_only``, then by keyword; a field's
   default or ``default_factory`` when it is not given; the same TypeErrors for a missing, an
   unexpected or a repeated argument;
-- frozen: assigning or deleting an attribute raises ``dataclasses.FrozenInstanceError``;
+- frozen (unless ``frozen=False``): assigning or deleting an attribute raises
+  ``dataclasses.FrozenInstanceError``; a mutable record is unhashable, as a mutable dataclass;
 - the fields with ``compare=True``, in order, for equality and hashing (equality only between
   instances of one class); the fields with ``repr=True`` for the representation.
 (No ``__post_init__`` and no ``init=False`` fields: ``record`` refuses a class that has them.)
@@ -142,19 +143,24 @@ def _frozen_delattr(self: Any, name: str) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
 
 
-def record(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
-    """``@record`` / ``@record(kw_only=True)``: like ``@dataclass(frozen=True[, kw_only=True])``."""
+def record(cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool = True) -> Any:
+    """``@record`` / ``@record(kw_only=True)``: like ``@dataclass(frozen=True[, kw_only=True])``;
+    ``@record(frozen=False)``: like ``@dataclass`` (mutable, so unhashable as dataclasses makes it)."""
 
     def wrap(c: type[T]) -> type[T]:
         if "__post_init__" in c.__dict__:
-            raise TypeError(f"{c.__qualname__}: a record has no __post_init__ (use @dataclass(frozen=True))")
+            raise TypeError(f"{c.__qualname__}: a record has no __post_init__ (use @dataclass)")
         if not c.__doc__:  # else dataclasses works one out from inspect.signature, which parses source
             c.__doc__ = f"{c.__name__}: a record (clawgen.records)."
         c = dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=kw_only)(c)
         if any(not f.init for f in dataclasses.fields(c)):  # type: ignore[arg-type]
-            raise TypeError(f"{c.__qualname__}: a record has no init=False field (use @dataclass(frozen=True))")
-        for name, fn in (("__init__", _init), ("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr),
-                         ("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr)):
+            raise TypeError(f"{c.__qualname__}: a record has no init=False field (use @dataclass)")
+        methods: tuple[tuple[str, Any], ...] = (("__init__", _init), ("__eq__", _eq), ("__repr__", _repr))
+        if frozen:
+            methods += (("__hash__", _hash), ("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr))
+        else:
+            methods += (("__hash__", None),)
+        for name, fn in methods:
             type.__setattr__(c, name, fn)
         return c
 

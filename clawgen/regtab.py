@@ -24,13 +24,14 @@ inline as one bytes constant instead of a file (``inline``; binary sections raw 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
+
+from clawgen.records import record
 
 TAB_PATH = "/clawreg.tab"
 
 
-@dataclass(frozen=True)
+@record
 class RegTab:
     data: bytes  # the file's content (inline: the same sections with the binary ones raw, not hex)
     at: dict[str, int]  # section -> byte offset

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from clawgen import __version__
 from clawgen.appmodules import AppModule, app_modules
 from clawgen.model import Plan
+from clawgen.records import record
 from clawgen.resources import templates_dir
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def render_template(name: str, plan: Plan, comment: str = "#", **extra: Any) -> 
 OtherRenderer = Callable[[Plan], Mapping[str, "str | bytes"]]
 
 
-@dataclass
+@record(frozen=False)
 class Rendered:
     """The render stage's output: the app modules and their sources, plus other generated files."""
 

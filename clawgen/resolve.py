@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from clawgen.boards import board_names, format_size, load_board, parse_size
 from clawgen.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.model import Board
+from clawgen.records import record
 from clawgen.spec import (
     AgentSpec,
     Endpoint,
@@ -43,7 +44,7 @@ API_PATHS = {"openai": "/chat/completions", "anthropic": "/messages"}
 DEFAULT_CA_LABELS = ("ISRG Root X1", "GTS Root R1", "GTS Root R4", "DigiCert Global Root G2")
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     """The output of resolve: the typed spec, the board, and where each spec path is written."""
 

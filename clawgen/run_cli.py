@@ -9,7 +9,6 @@ Telnet (``--host``, default the spec's ``network.hostname`` + ``.local``, port f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ import click
 
 from clawgen.guard import run_guarded
 from clawgen.image.flash import DEFAULT_BAUD
+from clawgen.records import record
 
 if TYPE_CHECKING:
     from clawgen.model import Plan
@@ -28,7 +28,7 @@ REOPEN_WAIT = 5.0  # seconds a board's own USB port may be gone after the reset 
 DOWN_WAIT = 15.0  # seconds the old bundle may keep its console open after confirming an update
 
 
-@dataclass(frozen=True)
+@record
 class ConsoleTarget:
     """Where the device's console is: a serial port, or host:port for Telnet."""
 

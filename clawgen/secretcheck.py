@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from clawgen.diagnostics import Diagnostic, Mark
 from clawgen.loader import Document, PathT, Secret, format_path
+from clawgen.records import record
 
 # The largest secret the device reads back from NVS: claw_boot.secret() grows its read buffer
 # to this many bytes (rendered into templates/app/claw_boot.py.j2 from here).
@@ -35,7 +35,7 @@ TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True)
+@record
 class _Role:
     what: str  # "the Wi-Fi name", "an API key"
     kind: str  # ssid | password | key

@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawgen.diagnostics import Diagnostic, did_you_mean
 from clawgen.loader import PathT
+from clawgen.records import record
 from clawgen.spec import Trigger
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 
 
-@dataclass(frozen=True)
+@record
 class TriggerDef:
     """One row of the device's trigger table (claw_triggers.TABLE)."""
 

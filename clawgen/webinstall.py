@@ -28,10 +28,10 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from clawgen.diagnostics import UsageError
+from clawgen.records import record
 
 EWT_PACKAGE = "esp-web-tools"
 EWT_VERSION = "10.4.0"
@@ -48,7 +48,7 @@ CHIP_FAMILY = {"esp32": "ESP32", "esp32s2": "ESP32-S2", "esp32s3": "ESP32-S3", "
                "esp32c6": "ESP32-C6", "esp32h2": "ESP32-H2"}
 
 
-@dataclass(frozen=True)
+@record
 class WebPart:
     path: str  # relative to the manifest
     offset: int

@@ -21,12 +21,12 @@ import os
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from clawgen import MICROPYTHON_VERSION
 from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
 from clawgen.image import partitions as pt
+from clawgen.records import record
 
 IMAGE_MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
@@ -37,7 +37,7 @@ DOWNLOAD_PAGE = "https://micropython.org/download/{board_id}/"
 RELEASE_URL = "https://micropython.org/resources/firmware/{board_id}-{date}-v{version}.bin"
 
 
-@dataclass(frozen=True)
+@record
 class BaseFirmware:
     data: bytes  # the file, starting at the bootloader
     bootloader_offset: int  # flash address of data[0]

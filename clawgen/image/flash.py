@@ -26,12 +26,13 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
 from clawgen.image.regions import FlashRegion
+from clawgen.records import record
 
 FLASH_ARGS = Path("image") / "flash_args.json"
 ROM_BAUD = 115200  # every ESP ROM bootloader starts at this rate
@@ -41,7 +42,7 @@ AFTER_CHOICES = ("hard-reset", "soft-reset", "no-reset")
 DOWNLOAD_MODE_HINT = "hold BOOT, press and release RESET, release BOOT, then retry"
 
 
-@dataclass(frozen=True)
+@record
 class FlashPlan:
     """What to write where, read and checked from a build directory."""
 
@@ -52,7 +53,7 @@ class FlashPlan:
     app_only: bool
 
 
-@dataclass(frozen=True)
+@record
 class FlashOptions:
     port: str
     baud: int = DEFAULT_BAUD
@@ -65,7 +66,7 @@ class FlashOptions:
     progress: bool | None = None  # None: show progress bars when stdout is a terminal
 
 
-@dataclass(frozen=True)
+@record
 class FlashedRegion:
     region: FlashRegion
     size: int
@@ -73,7 +74,7 @@ class FlashedRegion:
     verified: bool
 
 
-@dataclass
+@record(frozen=False)
 class FlashResult:
     chip: str  # as esptool names it: "ESP32-S3"
     flash_size: str | None  # detected on the board

@@ -16,11 +16,11 @@ the superblock, which is why those are pinned here rather than left to library d
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import UsageError
+from clawgen.records import record
 
 if TYPE_CHECKING:
     from littlefs import LittleFS, UserContext
@@ -38,7 +38,7 @@ LITTLEFS_PYTHON = "0.19.0"  # the pinned littlefs-python (pyproject.toml)
 FORMAT_ID = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16] + "-" + LITTLEFS_PYTHON
 
 
-@dataclass(frozen=True)
+@record
 class FsImage:
     data: bytes  # trimmed after the last programmed block; the rest of the partition may hold anything
     capacity: int  # partition size in bytes

@@ -19,20 +19,20 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from clawgen import MICROPYTHON_VERSION, __version__
 from clawgen.diagnostics import UsageError
+from clawgen.records import record
 from clawgen.resources import templates_dir
 
 NOT_FROZEN = ("boot", "main")  # run from the filesystem by the port
 ESP32_BOARD_MANIFEST = "$(PORT_DIR)/boards/manifest.py"
 
 
-@dataclass(frozen=True)
+@record
 class FullBuildPlan:
     command: list[str]
     cwd: Path

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
 
 from clawgen.diagnostics import UsageError
 from clawgen.image import partitions as pt
 from clawgen.image.basefw import BaseFirmware
+from clawgen.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Placed:
     name: str
     offset: int  # flash address

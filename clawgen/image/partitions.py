@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
 
 from clawgen.diagnostics import UsageError
+from clawgen.records import record
 
 ENTRY_MAGIC = b"\xaa\x50"
 MD5_MAGIC = b"\xeb\xeb" + b"\xff" * 14
@@ -36,7 +36,7 @@ SUBTYPE_FAT = 0x81  # what the port registers its own "vfs" partition with (it h
 _ENTRY = struct.Struct("<2sBBII16sI")
 
 
-@dataclass(frozen=True)
+@record
 class Partition:
     name: str
     type: int

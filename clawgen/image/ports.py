@@ -9,10 +9,10 @@ none or several they ask for ``--port``, naming what they found.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from clawgen.diagnostics import UsageError
+from clawgen.records import record
 
 ESPRESSIF_VID = 0x303A  # every PID: USB-Serial/JTAG (0x1001), ROM USB-OTG, MicroPython CDC
 
@@ -34,7 +34,7 @@ NO_PORT_HINT = ("connect the board by USB (and hold BOOT while pressing RESET if
                 "enumerate), or pass --port")
 
 
-@dataclass(frozen=True)
+@record
 class PortCandidate:
     device: str
     kind: str  # what the USB IDs say it is

@@ -6,11 +6,12 @@ tells the flasher where a device's NVS image goes) use it without importing each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from clawgen.records import record
 
-@dataclass(frozen=True)
+
+@record
 class FlashRegion:
     name: str
     offset: int

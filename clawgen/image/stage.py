@@ -16,20 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError
 from clawgen.image import basefw, nvs
 from clawgen.image import partitions as pt
+from clawgen.records import record
 
 if TYPE_CHECKING:
     from clawgen.fleet import Fleet
     from clawgen.image.fsimage import FsImage
 
 
-@dataclass
+@record(frozen=False)
 class ImageInputs:
     out_dir: Path  # staging build dir (contains app/, mpy/, usermod/ maybe)
     board: dict  # parsed clawgen/boards/<name>.yaml
@@ -45,7 +46,7 @@ class ImageInputs:
     fleet: Fleet | None = None  # --devices: one NVS image per device (clawgen/fleet.py); secrets then {}
 
 
-@dataclass(frozen=True)
+@record
 class Region:
     name: str
     offset: int
@@ -60,7 +61,7 @@ class Region:
         return {"name": self.name, "offset": self.offset, "size": self.size, "used": self.used}
 
 
-@dataclass
+@record(frozen=False)
 class ImageResult:
     artifacts: list[Path]
     regions: list[Region]
