@@ -60,6 +60,8 @@ limits:
   response_bytes: 8192
   max_iterations: 3
   max_tool_calls: 4
+  # 50 turns of 3 requests: above the default 100 requests an hour, the rate limit would end them.
+  model_requests_per_hour: 1000
 """
 
 SMALL_HEAP = 16 * 1024

@@ -24,6 +24,14 @@ The unix port is 64-bit: a 32-bit ESP32 needs about 1/1.28 of these figures (doc
 Reference figures (``REFERENCE``) were measured with this script on the runtime before the heap
 work of issue 8 (git 2f1e485, same machine, ``--connection close`` since that runtime's HTTP client
 hangs on keep-alive replies); they are printed beside today's, with the ratio of the minimum heaps.
+``ROUND_START`` are the figures at the start of the "smaller device" round (issue 8, item 6; git
+6e0552d), printed below the table.
+
+Where a turn's heap goes now (register-assistant, docs/runtime.md "A smaller device"): the smallest
+heap is set by the first register tool call, which imports claw_hwtools, clawreg and clawsheet
+(about 13 KB of code on this VM) and interns their names, which makes the VM allocate its next
+qstr pool (7 KB on this 64-bit VM, all at once, once about 617 names are interned: the harness
+interns about 100 of them). The runtime's code is the rest: about 1.6 B of heap per .mpy byte.
 """
 
 from __future__ import annotations
@@ -61,6 +69,14 @@ REFERENCE: dict[str, tuple[int, float, float]] = {
 }
 # The figure quoted in issue 8 for the register-assistant (a turn whose tools may have failed).
 ISSUE_FIGURE_KB = 119
+# At the start of the "smaller device" round (git 6e0552d, this script, keep-alive): min heapsize KB
+# (lowest that worked), live KB after boot, live KB after the turn (harness included).
+# (With this script's turn check as it is now: see turn_ok.)
+ROUND_START: dict[str, tuple[int, int, float, float]] = {
+    "local-chat": (97, 97, 83.0, 86.8),
+    "register-assistant": (128, 128, 108.2, 115.6),
+    "sensor-agent": (100, 100, 84.0, 91.2),
+}
 
 # 4 tool calls per example (name, arguments), over two model requests.
 CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
@@ -104,9 +120,12 @@ def drain(server: LLMServer) -> None:
 
 
 def turn_ok(res: unixvm.SimResult, server: LLMServer) -> bool:
+    """The whole turn ran: the answer, 3 requests, no error, and no tool that ran out of memory (its
+    result "error: NAME ran out of memory (N bytes free)" goes back to the model, which still answers:
+    before 2026-12-04 this check missed it, so "lowest" could name a size where every tool failed)."""
     out = res.stdout
     return (res.returncode == 0 and ANSWER in out and len(server.requests) == 3 and "[error]" not in out
-            and "MemoryError" not in out and "Traceback" not in res.stderr)
+            and "out of memory" not in out and "MemoryError" not in out and "Traceback" not in res.stderr)
 
 
 def bisect(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
@@ -221,6 +240,12 @@ def main() -> None:
               f"{f.turn_live / kb:9.1f}K {(f'{ref[2]:.1f}K') if ref else '-':>7} {spread:>13} B")
     print(f"goal (issue 8): boot + one register-assistant turn in <= 82 KB on this 64-bit VM (64 KiB on a "
           f"32-bit one); the issue quoted {ISSUE_FIGURE_KB} KB for it before")
+    for f in rows:
+        st = ROUND_START.get(f.name)
+        if st:
+            print(f"{f.name}: min heap {st[0]} -> {f.min_heap_kb} KB (lowest {st[1]} -> {f.lucky_kb}), live after "
+                  f"boot {st[2]:.1f} -> {f.boot_live / kb:.1f} KB, after the turn {st[3]:.1f} -> {f.turn_live / kb:.1f} KB "
+                  "(start of the smaller-device round -> now)")
     for f in rows:
         tail = f.live[len(f.live) // 5:]
         print(f"{f.name}: live heap after turns 1..{len(f.live)} (B): {f.live[:6]} ... {f.live[-3:]}; "

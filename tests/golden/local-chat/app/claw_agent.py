@@ -12,6 +12,8 @@ import gc
 import sys
 import time
 
+from micropython import const
+
 import claw_buf as B
 import claw_config as C
 import claw_http as H
@@ -19,20 +21,20 @@ import claw_log
 import claw_loop as L
 
 _ADAPTERS = {"openai": "claw_openai", "anthropic": "claw_anthropic"}  # model.api -> adapter module
-_BACKOFF_MAX_S = 10  # the longest we wait in a turn for a retry (Retry-After, or a cooldown's end)
-_COOLDOWN_S = 30  # an endpoint that answered 429/529/overloaded without Retry-After is skipped this long
-_COOLDOWN_MAX_S = 300  # cap on a Retry-After taken as a cooldown
+_BACKOFF_MAX_S = const(10)  # the longest we wait in a turn for a retry (Retry-After, or a cooldown's end)
+_COOLDOWN_S = const(30)  # an endpoint that answered 429/529/overloaded without Retry-After is skipped this long
+_COOLDOWN_MAX_S = const(300)  # cap on a Retry-After taken as a cooldown
 
 # Error classes of a failed model request (_Failed.kind): what is retried, where, and how.
-AUTH = "auth"  # 401/403: not retried; check the API key
-RATE_LIMIT = "rate_limit"  # 429: the endpoint cools down (Retry-After), the next one is tried
-OVERLOADED = "overloaded"  # 529, 503 or an overloaded_error body: cools down like a rate limit
-TIMEOUT = "timeout"  # no byte within read_timeout / connect_timeout: the next endpoint is tried
-CONTEXT = "context_too_long"  # 400 saying the prompt exceeds the context: drop the oldest turn, retry once
-BAD_RESPONSE = "bad_response"  # malformed JSON or shape, broken HTTP framing: the next endpoint is tried
-NET = "net"  # refused, reset, unreachable: the next endpoint is tried
-SERVER = "server"  # other 5xx: the next endpoint is tried
-FATAL = "fatal"  # other 4xx, redirects, TLS, a too large response: not retried
+_AUTH = const("auth")  # 401/403: not retried; check the API key
+_RATE_LIMIT = const("rate_limit")  # 429: the endpoint cools down (Retry-After), the next one is tried
+_OVERLOADED = const("overloaded")  # 529, 503 or an overloaded_error body: cools down like a rate limit
+_TIMEOUT = const("timeout")  # no byte within read_timeout / connect_timeout: the next endpoint is tried
+_CONTEXT = const("context_too_long")  # 400 saying the prompt exceeds the context: drop the oldest turn, retry once
+_BAD_RESPONSE = const("bad_response")  # malformed JSON or shape, broken HTTP framing: the next endpoint is tried
+_NET = const("net")  # refused, reset, unreachable: the next endpoint is tried
+_SERVER = const("server")  # other 5xx: the next endpoint is tried
+_FATAL = const("fatal")  # other 4xx, redirects, TLS, a too large response: not retried
 
 
 def _now():
@@ -45,8 +47,8 @@ def _sleep_ms(ms):
     yield from L.sleep(ms)
 
 
-_SKIPPED = "skipped: a newer user message arrived"
-_ASK_MS = 120000  # how long a confirmation question waits for its answer
+_SKIPPED = const("skipped: a newer user message arrived")
+_ASK_MS = const(120000)  # how long a confirmation question waits for its answer
 
 
 class Endpoint:
@@ -77,9 +79,9 @@ class Endpoint:
 class _Failed(Exception):
     """A model request that failed: msg for the user; retry: a transient failure (try the
     fallbacks, then the primary once more); wait: the server's Retry-After in seconds, or None;
-    kind: the error class (AUTH, RATE_LIMIT, ...)."""
+    kind: the error class (_AUTH, _RATE_LIMIT, ...)."""
 
-    def __init__(self, msg, retry, wait=None, kind=FATAL):
+    def __init__(self, msg, retry, wait=None, kind=_FATAL):
         super().__init__(msg)
         self.msg = msg
         self.retry = retry
@@ -258,7 +260,7 @@ class Agent:
             try:
                 return (yield from self._call(ep))
             except _Failed as e:
-                if e.kind != CONTEXT:
+                if e.kind != _CONTEXT:
                     raise
                 if not again or not self.session.drop_oldest():
                     e.msg += " -- /reset, or send a shorter message"
@@ -311,7 +313,7 @@ class Agent:
                 r = yield from self._attempt(ep, scratch)
             except _Failed as e:
                 err = e
-                if e.kind in (RATE_LIMIT, OVERLOADED):
+                if e.kind in (_RATE_LIMIT, _OVERLOADED):
                     self._cool(ep, e)
                 if not e.retry:
                     break
@@ -337,19 +339,19 @@ class Agent:
             if e.kind == "size":  # say which limit to raise
                 raise _Failed(e.msg + " (limits.response_bytes)", False)
             if e.kind == "net":
-                raise _Failed(e.msg, True, None, TIMEOUT if "timed out" in e.msg else NET)
-            raise _Failed(e.msg, e.kind == "proto", None, BAD_RESPONSE if e.kind == "proto" else FATAL)
+                raise _Failed(e.msg, True, None, _TIMEOUT if "timed out" in e.msg else _NET)
+            raise _Failed(e.msg, e.kind == "proto", None, _BAD_RESPONSE if e.kind == "proto" else _FATAL)
         del head
         body = B.response.view()
         H.trace("<<< response %d from %s" % (status, ep.host), None, body)
         if status >= 300:  # the message and error class (claw_neterr, loaded only for this)
             msg, kind, ra = H._lazy("claw_neterr", "status_error", status, headers, body, ep.host, ep.model)
-            raise _Failed(msg, kind in (RATE_LIMIT, OVERLOADED, SERVER), ra, kind)
+            raise _Failed(msg, kind in (_RATE_LIMIT, _OVERLOADED, _SERVER), ra, kind)
         try:
             return ep.p.parse(body)
         except Exception as e:  # ProviderError from the adapter
             msg = claw_log.redact_text("%s from %s" % (e, ep.host))
             if msg.find("overloaded") >= 0:  # an error object in a 200 (Anthropic: overloaded_error)
-                raise _Failed(msg, True, None, OVERLOADED)
-            raise _Failed(msg, True, None, BAD_RESPONSE)
+                raise _Failed(msg, True, None, _OVERLOADED)
+            raise _Failed(msg, True, None, _BAD_RESPONSE)
 

@@ -9,10 +9,12 @@ import time
 
 import select
 
+from micropython import const
+
 STREAM = sys.stdin  # what the event loop waits on for input (claw_main's console task)
 _poll = select.poll()
 _poll.register(sys.stdin, select.POLLIN)
-_MAX = 2048
+_MAX = const(2048)
 # The line being typed, as UTF-8 in a buffer allocated once (limits.content_bytes): a list of
 # one-character strings would cost ~30 heap bytes per character of a pasted text.
 _buf = bytearray(_MAX)

@@ -20,6 +20,8 @@ import select
 import socket
 import time
 
+from micropython import const
+
 import claw_config as C
 import claw_log
 import claw_loop as L
@@ -29,7 +31,7 @@ try:
 except ImportError:  # a board without TLS: plain http endpoints still work
     ssl = None
 
-_CRLF = b"\r\n"
+_CRLF = const(b"\r\n")
 _ctx = None
 
 
@@ -391,6 +393,10 @@ class _Stale(Exception):
     pass
 
 
+# The response headers _parse_head keeps (a const: defined before its use).
+_WANTED = const((b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"content-type", b"location"))
+
+
 def _parse_head(mv):
     """(status, {lower-case name: value}) from the header block (no trailing blank line).
     Works on bytes so a non-UTF-8 header value cannot break the parse."""
@@ -415,9 +421,6 @@ def _parse_head(mv):
                 continue
             headers[str(name, "utf-8")] = val if name == b"location" else val.lower()
     return status, headers
-
-
-_WANTED = (b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"content-type", b"location")
 
 
 def retry_after(headers):

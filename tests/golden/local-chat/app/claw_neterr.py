@@ -7,11 +7,13 @@ the heap."""
 
 import errno
 
+from micropython import const
+
 import claw_log
 from claw_http import HttpError, retry_after
 
-# Error bodies that say the prompt exceeds the model's context (claw_agent.CONTEXT).
-_CONTEXT_MARKS = (b"context_length_exceeded", b"prompt is too long", b"exceed_context_size", b"maximum context length")
+# Error bodies that say the prompt exceeds the model's context (claw_agent._CONTEXT).
+_CONTEXT_MARKS = const((b"context_length_exceeded", b"prompt is too long", b"exceed_context_size", b"maximum context length"))
 
 
 def oserr(e, what, host, timeout):
@@ -58,7 +60,7 @@ def error_text(status, mv):
 
 def status_error(status, headers, mv, host, model):
     """(message, error class, Retry-After seconds or None) of a model endpoint's status >= 300; the
-    classes are claw_agent's (AUTH, RATE_LIMIT, ...)."""
+    classes are claw_agent's (_AUTH, _RATE_LIMIT, ...)."""
     if status < 400:  # a redirect is a configuration error: never followed with the key
         return (claw_log.redact_text(
             "HTTP %d from %s (%s): redirect to %s not followed -- put the final URL in the model's "

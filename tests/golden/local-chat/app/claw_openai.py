@@ -8,9 +8,11 @@ An adapter turns messages into bytes for the request body and a response body in
 
 import json
 
+from micropython import const
+
 import claw_config as C
 
-_SEP = (",", ":")
+_SEP = const((",", ":"))
 
 
 class ProviderError(Exception):

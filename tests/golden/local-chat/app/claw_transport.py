@@ -19,7 +19,7 @@ from micropython import const
 _EAGAIN = (11, 35)
 _CHUNK = const(512)  # bytes per recv
 _READ_MAX = const(65536)  # bytes read per poll at most, so the UART is still polled during a flood
-_SPECIAL = (b"\xff", b"\r", b"\n", b"\x00", b"\x08", b"\x7f")  # IAC, line ends, NUL, BS, DEL
+_SPECIAL = const((b"\xff", b"\r", b"\n", b"\x00", b"\x08", b"\x7f"))  # IAC, line ends, NUL, BS, DEL
 
 
 class Uart:

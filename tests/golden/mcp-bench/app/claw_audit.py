@@ -24,11 +24,11 @@ PATH = '/claw_audit.log'
 ENTRIES = const(64)  # audit.entries
 ENTRY_BYTES = const(256)  # audit.entry_bytes
 MAGIC = b"\xa0\x0d"
-_HDR = "<2sIHI"
+_HDR = const("<2sIHI")
 _HDR_LEN = const(12)
 _BOOT_MS = L.t0  # (imported at the first tool call: the boot's start is claw_loop's)
 # Argument names whose values are never written (any name containing one of these).
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "auth", "credential", "pin")
+_SECRET_WORDS = const(("password", "passwd", "secret", "token", "key", "auth", "credential", "pin"))
 _seq = -1  # the next entry's sequence number (-1: not scanned yet)
 
 

@@ -68,10 +68,11 @@ def _alloc(name, size, share=None):
         lims = (("request", C.REQUEST_BYTES), ("response", C.RESPONSE_BYTES), ("content", C.CONTENT_BYTES),
                 ("tool_args", C.TOOL_ARGS_BYTES), ("tool_result", C.TOOL_RESULT_BYTES))
         big = max(lims, key=lambda x: x[1])
+        total = max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
+        total += max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES)
         raise MemoryError("the %d-byte %s buffer does not fit (the buffers take %d bytes; the largest is "
                           "limits.%s_bytes = %d); lower limits.%s_bytes in the spec"
-                          % (size, name, max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
-                             + max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES), big[0], big[1], big[0]))
+                          % (size, name, total, big[0], big[1], big[0]))
 
 
 # The request body is sent whole before the first byte of the response is read into the same

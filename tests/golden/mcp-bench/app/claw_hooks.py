@@ -36,7 +36,7 @@ def _fn(point):
 
 
 def preload():
-    """Import the hooks' modules at boot, beside the tools' (claw_tools.preload)."""
+    """Import the hooks' modules at boot (claw_main.boot), right after the fixed buffers."""
     for point in HOOKS:
         try:
             _fn(point)

@@ -64,14 +64,17 @@ def boot():
     stage = ["allocating the fixed buffers"]
     uart = None
     try:
-        # Largest first, into a heap nothing has fragmented yet: the fixed buffers, then the
-        # tools' modules (claw_tools.preload), then the rest of the runtime.
+        # Largest first, into a heap nothing has fragmented yet: the fixed buffers, then the rest
+        # of the runtime. The tools' modules are imported at their first call, not at boot
+        # (docs/runtime.md, "A smaller device").
         import claw_buf  # noqa: F401 - allocates the fixed buffers once, now
-        import claw_tools
+        import claw_tools  # noqa: F401
 
-        stage[0] = "loading the tools"
-        claw_tools.preload()
-        del claw_tools.preload  # (boot only: its code leaves the heap)
+        stage[0] = "loading the hooks"
+        import claw_hooks
+
+        claw_hooks.preload()
+        del claw_hooks.preload  # (boot only: its code leaves the heap)
         stage[0] = "loading the MCP server"
         import claw_mcp  # noqa: F401 - its code early, before the heap fragments (started after ready)
         stage[0] = "loading the runtime modules"

@@ -5,11 +5,13 @@ and the boot sequence that uses them (start). claw_main drops this module after 
 
 import gc
 
+from micropython import const
+
 import claw_config as C
 import claw_log
 import claw_loop as L
 
-_NOT_FOUND = -4354  # ESP_ERR_NVS_NOT_FOUND
+_NOT_FOUND = const(-4354)  # ESP_ERR_NVS_NOT_FOUND
 _wlan = None  # the station interface once wifi() configured it
 
 

@@ -68,10 +68,10 @@ def _alloc(name, size, share=None):
         lims = (("request", C.REQUEST_BYTES), ("response", C.RESPONSE_BYTES), ("content", C.CONTENT_BYTES),
                 ("tool_args", C.TOOL_ARGS_BYTES), ("tool_result", C.TOOL_RESULT_BYTES))
         big = max(lims, key=lambda x: x[1])
+        total = max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
         raise MemoryError("the %d-byte %s buffer does not fit (the buffers take %d bytes; the largest is "
                           "limits.%s_bytes = %d); lower limits.%s_bytes in the spec"
-                          % (size, name, max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
-                             + max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES), big[0], big[1], big[0]))
+                          % (size, name, total, big[0], big[1], big[0]))
 
 
 # The request body is sent whole before the first byte of the response is read into the same
@@ -86,8 +86,10 @@ del _http
 content = _alloc("content", C.CONTENT_BYTES)
 # A tool call's arguments are parsed before its handler runs and its result is cut after: the two
 # are never live at once, so they share one bytearray (the larger of the two limits).
-_tool = _alloc("tool_args" if C.TOOL_ARGS_BYTES >= C.TOOL_RESULT_BYTES else "tool_result",
-               max(C.TOOL_ARGS_BYTES, C.TOOL_RESULT_BYTES))
-tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES, _tool)
-tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES, _tool)
-del _tool, _alloc  # (boot only: its code leaves the heap)
+# And a tool call runs between two model requests (the response already parsed into objects, the
+# next request not built yet), with nothing else in this build using the request/response memory
+# meanwhile (no MCP server, web tools or hooks: clawgen.heapplan.tool_buffers_share_http): the
+# tool buffers are that bytearray too.
+tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES, request)
+tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES, request)
+del _alloc  # (boot only: its code leaves the heap)

@@ -3,7 +3,6 @@
 """Register and datasheet tools: thin wrappers over the register-access layer (clawreg/clawsheet)."""
 
 import clawreg
-import clawsheet
 
 
 def _value(v):
@@ -43,9 +42,15 @@ def hw_register_write(address, value):
     return "wrote 0x%08X to 0x%08X; register now 0x%08X" % (v, a, back)
 
 
+# clawsheet (the datasheet tables' reader) only for the two datasheet tools: a register read or
+# write does not load it (claw_tools drops all three modules after each call).
 def hw_module_list():
+    import clawsheet
+
     return clawsheet.modules() or "no peripheral table in this build"
 
 
 def hw_register_lookup(query):
+    import clawsheet
+
     return clawsheet.lookup(query)

@@ -4,6 +4,8 @@
 
 import sys
 
+from micropython import const
+
 _secrets = []  # secret values (bytes) loaded at boot, redacted from traces
 
 

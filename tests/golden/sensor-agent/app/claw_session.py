@@ -20,7 +20,7 @@ import claw_log
 from micropython import const
 
 MAGIC = b"\xc1\x0a"
-_HDR = "<2sII"
+_HDR = const("<2sII")
 _HDR_LEN = const(10)
 
 

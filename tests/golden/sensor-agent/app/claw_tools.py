@@ -8,6 +8,9 @@ limits.tool_result_bytes with an explicit marker, and one audit entry per call (
 
 import gc
 import json
+import sys
+
+from micropython import const
 
 import claw_buf as B
 
@@ -84,21 +87,6 @@ def _handler(name, mod, fn):
         f = getattr(__import__(mod), fn)
         _handlers[name] = f
     return f
-
-
-def preload():
-    """Import every tool's module now, at boot, right after the fixed buffers: on a real GC a
-    module imported in the middle of a turn lands in a fragmented heap (measured on the unix
-    port: the register-assistant's smallest heap for boot + a turn fell from 140 KB to 114 KB).
-    A module that fails to import is reported when its tool is called, as before."""
-    for name in TABLE:
-        t = TABLE[name]
-        try:
-            _handler(name, t[0], t[1])
-        except MemoryError:
-            return  # the boot goes on; the tools are imported on first use
-        except Exception:  # reported when the tool is called (error: NAME failed: ...)
-            pass
 
 
 def _result(value):

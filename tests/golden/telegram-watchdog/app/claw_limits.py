@@ -43,7 +43,7 @@ _VALID = 1704067200  # 2024-01-01 UTC: a wall clock before it has not been set (
 _UNIX = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the port's epoch -> Unix seconds
 # seq, hour window, requests in it, day window, requests in it, trigger-hour window, triggered turns,
 # boots recorded, triggers suspended, then the run time of the last BOOT_N boots (this one first)
-_FMT = "<IiHiHiHBB5H"
+_FMT = const("<IiHiHiHBB5H")
 _SLOT = const(40)  # bytes of one slot: the record, its crc32, padding
 _SEQ = const(0)
 _HID = const(1)

@@ -64,14 +64,11 @@ def boot():
     stage = ["allocating the fixed buffers"]
     uart = None
     try:
-        # Largest first, into a heap nothing has fragmented yet: the fixed buffers, then the
-        # tools' modules (claw_tools.preload), then the rest of the runtime.
+        # Largest first, into a heap nothing has fragmented yet: the fixed buffers, then the rest
+        # of the runtime. The tools' modules are imported at their first call, not at boot
+        # (docs/runtime.md, "A smaller device").
         import claw_buf  # noqa: F401 - allocates the fixed buffers once, now
-        import claw_tools
-
-        stage[0] = "loading the tools"
-        claw_tools.preload()
-        del claw_tools.preload  # (boot only: its code leaves the heap)
+        import claw_tools  # noqa: F401
         stage[0] = "loading the runtime modules"
         import claw_transport as T
 

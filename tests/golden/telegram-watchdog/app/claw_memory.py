@@ -24,11 +24,11 @@ MAX_BYTES = const(8192)  # memory.max_bytes: the log file at most
 NOTE_BYTES = const(512)  # memory.note_bytes: one note at most
 PROMPT_BYTES = const(1024)  # memory.prompt_bytes: notes in the system prompt
 MAGIC = b"\xc1\x0b"
-_HDR = "<2sII"
+_HDR = const("<2sII")
 _HDR_LEN = const(10)
 _REC = const(15)  # header + op byte + id: a record's size without its note
 _NOTE_MAX = const(4096)  # the schema's largest memory.note_bytes: notes of an earlier build stay readable
-_PROMPT_HEAD = "\n\nYour saved notes (memory), newest first:"
+_PROMPT_HEAD = const("\n\nYour saved notes (memory), newest first:")
 
 
 class Notes:

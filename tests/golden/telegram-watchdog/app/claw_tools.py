@@ -8,6 +8,9 @@ limits.tool_result_bytes with an explicit marker, and one audit entry per call (
 
 import gc
 import json
+import sys
+
+from micropython import const
 
 import claw_buf as B
 
@@ -101,21 +104,6 @@ def _handler(name, mod, fn):
     return f
 
 
-def preload():
-    """Import every tool's module now, at boot, right after the fixed buffers: on a real GC a
-    module imported in the middle of a turn lands in a fragmented heap (measured on the unix
-    port: the register-assistant's smallest heap for boot + a turn fell from 140 KB to 114 KB).
-    A module that fails to import is reported when its tool is called, as before."""
-    for name in TABLE:
-        t = TABLE[name]
-        try:
-            _handler(name, t[0], t[1])
-        except MemoryError:
-            return  # the boot goes on; the tools are imported on first use
-        except Exception:  # reported when the tool is called (error: NAME failed: ...)
-            pass
-
-
 def _result(value):
     """A handler's return value as text within the tool_result buffer (marker when cut)."""
     if value is None:
@@ -141,8 +129,8 @@ def _result(value):
 
 _REG_TOOLS = ("hw_register_read", "hw_register_write")
 # A register tool's result that is the register policy's refusal (clawreg's messages).
-_REG_DENY = ("error: denied", "error: constraint violated", "error: unknown:", "error: misaligned",
-             "error: outside any address block")
+_REG_DENY = const(("error: denied", "error: constraint violated", "error: unknown:", "error: misaligned",
+                   "error: outside any address block"))
 
 
 def _done(io, name, args, decision, rule, result):
@@ -153,9 +141,8 @@ def _done(io, name, args, decision, rule, result):
         result.startswith("denied") else "ok"
     got = None
     if decision == "allow" and name in _REG_TOOLS:
-        import clawreg  # loaded by the register tool that just ran
-
-        got = clawreg.decided()
+        reg = sys.modules.get("clawreg")  # loaded by the register tool that just ran (unless it did not fit)
+        got = reg.decided() if reg is not None else None
     if got is not None:  # the register policy's decision and the spec rule that made it
         decision, rule = got[0], got[1] if rule == "default" else rule + "; " + got[1]
     elif decision == "allow" and name in _REG_TOOLS:
@@ -219,11 +206,11 @@ def call(name, args_json, io):
     import claw_audit
 
     shown = claw_audit.args_text(args)  # before the handler: it may change what args holds
-    if name in _REG_TOOLS:
-        import clawreg
-
-        clawreg.track()  # _done names the register rule that decided
     try:
+        if name in _REG_TOOLS:
+            import clawreg  # (an import that does not fit the heap is this call's error, like the tool's)
+
+            clawreg.track()  # _done names the register rule that decided
         f = _handler(name, mod, fn)
         value = f(**args)
     except MemoryError:  # the heap is too small for this tool now: the model and the user are told

@@ -11,6 +11,12 @@ from binascii import unhexlify
 import clawhw
 
 try:
+    from micropython import const
+except ImportError:  # CPython: the policy cross-check (tests/chips) runs this module there too
+    def const(x):
+        return x
+
+try:
     import _clawreg as _C
 except ImportError:
     _C = None
@@ -23,45 +29,47 @@ POLICY_ID = 565402226
 # clawgen.chips.tables' layouts. Sorted allowlist entries:
 # <I addr, B flags, B ncons, H cons, I wmask, I hwmask, I idle, I idlemask, H fstart, B fcount, B rread, B rwrite, B rprot, pad>
 # (rread/rwrite/rprot: 0 or 1 + the index of the deciding rule's label in the RN section)
+# Constants are const(): the compiler puts their values into the code, so they cost the heap no
+# name and no global (docs/runtime.md, "A smaller device").
 _TAB = '/clawreg.tab'
 _INLINE = b''  # the same bytes, when there is no file (a module rendered alone)
-_HX = 2  # file bytes per table byte in the binary sections (2: hex)
-_AT_E = 0
-_AT_C = 4800
-_AT_F = 4800
-_AT_B = 5440
-_AT_K = 6784
-_AT_NO = 7024
-_AT_FO = 7328
-_AT_BO = 7972
-_AT_RO = 8200
-_AT_D = 8296
-_AT_LO = 8296
-_AT_LA = 8596
-_AT_N = 8876
-_AT_FN = 10101
-_AT_BN = 11681
-_AT_RN = 12068
-_AT_M = 13190
-_AT_L = 14642
-_SZ_N = 1225
+_HX = const(2)  # file bytes per table byte in the binary sections (2: hex)
+_AT_E = const(0)
+_AT_C = const(4800)
+_AT_F = const(4800)
+_AT_B = const(5440)
+_AT_K = const(6784)
+_AT_NO = const(7024)
+_AT_FO = const(7328)
+_AT_BO = const(7972)
+_AT_RO = const(8200)
+_AT_D = const(8296)
+_AT_LO = const(8296)
+_AT_LA = const(8596)
+_AT_N = const(8876)
+_AT_FN = const(10101)
+_AT_BN = const(11681)
+_AT_RN = const(12068)
+_AT_M = const(13190)
+_AT_L = const(14642)
+_SZ_N = const(1225)
 _N_E = 75
-_N_B = 56
-_N_D = 0
+_N_B = const(56)
+_N_D = const(0)
 
 _ES = 32  # entry size
 _BS = 12  # block size
 _EFMT = "<IBBHIIIIHBBBBxx"
 
 # Result codes (same numbers as clawreg_policy.h)
-OK = 0
-MISALIGNED = 1
-OUT_OF_BLOCK = 2
-UNKNOWN = 3
-DENIED = 4
-CONSTRAINT = 5
-PROTECTED = 6
-NOT_RMW_SAFE = 7
+_OK = const(0)
+_MISALIGNED = const(1)
+_OUT_OF_BLOCK = const(2)
+_UNKNOWN = const(3)
+_DENIED = const(4)
+_CONSTRAINT = const(5)
+_PROTECTED = const(6)
+_NOT_RMW_SAFE = const(7)
 
 _F_READ = 1
 _F_WRITE = 2
@@ -89,6 +97,14 @@ def _rd(off, n):
             raise RegError("cannot read the register tables %s: deploy the whole app bundle again" % _TAB)
     _f.seek(off)
     return _f.read(n)
+
+
+def close():
+    """Close the table file (claw_tools drops this module from the heap after a tool call)."""
+    global _f
+    if _f is not None:
+        _f.close()
+        _f = None
 
 
 def _bin(at, i, n):
@@ -140,21 +156,21 @@ def _block(addr):
 
 
 def _locate(addr):
-    # (code, entry index): OK, or MISALIGNED, OUT_OF_BLOCK, UNKNOWN or DENIED (not allowlisted).
+    # (code, entry index): _OK, or _MISALIGNED, _OUT_OF_BLOCK, _UNKNOWN or _DENIED (not allowlisted).
     if addr & 3:
-        return MISALIGNED, -1
+        return _MISALIGNED, -1
     i = _find(addr)
     if i >= 0:
-        return OK, i
+        return _OK, i
     b = _block(addr)
     if b < 0:
-        return OUT_OF_BLOCK, -1
+        return _OUT_OF_BLOCK, -1
     start, _, koff = struct.unpack("<IIH", _bin(_AT_B, b * _BS, 10))
     if koff != 0xFFFF:
         w = (addr - start) >> 2
         if not (_bin(_AT_K, koff + (w >> 3), 1)[0] >> (w & 7)) & 1:
-            return UNKNOWN, -1
-    return DENIED, -1
+            return _UNKNOWN, -1
+    return _DENIED, -1
 
 
 def _entry(i):
@@ -197,8 +213,8 @@ def _read(addr):
     if c:
         return c, 0, 0
     if not _entry(i)[1] & _F_READ:
-        return DENIED, 0, 0
-    return OK, clawhw.read32(addr) & _M32, 0
+        return _DENIED, 0, 0
+    return _OK, clawhw.read32(addr) & _M32, 0
 
 
 def _write(addr, v):
@@ -208,11 +224,11 @@ def _write(addr, v):
     e = _entry(i)
     flags = e[1]
     if not flags & _F_WRITE:
-        return DENIED, 0, 0
+        return _DENIED, 0, 0
     wmask = e[4]
     b = _check_cons(e, v, wmask)
     if b >= 0:
-        return CONSTRAINT, 0, b
+        return _CONSTRAINT, 0, b
     prot = e[5] & ~wmask & _M32
     if prot:
         # Bits the policy protects keep their value: the idle pattern when the register must
@@ -220,11 +236,11 @@ def _write(addr, v):
         ref = e[6] if flags & _F_NO_RMW else clawhw.read32(addr) & _M32
         bad = (v ^ ref) & prot
         if bad:
-            return PROTECTED, 0, bad
+            return _PROTECTED, 0, bad
     clawhw.write32(addr, v)
     if flags & _F_READBACK:
-        return OK, clawhw.read32(addr) & _M32, 0
-    return OK, v, 0
+        return _OK, clawhw.read32(addr) & _M32, 0
+    return _OK, v, 0
 
 
 def _modify(addr, lsb, width, fv):
@@ -234,30 +250,30 @@ def _modify(addr, lsb, width, fv):
     e = _entry(i)
     flags = e[1]
     if not flags & _F_WRITE:
-        return DENIED, 0, 0
+        return _DENIED, 0, 0
     if width < 1 or lsb + width > 32:
-        return CONSTRAINT, 0, lsb
+        return _CONSTRAINT, 0, lsb
     fm = _fmask(lsb, width)
     if fm & ~e[4]:
-        return DENIED, 0, fm & ~e[4] & _M32
+        return _DENIED, 0, fm & ~e[4] & _M32
     if fv >> width:
-        return CONSTRAINT, 0, lsb
+        return _CONSTRAINT, 0, lsb
     v = fv << lsb
     b = _check_cons(e, v, fm)
     if b >= 0:
-        return CONSTRAINT, 0, b
+        return _CONSTRAINT, 0, b
     if flags & _F_NO_RMW:
         # No read-modify-write: the other bits get their no-effect value, if they all have one.
         if e[5] & ~fm & ~e[7] & _M32:
-            return NOT_RMW_SAFE, 0, 0
+            return _NOT_RMW_SAFE, 0, 0
         new = (e[6] & ~fm) | v
     else:
         new = (clawhw.read32(addr) & ~fm) | v
     new &= _M32
     clawhw.write32(addr, new)
     if flags & _F_READBACK:
-        return OK, clawhw.read32(addr) & _M32, 0
-    return OK, new, 0
+        return _OK, clawhw.read32(addr) & _M32, 0
+    return _OK, new, 0
 
 
 if _C is not None and _C.policy_id() == POLICY_ID:
@@ -267,7 +283,7 @@ if _C is not None and _C.policy_id() == POLICY_ID:
     _modify = _C.modify  # noqa: F811
 
 
-_RR = 10  # rread's position in an entry; rwrite, rprot follow
+_RR = const(10)  # rread's position in an entry; rwrite, rprot follow
 _track = False
 _last = None  # (addr, write?, code, detail) of the last access while tracking
 
@@ -297,15 +313,15 @@ def decided():
         return None
     addr, wr, code, detail = last
     what = " write" if wr else " read"
-    if code == OK:
+    if code == _OK:
         return "allow", _rule(addr, 1 if wr else 0, what)
-    if code in (MISALIGNED, OUT_OF_BLOCK, UNKNOWN):
+    if code in (_MISALIGNED, _OUT_OF_BLOCK, _UNKNOWN):
         return "deny", "registers: address check (%s)" % ("misaligned", "outside any block", "no register")[code - 1]
-    if code == CONSTRAINT:
+    if code == _CONSTRAINT:
         return "deny", "registers: the field's write constraint (chip database)"
-    if code == NOT_RMW_SAFE:
+    if code == _NOT_RMW_SAFE:
         return "deny", "registers: not safe to read-modify-write (chip database)"
-    if code == PROTECTED or (code == DENIED and wr and detail):
+    if code == _PROTECTED or (code == _DENIED and wr and detail):
         return "deny", _rule(addr, 2, what + " of protected bits")
     return "deny", _rule(addr, 1 if wr else 0, what)
 
@@ -380,25 +396,25 @@ def _field_name(i, lsb):
 
 def _message(code, addr, detail, what):
     name = describe(addr)
-    if code == MISALIGNED:
+    if code == _MISALIGNED:
         return "misaligned: 0x%08X is not a multiple of 4" % addr
-    if code == OUT_OF_BLOCK:
+    if code == _OUT_OF_BLOCK:
         return "outside any address block: 0x%08X is not in any peripheral of %s" % (addr, CHIP)
-    if code == UNKNOWN:
+    if code == _UNKNOWN:
         return "unknown: no register at 0x%08X (%s)" % (addr, name)
     i = _find(addr)
-    if code == DENIED:
+    if code == _DENIED:
         if i < 0:
             return "denied: %s (0x%08X) is not in this build's register allowlist" % (name, addr)
         if detail:
             return "denied: bits 0x%08X of %s are not writable by policy" % (detail, name)
         return "denied: %s is not %s by policy" % (name, what)
-    if code == CONSTRAINT:
+    if code == _CONSTRAINT:
         return "constraint violated: value not allowed for %s%s" % (name, _field_name(i, detail) if i >= 0 else "")
-    if code == PROTECTED:
+    if code == _PROTECTED:
         return ("denied: bits 0x%08X of %s are not writable by policy (write them unchanged, "
                 "or use write_field)" % (detail, name))
-    if code == NOT_RMW_SAFE:
+    if code == _NOT_RMW_SAFE:
         return ("denied: %s cannot be written one field at a time (not safe to read-modify-write); "
                 "write the whole register" % name)
     return "error %d at %s" % (code, name)
@@ -436,7 +452,7 @@ def write_field(path, value):
     addr = resolve(reg)
     i = _find(addr)
     if i < 0:
-        _note(addr, True, DENIED, 0)
+        _note(addr, True, _DENIED, 0)
         raise RegError("denied: %s is not in this build's register allowlist" % reg)
     e = _entry(i)
     k = e[8]
@@ -446,7 +462,7 @@ def write_field(path, value):
         k += 1
     else:
         if not e[1] & _F_WRITE:
-            _note(addr, True, DENIED, 0)
+            _note(addr, True, _DENIED, 0)
             raise RegError("denied: %s is not writable by policy" % describe(addr))
         raise RegError("unknown: %s has no field %s" % (describe(addr), fname))
     lsb, width = _bin(_AT_F, 2 * k, 2)

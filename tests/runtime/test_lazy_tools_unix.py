@@ -1,0 +1,98 @@
+"""Tool modules in the heap only when used (issue 8, item 6), on the MicroPython unix-port VM: the
+boot imports no tool module; a tool's module is imported at its first call; the register tools'
+modules (claw_hwtools, clawreg, clawsheet) leave the heap after each call and work the same on
+the next one (the register file, the audit's deciding rule, the policy's refusals)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.heap_runs import ANSWER, build_example, reset, script_turn
+
+HW_MODULES = ("claw_hwtools", "clawreg", "clawsheet")
+GPIO_OUT = 0x60004004
+
+# Boot exactly as main.py does, but keep what main() hands to its serving loop (like the heap bench),
+# then report which of the runtime's modules are in sys.modules.
+BOOT = ("import sys\nimport claw_main\nS = []\nclaw_main.serve = lambda *a: S.extend(a)\nclaw_main.main()\n"
+        "print('MODS boot', sorted(m for m in sys.modules if m.startswith('claw')))\n")
+TURN = ("claw_main.handle({line!r}, S[2], S[0], S[1], S[4])\n"
+        "print('MODS {tag}', sorted(m for m in sys.modules if m.startswith('claw')))\n")
+
+
+def _mods(stdout: str, tag: str) -> list[str]:
+    (line,) = [x for x in stdout.splitlines() if x.startswith(f"MODS {tag} ")]
+    return json.loads(line.split(" ", 2)[2].replace("'", '"'))
+
+
+@pytest.fixture
+def register_assistant(tmp_path: Path, llm_server, monkeypatch):
+    from clawgen.resources import chips_dir
+
+    monkeypatch.setenv("CLAWGEN_CHIP_PATH", str(chips_dir()))
+    return build_example("register-assistant", tmp_path, llm_server.base_url)
+
+
+def test_tool_modules_load_on_first_call_and_register_modules_leave_after_it(register_assistant, llm_server,
+                                                                              unix_run):
+    res = register_assistant
+    reset(llm_server)
+    # Turn 1: the four register tools (lookup, read, write 0x1, module list); turn 2: a write the
+    # policy denies, a read of the value turn 1 wrote, the uptime, the lookup again.
+    script_turn(llm_server)
+    script_turn(llm_server, [("hw_register_write", {"address": "0x60004038", "value": "0x1"}),
+                             ("hw_register_read", {"address": "GPIO.OUT"}), ("system_uptime", {}),
+                             ("hw_register_lookup", {"query": "GPIO.OUT"})])
+    r = unix_run(res.out_dir, entry=BOOT, steps=[TURN.format(line="first", tag="turn1"),
+                                                 TURN.format(line="second", tag="turn2"),
+                                                 TURN.format(line="/audit 8", tag="audit")],
+                 secrets=dict(res.nvs_values), timeout=60)
+    out = r.stdout
+    assert r.returncode == 0 and "Traceback" not in out + r.stderr, out + r.stderr
+    assert out.count(ANSWER) == 2 and "[error]" not in out, out
+    assert llm_server.pending == 0 and len(llm_server.requests) == 6
+
+    boot = _mods(out, "boot")
+    assert "claw_tools" in boot and "claw_agent" in boot  # the runtime itself is there
+    assert not {*HW_MODULES, "claw_systools"} & set(boot), boot  # no tool module at boot
+    for tag in ("turn1", "turn2"):
+        assert not set(HW_MODULES) & set(_mods(out, tag)), (tag, out)
+    assert "claw_systools" in _mods(out, "turn2")  # imported at its first call, and kept
+
+    # The tools worked on every call although their modules were imported anew each time: the
+    # register file kept turn 1's write, the policy still refuses, the datasheet still answers.
+    tools = [x for x in out.splitlines() if x.startswith("[tool] ")]
+    assert len(tools) == 8, tools
+    assert "wrote 0x00000001 to 0x60004004; register now 0x00000001" in tools[2]
+    assert tools[3].startswith("[tool] hw_module_list {} -> UART0 0x60000000")
+    assert "error: denied" in tools[4], tools[4]
+    assert "0x60004004 = 0x00000001 (1)" in tools[5]
+    assert "system_uptime" in tools[6] and "error" not in tools[6]
+    assert tools[7] == tools[0]  # the same lookup, the same answer
+    assert r.register_writes == [(GPIO_OUT, 1)]
+
+    # The audit still names the register rule that decided each call (clawreg.decided() on the
+    # module the call imported, before it left the heap), in both turns.
+    audit = [x for x in out[out.index("MODS turn2"):].splitlines() if x.startswith("#")]
+    assert len(audit) == 8, audit
+    read_rule = "allow (registers.defaults allow[0] (GPIO.OUT*) on GPIO.OUT read) ok"
+    assert read_rule in audit[1] and read_rule in audit[5], audit
+    assert "allow (registers.defaults allow[0] (GPIO.OUT*) on GPIO.OUT write) ok" in audit[2], audit
+    assert "deny (registers: no rule allows GPIO+0x38 (not in the allowlist) write)" in audit[4], audit
+
+
+def test_a_register_read_or_write_does_not_load_the_datasheet_reader(register_assistant, unix_run):
+    prog = ("import sys\nimport claw_hwtools\n"
+            "print('R', claw_hwtools.hw_register_write('GPIO.OUT', '0x3'))\n"
+            "print('R', claw_hwtools.hw_register_read('GPIO.OUT'))\n"
+            "print('SHEET', 'clawsheet' in sys.modules)\n"
+            "print('R', claw_hwtools.hw_register_lookup('GPIO.OUT').split(' - ')[0])\n"
+            "print('SHEET', 'clawsheet' in sys.modules)\n")
+    r = unix_run(register_assistant.out_dir, entry=prog)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == ["R wrote 0x00000003 to 0x60004004; register now 0x00000003", "R 0x60004004 = 0x00000003 (3)",
+                     "SHEET False", "R GPIO.OUT 0x60004004 rw reset=0x00000000 policy=rw", "SHEET True"], lines
