@@ -196,54 +196,11 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
 
 
 def _validate(doc: Document) -> list[Diagnostic]:
-    """The schema stage's diagnostics. A document found clean before (the same data and secret
-    values, the same clawgen and jsonschema) is not validated again, and jsonschema is not even
-    imported: only "clean" is remembered, under an HMAC of the content (clawgen/diskcache.py)."""
-    from clawgen import diskcache
-
-    key = _document_key(doc)
-    if key is not None and diskcache.get("valid-spec", key) is True:
-        return []
+    """The schema stage's diagnostics. A valid spec is checked without jsonschema (schemacheck:
+    about 0.1 ms), so there is nothing worth caching here."""
     from clawgen.schema import validate_schema
 
-    diags = validate_schema(doc)
-    if not diags and key is not None:
-        diskcache.put("valid-spec", key, True)
-    return diags
-
-
-def _document_key(doc: Document) -> str | None:
-    """A key for everything validation reads of ``doc``: its data with every type tagged and each
-    secret's name, value and role; keyed by the local stamp key, so it reveals no secret."""
-    from clawgen import diskcache
-    from clawgen.loader import Secret
-
-    def canon(v: Any) -> Any:
-        if isinstance(v, Secret):
-            return ["secret", v.name, v.value, v.placeholder]
-        if isinstance(v, bool):
-            return ["b", v]
-        if isinstance(v, str):
-            return ["s", v]
-        if isinstance(v, int):
-            return ["i", str(v)]
-        if isinstance(v, float):
-            return ["f", repr(v)]
-        if v is None:
-            return ["n"]
-        if isinstance(v, dict):
-            return ["m", [[canon(k), canon(x)] for k, x in v.items()]]
-        if isinstance(v, list):
-            return ["l", [canon(x) for x in v]]
-        return ["o", f"{type(v).__module__}.{type(v).__qualname__}", repr(v)]
-
-    try:
-        blob = json.dumps([canon(doc.data), [[list(map(str, p)), canon(s)] for p, s in doc.secrets.items()],
-                           diskcache.module_id("jsonschema")], ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):
-        return None
-    mac = hmac.new(_stamp_key(), blob.encode("utf-8", "surrogatepass"), digestmod=hashlib.sha256)
-    return mac.hexdigest()
+    return validate_schema(doc)
 
 
 def _registers_where(res: Any) -> tuple[Mark | None, str]:
