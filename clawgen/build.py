@@ -338,8 +338,9 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
 
     from clawgen import heapplan, package
 
+    checked_out = None
     if opts.out_dir is not None:  # refuse a bad --out before any work
-        publish.check_out_dir(opts.out_dir, spec)
+        checked_out = publish.check_out_dir(opts.out_dir, spec)
     planned = load_and_plan(spec, opts)
     plan = planned.plan
     fleet = None
@@ -351,7 +352,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
     if opts.out_dir is None and not opts.force and _up_to_date(out_dir, spec, opts):
         return BuildResult(out_dir, True, _read_info(out_dir), "up to date", planned.warnings,
                            time.perf_counter() - t0, planned.nvs_values)
-    out_dir = publish.check_out_dir(out_dir, spec)
+    out_dir = checked_out or publish.check_out_dir(out_dir, spec)  # (publish checks it once more)
     publish.clean_stale(out_dir)
 
     rendered = _render(planned)

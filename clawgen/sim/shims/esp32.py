@@ -1,14 +1,17 @@
 # Simulator `esp32`: NVS backed by the host's memory. Secrets handed to the simulator are
 # served from there; nothing is written to disk.
+# (Private constants are const() and arguments take names the VM has anyway: every name a shim
+# defines is interned on the VM, where the firmware has the module's names built in.)
 import _simhost
+from micropython import const
 
-_NOT_FOUND = -4354  # ESP_ERR_NVS_NOT_FOUND
-_INVALID_LENGTH = -4364  # ESP_ERR_NVS_INVALID_LENGTH
+_NOT_FOUND = const(-4354)  # ESP_ERR_NVS_NOT_FOUND
+_INVALID_LENGTH = const(-4364)  # ESP_ERR_NVS_INVALID_LENGTH
 
 
 class NVS:
-    def __init__(self, namespace):
-        self._ns = namespace
+    def __init__(self, name):  # the namespace (positional only on the board)
+        self._ns = name
 
     def _get(self, key):
         v = _simhost.nvs_get(self._ns, key)

@@ -1,5 +1,7 @@
 # Simulator `network`: a station interface that "connects" at once (the host's own network
 # is used); the host can make the connection fail to exercise the device's error paths.
+# (Arguments are positional only on the board, and take names the VM has anyway here: every name a
+# shim defines is interned on the VM, where the firmware has the module's names built in.)
 import _simhost
 
 STA_IF = 0
@@ -13,20 +15,17 @@ STAT_WRONG_PASSWORD = 202
 STAT_ASSOC_FAIL = 203
 STAT_HANDSHAKE_TIMEOUT = 204
 
-_FAIL = {"no_ap": STAT_NO_AP_FOUND, "wrong_password": STAT_WRONG_PASSWORD, "fail": STAT_ASSOC_FAIL}
-
 
 class WLAN:
-    def __init__(self, interface=STA_IF):
-        self._if = interface
+    def __init__(self, id=STA_IF):
         self._active = False
         self._status = STAT_IDLE
         self._cfg = {"hostname": "clawgen", "mac": b"\x02\x00\x00\x00\x00\x01"}
 
-    def active(self, flag=None):
-        if flag is None:
+    def active(self, value=None):
+        if value is None:
             return self._active
-        self._active = bool(flag)
+        self._active = bool(value)
         return self._active
 
     def config(self, *args, **kwargs):
@@ -38,7 +37,8 @@ class WLAN:
         if not self._active:
             raise OSError("Wifi Not Started")
         mode = _simhost.wlan_connect(ssid or "")
-        self._status = _FAIL.get(mode, STAT_GOT_IP)
+        fail = {"no_ap": STAT_NO_AP_FOUND, "wrong_password": STAT_WRONG_PASSWORD, "fail": STAT_ASSOC_FAIL}
+        self._status = fail.get(mode, STAT_GOT_IP)
 
     def disconnect(self):
         self._status = STAT_IDLE
@@ -46,8 +46,8 @@ class WLAN:
     def isconnected(self):
         return self._status == STAT_GOT_IP
 
-    def status(self, param=None):
-        if param == "rssi":
+    def status(self, name=None):
+        if name == "rssi":
             return -50
         return self._status
 

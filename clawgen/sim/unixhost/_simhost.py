@@ -1,9 +1,13 @@
 # `_simhost` for the MicroPython unix port: the hardware edge of a clawgen build run on the real
 # unix-port VM (clawgen/sim/unixvm.py). Sockets, TLS, select, files and the GC heap are the VM's
 # own; only the UART (stdin/stdout), the register file, NVS, Wi-Fi and reset are served here.
-# Host files live in HOST (outside the device's filesystem): nvs.json (NVS, persisted on every
-# write so a simulated power cycle keeps it), regs.json (register seed), regwrites.log (one
-# "addr value" line per register write), net.json (Wi-Fi behaviour), and the result file.
+# Host files live in the VM's working directory, the host directory (outside the device's
+# filesystem): nvs.json (NVS, persisted on every write so a simulated power cycle keeps it),
+# regs.json (register seed), regwrites.log (one "addr value" line per register write), net.json
+# (Wi-Fi behaviour), and the result file.
+# Every name this module defines (arguments included) is interned on the VM, where the device's
+# names count from (docs/runtime.md, "A smaller device"): arguments take names the device or
+# the VM has anyway, and the API is the one the shims call (the WebAssembly host has the same).
 import _thread
 import json
 import os
@@ -11,51 +15,48 @@ import select
 import sys
 import time
 
-_host_vfs = None
-HOST = ""
+_vfs = None  # the host's filesystem (VfsPosix, unrooted; paths relative to the host directory)
 _nvs = {}
 _regs = {}
-_net = {}
 _inbuf = bytearray()
 _eof = False
 _poll = None
 reset_requested = False
-timer_scale = 1.0  # machine.Timer periods are multiplied by this (run.json "timer_scale"): a test's clock
+timer_scale = 1.0  # machine.Timer periods are multiplied by this (set from run.json): a test's clock
 _main_thread = _thread.get_ident()
 
 
-def init(host_vfs, host_dir, nvs):
-    global _host_vfs, HOST, _nvs, _regs, _net, _poll
-    _host_vfs = host_vfs
-    HOST = host_dir
+def init(vfs, nvs):
+    global _vfs, _nvs, _regs, _poll
+    _vfs = vfs
     _nvs = nvs
     _regs = _load("regs.json", {})
-    _net = _load("net.json", {})
     _poll = select.poll()
     _poll.register(sys.stdin, select.POLLIN)
 
 
 def _load(name, default):
     try:
-        with _host_vfs.open(HOST + "/" + name, "r") as f:
+        with _vfs.open(name, "r") as f:
             return json.load(f)
     except OSError:
         return default
 
 
 def _save(name, obj):
-    with _host_vfs.open(HOST + "/" + name, "w") as f:
+    with _vfs.open(name, "w") as f:
         json.dump(obj, f)
 
 
 # -- UART ------------------------------------------------------------------------------------
 
-def readline(timeout_ms):
-    """One line without its newline; None at end of input; -1 when nothing came in time."""
+def readline(ms):
+    """One line without its newline; None at end of input; -1 when nothing came in time (ms < 0:
+    no limit)."""
     global _eof
     import time
 
-    deadline = None if timeout_ms < 0 else time.ticks_add(time.ticks_ms(), timeout_ms)
+    deadline = None if ms < 0 else time.ticks_add(time.ticks_ms(), ms)
     while True:
         i = _inbuf.find(b"\n")
         if i >= 0:
@@ -96,12 +97,8 @@ def reg_read(addr):
 
 def reg_write(addr, value):
     _regs[str(addr)] = value
-    with _host_vfs.open(HOST + "/regwrites.log", "a") as f:
+    with _vfs.open("regwrites.log", "a") as f:
         f.write(f"{addr} {value}\n")
-
-
-def registers():
-    return _regs
 
 
 # -- NVS (namespace/key -> hex string), persisted on every change ------------------------------
@@ -110,8 +107,9 @@ def nvs_get(ns, key):
     return _nvs.get(ns + "/" + key)
 
 
-def nvs_set(ns, key, hexval):
-    _nvs[ns + "/" + key] = hexval
+def nvs_set(ns, key, value):
+    """value: the bytes as a hex string."""
+    _nvs[ns + "/" + key] = value
     _save("nvs.json", _nvs)
 
 
@@ -127,7 +125,7 @@ def nvs_erase(ns, key):
 # -- Wi-Fi and reset -------------------------------------------------------------------------
 
 def wlan_connect(ssid):
-    return _net.get("connect", "ok")
+    return _load("net.json", {}).get("connect", "ok")
 
 
 def reset():
@@ -136,7 +134,7 @@ def reset():
     if _thread.get_ident() != _main_thread:
         # machine.reset() in a timer callback (a thread here): the chip stops wherever its program
         # is, hung or not. The run's result says "reset", and the process ends at once.
-        write_result({"returncode": 3, "reason": "reset", "steps": [], "heap": None, "registers": _regs})
+        write_result([3, "reset", None, [], None, None])
         os.system("kill -9 $PPID")  # the shell's parent: this VM
         while True:
             time.sleep_ms(1000)
@@ -144,19 +142,19 @@ def reset():
 
 # -- machine.Timer -----------------------------------------------------------------------------
 
-def timer_start(period_ms, periodic, callback, tim):
-    """Run callback(tim) on a thread after period_ms (scaled by timer_scale), once or every period;
-    the handle stops it (timer_stop)."""
+def timer_start(period, periodic, fn, obj):
+    """Run fn(obj) (a machine.Timer's callback and the timer) on a thread after period ms (scaled
+    by timer_scale), once or every period; the handle stops it (timer_stop)."""
     h = [True]
 
     def run():
         while h[0]:
-            time.sleep_ms(max(1, int(period_ms * timer_scale)))
+            time.sleep_ms(max(1, int(period * timer_scale)))
             if not h[0]:
                 break
-            if callback is not None:
+            if fn is not None:
                 try:
-                    callback(tim)
+                    fn(obj)
                 except Exception as e:
                     sys.print_exception(e)
             if not periodic:
@@ -172,5 +170,8 @@ def timer_stop(h):
 
 
 def write_result(result):
-    """result.json for the host (clawgen/sim/unixvm.py), written when the run ends."""
+    """result.json for the host (clawgen/sim/unixvm.py), written when the run ends: [returncode,
+    reason, heap_at_start, steps, heap, registers] (see _unixboot._main; the registers are put in
+    here)."""
+    result[5] = _regs
     _save("result.json", result)

@@ -1,26 +1,18 @@
-# Boot of a clawgen build on the MicroPython unix port (see clawgen/sim/unixvm.py).
-# argv: HOST_DIR DEVICE_ROOT SECRETS_FD. The one-time setup (mount the device's "/", /lib on
-# sys.path, NVS and secrets, _simhost) is the module _unixsetup, dropped from the heap before the
-# entry runs; this script only runs the entry and the steps and writes result.json (reason, heap
-# figures per step, heap_at_start: what the harness itself keeps live) to HOST_DIR.
+# Boot of a clawgen build on the MicroPython unix port (see clawgen/sim/unixvm.py): imported as a
+# compiled module (`micropython -c "import _unixboot"`, run in the host directory), not run as a
+# script: a script is parsed on the VM, which interns every name in it (its locals too) and its
+# path and argv, names that would count against the device's (docs/runtime.md, "A smaller device").
+# The one-time setup (mount the device's "/", /lib on sys.path, NVS and secrets, _simhost) is the
+# module _unixsetup, dropped from the heap before the entry runs; this module only runs the entry
+# and the steps and writes result.json (reason, heap figures per step, heap_at_start: what the
+# harness itself keeps live) to the host directory.
 import gc
 import sys
-
-import _unixsetup
-
-ENTRY, STEPS = _unixsetup.setup()
-# DeviceFs stays (mounted) and keeps the module's globals: drop the setup code from them.
-_unixsetup.setup = _unixsetup._read_all = None
-del _unixsetup
-sys.modules.pop("_unixsetup", None)
-import _simhost  # noqa: E402  (set up by _unixsetup; from /lib)
 
 
 def _heap():
     gc.collect()
-    a = gc.mem_alloc()
-    f = gc.mem_free()
-    return {"mem_alloc": a, "mem_free": f, "gc_total": a + f}
+    return [gc.mem_alloc(), gc.mem_free()]
 
 
 def _run(src, g):
@@ -43,22 +35,26 @@ def _run(src, g):
         return 1, "crashed"
 
 
-def _drop_device():
-    """Forget everything the device made (its globals, its modules): when the device left the heap
-    full, the harness needs room to write its report."""
-    for name in list(sys.modules):
-        if name not in _HARNESS_MODULES:
-            sys.modules.pop(name, None)
-    gc.collect()
+def _main():
+    global _simhost
+    import _unixsetup
 
-
-def _main(entry, steps):
+    entry, steps = _unixsetup.setup()
+    # DeviceFs stays (mounted) and keeps the module's globals: drop the setup code from them.
+    _unixsetup.setup = _unixsetup._read_all = _unixsetup = None
+    sys.modules.pop("_unixsetup", None)
+    import _simhost  # set up by _unixsetup; from /lib
+    keep = set(sys.modules)  # the harness's modules (_simhost, imported by the setup, included)
     # Everything the harness stores after the device runs is preallocated here, in locals (a module
-    # global assigned later could grow the module's dict on a heap the device left full).
-    result = {"heap_at_start": 0, "steps": [], "returncode": 0, "reason": "", "heap": None, "registers": None}
+    # global assigned later could grow the module's dict on a heap the device left full). The
+    # result is a list (result.json, read by clawgen/sim/unixvm.py): [returncode, reason,
+    # heap_at_start, steps, heap, registers]; a step is [returncode, reason, heap]; a heap is
+    # [mem_alloc, mem_free] after a collection. (Lists, not dicts: every short key would be one
+    # more interned name, and those count against the device's: docs/runtime.md.)
+    result = [0, "", 0, [], None, None]
     g = {"__name__": "__main__"}
     gc.collect()
-    result["heap_at_start"] = gc.mem_alloc()
+    result[2] = gc.mem_alloc()
     rc, reason = _run(entry, g)
     entry = None
     try:
@@ -66,22 +62,22 @@ def _main(entry, steps):
             if rc != 0:
                 break
             rc, reason = _run(step, g)
-            result["steps"].append({"returncode": rc, "reason": reason, "heap": _heap()})
+            result[3].append([rc, reason, _heap()])
         steps = None
         g.clear()
-        result["heap"] = _heap()
+        result[4] = _heap()
     except MemoryError:  # the harness's own report did not fit beside what the device keeps live
         g.clear()
-        _drop_device()
-        result["heap"] = _heap()
-        result["heap"]["harness_out_of_memory"] = True
-    result["returncode"] = rc
-    result["reason"] = reason
-    result["registers"] = _simhost.registers()
+        for name in list(sys.modules):  # forget everything the device made
+            if name not in keep:
+                sys.modules.pop(name, None)
+        result[4] = _heap()
+        result[4].append(True)  # the harness ran out of memory
+    result[0] = rc
+    result[1] = reason
     _simhost.write_result(result)
 
 
-_HARNESS_MODULES = set(sys.modules)
-_main(ENTRY, STEPS)
-ENTRY = STEPS = None
+_simhost = None
+_main()
 sys.stdout.flush() if hasattr(sys.stdout, "flush") else None

@@ -1,8 +1,12 @@
-# One-time setup of a clawgen run on the MicroPython unix port, imported by _unixboot.py and
+# One-time setup of a clawgen run on the MicroPython unix port, imported by _unixboot and
 # dropped from sys.modules right after: its code and the run's config leave the heap before the
 # device's main.py runs (the harness is not the device; what stays is only what the device
-# needs: the mounted filesystem and _simhost). argv: HOST_DIR DEVICE_ROOT SECRETS_FD.
-# Mounts DEVICE_ROOT as the device's "/" (a small VFS over VfsPosix: device code opens
+# needs: the mounted filesystem and _simhost). The VM runs in the host directory, beside the
+# device's root (clawgen/sim/unixvm.py lays them out so: "." and "../root"; relative paths also
+# keep the strings the harness holds the same length wherever the host's temporary directory
+# is); the pipe that carries the secrets is the descriptor named by $CLAWUNIX_SECRETS_FD (nothing
+# in argv: the unix port interns every argument).
+# Mounts the root as the device's "/" (a small VFS over VfsPosix: device code opens
 # "/ca.pem", "/claw.log" ... exactly as on the board), puts /lib on sys.path and loads NVS
 # (secrets arrive through a pipe, never a file).
 import json
@@ -67,28 +71,21 @@ def _read_all(path):
 
 def setup():
     """Mount the device's filesystem and start _simhost; (entry, steps) of this run."""
-    host_dir, root, secrets_fd = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    del sys.argv[1:]
-    # The VM runs in host_dir (clawgen/sim/unixvm.py), beside root: relative paths keep the
-    # strings the harness holds for the whole run the same length wherever the host's temporary
-    # directory is, so a run's heap figures do not depend on it.
-    base = host_dir.rsplit("/", 1)[0]
-    if os.getcwd() == host_dir and root.rsplit("/", 1)[0] == base:
-        root = ".." + root[len(base):]
-        host_dir = "."
-    cfg = json.loads(_read_all(host_dir + "/run.json"))
-    nvs = json.loads(_read_all(host_dir + "/nvs.json")) if cfg.get("nvs_persisted") else {}
-    if secrets_fd >= 0:
-        secrets = json.loads(_read_all(f"/dev/fd/{secrets_fd}") or b"{}")
+    # run.json (clawgen/sim/unixvm.py): [entry, steps, NVS namespace, NVS persisted, timer scale]
+    entry, steps, namespace, persisted, scale = json.loads(_read_all("run.json"))
+    nvs = json.loads(_read_all("nvs.json")) if persisted else {}
+    fd = os.getenv("CLAWUNIX_SECRETS_FD")
+    if fd:
+        secrets = json.loads(_read_all("/dev/fd/" + fd) or b"{}")
         for k, v in secrets.items():
-            nvs.setdefault(cfg["nvs_namespace"] + "/" + k, v)
+            nvs.setdefault(namespace + "/" + k, v)
         secrets = None
     os.umount("/")
-    os.mount(DeviceFs(root), "/")
+    os.mount(DeviceFs("../root"), "/")
     sys.path[:] = ["/lib", ".frozen"]
 
     import _simhost  # from /lib, after the mount
 
-    _simhost.init(_hv, host_dir, nvs)
-    _simhost.timer_scale = float(cfg.get("timer_scale", 1.0))
-    return cfg["entry"], cfg.get("steps") or ()
+    _simhost.init(_hv, nvs)
+    _simhost.timer_scale = scale
+    return entry, steps
