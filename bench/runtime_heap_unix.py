@@ -27,16 +27,19 @@ hangs on keep-alive replies); they are printed beside today's, with the ratio of
 ``ROUND_START`` are the figures at the start of the "smaller device" round (issue 8, item 6; git
 6e0552d), printed below the table.
 
-Where a turn's heap goes now (register-assistant, docs/runtime.md "A smaller device"): the smallest
-heap is set by the first register tool call, which imports claw_hwtools, clawreg and clawsheet
-(about 13 KB of code on this VM) and interns their names, which makes the VM allocate its next
-qstr pool (7 KB on this 64-bit VM, all at once, once about 617 names are interned: the harness
-interns about 100 of them). The runtime's code is the rest: about 1.6 B of heap per .mpy byte.
+Also printed: the interned names (qstrs) after boot and the turns, and the harness's own before
+boot. The VM keeps them in pools on the GC heap, five of which hold 620 names; the sixth takes about
+7 KB at once (docs/runtime.md "A smaller device"). Until 2026-12-04 the register-assistant's turn
+crossed that line (646 names, about 90 of them the harness's) and it set the smallest heap; now
+585 (62 the harness's). The smallest heap is still set by the first register tool call, which
+imports claw_hwtools, clawreg and clawsheet (about 13 KB of code on this VM); the runtime's code
+is the rest: about 1.6 B of heap per .mpy byte.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -78,6 +81,11 @@ ROUND_START: dict[str, tuple[int, int, float, float]] = {
     "sensor-agent": (100, 100, 84.0, 91.2),
 }
 
+# The unix port's interned-name pools: 20 names, each next pool twice the last, on the GC heap; five
+# hold 620 names, and the sixth (640 entries of a pointer, a hash and a length) takes about 7 KB at once.
+QSTR_POOLS = 620
+QSTR_NEXT_POOL_KB = 7
+
 # 4 tool calls per example (name, arguments), over two model requests.
 CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "register-assistant": [("hw_register_lookup", {"query": "GPIO.OUT"}), ("hw_register_read", {"address": "GPIO.OUT"}),
@@ -106,6 +114,7 @@ class Figures:
     boot_live: int
     turn_live: int
     live: list[int]
+    names: tuple[int, int]  # interned names (qstrs): before the device started (the harness's), after the turns
 
 
 def script_turn(server: LLMServer, calls: list[tuple[str, dict[str, Any]]]) -> None:
@@ -167,6 +176,7 @@ def reliable_min(ok: Callable[[int], bool], hi: int, stop_after: int = 8) -> tup
 # one program, each followed by a real collection (the unix port collects inside a program): the
 # harness's per-step records would otherwise add to the figures.
 BOOT = "import claw_main\nS = []\nclaw_main.serve = lambda *a: S.extend(a)\nclaw_main.main()\n"
+QSTR_INFO = "import micropython\nmicropython.qstr_info()\n"
 TURNS = ("import gc\nfor _ in range({n}):\n"
          f"    claw_main.handle({LINE!r}, S[2], S[0], S[1], S[4])\n"
          "    gc.collect()\n    print('LIVE', gc.mem_alloc())\n")
@@ -192,14 +202,18 @@ def measure(name: str, tmp: Path, server: LLMServer, turns: int, timeout: float)
     drain(server)
     for _ in range(turns):
         script_turn(server, calls)
-    many = unixvm.run(out, entry=BOOT, steps=["pass", TURNS.format(n=turns)], secrets=secrets,
+    many = unixvm.run(out, entry=BOOT, steps=["pass", TURNS.format(n=turns), QSTR_INFO], secrets=secrets,
                       timeout=timeout * (turns + 1))
+    bare = unixvm.run(out, entry=QSTR_INFO, secrets=secrets, timeout=timeout)  # the harness alone
+    names = [int(n) for n in re.findall(r"qstr pool: n_pool=\d+, n_qstr=(\d+)", bare.stdout + many.stdout)]
     live = [int(x.split()[1]) for x in many.stdout.splitlines() if x.startswith("LIVE ")]
-    if many.returncode != 0 or server.pending or len(live) != turns or many.stdout.count(ANSWER) != turns:
+    if (many.returncode != 0 or server.pending or len(live) != turns or many.stdout.count(ANSWER) != turns
+            or len(names) != 2):
         raise SystemExit(f"{name}: {turns} turns failed (rc {many.returncode}, {server.pending} replies unused):\n"
                          f"{many.stdout[-2000:]}\n{many.stderr[-2000:]}")
     return Figures(name, int(res.info["bundle"]["mpy_bytes"]), min_kb, lucky_kb,
-                   int(many.heap.get("heap_at_start", 0)), many.steps[0]["heap"]["mem_alloc"], live[0], live)
+                   int(many.heap.get("heap_at_start", 0)), many.steps[0]["heap"]["mem_alloc"], live[0], live,
+                   (names[0], names[1]))
 
 
 def main() -> None:
@@ -246,6 +260,9 @@ def main() -> None:
             print(f"{f.name}: min heap {st[0]} -> {f.min_heap_kb} KB (lowest {st[1]} -> {f.lucky_kb}), live after "
                   f"boot {st[2]:.1f} -> {f.boot_live / kb:.1f} KB, after the turn {st[3]:.1f} -> {f.turn_live / kb:.1f} KB "
                   "(start of the smaller-device round -> now)")
+    for f in rows:
+        print(f"{f.name}: {f.names[1]} interned names after boot and the turns, {f.names[0]} of them the harness's "
+              f"before boot (the VM's 5 pools hold {QSTR_POOLS}; the next one costs about {QSTR_NEXT_POOL_KB} KB at once)")
     for f in rows:
         tail = f.live[len(f.live) // 5:]
         print(f"{f.name}: live heap after turns 1..{len(f.live)} (B): {f.live[:6]} ... {f.live[-3:]}; "

@@ -101,3 +101,31 @@ def test_shared_request_and_response_memory_keeps_a_resent_body_whole(tmp_path: 
     _first, sent, resent = llm_server.requests
     assert sent.body == resent.body and resent.json is not None
     assert [m["content"] for m in resent.messages[1:]] == ["first line", long, "second line"]
+
+
+def _qstr_pools(out: str) -> tuple[int, int]:
+    """(pools, interned names) from micropython.qstr_info()'s last report in out."""
+    m = re.findall(r"qstr pool: n_pool=(\d+), n_qstr=(\d+)", out)
+    assert m, out
+    return int(m[-1][0]), int(m[-1][1])
+
+
+def test_a_register_turn_stays_below_the_next_qstr_pool(register_assistant, llm_server, unix_run):
+    # The VM interns names in pools on the GC heap, each twice the last: 20 + 40 + ... + 320 = 620
+    # names in 5 pools, and the 621st allocates a 640-entry pool (7.5 KB on this 64-bit VM) at once.
+    # Boot plus a register turn (which loads claw_hwtools, clawreg and clawsheet) crossed that line
+    # until 2026-12-04 and it set the smallest heap (docs/runtime.md, "A smaller device"): the
+    # harness's names, the device's, and each new module's global, function, argument and
+    # attribute names and short strings all count.
+    res = register_assistant
+    reset(llm_server)
+    script_turn(llm_server)
+    info = "import micropython\nmicropython.qstr_info()\n"
+    r = unix_run(res.out_dir, stdin=[LINE], entry=info + "import claw_main\nclaw_main.main()\n", steps=[info],
+                 secrets=dict(res.nvs_values))
+    assert turn_ok(r, llm_server), r.stdout
+    start = _qstr_pools(r.stdout.split("clawgen agent", 1)[0])
+    pools, names = _qstr_pools(r.stdout)
+    assert start[1] < names  # the device's names came on top of the harness's
+    assert pools <= 5, (f"boot + one register turn interned {names} names ({start[1]} of them the harness's "
+                        f"before boot): the VM allocated pool {pools}; see docs/runtime.md, 'A smaller device'")

@@ -11,6 +11,24 @@ import claw_config as C
 import claw_log
 import claw_loop as L
 
+# The fields of a claw_config.MODELS tuple (one layout, rendered into each module that reads it
+# from templates/app/_model_fields.j2): read a field by its name, never by a bare number:
+# MODELS[0][_M_MODEL]. Private const(): the compiler puts the number into the code, so no name
+# is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_M_HOST = const(0)
+_M_PORT = const(1)
+_M_TLS = const(2)
+_M_PATH = const(3)  # path prefix, e.g. "/v1"
+_M_MODEL = const(4)
+_M_MAX_TOKENS = const(5)
+_M_TEMPERATURE = const(6)  # None: the server's default
+_M_CONNECT_TIMEOUT = const(7)  # seconds
+_M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
+_M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
+_M_HEADERS = const(10)  # extra request headers {name: value}
+_M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
+_M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
+
 _NOT_FOUND = const(-4354)  # ESP_ERR_NVS_NOT_FOUND
 _wlan = None  # the station interface once wifi() configured it
 
@@ -172,11 +190,11 @@ def start(uart, T, stage, prompt):
     stage[0] = "loading the agent"
     keys = {}
     for t in C.MODELS:
-        k = t[C.M_KEY]
+        k = t[_M_KEY]
         if k and k not in keys:
             keys[k] = secret(k)
             if keys[k] is None:
-                say("warning: no API key for model %s in NVS (key %s)" % (t[C.M_MODEL], k))
+                say("warning: no API key for model %s in NVS (key %s)" % (t[_M_MODEL], k))
     if C.SEARCH_KEY:
         import claw_webtools
 

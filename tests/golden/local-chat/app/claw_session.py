@@ -11,7 +11,20 @@ payload = role byte (b"u" or b"a") + the message JSON. A torn or corrupt record 
 everything before it is kept and the file is rewritten without it. When the file reaches
 persistence.max_bytes it is compacted (rewritten with the in-memory history, then renamed)."""
 
-import claw_config as C
+from micropython import const
+
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
 
 
 class Session:
@@ -41,7 +54,7 @@ class Session:
 
     def _trim(self):
         t = False
-        while len(self._msgs) > C.HISTORY_MESSAGES or (self._msgs and self._msgs[0][0] != b"u"):
+        while len(self._msgs) > _HISTORY_MESSAGES or (self._msgs and self._msgs[0][0] != b"u"):
             self._msgs.pop(0)
             t = True
         return t

@@ -20,6 +20,37 @@ import claw_http as H
 import claw_log
 import claw_loop as L
 
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
+
+# The fields of a claw_config.MODELS tuple (one layout, rendered into each module that reads it
+# from templates/app/_model_fields.j2): read a field by its name, never by a bare number:
+# MODELS[0][_M_MODEL]. Private const(): the compiler puts the number into the code, so no name
+# is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_M_HOST = const(0)
+_M_PORT = const(1)
+_M_TLS = const(2)
+_M_PATH = const(3)  # path prefix, e.g. "/v1"
+_M_MODEL = const(4)
+_M_MAX_TOKENS = const(5)
+_M_TEMPERATURE = const(6)  # None: the server's default
+_M_CONNECT_TIMEOUT = const(7)  # seconds
+_M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
+_M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
+_M_HEADERS = const(10)  # extra request headers {name: value}
+_M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
+_M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
+
 _ADAPTERS = {"openai": "claw_openai", "anthropic": "claw_anthropic"}  # model.api -> adapter module
 _BACKOFF_MAX_S = const(10)  # the longest we wait in a turn for a retry (Retry-After, or a cooldown's end)
 _COOLDOWN_S = const(30)  # an endpoint that answered 429/529/overloaded without Retry-After is skipped this long
@@ -56,10 +87,10 @@ class Endpoint:
     the end of its cooldown (a _now() tick, or None)."""
 
     def __init__(self, t, key):
-        self.host = t[C.M_HOST]
-        self.model = t[C.M_MODEL]
-        self.p = __import__(_ADAPTERS[t[C.M_API]])
-        self.conn = H.Conn(t[C.M_HOST], t[C.M_PORT], t[C.M_TLS], t[C.M_CONNECT_TIMEOUT], t[C.M_READ_TIMEOUT])
+        self.host = t[_M_HOST]
+        self.model = t[_M_MODEL]
+        self.p = __import__(_ADAPTERS[t[_M_API]])
+        self.conn = H.Conn(t[_M_HOST], t[_M_PORT], t[_M_TLS], t[_M_CONNECT_TIMEOUT], t[_M_READ_TIMEOUT])
         self.pre = self.p.prefix(t)
         self.head = self.p.request_head(t, key)
         self.until = None
@@ -129,7 +160,7 @@ class Agent:
         self.session = session  # the session of the turn running (or of the last one)
         self.tools = tools
         # C.MODELS: the primary, the fallbacks, then model.light (C.LIGHT) when routing is on.
-        self.eps = [Endpoint(t, keys.get(t[C.M_KEY]) if t[C.M_KEY] else None) for t in C.MODELS]
+        self.eps = [Endpoint(t, keys.get(t[_M_KEY]) if t[_M_KEY] else None) for t in C.MODELS]
         self.p = self.eps[0].p  # plain user/assistant messages are the same bytes in every adapter
         self.fmt = self.p  # the adapter that wrote this turn's tool messages
         self.main = list(range(len(self.eps) if C.LIGHT is None else C.LIGHT))  # primary + fallbacks
@@ -165,10 +196,10 @@ class Agent:
 
     def _bounded(self, make, text):
         """A history message (bytes) for text, within limits.history_message_bytes and content_bytes."""
-        limit = min(C.CONTENT_BYTES, C.HISTORY_MESSAGE_BYTES - 64)
+        limit = min(_CONTENT_BYTES, _HISTORY_MESSAGE_BYTES - 64)
         while True:
             m = make(B.clip(text, limit))
-            if len(m) <= C.HISTORY_MESSAGE_BYTES or limit <= 64:
+            if len(m) <= _HISTORY_MESSAGE_BYTES or limit <= 64:
                 return m
             limit = limit * 2 // 3  # JSON escapes made it longer: cut more
 
@@ -203,7 +234,7 @@ class Agent:
             claw_log.log("turn %d: no answer (%s)" % (self.turns, self.route))
         else:
             claw_log.log("turn %d: %s (%s)" % (self.turns, self.last_model, self.last_route))
-        answer = B.clip(answer, C.CONTENT_BYTES)  # limits.content_bytes: the longest answer kept
+        answer = B.clip(answer, _CONTENT_BYTES)  # limits.content_bytes: the longest answer kept
         if not answer.startswith("[error]"):
             if self.said is not text:  # steered: the history's user message holds every line
                 user = self._bounded(self.p.user_msg, self.said)
@@ -213,7 +244,7 @@ class Agent:
         return answer
 
     def _loop(self, scratch, io):
-        for it in range(C.MAX_ITERATIONS):
+        for it in range(_MAX_ITERATIONS):
             res = yield from self._complete(scratch)
             if isinstance(res, str):
                 return res  # an error message
@@ -226,7 +257,7 @@ class Agent:
                 return content
             self.called += 1
             p = self.fmt  # the wire format of the endpoint that asked
-            run = calls[:C.MAX_TOOL_CALLS]
+            run = calls[:_MAX_TOOL_CALLS]
             scratch.append(p.calls_msg(content, calls))
             if content:
                 io.note(content)
@@ -247,7 +278,7 @@ class Agent:
                     steer = self.session.q  # checked after each call (steering)
             if len(calls) > len(run):
                 msg = ("error: not run: at most %d tool calls per response (limits.max_tool_calls); "
-                       "ask again for the rest" % C.MAX_TOOL_CALLS)
+                       "ask again for the rest" % _MAX_TOOL_CALLS)
                 for cid, name, _args in calls[len(run):]:
                     scratch.append(p.tool_msg(cid, name, msg))
                 io.note("[note] the model asked for %d tool calls; only the first %d were run "
@@ -264,7 +295,7 @@ class Agent:
             del res, content, calls, run, finish
             gc.collect()
         return ("[stopped] no final answer after %d model requests (limits.max_iterations = %d); "
-                "the tool calls above were run." % (C.MAX_ITERATIONS, C.MAX_ITERATIONS))
+                "the tool calls above were run." % (_MAX_ITERATIONS, _MAX_ITERATIONS))
 
     def _recode(self, scratch, p):
         """Re-encode this turn's tool messages for adapter p (a fallback with another model.api)."""

@@ -46,21 +46,9 @@ TOOLS_JSON = Stored(483, 1671)
 SYSTEM_TEXT = Stored(27, 455)
 TOOLS_ANTHROPIC = Stored(2154, 1468)
 
-# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap).
-# Read a field by its name below, never by a bare number: MODELS[0][M_MODEL].
-M_HOST = const(0)
-M_PORT = const(1)
-M_TLS = const(2)
-M_PATH = const(3)  # path prefix, e.g. "/v1"
-M_MODEL = const(4)
-M_MAX_TOKENS = const(5)
-M_TEMPERATURE = const(6)  # None: the server's default
-M_CONNECT_TIMEOUT = const(7)  # seconds
-M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
-M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
-M_HEADERS = const(10)  # extra request headers {name: value}
-M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
-M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
+# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap),
+# with the fields of templates/app/_model_fields.j2 (their names are rendered into each module
+# that reads them).
 MODELS = (
     ('api.anthropic.com', 443, True, '/v1',
      'claude-sonnet-4-5', 512, None, 10.0,
@@ -80,16 +68,8 @@ ROUTE_LONG = const(400)  # characters: length feature 1
 ROUTE_DEEP = const(8)  # turns in the history: depth feature 1
 ROUTE_WINDOW = const(3)  # recent turns looked at for tool calls
 
-# Fixed buffers (bytes), allocated once at boot, and the agent's bounds.
-REQUEST_BYTES = const(8192)
-RESPONSE_BYTES = const(8192)
-CONTENT_BYTES = const(2048)
-TOOL_ARGS_BYTES = const(1024)
-TOOL_RESULT_BYTES = const(1536)
-HISTORY_MESSAGES = const(10)
-HISTORY_MESSAGE_BYTES = const(1024)
-MAX_TOOL_CALLS = const(4)
-MAX_ITERATIONS = const(6)
+# The buffers' sizes and the agent's bounds (limits:) are rendered into the modules that read
+# them: templates/app/_limits.j2.
 
 # Session log on the filesystem (None: history in RAM only).
 PERSIST_PATH = None

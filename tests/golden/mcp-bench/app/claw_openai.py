@@ -12,6 +12,24 @@ from micropython import const
 
 import claw_config as C
 
+# The fields of a claw_config.MODELS tuple (one layout, rendered into each module that reads it
+# from templates/app/_model_fields.j2): read a field by its name, never by a bare number:
+# MODELS[0][_M_MODEL]. Private const(): the compiler puts the number into the code, so no name
+# is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_M_HOST = const(0)
+_M_PORT = const(1)
+_M_TLS = const(2)
+_M_PATH = const(3)  # path prefix, e.g. "/v1"
+_M_MODEL = const(4)
+_M_MAX_TOKENS = const(5)
+_M_TEMPERATURE = const(6)  # None: the server's default
+_M_CONNECT_TIMEOUT = const(7)  # seconds
+_M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
+_M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
+_M_HEADERS = const(10)  # extra request headers {name: value}
+_M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
+_M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
+
 _SEP = const((",", ":"))
 
 
@@ -26,12 +44,12 @@ def _enc(obj):
 def request_head(ep, key):
     """The fixed request line and headers for endpoint ep (a C.MODELS entry), ending with
     "Content-Length: "."""
-    port = ep[C.M_PORT]
-    host = ep[C.M_HOST] if port in (80, 443) else "%s:%d" % (ep[C.M_HOST], port)
+    port = ep[_M_PORT]
+    host = ep[_M_HOST] if port in (80, 443) else "%s:%d" % (ep[_M_HOST], port)
     h = ("POST %s/chat/completions HTTP/1.1\r\nHost: %s\r\nUser-Agent: clawgen\r\n"
          "Content-Type: application/json\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
-         "Connection: keep-alive\r\n" % (ep[C.M_PATH], host)).encode()
-    extra = ep[C.M_HEADERS]
+         "Connection: keep-alive\r\n" % (ep[_M_PATH], host)).encode()
+    extra = ep[_M_HEADERS]
     for k in extra:
         h += ("%s: %s\r\n" % (k, extra[k])).encode()
     if key:
@@ -41,9 +59,9 @@ def request_head(ep, key):
 
 def prefix(ep):
     """The fixed start of the body for endpoint ep (a C.MODELS entry), up to the messages array."""
-    head = {"model": ep[C.M_MODEL], "max_tokens": ep[C.M_MAX_TOKENS], "stream": False}
-    if ep[C.M_TEMPERATURE] is not None:
-        head["temperature"] = ep[C.M_TEMPERATURE]
+    head = {"model": ep[_M_MODEL], "max_tokens": ep[_M_MAX_TOKENS], "stream": False}
+    if ep[_M_TEMPERATURE] is not None:
+        head["temperature"] = ep[_M_TEMPERATURE]
     return _enc(head)[:-1] + b',"messages":['
 
 

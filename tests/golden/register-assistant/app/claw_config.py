@@ -42,21 +42,9 @@ class Stored:
 SYSTEM_MSG = Stored(0, 608)
 TOOLS_JSON = Stored(608, 1662)
 
-# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap).
-# Read a field by its name below, never by a bare number: MODELS[0][M_MODEL].
-M_HOST = const(0)
-M_PORT = const(1)
-M_TLS = const(2)
-M_PATH = const(3)  # path prefix, e.g. "/v1"
-M_MODEL = const(4)
-M_MAX_TOKENS = const(5)
-M_TEMPERATURE = const(6)  # None: the server's default
-M_CONNECT_TIMEOUT = const(7)  # seconds
-M_READ_TIMEOUT = const(8)  # seconds without a byte before a read gives up
-M_KEY = const(9)  # NVS key of the API key, None when the endpoint has none
-M_HEADERS = const(10)  # extra request headers {name: value}
-M_PROVIDER = const(11)  # the spec's provider (openai-compatible)
-M_API = const(12)  # wire format: "openai" | "anthropic" (claw_agent._ADAPTERS)
+# Model endpoints in fallback order, one tuple each (constants: no object per field on the heap),
+# with the fields of templates/app/_model_fields.j2 (their names are rendered into each module
+# that reads them).
 MODELS = (
     ('api.openai.com', 443, True, '/v1',
      'gpt-4o-mini', 512, 0.2, 10.0,
@@ -69,16 +57,8 @@ MODELS = (
 )
 LIGHT = None
 
-# Fixed buffers (bytes), allocated once at boot, and the agent's bounds.
-REQUEST_BYTES = const(8192)
-RESPONSE_BYTES = const(8192)
-CONTENT_BYTES = const(2048)
-TOOL_ARGS_BYTES = const(1024)
-TOOL_RESULT_BYTES = const(1536)
-HISTORY_MESSAGES = const(10)
-HISTORY_MESSAGE_BYTES = const(1024)
-MAX_TOOL_CALLS = const(4)
-MAX_ITERATIONS = const(6)
+# The buffers' sizes and the agent's bounds (limits:) are rendered into the modules that read
+# them: templates/app/_limits.j2.
 
 # Session log on the filesystem (None: history in RAM only).
 PERSIST_PATH = None

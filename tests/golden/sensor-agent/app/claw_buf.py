@@ -3,6 +3,20 @@
 """Fixed-size buffers: allocated once at boot, reused for every turn (no per-turn big allocations)."""
 
 import claw_config as C
+from micropython import const
+
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
 
 
 class Overflow(Exception):
@@ -65,10 +79,10 @@ def _alloc(name, size, share=None):
     except MemoryError:
         # One line at boot (claw_main) instead of a traceback: which buffer did not fit, and the
         # limit to lower (the largest buffer, which is not always the one that failed last).
-        lims = (("request", C.REQUEST_BYTES), ("response", C.RESPONSE_BYTES), ("content", C.CONTENT_BYTES),
-                ("tool_args", C.TOOL_ARGS_BYTES), ("tool_result", C.TOOL_RESULT_BYTES))
+        lims = (("request", _REQUEST_BYTES), ("response", _RESPONSE_BYTES), ("content", _CONTENT_BYTES),
+                ("tool_args", _TOOL_ARGS_BYTES), ("tool_result", _TOOL_RESULT_BYTES))
         big = max(lims, key=lambda x: x[1])
-        total = max(C.REQUEST_BYTES, C.RESPONSE_BYTES) + C.CONTENT_BYTES
+        total = max(_REQUEST_BYTES, _RESPONSE_BYTES) + _CONTENT_BYTES
         raise MemoryError("the %d-byte %s buffer does not fit (the buffers take %d bytes; the largest is "
                           "limits.%s_bytes = %d); lower limits.%s_bytes in the spec"
                           % (size, name, total, big[0], big[1], big[0]))
@@ -78,18 +92,18 @@ def _alloc(name, size, share=None):
 # memory, and every request is built anew (claw_agent._build), so request and response share one
 # bytearray, the larger of the two limits. claw_http resends a body (its one transparent
 # reconnect) only when no byte of the response has arrived, i.e. while the body is still intact.
-_http = _alloc("request" if C.REQUEST_BYTES >= C.RESPONSE_BYTES else "response",
-               max(C.REQUEST_BYTES, C.RESPONSE_BYTES))
-request = Buf("request", C.REQUEST_BYTES, _http)
-response = Buf("response", C.RESPONSE_BYTES, _http)
+_http = _alloc("request" if _REQUEST_BYTES >= _RESPONSE_BYTES else "response",
+               max(_REQUEST_BYTES, _RESPONSE_BYTES))
+request = Buf("request", _REQUEST_BYTES, _http)
+response = Buf("response", _RESPONSE_BYTES, _http)
 del _http
-content = _alloc("content", C.CONTENT_BYTES)
+content = _alloc("content", _CONTENT_BYTES)
 # A tool call's arguments are parsed before its handler runs and its result is cut after: the two
 # are never live at once, so they share one bytearray (the larger of the two limits).
 # And a tool call runs between two model requests (the response already parsed into objects, the
 # next request not built yet), with nothing else in this build using the request/response memory
 # meanwhile (no MCP server, web tools or hooks: clawgen.heapplan.tool_buffers_share_http): the
 # tool buffers are that bytearray too.
-tool_args = Buf("tool_args", C.TOOL_ARGS_BYTES, request)
-tool_result = Buf("tool_result", C.TOOL_RESULT_BYTES, request)
+tool_args = Buf("tool_args", _TOOL_ARGS_BYTES, request)
+tool_result = Buf("tool_result", _TOOL_RESULT_BYTES, request)
 del _alloc  # (boot only: its code leaves the heap)

@@ -7,6 +7,20 @@ import time
 
 import claw_config as C
 import claw_tools
+from micropython import const
+
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
 
 HELP = ("/help    this text\n"
         "/status  free heap, uptime, model, last error, turns\n"
@@ -48,7 +62,7 @@ def run(line, agent, session, boot_ms):
                 "model %s\nturns %d, history %d/%d messages\nsession %s: %s, %d waiting%s\nlast error: %s"
                 ""
                 % (C.NAME, C.BOARD, getattr(C, "DEVICE", C.NAME), C.HOSTNAME, gc.mem_free(), gc.mem_alloc(), up,
-                   agent.status_model(), agent.turns, len(session), C.HISTORY_MESSAGES,
+                   agent.status_model(), agent.turns, len(session), _HISTORY_MESSAGES,
                    session.key, "in a turn" if session.busy else "idle", len(session.q),
                    "; a turn of %s is running" % cur.key if cur is not session and cur.busy else "",
                    agent.last_error or "none"))

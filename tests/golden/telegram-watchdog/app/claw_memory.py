@@ -19,6 +19,19 @@ import claw_config as C
 import claw_log
 from micropython import const
 
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
+
 PATH = '/claw_memory.log'
 MAX_BYTES = const(8192)  # memory.max_bytes: the log file at most
 NOTE_BYTES = const(512)  # memory.note_bytes: one note at most
@@ -229,7 +242,7 @@ def memory_save(text):
 
 
 def memory_search(query):
-    return _guard(notes().search, query, C.TOOL_RESULT_BYTES)
+    return _guard(notes().search, query, _TOOL_RESULT_BYTES)
 
 
 def memory_delete(id):

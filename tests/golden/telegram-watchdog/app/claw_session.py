@@ -11,13 +11,25 @@ payload = role byte (b"u" or b"a") + the message JSON. A torn or corrupt record 
 everything before it is kept and the file is rewritten without it. When the file reaches
 persistence.max_bytes it is compacted (rewritten with the in-memory history, then renamed)."""
 
-import claw_config as C
 import os
 import struct
 from binascii import crc32
 
 import claw_log
 from micropython import const
+
+# The agent's bounds (the spec's limits:), rendered into each module that reads them from
+# templates/app/_limits.j2. Private const(): the compiler puts the number into the code, so no
+# name is interned and no global is looked up (docs/runtime.md, "A smaller device").
+_REQUEST_BYTES = const(8192)
+_RESPONSE_BYTES = const(8192)
+_CONTENT_BYTES = const(2048)
+_TOOL_ARGS_BYTES = const(1024)
+_TOOL_RESULT_BYTES = const(1536)
+_HISTORY_MESSAGES = const(10)
+_HISTORY_MESSAGE_BYTES = const(1024)
+_MAX_TOOL_CALLS = const(4)
+_MAX_ITERATIONS = const(6)
 
 MAGIC = b"\xc1\x0a"
 _HDR = const("<2sII")
@@ -61,7 +73,7 @@ class Session:
 
     def _trim(self):
         t = False
-        while len(self._msgs) > C.HISTORY_MESSAGES or (self._msgs and self._msgs[0][0] != b"u"):
+        while len(self._msgs) > _HISTORY_MESSAGES or (self._msgs and self._msgs[0][0] != b"u"):
             self._msgs.pop(0)
             t = True
         return t
@@ -122,7 +134,7 @@ class Session:
                     self.dropped += len(hdr)
                     break
                 magic, n, crc = struct.unpack(_HDR, hdr)
-                if magic != MAGIC or n > C.HISTORY_MESSAGE_BYTES + 1 or n < 2:
+                if magic != MAGIC or n > _HISTORY_MESSAGE_BYTES + 1 or n < 2:
                     self.dropped += _HDR_LEN
                     break
                 payload = f.read(n)
@@ -132,7 +144,7 @@ class Session:
                 msgs.append((payload[:1], payload[1:]))
                 good += _HDR_LEN + n
                 del payload
-                if len(msgs) > 2 * C.HISTORY_MESSAGES:
+                if len(msgs) > 2 * _HISTORY_MESSAGES:
                     del msgs[:2]  # keep memory bounded while reading a long log
             rest = f.read(1)
         if rest:
