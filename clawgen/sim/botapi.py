@@ -216,7 +216,7 @@ class BotApiServer(ThreadedServer):
 
     # -- serving ------------------------------------------------------------------------------
 
-    def _converse(self, conn: socket.socket) -> None:
+    def _converse(self, conn: socket.socket, number: int) -> None:
         buf = b""
         while not self._closing.is_set():
             got = _read_request(conn, buf)

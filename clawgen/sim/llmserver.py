@@ -244,7 +244,7 @@ class LLMServer(ThreadedServer):
             return Reply.anthropic_error(500, "api_error", "no scripted reply left in the test LLM server")
         return Reply.error(500, "no scripted reply left in the test LLM server")
 
-    def _converse(self, conn: socket.socket) -> None:
+    def _converse(self, conn: socket.socket, number: int) -> None:
         buf = b""
         while not self._closing.is_set():
             req, buf = _read_request(conn, buf)

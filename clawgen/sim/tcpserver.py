@@ -15,9 +15,10 @@ _S = TypeVar("_S", bound="ThreadedServer")
 
 
 class ThreadedServer:
-    """Accepts connections on (host, port) and runs ``_converse(conn)`` on each in its own thread,
-    after the TLS handshake when ``tls`` is a server-side context (a failed handshake is recorded in
-    ``tls_errors``). ``conn_timeout``: the socket timeout of each connection (None: none).
+    """Accepts connections on (host, port) and runs ``_converse(conn, number)`` on each in its own
+    thread (``number``: 1 for the first connection accepted), after the TLS handshake when ``tls`` is
+    a server-side context (a failed handshake is recorded in ``tls_errors``, a completed one counted
+    in ``handshakes``). ``conn_timeout``: the socket timeout of each connection (None: none).
 
     A subclass sets up its own state first, then calls ``super().__init__``, which starts serving."""
 
@@ -25,6 +26,7 @@ class ThreadedServer:
         self.tls = tls
         self.tls_errors: list[str] = []  # handshakes that failed (e.g. the client rejected our cert)
         self.connections = 0  # connections accepted
+        self.handshakes = 0  # TLS handshakes completed
         self._conn_timeout = conn_timeout
         self._closing = threading.Event()
         self._conns_lock = threading.Lock()
@@ -38,8 +40,8 @@ class ThreadedServer:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    def _converse(self, conn: socket.socket) -> None:
-        """Serve one connection until it ends (an OSError ends it too); the caller closes it."""
+    def _converse(self, conn: socket.socket, number: int) -> None:
+        """Serve connection ``number`` until it ends (an OSError ends it too); the caller closes it."""
         raise NotImplementedError
 
     def _wake(self) -> None:
@@ -81,13 +83,13 @@ class ThreadedServer:
                 self.connections += 1
                 with self._conns_lock:
                     self._conns.add(conn)
-                t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+                t = threading.Thread(target=self._handle, args=(conn, self.connections), daemon=True)
                 self._handlers.append(t)
                 t.start()
         finally:
             self._sock.close()
 
-    def _handle(self, conn: socket.socket) -> None:
+    def _handle(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(self._conn_timeout)
         if self.tls is not None:
             raw = conn
@@ -102,8 +104,9 @@ class ThreadedServer:
             with self._conns_lock:
                 self._conns.discard(raw)
                 self._conns.add(conn)
+                self.handshakes += 1
         try:
-            self._converse(conn)
+            self._converse(conn, number)
         except OSError:
             return
         finally:

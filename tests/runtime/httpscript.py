@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clawgen.sim.llmserver import completion
+from clawgen.sim.tcpserver import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -87,23 +88,13 @@ def answer(text: str) -> bytes:
     return json.dumps(completion(text), separators=(",", ":")).encode()
 
 
-class ScriptServer:
+class ScriptServer(ThreadedServer):
     def __init__(self, *replies: list[Action], tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
         self.replies: deque[list[Action]] = deque(replies)
         self.requests: list[Seen] = []
-        self.connections = 0
-        self.handshakes = 0
-        self.tls_errors: list[str] = []
         self.unexpected = 0
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._conns: list[socket.socket] = []
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self._threads: list[threading.Thread] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__("127.0.0.1", 0, tls, conn_timeout=30)
 
     def url(self, path: str = "/v1", host: str = "127.0.0.1") -> str:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
@@ -117,64 +108,33 @@ class ScriptServer:
         with self._lock:
             return len(self.replies)
 
-    def _serve(self) -> None:
+    def _converse(self, conn: socket.socket, number: int) -> None:
+        buf = b""
         while not self._closing.is_set():
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            n = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    n = int(line.split(b":")[1])
+            while len(buf) < n:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
             with self._lock:
-                self.connections += 1
-                number = self.connections
-                self._conns.append(conn)
-            t = threading.Thread(target=self._conn, args=(conn, number), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _conn(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(30)
-        try:
-            if self.tls is not None:
-                try:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-                except (OSError, ssl.SSLError) as e:
-                    self.tls_errors.append(f"{type(e).__name__}: {e}")
-                    return
-                with self._lock:
-                    self.handshakes += 1
-            buf = b""
-            while not self._closing.is_set():
-                while b"\r\n\r\n" not in buf:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                n = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        n = int(line.split(b":")[1])
-                while len(buf) < n:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                with self._lock:
-                    self.requests.append(Seen(number, head, buf[:n]))
-                    reply = self.replies.popleft() if self.replies else None
-                buf = buf[n:]
-                if reply is None:
-                    self.unexpected += 1
-                    reply = [response(b"no scripted reply left", status="500 Internal Server Error"), CLOSE]
-                if not self._play(conn, reply):
-                    return
-        except OSError:
-            return
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
+                self.requests.append(Seen(number, head, buf[:n]))
+                reply = self.replies.popleft() if self.replies else None
+            buf = buf[n:]
+            if reply is None:
+                self.unexpected += 1
+                reply = [response(b"no scripted reply left", status="500 Internal Server Error"), CLOSE]
+            if not self._play(conn, reply):
+                return
 
     def _play(self, conn: socket.socket, reply: list[Action]) -> bool:
         """Run one reply's actions; False when the connection was closed."""
@@ -208,23 +168,3 @@ class ScriptServer:
                 return True
             time.sleep(0.01)
         return False
-
-    def close(self) -> None:
-        self._closing.set()
-        with self._lock:
-            conns = list(self._conns)
-        for c in [self.srv, *conns]:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
-        for t in self._threads:
-            t.join(timeout=5)
-        self.srv.close()
-
-    def __enter__(self) -> ScriptServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
