@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import Diagnostic, did_you_mean
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.resources import schemas_dir
-from clawgen.schemacheck import accepts
+from clawgen.schemacheck import accepts, ecma_regex
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -36,19 +35,10 @@ def agent_schema() -> dict[str, Any]:
     return json.loads((schemas_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
-@functools.cache
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    """A schema pattern with JSON Schema's (ECMA-262) meaning of a final '$': the very end of the
-    string. Python's '$' also matches before a final newline, so "demo\n" would pass "^[a-z]+$"."""
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
     from jsonschema.exceptions import ValidationError
 
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 

@@ -30,8 +30,9 @@ class _Unknown(Exception):
 
 
 @functools.cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    # ECMA-262's final '$' is the very end of the string (Python's also matches before a final "\n")
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with JSON Schema's (ECMA-262) meaning of a final '$': the very end of the
+    string. Python's '$' also matches before a final newline, so "demo\n" would pass "^[a-z]+$"."""
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
@@ -121,14 +122,14 @@ def _k_pattern_properties(c: _Checker, arg: dict[str, Any], v: Any, s: dict[str,
     if not isinstance(v, dict):
         return True
     return all(c.ok(sub, x) for p, sub in arg.items() for k, x in v.items()
-               if isinstance(k, str) and _regex(p).search(k))
+               if isinstance(k, str) and ecma_regex(p).search(k))
 
 
 def _k_additional(c: _Checker, arg: Any, v: Any, s: dict[str, Any]) -> bool:
     if not isinstance(v, dict):
         return True
     known = s.get("properties", {})
-    patterns = [_regex(p) for p in s.get("patternProperties", {})]
+    patterns = [ecma_regex(p) for p in s.get("patternProperties", {})]
     return all(c.ok(arg, x) for k, x in v.items()
                if k not in known and not (isinstance(k, str) and any(p.search(k) for p in patterns)))
 
@@ -178,7 +179,7 @@ def _k_const(c: _Checker, arg: Any, v: Any, s: dict[str, Any]) -> bool:
 
 
 def _k_pattern(c: _Checker, arg: str, v: Any, s: dict[str, Any]) -> bool:
-    return not isinstance(v, str) or _regex(arg).search(v) is not None
+    return not isinstance(v, str) or ecma_regex(arg).search(v) is not None
 
 
 def _k_min_length(c: _Checker, arg: int, v: Any, s: dict[str, Any]) -> bool:
