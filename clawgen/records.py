@@ -23,20 +23,34 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_COMPARED = "__record_compared__"
-_SHOWN = "__record_shown__"
+
+class _ClassPlan:
+    """What the shared methods need to know of a record class, worked out on its first use."""
+
+    __slots__ = ("compared", "defaults", "factories", "names", "order", "positional", "qualname", "shown")
+
+    def __init__(self, cls: type) -> None:
+        fields = dataclasses.fields(cls)
+        self.positional = tuple(f.name for f in fields if not f.kw_only)
+        self.order = tuple(f.name for f in fields)
+        self.names = frozenset(self.order)
+        self.defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        self.factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
+        self.qualname = cls.__qualname__
+        self.compared = tuple(f.name for f in fields if f.compare)  # equality and hash
+        self.shown = tuple(f.name for f in fields if f.repr)
 
 
-def _names(cls: type, attr: str, keep: str) -> tuple[str, ...]:
-    names = cls.__dict__.get(attr)
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cls) if getattr(f, keep))
-        setattr(cls, attr, names)
-    return names
+def _plan(cls: type) -> _ClassPlan:
+    plan = cls.__dict__.get("__record_plan__")
+    if plan is None:
+        plan = _ClassPlan(cls)
+        type.__setattr__(cls, "__record_plan__", plan)
+    return plan
 
 
 def _values(obj: Any) -> tuple[Any, ...]:
-    return tuple(getattr(obj, n) for n in _names(type(obj), _COMPARED, "compare"))
+    return tuple(getattr(obj, n) for n in _plan(type(obj)).compared)
 
 
 def _eq(self: Any, other: Any) -> Any:
@@ -57,33 +71,10 @@ def _repr(self: Any) -> str:
         return "..."
     _repr_running.add(id(self))
     try:
-        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in _names(type(self), _SHOWN, "repr"))
+        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in _plan(type(self)).shown)
     finally:
         _repr_running.discard(id(self))
     return f"{type(self).__qualname__}({body})"
-
-
-class _InitPlan:
-    """What ``__init__`` needs to know of a record class, worked out on its first instance."""
-
-    __slots__ = ("defaults", "factories", "names", "order", "positional", "qualname")
-
-    def __init__(self, cls: type) -> None:
-        fields = dataclasses.fields(cls)
-        self.positional = tuple(f.name for f in fields if not f.kw_only)
-        self.order = tuple(f.name for f in fields)
-        self.names = frozenset(self.order)
-        self.defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-        self.factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
-        self.qualname = cls.__qualname__
-
-
-def _plan(cls: type) -> _InitPlan:
-    plan = cls.__dict__.get("__record_init__")
-    if plan is None:
-        plan = _InitPlan(cls)
-        type.__setattr__(cls, "__record_init__", plan)
-    return plan
 
 
 def _names_text(names: list[str]) -> str:
@@ -93,7 +84,7 @@ def _names_text(names: list[str]) -> str:
     return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
-def _missing(p: _InitPlan, values: dict[str, Any]) -> TypeError:
+def _missing(p: _ClassPlan, values: dict[str, Any]) -> TypeError:
     """Python's own message for missing arguments (positional ones first)."""
     positional = [n for n in p.positional if n not in values]
     kind = "positional"
