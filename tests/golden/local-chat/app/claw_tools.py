@@ -166,4 +166,5 @@ def call(name, args_json, io):
         f = args = None
         result = _result(value)
         value = None
-    return _done(io, name, shown, decision, rule, result)
+    result = _done(io, name, shown, decision, rule, result)
+    return result
