@@ -88,6 +88,27 @@ def answer(text: str) -> bytes:
     return json.dumps(completion(text), separators=(",", ":")).encode()
 
 
+def read_request(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """One request from ``conn`` (``buf``: bytes already read): (head, body, what follows), its
+    body Content-Length bytes; None when the peer closes first."""
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+    while len(buf) < n:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    return head, buf[:n], buf[n:]
+
+
 class ScriptServer(ThreadedServer):
     def __init__(self, *replies: list[Action], tls: ssl.SSLContext | None = None) -> None:
         self.replies: deque[list[Action]] = deque(replies)
@@ -111,25 +132,13 @@ class ScriptServer(ThreadedServer):
     def _converse(self, conn: socket.socket, number: int) -> None:
         buf = b""
         while not self._closing.is_set():
-            while b"\r\n\r\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            n = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    n = int(line.split(b":")[1])
-            while len(buf) < n:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
+            got = read_request(conn, buf)
+            if got is None:
+                return
+            head, body, buf = got
             with self._lock:
-                self.requests.append(Seen(number, head, buf[:n]))
+                self.requests.append(Seen(number, head, body))
                 reply = self.replies.popleft() if self.replies else None
-            buf = buf[n:]
             if reply is None:
                 self.unexpected += 1
                 reply = [response(b"no scripted reply left", status="500 Internal Server Error"), CLOSE]

@@ -6,71 +6,39 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
+from clawgen.sim.tcpserver import ThreadedServer
 from tests.runtime.agent_builds import build, make_spec
+from tests.runtime.httpscript import read_request
 
 
-class RawServer:
+class RawServer(ThreadedServer):
     """Answers each request (read up to the blank line + Content-Length) with the next scripted bytes.
     A script entry of None closes the connection instead of answering."""
 
     def __init__(self, script: list[bytes | None], close_after_each: bool = False) -> None:
         self.script = list(script)
         self.close_after_each = close_after_each
-        self.connections = 0
         self.requests: list[bytes] = []
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__("127.0.0.1", 0, None, conn_timeout=30)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
-
-    def _conn(self, conn: socket.socket) -> None:
+    def _converse(self, conn: socket.socket, number: int) -> None:
         buf = b""
-        with conn:
-            while self.script:
-                while b"\r\n\r\n" not in buf:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                n = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        n = int(line.split(b":")[1])
-                while len(buf) < n:
-                    buf += conn.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + buf[:n])
-                buf = buf[n:]
-                reply = self.script.pop(0)
-                if reply is None:
-                    return
-                conn.sendall(reply)
-                if self.close_after_each or b"Connection: close" in reply:
-                    return
-
-    def close(self) -> None:
-        # Shut down (wakes the blocked accept) before closing: a descriptor closed under a
-        # blocked accept() could be reused by the next test's server and accepted here.
-        try:
-            self.srv.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.thread.join(timeout=5)
-        self.srv.close()
+        while self.script:
+            got = read_request(conn, buf)
+            if got is None:
+                return
+            head, body, buf = got
+            self.requests.append(head + b"\r\n\r\n" + body)
+            reply = self.script.pop(0)
+            if reply is None:
+                return
+            conn.sendall(reply)
+            if self.close_after_each or b"Connection: close" in reply:
+                return
 
 
 PROG = """
