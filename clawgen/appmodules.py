@@ -7,6 +7,7 @@ shipped when the spec enables it, so the bundle stays within the board's .mpy bu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from clawgen.mcpserver import TOOLS_PATH as MCP_TOOLS_PATH
 from clawgen.model import Plan
@@ -21,6 +22,8 @@ class AppModule:
     device_path: str  # where it lives on the device filesystem
     compile: bool = True  # False: shipped as source (boot.py / main.py must be)
     data: bool = False  # a data file (not Python): shipped as rendered, named `name` as is
+    # A data file that is plan data as it is (no template, no Jinja): its text, made by this function.
+    make: Callable[[Plan], str] | None = None
 
     @property
     def source_rel(self) -> str:
@@ -35,20 +38,35 @@ class AppModule:
 
 CA_PATH = "/ca.pem"  # the device file with the build's CA certificates (claw_config.CA_PATH)
 PROMPT_PATH = "/claw_prompt.json"  # the system message and tools JSON (claw_config.PROMPT_PATH)
+# The prompt file begins with its index: the byte lengths of its three parts, each written in
+# PROMPT_INDEX_DIGITS decimal digits and followed by a space (the last by a newline). The device
+# reads it at boot (claw_config), so an edit of the prompt or of a tool description changes this
+# file only: no module is rendered or compiled again, and an OTA update sends just this file.
+PROMPT_INDEX_DIGITS = 7  # up to 9,999,999 bytes each
+PROMPT_INDEX_BYTES = 3 * (PROMPT_INDEX_DIGITS + 1)
 
 
 @record
 class PromptFile:
     """The request body's two big build-time constants as one device file, streamed into the
-    request buffer (claw_config.Stored) instead of sitting in the heap as bytes constants."""
+    request buffer (claw_config.Stored) instead of sitting in the heap as bytes constants. Offsets
+    are from the start of the file, its index (PROMPT_INDEX_BYTES) included."""
 
     system_msg: str  # {"role": "system", "content": ...} as JSON
     tools_json: str  # the request's "tools" array
     anthropic_tools: str = ""  # the tools array as Anthropic's Messages API wants it; "" when no endpoint does
 
     @property
+    def index(self) -> str:
+        """The file's first line: the byte lengths of the system message and the two tools arrays."""
+        sizes = (self.system_bytes, self.tools_bytes, self.anthropic_tools_bytes)
+        if max(sizes) >= 10 ** PROMPT_INDEX_DIGITS:
+            raise ValueError(f"a prompt file part of {max(sizes)} bytes does not fit its index")
+        return " ".join(f"{n:0{PROMPT_INDEX_DIGITS}d}" for n in sizes) + "\n"
+
+    @property
     def text(self) -> str:
-        return self.system_msg + self.tools_json + self.anthropic_tools
+        return self.index + self.system_msg + self.tools_json + self.anthropic_tools
 
     @property
     def anthropic_tools_bytes(self) -> int:
@@ -56,12 +74,12 @@ class PromptFile:
 
     @property
     def system_text_offset(self) -> int:
-        """Where the system prompt's JSON string starts in system_msg (Anthropic's top-level "system")."""
-        return len(SYSTEM_MSG_HEAD.encode("utf-8"))
+        """Where the system prompt's JSON string starts in the file (Anthropic's top-level "system")."""
+        return PROMPT_INDEX_BYTES + SYSTEM_TEXT_OFFSET
 
     @property
     def system_text_bytes(self) -> int:
-        return self.system_bytes - self.system_text_offset - 1  # less the closing brace
+        return self.system_bytes - SYSTEM_TEXT_OFFSET - 1  # less the closing brace
 
     @property
     def system_bytes(self) -> int:
@@ -73,6 +91,7 @@ class PromptFile:
 
 
 SYSTEM_MSG_HEAD = '{"role":"system","content":'
+SYSTEM_TEXT_OFFSET = len(SYSTEM_MSG_HEAD)  # where the system prompt's JSON string starts in the message
 
 
 def anthropic_tools_json(plan: Plan) -> str:
@@ -88,6 +107,11 @@ def prompt_file(plan: Plan) -> PromptFile:
     assert system.startswith(SYSTEM_MSG_HEAD)
     anthropic = anthropic_tools_json(plan) if "anthropic" in plan.apis and plan.tools else ""
     return PromptFile(system, plan.tools_json, anthropic)
+
+def prompt_text(plan: Plan) -> str:
+    """The prompt file's text (its index first): the app module claw_prompt.json."""
+    return prompt_file(plan).text
+
 
 # The core runtime, always shipped (order: dependencies first, for readability only).
 CORE_MODULES = (
@@ -158,8 +182,10 @@ def app_modules(plan: Plan) -> list[AppModule]:
         names.append("claw_triggers")  # triggers: (clawgen/triggers.py)
         if any(t.kind == "watch" for t in plan.triggers):  # watches read through the register policy
             names += [n for n in ("clawhw", "clawreg") if n not in names]
+    if "clawreg" in names:  # its rare paths (write_field, the refusal messages), imported when needed
+        names.insert(names.index("clawreg") + 1, "clawregx")
     mods += [_lib(n) for n in names]
-    mods.append(AppModule("claw_prompt.json", "app/claw_prompt.json.j2", PROMPT_PATH, compile=False, data=True))
+    mods.append(AppModule("claw_prompt.json", "", PROMPT_PATH, compile=False, data=True, make=prompt_text))
     if plan.mcp is not None:
         # The tools/list "tools" array, streamed from the file into the reply (claw_mcp).
         mods.append(AppModule("claw_mcp.json", "app/claw_mcp.json.j2", MCP_TOOLS_PATH, compile=False, data=True))

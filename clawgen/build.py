@@ -245,7 +245,7 @@ def _render(planned: Planned) -> Rendered:
     if isinstance(hit, Rendered):
         return hit
     try:
-        rendered = render_bundle(planned.plan, usermod)
+        rendered = render_bundle(planned.plan, usermod, reuse=True)
     except ValueError as e:
         from clawgen.chips.tables import TableTooLarge  # only register builds import the chips library
 

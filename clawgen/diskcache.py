@@ -36,6 +36,7 @@ def code_files() -> list[Path]:
     return files
 
 
+@functools.cache
 def module_id(name: str) -> str:
     """Identifies an installed third-party module (its file, size and modification time) without
     importing it: cache entries computed with its help are keyed by it."""

@@ -109,8 +109,3 @@ def build(registers: Any, *, inline: bool = False) -> RegTab:
     return RegTab(b"".join(parts), at, size, len(t.entries) if t else 0, len(t.blocks) if t else 0,
                   None if inline else TAB_PATH, len(t.dropped) if t else 0)
 
-
-def for_plan(plan: Any) -> RegTab:
-    """Jinja global ``regtab(plan)``: a build's plan (it has a board) ships the tables as the file
-    /clawreg.tab; a bare register plan (``clawgen.chips.render.RegisterPlan``) keeps them inline."""
-    return build(getattr(plan, "registers", None), inline=not hasattr(plan, "board"))

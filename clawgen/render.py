@@ -79,20 +79,30 @@ def environment() -> jinja2.Environment:
     )
     env.filters["py"] = _py
     env.filters["json"] = _json
+    # Render traces (clawgen/rendertrace.py): filters and tests that look at a value's type get the
+    # real value, not the plan's recording view.
+    from clawgen.rendertrace import VIEW_FILTERS, VIEW_TESTS, unwrapping
+
+    for name, fn in list(env.filters.items()):
+        if name not in VIEW_FILTERS:
+            env.filters[name] = unwrapping(fn)
+    for name, fn in list(env.tests.items()):
+        if name not in VIEW_TESTS:
+            env.tests[name] = unwrapping(fn)
     from clawgen.secretcheck import SECRET_MAX_BYTES
 
     env.globals["SECRET_MAX_BYTES"] = SECRET_MAX_BYTES  # the NVS read buffer: one value for check and device
     from clawgen.fleet import HOST_KEY, NAME_KEY
 
     env.globals["DEVICE_NVS_KEYS"] = (NAME_KEY, HOST_KEY)  # a fleet device's own name and hostname (claw_boot)
-    from clawgen.regtab import for_plan
-
-    env.globals["regtab"] = for_plan  # the register tables' device file (clawreg.py, clawsheet.py, clawreg.tab)
+    env.globals["regtab"] = _regtab  # the register tables' device file (clawreg.py, clawsheet.py, clawreg.tab)
     # the register tables' record layouts, defined once in chips/tables.py (imported by register builds only)
     env.globals["table_layout"] = _Deferred("clawgen.chips.tables", "LAYOUT")
-    from clawgen.appmodules import prompt_file
+    from clawgen.appmodules import PROMPT_INDEX_BYTES, PROMPT_INDEX_DIGITS, SYSTEM_TEXT_OFFSET
 
-    env.globals["prompt_file"] = prompt_file  # system message + tools JSON file (claw_config, claw_prompt.json)
+    # the prompt file's index (appmodules.PromptFile), read by claw_config
+    env.globals.update(PROMPT_INDEX_BYTES=PROMPT_INDEX_BYTES, PROMPT_INDEX_DIGITS=PROMPT_INDEX_DIGITS,
+                       SYSTEM_TEXT_OFFSET=SYSTEM_TEXT_OFFSET)
     from clawgen import ota
 
     env.globals["OTA_WIRE"] = ota  # the OTA protocol's constants, one source for push and device (claw_ota)
@@ -105,9 +115,41 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def _regtab(plan: Any) -> Any:
+    """Jinja global ``regtab(plan)`` (clawgen/regtab.py): a build's plan (it has a board) ships the
+    tables as the file /clawreg.tab; a bare register plan (``clawgen.chips.render.RegisterPlan``)
+    keeps them inline. It reads only those two things of the plan, so a render trace depends on
+    them, not on the whole plan."""
+    from clawgen.regtab import build
+    from clawgen.rendertrace import unwrap
+
+    return build(unwrap(getattr(plan, "registers", None)), inline=not hasattr(plan, "board"))
+
+
 def render_template(name: str, plan: Plan, comment: str = "#", **extra: Any) -> str:
     tpl = environment().get_template(name)
     return tpl.render(plan=plan, header=provenance_header(plan, comment), **extra)
+
+
+TRACE_KIND = "render-trace"  # the user cache's entries of render traces (diskcache)
+
+
+def render_reusing(unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
+    """``render(plan)``, or the output of an earlier render of the same unit (a template, or the
+    usermod files) when its trace (clawgen/rendertrace.py) says that every value it read from the
+    plan is still the same. Renders with the plan's recording view and keeps the new trace."""
+    from clawgen import diskcache, rendertrace
+
+    key = [unit, plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
+    hit = diskcache.get(TRACE_KIND, key)
+    if isinstance(hit, tuple) and len(hit) == 2 and rendertrace.still_valid(plan, hit[0]):
+        return hit[1]
+    rec = rendertrace.Recorder()
+    out = render(rec.view(plan, ()))
+    trace = rec.trace()
+    if trace is not None:
+        diskcache.put(TRACE_KIND, key, (trace, out))
+    return out
 
 
 OtherRenderer = Callable[[Plan], Mapping[str, "str | bytes"]]
@@ -122,24 +164,35 @@ class Rendered:
     files: dict[str, bytes] = field(default_factory=dict)  # other outputs by relative path (usermod/...)
 
 
-def render_bundle(plan: Plan, others: OtherRenderer | None = None) -> Rendered:
+def render_bundle(plan: Plan, others: OtherRenderer | None = None, *, reuse: bool = False) -> Rendered:
     """Render everything the build outputs from the plan (clawgen/leakcheck.py has proved that no
     secret value is in it).
 
     ``others`` renders the outputs of other areas (the chip stage's usermod/): the build passes it,
     so this module needs no import of theirs (they import this one for the environment).
+
+    ``reuse``: each template's output of an earlier build is reused when its render trace still
+    holds (``render_reusing``): a build where one tool description changed renders one file.
     """
-    modules, sources = render_app(plan)
+    modules, sources = render_app(plan, reuse=reuse)
     files: dict[str, bytes] = {}
-    for rel, text in (others(plan) if others is not None else {}).items():
+    other = {} if others is None else render_reusing("usermod", plan, others) if reuse else others(plan)
+    for rel, text in other.items():
         files[rel] = text.encode() if isinstance(text, str) else text
     return Rendered(modules, sources, files)
 
 
-def render_app(plan: Plan) -> tuple[list[AppModule], dict[str, str]]:
+def render_app(plan: Plan, *, reuse: bool = False) -> tuple[list[AppModule], dict[str, str]]:
     """-> (modules, {module name: source text}) for the app bundle, custom handlers included."""
     modules = app_modules(plan)
-    sources = {m.name: render_template(m.template, plan) for m in modules}
+    sources = {}
+    for m in modules:
+        if m.make is not None:  # plan data as it is: no template
+            sources[m.name] = m.make(plan)
+        elif reuse:
+            sources[m.name] = render_reusing(m.template, plan, functools.partial(render_template, m.template))
+        else:
+            sources[m.name] = render_template(m.template, plan)
     for cm in plan.custom_modules:
         # A user's handler goes in as written (its line numbers stay right in tracebacks).
         sources[cm.module] = cm.source.read_text(encoding="utf-8")

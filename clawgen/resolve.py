@@ -190,8 +190,7 @@ def resolve(doc: Document, board_name: str) -> Resolved:
     chip = data.get("chip", board.chip)
     from clawgen.boards import all_boards
 
-    builtin_chips = {b.chip for b in all_boards()}
-    if chip != board.chip and chip in builtin_chips:
+    if chip != board.chip and chip in {b.chip for b in all_boards()}:
         errors.append(_err(doc, ("chip",), f"the {board.name} board has an {board.chip} chip, not an "
                            f"{chip}; remove 'chip' or choose another board"))
 

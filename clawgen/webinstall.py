@@ -136,7 +136,7 @@ def manifest_for(build_dir: Path, name: str, version: str, staged: bool = False,
 
 def fleet_devices(build_dir: Path) -> list[str]:
     """The device names of a fleet build (flash_args.json's "fleet" entry), [] for a single build."""
-    from clawgen.image.flash import FLASH_ARGS
+    from clawgen.image.regions import FLASH_ARGS
 
     try:
         doc = json.loads((Path(build_dir) / FLASH_ARGS).read_text(encoding="utf-8"))
@@ -254,7 +254,7 @@ def write_web_if_merged(build_dir: Path, name: str, header: str, out_dir: Path |
     The manifest's version is the merged image's content hash, so it changes exactly when the image
     does (and builds stay reproducible). ``build_dir`` may be the staging directory; ``out_dir`` is
     where the build will be published, for the report (else it says BUILD_DIR)."""
-    from clawgen.image.flash import FLASH_ARGS
+    from clawgen.image.regions import FLASH_ARGS
 
     args = Path(build_dir) / FLASH_ARGS
     try:

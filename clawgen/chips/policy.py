@@ -146,6 +146,11 @@ class PolicyTable:
                 return e
         return None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the tables derived on first use: equal policies pickle alike (the
+        render cache and render traces fingerprint a plan by its pickle)."""
+        return {**self.__dict__, "_device": None, "_sheet": None}
+
     @property
     def device(self) -> Any:
         """The encoded tables the device templates embed (``clawgen.chips.tables``)."""

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
-from clawgen.image.regions import FlashRegion
+from clawgen.image.regions import FLASH_ARGS, FlashRegion
 from clawgen.records import record
 
-FLASH_ARGS = Path("image") / "flash_args.json"
 ROM_BAUD = 115200  # every ESP ROM bootloader starts at this rate
 DEFAULT_BAUD = 460800
 BEFORE_CHOICES = ("default-reset", "usb-reset", "no-reset")

