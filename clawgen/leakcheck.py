@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import secrets as random_source
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def _swap(value: Any, canaries: dict[int, Secret], memo: dict[int, Any]) -> Any:
     if isinstance(value, Secret):
         new = canaries.get(id(value))
         if new is None:
-            new = Secret(value.name, CANARY_PREFIX + random_source.token_hex(12), value.source, value.mark,
+            new = Secret(value.name, CANARY_PREFIX + os.urandom(12).hex(), value.source, value.mark,
                          value.placeholder)
             canaries[id(value)] = new
         return new
