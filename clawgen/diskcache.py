@@ -56,14 +56,34 @@ def module_id(name: str) -> str:
     return f"{name}:{origin}:{st.st_size}:{st.st_mtime_ns}"
 
 
+_READ: list[tuple[int, list[Path]]] = []  # (when code_digest started reading, the files it read)
+
+
 @functools.lru_cache(maxsize=1)
 def code_digest() -> bytes:
     """sha256 over clawgen's own files (names and content), once per process."""
+    import time
+
+    started, files = time.time_ns(), code_files()
     h = hashlib.sha256()
-    for p in code_files():
+    for p in files:
         h.update(str(p.relative_to(p.anchor)).encode() + b"\0")
         h.update(hashlib.sha256(p.read_bytes()).digest())
+    _READ.append((started, files))
     return h.digest()
+
+
+def _code_unchanged() -> bool:
+    """No file of clawgen's code was written since code_digest read it. A value computed after such a
+    change (a clawgen developer editing a template while a build runs) is not the old code's, so it
+    must not be stored under the old code's digest for a later process to find."""
+    if not _READ:
+        return True
+    started, files = _READ[-1]
+    try:
+        return all(p.stat().st_mtime_ns < started for p in files)
+    except OSError:  # a file of the code is gone
+        return False
 
 
 def _path(kind: str, key: Any) -> Path:
@@ -90,6 +110,8 @@ def put(kind: str, key: Any, value: Any) -> None:
     import pickle
 
     p = _path(kind, key)
+    if not _code_unchanged():
+        return
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")

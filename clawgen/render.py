@@ -132,6 +132,9 @@ def render_template(name: str, plan: Plan, comment: str = "#", **extra: Any) -> 
 
 
 TRACE_KIND = "render-trace"  # the user cache's entries of render traces (diskcache)
+# Set (to anything) to check every reused or traced output against a plain render of the same plan:
+# the test suite does, so every build it makes, of every feature, proves the traces right.
+CHECK_TRACES_ENV = "CLAWGEN_CHECK_RENDER_TRACES"
 
 
 def render_reusing(unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
@@ -143,12 +146,22 @@ def render_reusing(unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
     key = [unit, plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
     hit = diskcache.get(TRACE_KIND, key)
     if isinstance(hit, tuple) and len(hit) == 2 and rendertrace.still_valid(plan, hit[0]):
-        return hit[1]
+        return _checked(unit, plan, render, hit[1], "reused")
     rec = rendertrace.Recorder()
     out = render(rec.view(plan, ()))
     trace = rec.trace()
     if trace is not None:
         diskcache.put(TRACE_KIND, key, (trace, out))
+    return _checked(unit, plan, render, out, "traced")
+
+
+def _checked(unit: str, plan: Plan, render: Callable[[Any], Any], out: Any, how: str) -> Any:
+    """``out``, after comparing it with a plain render when $CLAWGEN_CHECK_RENDER_TRACES is set."""
+    import os
+
+    if os.environ.get(CHECK_TRACES_ENV) and render(plan) != out:
+        raise AssertionError(f"clawgen bug: the {how} render of {unit} differs from a plain render "
+                             "(clawgen/rendertrace.py)")
     return out
 
 

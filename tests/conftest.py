@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from tests.sim_fixtures import *  # noqa: F403  (simulator and LLM-server fixtur
 from tests.unixvm_fixtures import *  # noqa: F403  (the real MicroPython unix-port VM)
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Every build the suite makes (in this process and in the CLI processes it starts) checks each
+# reused or traced template output against a plain render (clawgen/render.py, render traces).
+os.environ["CLAWGEN_CHECK_RENDER_TRACES"] = "1"
 EXAMPLES = REPO / "examples" / "agents"
 
 

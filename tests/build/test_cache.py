@@ -123,3 +123,29 @@ def test_a_module_mpy_cross_rejects_is_reported_at_its_line_every_time(cache: Pa
         [d] = err.value.diagnostics
         assert (d.file, d.line) == ("app/bad.py", 2) and d.message.startswith("mpy-cross: ")
     assert len(list((cache / "mpy").rglob("*.mpy"))) == n_ok
+
+
+def test_nothing_is_stored_under_a_code_digest_once_the_code_changed(tmp_path: Path, cache: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry is keyed by clawgen's code digest, read once per process: when a file of that code is
+    written after it was read (a template edited while a build runs), what the build computes now is
+    the new code's, so it is not stored under the old digest (a later build with the old files
+    would take it)."""
+    from clawgen import diskcache
+
+    code = tmp_path / "template.j2"
+    code.write_text("old")
+    monkeypatch.setattr(diskcache, "_READ", [])
+    monkeypatch.setattr(diskcache, "code_files", lambda: [code])
+    diskcache.code_digest.cache_clear()
+    try:
+        diskcache.put("demo", "k", "computed with the old code")
+        assert diskcache.get("demo", "k") == "computed with the old code"
+        code.write_text("new")  # edited after the digest was taken
+        diskcache.put("demo", "k2", "computed with the new code")
+        assert diskcache.get("demo", "k2") is None
+        code.unlink()  # a file of the code gone: the same
+        diskcache.put("demo", "k3", "x")
+        assert diskcache.get("demo", "k3") is None
+    finally:
+        diskcache.code_digest.cache_clear()

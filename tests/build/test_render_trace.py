@@ -43,6 +43,7 @@ EDITS = [
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CLAWGEN_CHECK_RENDER_TRACES", raising=False)  # these tests count the renders
 
 
 def _copy_examples(tmp_path: Path) -> Path:
@@ -168,3 +169,20 @@ def test_set_fingerprints_do_not_depend_on_the_hash_seed() -> None:
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2", "3")}
     assert len(outs) == 1
+
+
+def test_the_self_check_catches_a_reused_output_that_is_wrong(tmp_path: Path, monkeypatch) -> None:
+    """$CLAWGEN_CHECK_RENDER_TRACES (set for the whole suite) compares each reused output with a plain
+    render: a stored trace whose text is not what the template makes is caught, not shipped."""
+    from clawgen import diskcache
+
+    plan = _plan(_copy_examples(tmp_path) / "sensor-agent.yaml")
+    render.render_app(plan, reuse=True)
+    key = ["app/claw_main.py.j2", plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
+    trace, text = diskcache.get(render.TRACE_KIND, key)
+    diskcache.put(render.TRACE_KIND, key, (trace, text + "# not what the template renders\n"))
+    _, wrong = render.render_app(plan, reuse=True)
+    assert wrong["claw_main"].endswith("# not what the template renders\n")  # unchecked: the trace is trusted
+    monkeypatch.setenv("CLAWGEN_CHECK_RENDER_TRACES", "1")
+    with pytest.raises(AssertionError, match=r"reused render of app/claw_main\.py\.j2 differs"):
+        render.render_app(plan, reuse=True)

