@@ -97,11 +97,30 @@ _ACCESS_EXACT = {a: a for a in ACCESS_TYPES}
 # Bit offsets and widths as plain decimals: a lookup instead of checking and parsing each one
 # (any other spelling goes through the general path and parse_int).
 _BIT_NUMBER: dict[str | None, int] = {str(i): i for i in range(65)}
+# "[7:4]" -> (lsb 4, width 4): the plain forms ``_bit_range`` accepts (at most 65 x 65 of them),
+# each split and looked up once.
+_BIT_RANGES: dict[str, tuple[int, int]] = {}
+
+
+def _bit_range(text: str) -> tuple[int, int] | None:
+    """(lsb, width) of a plain ``[msb:lsb]`` (decimals 0..64, no spaces, msb >= lsb), kept in
+    _BIT_RANGES; None for any other form (the general path reads those, with their warnings)."""
+    if not text or text[0] != "[" or text[-1] != "]":
+        return None
+    hi_text, _, lo_text = text[1:-1].partition(":")
+    lsb, top = _BIT_NUMBER.get(lo_text), _BIT_NUMBER.get(hi_text)
+    if lsb is None or top is None or top < lsb:
+        return None
+    pos = _BIT_RANGES[text] = (lsb, top - lsb + 1)
+    return pos
+
+
 _MWV = {"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet", "zeroToToggle", "clear", "set",
         "modify"}
 _READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
 _PROTECTION = {"s", "n", "p"}
 _ENUM_USAGE = {"read", "write", "read-write"}
+_UNSEEN = object()  # a memo's "not looked at yet" (None is a value there)
 
 _MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
 # Numbers are addresses, sizes and bit positions: none needs more than 64 bits. Longer digit
@@ -232,6 +251,34 @@ _CHILD_KIND = {
 _CONTAINERS = {("device", "peripherals"), ("peripheral", "registers"), ("register", "fields")}
 
 
+class _Probe:
+    """Whether looking elements up by their serialized text (``tostring``) pays off: it does where
+    the file repeats itself (a repeat skips reading the element), not where it does not (the
+    serializing is then spent for nothing). Each probe looks up 16 elements; when fewer than
+    ``need`` of them were repeats, the next 1,024 are built without a look-up, then it probes
+    again."""
+
+    __slots__ = ("hits", "looked", "need", "skip")
+
+    def __init__(self, need: int):
+        self.need = need
+        self.looked = self.hits = self.skip = 0
+
+    def wanted(self) -> bool:
+        if self.skip:
+            self.skip -= 1
+            return False
+        return True
+
+    def found(self, hit: bool) -> None:
+        self.looked += 1
+        self.hits += hit
+        if self.looked == 16:
+            if self.hits < self.need:
+                self.skip = 1024
+            self.looked = self.hits = 0
+
+
 class _Ctx:
     """Register properties in effect (inherited) at some level (read-only once made)."""
 
@@ -263,6 +310,11 @@ class _Importer:
         self.enum_value_texts: dict[str, tuple[int, int | None]] = {}  # <value> text -> parsed, (-1, None): bad
         # (id(field containers), access, size) -> (the containers, kept alive for their id; fields)
         self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], bool, str] | None]] = {}
+        # (serialized <fields>, access, size) -> plain_fields' result: see shared_fields.
+        self.fields_by_text: dict[tuple[str, str | None, int], tuple[list[Field], bool, str] | None] = {}
+        # Serializing a <fields> costs about a fifth of building it: a look-up pays from 1 in 5
+        # repeats; 6 in 16 are asked for (near break-even the gain is below what can be measured).
+        self.fields_probe = _Probe(6)
         self.ctx_memo: dict[tuple, _Ctx] = {}
         self.default_indices: dict[int, list[str]] = {}  # dim count -> ['0', '1', ...]
         self.nodes: list[_Node] = []  # every node read, to break their parent cycles at the end
@@ -271,6 +323,9 @@ class _Importer:
         self.reg_lines: dict[int, int] = {}  # id(Register) -> source line, for later checks
         self.items_owner: dict[int, _Node] = {}  # id(peripheral's register list) -> declaring node
         self.instances: dict[int, int] = {}  # id(Cluster) -> its register instances, arrays expanded
+        # (id(register list), id(cluster list), spans...) of blocks check_blocks found all inside
+        self.blocks_clean: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
+        self.block_counts: dict[tuple[int, int], int] = {}  # (id(registers), id(clusters)) -> instances
         self.total_instances = 0  # of the peripherals built so far
 
     # -- diagnostics ---------------------------------------------------------------------------
@@ -306,21 +361,16 @@ class _Importer:
         kids = el[:]
         props = {c.tag: c.text for c in kids}
         simple = _SIMPLE[kind]
+        if kind == "register" and "fields" in props:  # the usual register: its <fields>
+            del props["fields"]
+            # Usually the last child, and the only one of its tag (no tag repeats: as many
+            # children as values).
+            last = kids[-1]
+            if last.tag == "fields" and len(kids) == len(props) + 1:
+                node.field_els = [last]
+            else:
+                node.field_els = list(el.iterchildren("fields"))
         if not props.keys() <= simple:
-            if kind == "register" and "fields" in props:  # the usual register: its <fields>
-                del props["fields"]
-                # Usually the last child, and the only one of its tag (no tag repeats: as many
-                # children as values).
-                last = kids[-1]
-                if last.tag == "fields" and len(kids) == len(props) + 1:
-                    node.field_els = [last]
-                else:
-                    node.field_els = list(el.iterchildren("fields"))
-                if props.keys() <= simple:
-                    node.props = props
-                    name = props.get("name")
-                    node.name = name.strip() if name else ""
-                    return node
             extra = props.keys() - simple
             struct = _STRUCT[kind]
             for tag in extra:
@@ -691,8 +741,14 @@ class _Importer:
         return c
 
     def block_instances(self, regs: list[Register], clusters: list[Cluster]) -> int:
-        """Register instances of a block, arrays at every level expanded (counted, not built)."""
-        return sum(dim_count(r.dim) for r in regs) + sum(self.instances[id(c)] for c in clusters)
+        """Register instances of a block, arrays at every level expanded (counted, not built; once
+        per block: derived peripherals share their base's, and build_memo keeps the lists alive)."""
+        key = (id(regs), id(clusters))
+        n = self.block_counts.get(key)
+        if n is None:
+            n = self.block_counts[key] = sum(1 if r.dim is None else r.dim.count for r in regs) \
+                + sum(self.instances[id(c)] for c in clusters)
+        return n
 
     def check_instances(self, n: _Node, kind: str, count: int) -> None:
         """Refuse arrays whose expansion (all nesting levels multiplied) exceeds the chip cap:
@@ -744,7 +800,7 @@ class _Importer:
             key = (id(n.field_els), access, size)
             hit = self.plain_memo.get(key)
             if hit is None:
-                hit = self.plain_memo[key] = (n.field_els, self.plain_fields(n.field_els, access, size))
+                hit = self.plain_memo[key] = (n.field_els, self.shared_fields(n.field_els, access, size))
             plain = hit[1]
         else:
             plain = None
@@ -772,9 +828,25 @@ class _Importer:
             self.write_constraint(n) if n.wc is not None else None,
             n.get("alternateRegister") if "alternateRegister" in props else None,
             n.get("alternateGroup") if "alternateGroup" in props else None,
-            _squeeze(props["description"]) if self.keep_descriptions and props.get("description") else None)
+            _squeeze(desc) if self.keep_descriptions and (desc := props.get("description")) else None)
         self.reg_lines[id(reg)] = n.line
         return reg
+
+    def shared_fields(self, containers: list[etree._Element], reg_access: str | None,
+                      size: int) -> tuple[list[Field], bool, str] | None:
+        """``plain_fields``, built once per distinct <fields> text where that pays (``_Probe``):
+        many vendor files spell the same registers out again and again (a peripheral's copies
+        without derivedFrom, up to 80% of the containers), and equal XML (with the same inherited
+        access and size) gives equal fields, shared (the model is read-only)."""
+        probe = self.fields_probe
+        if len(containers) != 1 or not probe.wanted():
+            return self.plain_fields(containers, reg_access, size)
+        key = (tostring(containers[0], encoding=str, with_tail=False), reg_access, size)
+        hit = self.fields_by_text.get(key, _UNSEEN)
+        probe.found(hit is not _UNSEEN)
+        if hit is _UNSEEN:
+            hit = self.fields_by_text[key] = self.plain_fields(containers, reg_access, size)
+        return hit  # type: ignore[return-value]
 
     def plain_fields(self, containers: list[etree._Element], reg_access: str | None,
                      size: int) -> tuple[list[Field], bool, str] | None:
@@ -793,16 +865,28 @@ class _Importer:
         exact = _ACCESS_EXACT
         used = 0
         clean = True
+        index: _FieldIndex | None = None  # made for the first derived field
         for child in containers:
             for c in child[:]:
-                if c.tag != "field" or c.get("derivedFrom") is not None:  # (other attributes mean nothing)
+                if c.tag != "field":
                     return None
+                df = c.get("derivedFrom")  # (other attributes mean nothing)
+                if df is None:
+                    kids = c[:]
+                else:
+                    # Derived from an earlier field of this register (CH1_IEN from CH0_IEN...):
+                    # its children once the derivation is applied, read as a plain field's.
+                    if index is None:
+                        index = _FieldIndex(containers)
+                    kids = _derived_children(index, c, df.strip(), 0)
+                    if kids is None:
+                        return None
                 # One pass over the children, dispatching on the tag (the last of a repeated
                 # child wins, as in the general path's dict). A position child that is present
                 # but empty is "" (present, not a number); any other child sends the field down
                 # the general path.
                 name = desc = bo = bw = acc = br = lo = hi = mwv = action = evs = None
-                for x in c[:]:
+                for x in kids:
                     t = x.tag
                     if t == "name":
                         name = x.text
@@ -844,13 +928,10 @@ class _Importer:
                         return None
                     width = top - lsb + 1
                 elif br is not None:
-                    if not br or br[0] != "[" or br[-1] != "]":
+                    pos = _BIT_RANGES.get(br) or _bit_range(br)
+                    if pos is None:
                         return None
-                    hi_text, _, lo_text = br[1:-1].partition(":")
-                    lsb, top = bits.get(lo_text), bits.get(hi_text)
-                    if lsb is None or top is None or top < lsb:
-                        return None
-                    width = top - lsb + 1
+                    lsb, width = pos
                 else:
                     return None
                 if not name or lsb is None or not width or lsb >= size or width > size or "%s" in name:
@@ -1184,9 +1265,16 @@ class _Importer:
                 spans[-1][1] = max(spans[-1][1], b1)
             else:
                 spans.append([b0, b1])
+        # Peripherals that share their registers (derivedFrom) often share their blocks too: the
+        # walk is done once for them when it found nothing outside.
+        key = (id(p.registers), id(p.clusters), *(b for span in spans for b in span))
+        if key in self.blocks_clean:
+            return
         outside: list[tuple[str, int, Register]] = []
         _regs_outside(p.registers, p.clusters, 0, p.name, [(b0, b1) for b0, b1 in spans], outside)
-        if outside:
+        if not outside:
+            self.blocks_clean[key] = (p.registers, p.clusters)  # (kept alive for their ids)
+        else:
             path, off, r = outside[0]
             more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
             self.warn(self.reg_lines.get(id(r), 0), path,
@@ -1274,6 +1362,45 @@ def _inside(spans: list[tuple[int, int]], lo: int, hi: int) -> bool:
 def _field_lines(containers: list[etree._Element] | None) -> list[int]:
     """The line of each <field> in ``containers`` (those plain_fields built, in its order)."""
     return [c.sourceline or 0 for child in containers or () for c in child]
+
+
+class _FieldIndex:
+    """The fields of a register's containers by name, as ``_Importer.children_index`` finds them
+    for a derivedFrom there (the first field of each stripped name), and by position."""
+
+    __slots__ = ("names", "positions")
+
+    def __init__(self, containers: list[etree._Element]):
+        self.names: dict[str, etree._Element] = {}
+        self.positions: dict[etree._Element, int] = {}
+        for child in containers:
+            for f in child:
+                self.positions[f] = len(self.positions)
+                name = None
+                for x in f:
+                    if x.tag == "name":
+                        name = x.text
+                if name and (name := name.strip()):
+                    self.names.setdefault(name, f)
+
+
+def _derived_children(index: _FieldIndex, field: etree._Element, ref: str, depth: int) -> list[etree._Element] | None:
+    """The children of ``field`` with its derivedFrom ``ref`` applied as ``_Importer.merge`` does
+    (the base's simple children overridden by its own; its own enumeratedValues, else the
+    base's), when the lookup finds an earlier field of the same register; else None (the general
+    path derives it, with its warnings). A short chain of such derivations is followed."""
+    base = index.names.get(ref) if "." not in ref else None
+    if base is None or depth > 8 or index.positions[base] >= index.positions[field]:
+        return None
+    base_df = base.get("derivedFrom")
+    base_kids = base[:] if base_df is None else _derived_children(index, base, base_df.strip(), depth + 1)
+    if base_kids is None:
+        return None
+    own = field[:]
+    merged = {x.tag: x for x in base_kids if x.tag != "enumeratedValues"}
+    merged.update((x.tag, x) for x in own if x.tag != "enumeratedValues")
+    evs = [x for x in own if x.tag == "enumeratedValues"] or [x for x in base_kids if x.tag == "enumeratedValues"]
+    return [*merged.values(), *evs]
 
 
 def _squeeze(text: str) -> str | None:
@@ -1398,7 +1525,8 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     file = display_path if display_path is not None else str(path)
     imp = _Importer(file, keep_descriptions)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
     # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.

@@ -66,6 +66,10 @@ _EXTRAS = [
     _ENUM.format(head="", on="1") * 3,
     "<enumeratedValues><enumeratedValue><name>D</name><isDefault>true</isDefault></enumeratedValue>"
     "</enumeratedValues>",
+    # Attributes other than derivedFrom mean nothing on either path; derivedFrom is looked up.
+    _ENUM.format(head="", on="1").replace("<enumeratedValues>", '<enumeratedValues id="x">'),
+    _ENUM.format(head="", on="1").replace("<enumeratedValue>", '<enumeratedValue derivedFrom="OFF">', 1),
+    '<enumeratedValues derivedFrom="E"><usage>read</usage></enumeratedValues>',
     "<dim>2</dim><dimIncrement>1</dimIncrement>",
     "<bogus>1</bogus>",
 ]
@@ -153,3 +157,80 @@ def test_vendor_files_give_the_same_chip_on_both_paths(name: str, corpus_dir: Pa
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     fast, general = _import_both(corpus_dir / name, monkeypatch)
     assert fast == general
+
+
+def test_repeated_field_lists_are_built_once_and_give_the_same_chip(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registers whose <fields> are the same text share one list of fields (``shared_fields``), also
+    after a stretch of distinct ones that pauses the look-up; the chip and warnings are those of
+    building every list on its own. The inherited size is part of the key: the same text in an
+    8-bit register is built (and warned about) on its own."""
+    same = ("<field><name>EN</name><description>Enable.</description><bitOffset>0</bitOffset><bitWidth>1</bitWidth>"
+            + _ENUM.format(head="<name>ONOFF</name>", on="1") + "</field>"
+            "<field><name>MODE</name><bitOffset>9</bitOffset><bitWidth>3</bitWidth><access>read-only</access></field>")
+    regs = [_register(f"S{k}", 4 * k, same) for k in range(40)]
+    regs += [_register(f"D{k}", 0x1000 + 4 * k, f"<field><name>F{k}</name><bitOffset>{k % 32}</bitOffset>"
+                                                "<bitWidth>1</bitWidth></field>") for k in range(1100)]
+    regs += [_register(f"T{k}", 0x4000 + 4 * k, same) for k in range(1500)]
+    regs.append(_register("SMALL", 0x8000, same, "<size>8</size>"))
+    p = tmp_path / "repeated.svd"
+    p.write_text(_chip_svd(regs), encoding="utf-8")
+    chip, diags = svd.import_svd(p, "t")
+    by_name = {r.name: r for r in chip.peripherals[0].registers}
+    assert by_name["S1"].fields is by_name["S0"].fields
+    assert by_name["T1499"].fields is by_name["S0"].fields  # the look-up resumed
+    assert [f.name for f in by_name["SMALL"].fields] == ["EN"]  # MODE lies outside 8 bits
+    assert any("MODE" in d.message for d in diags)
+    with monkeypatch.context() as m:
+        m.setattr(svd._Importer, "shared_fields", svd._Importer.plain_fields)
+        alone, alone_diags = svd.import_svd(p, "t")
+    assert alone.peripherals[0].registers[1].fields is not alone.peripherals[0].registers[0].fields
+    assert json.dumps(chip_to_json(chip), sort_keys=True) == json.dumps(chip_to_json(alone), sort_keys=True)
+    assert [d.text() for d in diags] == [d.text() for d in alone_diags]
+
+
+def test_fields_derived_from_a_sibling_give_the_same_chip_on_both_paths(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field derived from an earlier field of its register is built on the fast path; every other
+    derivation (forward, itself, a chain, another register, a missing or dotted name, an odd
+    result) gives what the general path gives."""
+    base = ("<field><name>CH0</name><description>Channel 0.</description><bitOffset>0</bitOffset>"
+            "<bitWidth>2</bitWidth><access>read-only</access>"
+            + _ENUM.format(head="<name>MODE</name>", on="3") + "</field>")
+
+    def d(ref: str, body: str) -> str:
+        return f'<field derivedFrom="{ref}">{body}</field>'
+
+    cases = [
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset>"),
+        d("CH0", "<name>CH1</name><description>Own.</description><bitOffset>2</bitOffset><access>write-only</access>"),
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset>" + _ENUM.format(head="", on="2")),
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset><bitWidth>1</bitWidth>"),  # the enum no longer fits
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset><access/>"),
+        d("CH0", "<name>  </name><bitOffset>2</bitOffset>"),
+        d("CH0", "<bitOffset>2</bitOffset>"),  # no name of its own: the base's
+        d(" CH0 ", "<name>CH1</name><lsb>2</lsb><msb>3</msb>"),
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset>") + d("CH1", "<name>CH2</name><bitOffset>4</bitOffset>"),
+        d("CH2", "<name>CH1</name><bitOffset>2</bitOffset>") + d("CH0", "<name>CH2</name><bitOffset>4</bitOffset>"),
+        d("CH1", "<name>CH1</name><bitOffset>2</bitOffset>"),  # itself
+        d("NONE", "<name>CH1</name><bitOffset>2</bitOffset>"),
+        d("R0.CH0", "<name>CH1</name><bitOffset>2</bitOffset>"),
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset><dim>2</dim><dimIncrement>2</dimIncrement>"),
+        d("CH0", "<name>CH1</name><bitOffset>2</bitOffset><bogus/>"),
+        d("CH0", "<name>CH1</name><bitOffset>1</bitOffset>"),  # overlaps its base
+        "<field><name>CH0</name><bitOffset>6</bitOffset><bitWidth>1</bitWidth></field>"
+        + d("CH0", "<name>CH1</name><bitOffset>2</bitOffset>"),  # a second CH0: the first one is the base
+    ]
+    regs = [_register("R0", 0, base)]
+    for k, case in enumerate(cases, 1):
+        regs.append(_register(f"R{k}", 4 * k, base + case))
+    # Derived from a field of another register: the general path's lookup.
+    regs.append(_register("OTHER", 0x100, d("CH0", "<name>CH1</name><bitOffset>2</bitOffset>")))
+    p = tmp_path / "derived_fields.svd"
+    p.write_text(_chip_svd(regs), encoding="utf-8")
+    fast, general = _import_both(p, monkeypatch)
+    assert fast == general
+    chip, _ = svd.import_svd(p, "t")
+    r1 = chip.peripherals[0].registers[1]
+    assert [(f.name, f.lsb, f.width, f.access, f.description, [e.name for e in f.enums]) for f in r1.fields] == \
+        [("CH0", 0, 2, "read-only", "Channel 0.", ["MODE"]), ("CH1", 2, 2, "read-only", "Channel 0.", ["MODE"])]
