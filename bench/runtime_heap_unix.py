@@ -31,9 +31,11 @@ Also printed: the interned names (qstrs) after boot and the turns, and the harne
 boot. The VM keeps them in pools on the GC heap, five of which hold 620 names; the sixth takes about
 7 KB at once (docs/runtime.md "A smaller device"). Until 2026-12-04 the register-assistant's turn
 crossed that line (646 names, about 90 of them the harness's) and it set the smallest heap; now
-585 (62 the harness's). The smallest heap is still set by the first register tool call, which
-imports claw_hwtools, clawreg and clawsheet (about 13 KB of code on this VM); the runtime's code
-is the rest: about 1.6 B of heap per .mpy byte.
+about 590 (62 the harness's). The smallest heap is set during the register tool calls: each loads
+only the parts of the register layer it needs (clawtab, clawreg, clawsheet; about 8.5 KB on this
+VM beside what is live), after the audit and the rate limits left the heap, and the words of rare
+paths are in modules imported for one text (docs/runtime.md, "A smaller device, third round").
+``THIRD_ROUND_START`` are the figures at the start of that round (git 84e5753).
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ ROUND_START: dict[str, tuple[int, int, float, float]] = {
     "local-chat": (97, 97, 83.0, 86.8),
     "register-assistant": (128, 128, 108.2, 115.6),
     "sensor-agent": (100, 100, 84.0, 91.2),
+}
+# The same at the start of the third round (git 84e5753, this script, keep-alive, 20 turns).
+THIRD_ROUND_START: dict[str, tuple[int, int, float, float]] = {
+    "local-chat": (92, 92, 78.0, 81.8),
+    "register-assistant": (112, 112, 81.7, 90.0),
+    "sensor-agent": (95, 95, 77.4, 86.2),
 }
 
 # The unix port's interned-name pools: 20 names, each next pool twice the last, on the GC heap; five
@@ -254,12 +262,14 @@ def main() -> None:
               f"{f.turn_live / kb:9.1f}K {(f'{ref[2]:.1f}K') if ref else '-':>7} {spread:>13} B")
     print(f"goal (issue 8): boot + one register-assistant turn in <= 82 KB on this 64-bit VM (64 KiB on a "
           f"32-bit one); the issue quoted {ISSUE_FIGURE_KB} KB for it before")
-    for f in rows:
-        st = ROUND_START.get(f.name)
-        if st:
-            print(f"{f.name}: min heap {st[0]} -> {f.min_heap_kb} KB (lowest {st[1]} -> {f.lucky_kb}), live after "
-                  f"boot {st[2]:.1f} -> {f.boot_live / kb:.1f} KB, after the turn {st[3]:.1f} -> {f.turn_live / kb:.1f} KB "
-                  "(start of the smaller-device round -> now)")
+    for start, when in ((ROUND_START, "start of the smaller-device round"),
+                        (THIRD_ROUND_START, "start of its third round")):
+        for f in rows:
+            st = start.get(f.name)
+            if st:
+                print(f"{f.name}: min heap {st[0]} -> {f.min_heap_kb} KB (lowest {st[1]} -> {f.lucky_kb}), live after "
+                      f"boot {st[2]:.1f} -> {f.boot_live / kb:.1f} KB, after the turn {st[3]:.1f} -> "
+                      f"{f.turn_live / kb:.1f} KB ({when} -> now)")
     for f in rows:
         print(f"{f.name}: {f.names[1]} interned names after boot and the turns, {f.names[0]} of them the harness's "
               f"before boot (the VM's 5 pools hold {QSTR_POOLS}; the next one costs about {QSTR_NEXT_POOL_KB} KB at once)")

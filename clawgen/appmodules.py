@@ -125,8 +125,10 @@ CORE_MODULES = (
     "claw_neterr",  # the HTTP client's error texts, imported by claw_http only when an exchange failed
     "claw_session",  # bounded history + persistence log
     "claw_limits",  # model-request and triggered-turn rate limits, the boot-loop guard (limits.*)
-    "claw_tools",  # static tool table, argument checks, confirmation
+    "claw_tools",  # static tool table, dispatch, confirmation, audit entries
+    "claw_toolx",  # claw_tools' argument check and refusal texts, imported for the moment they are needed
     "claw_agent",  # the agent loop with fallbacks
+    "claw_agentx",  # the words of the turn's rare paths, imported for the moment one is needed
     "claw_commands",  # /help /status /tools /reset /quit
     "claw_console",  # UART edge (the simulator swaps it)
     "claw_transport",  # UART and Telnet transports
@@ -182,7 +184,10 @@ def app_modules(plan: Plan) -> list[AppModule]:
         names.append("claw_triggers")  # triggers: (clawgen/triggers.py)
         if any(t.kind == "watch" for t in plan.triggers):  # watches read through the register policy
             names += [n for n in ("clawhw", "clawreg") if n not in names]
-    if "clawreg" in names:  # its rare paths (write_field, the refusal messages), imported when needed
+    if "clawreg" in names:
+        # The register layer in three: the table file's reader (clawtab, all a datasheet lookup
+        # needs), the policy (clawreg), its rare paths (clawregx: write_field, the refusal messages).
+        names.insert(names.index("clawreg"), "clawtab")
         names.insert(names.index("clawreg") + 1, "clawregx")
     mods += [_lib(n) for n in names]
     mods.append(AppModule("claw_prompt.json", "", PROMPT_PATH, compile=False, data=True, make=prompt_text))

@@ -1,7 +1,9 @@
 """Tool modules in the heap only when used (issue 8, item 6), on the MicroPython unix-port VM: the
 boot imports no tool module; a tool's module is imported at its first call; the register tools'
-modules (claw_hwtools, clawreg, clawsheet) leave the heap after each call and work the same on
-the next one (the register file, the audit's deciding rule, the policy's refusals)."""
+modules (claw_hwtools, clawreg, clawregx, clawsheet, clawhw) leave the heap after each call and
+work the same on the next one (the register file, the audit's deciding rule, the policy's
+refusals). claw_audit and claw_limits leave it after each use too, and a plain-http build never
+imports ssl."""
 
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ import pytest
 
 from tests.runtime.heap_runs import ANSWER, build_example, reset, script_turn
 
-HW_MODULES = ("claw_hwtools", "clawreg", "clawsheet")
+HW_MODULES = ("claw_hwtools", "clawreg", "clawregx", "clawsheet", "clawhw")
+# Loaded for a moment each (an audit entry, a model request's rate limit): never beside a tool's modules.
+PASSING = ("claw_audit", "claw_limits")
 GPIO_OUT = 0x60004004
 
 # Boot exactly as main.py does, but keep what main() hands to its serving loop (like the heap bench),
 # then report which of the runtime's modules are in sys.modules.
 BOOT = ("import sys\nimport claw_main\nS = []\nclaw_main.serve = lambda *a: S.extend(a)\nclaw_main.main()\n"
-        "print('MODS boot', sorted(m for m in sys.modules if m.startswith('claw')))\n")
+        "print('MODS boot', sorted(m for m in sys.modules if m.startswith('claw')))\n"
+        "print('SSL', 'ssl' in sys.modules)\n")
 TURN = ("claw_main.handle({line!r}, S[2], S[0], S[1], S[4])\n"
         "print('MODS {tag}', sorted(m for m in sys.modules if m.startswith('claw')))\n")
 
@@ -57,9 +62,10 @@ def test_tool_modules_load_on_first_call_and_register_modules_leave_after_it(reg
 
     boot = _mods(out, "boot")
     assert "claw_tools" in boot and "claw_agent" in boot  # the runtime itself is there
-    assert not {*HW_MODULES, "claw_systools"} & set(boot), boot  # no tool module at boot
+    assert not {*HW_MODULES, "claw_systools", *PASSING} & set(boot), boot  # no tool module at boot
+    assert "SSL False" in out  # the model is plain http: the firmware's ssl module is never imported
     for tag in ("turn1", "turn2"):
-        assert not set(HW_MODULES) & set(_mods(out, tag)), (tag, out)
+        assert not {*HW_MODULES, *PASSING} & set(_mods(out, tag)), (tag, out)
     assert "claw_systools" in _mods(out, "turn2")  # imported at its first call, and kept
 
     # The tools worked on every call although their modules were imported anew each time: the
@@ -90,9 +96,74 @@ def test_a_register_read_or_write_does_not_load_the_datasheet_reader(register_as
             "print('R', claw_hwtools.hw_register_read('GPIO.OUT'))\n"
             "print('SHEET', 'clawsheet' in sys.modules)\n"
             "print('R', claw_hwtools.hw_register_lookup('GPIO.OUT').split(' - ')[0])\n"
-            "print('SHEET', 'clawsheet' in sys.modules)\n")
+            "print('SHEET', 'clawsheet' in sys.modules, 'RARE', 'clawregx' in sys.modules)\n"
+            "print('R', claw_hwtools.hw_register_write('0x60004038', '1'))\n"
+            "print('RARE', 'clawregx' in sys.modules)\n")
     r = unix_run(register_assistant.out_dir, entry=prog)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
+    # An allowed read or write loads neither the datasheet reader nor clawregx (write_field and the
+    # refusal messages); a refusal imports clawregx for its message.
     assert lines == ["R wrote 0x00000003 to 0x60004004; register now 0x00000003", "R 0x60004004 = 0x00000003 (3)",
-                     "SHEET False", "R GPIO.OUT 0x60004004 rw reset=0x00000000 policy=rw", "SHEET True"], lines
+                     "SHEET False", "R GPIO.OUT 0x60004004 rw reset=0x00000000 policy=rw", "SHEET True RARE False",
+                     "R error: denied: GPIO+0x38 (0x60004038) is not in this build's register allowlist",
+                     "RARE True"], lines
+
+
+def test_the_peripheral_list_does_not_load_the_register_policy(register_assistant, unix_run):
+    prog = ("import sys\nimport claw_hwtools\n"
+            "print('R', claw_hwtools.hw_module_list().split(chr(10))[0])\n"
+            "print('MODS', sorted(m for m in sys.modules if m.startswith('claw')))\n")
+    r = unix_run(register_assistant.out_dir, entry=prog)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "R UART0 0x60000000 33 regs" in r.stdout, r.stdout
+    mods = _mods(r.stdout.replace("MODS [", "MODS list ["), "list")
+    assert "clawsheet" in mods and "clawreg" not in mods and "clawhw" not in mods, mods
+
+
+# claw_tools.call's refusals and notices, whose words live in claw_toolx (imported for the one text,
+# dropped right after): each text as the model gets it, and the module gone after each call.
+TEXTS = """
+import sys
+import claw_tools
+
+class Io:
+    name = "console"
+    via = ""
+
+claw_tools.TABLE["pick"] = ("claw_systools", "system_uptime", False, [], {"mode": ("string", ["a", "b"])})
+for name, args in (("nope", "{}"), ("pick", '{"x": "' + "a" * 2000 + '"}'), ("pick", "{oops"),
+                   ("pick", "[1]"), ("pick", '{"mode": "c"}'), ("pick", '{"mode": 1}'),
+                   ("hw_register_read", "{}"), ("hw_register_read", '{"address": "NOPE"}')):
+    print("R", claw_tools.call(name, args, Io()))
+    print("X", "claw_toolx" in sys.modules)
+print("A", claw_tools.call("system_reboot", "{}", Io()))
+"""
+
+
+def test_refusal_texts_come_from_claw_toolx_for_the_moment(register_assistant, unix_run):
+    r = unix_run(register_assistant.out_dir, modules={"prog": TEXTS}, entry="import prog\nimport claw_commands\n"
+                 "print(claw_commands.run('/audit 3', None, None, 0))")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    results = [x[2:] for x in out if x.startswith("R ")]
+    unknown = "error: unknown tool 'nope'; available: "
+    assert results[0].startswith(unknown), results[0]
+    assert sorted(results[0][len(unknown):].split(", ")) == sorted(
+        ["hw_register_read", "hw_register_write", "hw_module_list", "hw_register_lookup", "system_uptime",
+         "system_free_heap", "system_reboot", "pick"]), results[0]
+    assert results[1:] == [
+        "error: arguments of 2009 bytes exceed limits.tool_args_bytes (1024)",
+        "error: arguments are not valid JSON",
+        "error: invalid arguments for pick: arguments must be a JSON object",
+        "error: invalid arguments for pick: argument 'mode' must be one of [\"a\", \"b\"]",
+        "error: invalid arguments for pick: argument 'mode' must be of type string",
+        "error: invalid arguments for hw_register_read: missing required argument 'address'",
+        "error: unknown: no register named NOPE in this build's register allowlist",
+    ], results
+    assert [x for x in out if x.startswith("X ")] == ["X False"] * 8
+    # A confirm: true tool on a channel that cannot ask is declined, in claw_toolx's words.
+    assert "A refused: the user declined to run system_reboot; do not retry it unless the user asks" in out
+    # The register read that failed before any access: the audit's rule read from the result's words.
+    audit = "\n".join(out)
+    assert "hw_register_read deny (registers: unknown: no register named NOPE" in audit, audit

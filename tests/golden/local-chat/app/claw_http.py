@@ -26,11 +26,6 @@ import claw_config as C
 import claw_log
 import claw_loop as L
 
-try:
-    import ssl
-except ImportError:  # a board without TLS: plain http endpoints still work
-    ssl = None
-
 _CRLF = const(b"\r\n")
 _ctx = None
 
@@ -63,6 +58,38 @@ class HttpError(Exception):
         self.msg = msg
 
 
+# The words of a failed exchange are claw_neterr.TEXTS, loaded only for that moment (_err); their
+# indexes, from the one list (templates/app/_net_texts.j2):
+_E_NO_TLS = const(0)
+_E_NO_RESPONSE = const(1)
+_E_NOTHING = const(2)
+_E_HEAD_SIZE = const(3)
+_E_CUT_HEAD = const(4)
+_E_STATUS_LINE = const(5)
+_E_INTERIM = const(6)
+_E_LENGTH = const(7)
+_E_BODY_SIZE = const(8)
+_E_CUT_BODY = const(9)
+_E_EOF_SIZE = const(10)
+_E_CHUNKED = const(11)
+_E_CHUNK_SIZE = const(12)
+_E_CHUNKED_SIZE = const(13)
+_E_CUT_CHUNK = const(14)
+_E_JSON = const(15)
+_E_NOT_OBJECT = const(16)
+_E_MODEL_ERROR = const(17)
+_E_NO_CHOICES = const(18)
+_E_BAD_CALLS = const(19)
+_E_NO_BLOCKS = const(20)
+_E_BAD_BLOCK = const(21)
+_E_BAD_TOOL_USE = const(22)
+
+
+def _err(kind, k, *args):
+    """HttpError(kind, claw_neterr.TEXTS[k] % args), the texts imported for this error only."""
+    return HttpError(kind, _lazy("claw_neterr", "text", k, args))
+
+
 def _oserr(e, what, host, timeout):
     """The HttpError for an OSError of an exchange (words in claw_neterr, loaded for the moment)."""
     return _lazy("claw_neterr", "oserr", e, what, host, timeout)
@@ -70,11 +97,15 @@ def _oserr(e, what, host, timeout):
 
 def _tls_context():
     """The SSL context, made at the first TLS connection by claw_tls (imported for that moment
-    only: its CA-loading code is not kept in the heap for the rest of the run)."""
+    only: its CA-loading code is not kept in the heap for the rest of the run). The firmware's
+    ssl module too is imported here, not at boot: a build whose endpoints are all plain http
+    never has it in the heap."""
     global _ctx
     if _ctx is None:
-        if ssl is None:
-            raise HttpError("net", "TLS is not available in this firmware")
+        try:
+            import ssl  # noqa: F401
+        except ImportError:  # a board without TLS: plain http endpoints still work
+            raise _err("net", _E_NO_TLS)
         import claw_tls
 
         try:
@@ -215,11 +246,11 @@ class Conn:
             except _Stale:
                 self.close()
                 if fresh or attempt:
-                    raise HttpError("net", "%s closed the connection without a response" % self.host)
+                    raise _err("net", _E_NO_RESPONSE, self.host)
             except (HttpError, GeneratorExit):  # (GeneratorExit: the task was stopped mid-exchange)
                 self.close()
                 raise
-        raise HttpError("net", "%s: no response" % self.host)
+        raise _err("net", _E_NOTHING, self.host)
 
     def _fill(self, out):
         """Read more bytes at the end of out; returns how many (0 at EOF)."""
@@ -240,15 +271,14 @@ class Conn:
                 try:
                     got = yield from self._fill(out)
                 except HttpError:
-                    raise HttpError("size", "response headers from %s larger than the %d-byte response buffer"
-                                    % (self.host, out.cap))
+                    raise _err("size", _E_HEAD_SIZE, self.host, out.cap)
                 if not got:
                     if out.n == 0:
                         raise _Stale()
-                    raise HttpError("proto", "%s closed the connection inside the response headers" % self.host)
+                    raise _err("proto", _E_CUT_HEAD, self.host)
             status, headers = _parse_head(out.mv[:hend])
             if status == 0:
-                raise HttpError("proto", "malformed HTTP status line from %s" % self.host)
+                raise _err("proto", _E_STATUS_LINE, self.host)
             # Move the bytes after the head to the start of the buffer.
             start = hend + 4
             have = out.n - start
@@ -258,7 +288,7 @@ class Conn:
                 break
             # 1xx (100 Continue, 103 Early Hints ...): an interim head without a body; the real one follows.
         else:
-            raise HttpError("proto", "%s sent only interim (1xx) responses" % self.host)
+            raise _err("proto", _E_INTERIM, self.host)
         if status >= 400 and not cap:
             cap = out.cap  # an error page larger than the buffer: keep its start, report the status
         te = headers.get("transfer-encoding", "")
@@ -272,13 +302,12 @@ class Conn:
             try:
                 total = int(headers["content-length"])
             except ValueError:
-                raise HttpError("proto", "bad Content-Length from %s" % self.host)
+                raise _err("proto", _E_LENGTH, self.host)
             limit = total
             if total > out.cap:
                 if not cap:
                     self.close()
-                    raise HttpError("size", "response from %s is %d bytes, larger than the %d-byte buffer"
-                                    % (self.host, total, out.cap))
+                    raise _err("size", _E_BODY_SIZE, self.host, total, out.cap)
                 limit = min(cap, out.cap)
                 truncated = True
             elif cap and total > cap:
@@ -287,8 +316,7 @@ class Conn:
             while out.n < limit:
                 if not (yield from self._fill_upto(out, limit)):
                     self.close()
-                    raise HttpError("net", "%s closed the connection after %d of %d body bytes"
-                                    % (self.host, out.n, total))
+                    raise _err("net", _E_CUT_BODY, self.host, out.n, total)
             if out.n > limit:
                 out.n = limit
             if truncated:
@@ -300,8 +328,7 @@ class Conn:
                 if out.n >= lim:
                     if not cap:
                         self.close()
-                        raise HttpError("size", "response from %s larger than the %d-byte buffer"
-                                        % (self.host, out.cap))
+                        raise _err("size", _E_EOF_SIZE, self.host, out.cap)
                     out.n = lim
                     truncated = True
                     break
@@ -331,8 +358,7 @@ class Conn:
                 if le >= 0:
                     break
                 if out.n >= out.cap or not (yield from self._fill_upto(out, out.cap)):
-                    raise HttpError("proto" if out.n < out.cap else "size",
-                                    "bad chunked encoding from %s" % self.host)
+                    raise _err("proto" if out.n < out.cap else "size", _E_CHUNKED, self.host)
             line = bytes(out.mv[dec:le])
             semi = line.find(b";")
             if semi >= 0:
@@ -340,7 +366,7 @@ class Conn:
             try:
                 size = int(line.strip(), 16)
             except ValueError:
-                raise HttpError("proto", "bad chunk size from %s" % self.host)
+                raise _err("proto", _E_CHUNK_SIZE, self.host)
             # Drop the size line: shift the raw bytes after it down to dec.
             rest = out.n - (le + 2)
             out.mv[dec:dec + rest] = out.mv[le + 2:out.n]
@@ -351,8 +377,7 @@ class Conn:
                 return False
             if dec + size + 2 > lim:
                 if not cap:
-                    raise HttpError("size", "chunked response from %s larger than the %d-byte buffer"
-                                    % (self.host, out.cap))
+                    raise _err("size", _E_CHUNKED_SIZE, self.host, out.cap)
                 # Keep what fits and stop: the connection is closed by the caller.
                 while out.n < lim:
                     if not (yield from self._fill_upto(out, lim)):
@@ -361,11 +386,10 @@ class Conn:
                 return True
             need = dec + size + 2
             if need > out.cap:
-                raise HttpError("size", "chunked response from %s larger than the %d-byte buffer"
-                                % (self.host, out.cap))
+                raise _err("size", _E_CHUNKED_SIZE, self.host, out.cap)
             while out.n < need:
                 if not (yield from self._fill_upto(out, out.cap)):
-                    raise HttpError("net", "%s closed the connection inside a chunk" % self.host)
+                    raise _err("net", _E_CUT_CHUNK, self.host)
             # Drop the CRLF after the data.
             rest = out.n - need
             out.mv[dec + size:dec + size + rest] = out.mv[need:out.n]

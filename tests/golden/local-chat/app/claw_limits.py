@@ -48,25 +48,13 @@ _BOOTS = const(7)
 _SUSP = const(8)
 _RUN = const(9)
 
-_s = None  # the record as a list, loaded at the first use
-_up = 0  # run time in ms, accumulated by uptime_s() (ticks wrap; sums of differences do not)
-_last = None
+_s = None  # the record as a list, loaded at the first use (run time: claw_loop.uptime_s)
 
 
 def wall():
     """Unix seconds from claw_loop.wall(), or None while the clock is not set."""
     t = int(claw_loop.wall()) + _UNIX  # (a float on the unix port)
     return t if t >= _VALID else None
-
-
-def uptime_s():
-    """Seconds of run time, from claw_loop.now() (a controllable clock in tests)."""
-    global _up, _last
-    n = claw_loop.now()
-    if _last is not None:
-        _up += max(0, time.ticks_diff(n, _last))
-    _last = n
-    return _up // 1000
 
 
 def _load():
@@ -115,7 +103,7 @@ def _window(period, stored):
     w = wall()
     if w is not None:
         return w // period, period - w % period
-    up = uptime_s()
+    up = claw_loop.uptime_s()
     if up < period:
         return stored, period - up  # no clock yet: the last window goes on (a reboot does not reset it)
     return -1 - up // period, period - up % period

@@ -41,6 +41,40 @@ class ProviderError(Exception):
     pass
 
 
+# The words of a response this adapter cannot read are claw_neterr.TEXTS (loaded only then); their
+# indexes, from the one list (templates/app/_net_texts.j2):
+_E_NO_TLS = const(0)
+_E_NO_RESPONSE = const(1)
+_E_NOTHING = const(2)
+_E_HEAD_SIZE = const(3)
+_E_CUT_HEAD = const(4)
+_E_STATUS_LINE = const(5)
+_E_INTERIM = const(6)
+_E_LENGTH = const(7)
+_E_BODY_SIZE = const(8)
+_E_CUT_BODY = const(9)
+_E_EOF_SIZE = const(10)
+_E_CHUNKED = const(11)
+_E_CHUNK_SIZE = const(12)
+_E_CHUNKED_SIZE = const(13)
+_E_CUT_CHUNK = const(14)
+_E_JSON = const(15)
+_E_NOT_OBJECT = const(16)
+_E_MODEL_ERROR = const(17)
+_E_NO_CHOICES = const(18)
+_E_BAD_CALLS = const(19)
+_E_NO_BLOCKS = const(20)
+_E_BAD_BLOCK = const(21)
+_E_BAD_TOOL_USE = const(22)
+
+
+def _bad(k, *args):
+    """ProviderError(claw_neterr.TEXTS[k] % args), the texts imported for this error only."""
+    import claw_http
+
+    return ProviderError(claw_http._lazy("claw_neterr", "text", k, args))
+
+
 def _enc(obj):
     return json.dumps(obj, separators=_SEP).encode()
 
@@ -160,22 +194,22 @@ def parse(mv):
     try:
         d = json.loads(mv)
     except (ValueError, UnicodeError):
-        raise ProviderError("malformed JSON in the model's response (%d bytes)" % len(mv))
+        raise _bad(_E_JSON, len(mv))
     if not isinstance(d, dict):
-        raise ProviderError("unexpected response: not a JSON object")
+        raise _bad(_E_NOT_OBJECT)
     if d.get("type") == "error":  # Anthropic can send one in a 200 (e.g. overloaded_error mid-stream)
         e = d.get("error")
         if isinstance(e, dict):
-            raise ProviderError("model error: %s: %s" % (e.get("type"), e.get("message")))
-        raise ProviderError("model error: %s" % e)
+            raise _bad(_E_MODEL_ERROR, "%s: %s" % (e.get("type"), e.get("message")))
+        raise _bad(_E_MODEL_ERROR, e)
     blocks = d.get("content")
     if not isinstance(blocks, list):
-        raise ProviderError("unexpected response: no content blocks")
+        raise _bad(_E_NO_BLOCKS)
     text = None
     calls = []
     for b in blocks:
         if not isinstance(b, dict):
-            raise ProviderError("unexpected response: malformed content block")
+            raise _bad(_E_BAD_BLOCK)
         kind = b.get("type")
         if kind == "text":
             t = b.get("text")
@@ -187,7 +221,7 @@ def parse(mv):
                 name = b["name"]
                 args = b.get("input")
             except (KeyError, TypeError):
-                raise ProviderError("unexpected response: malformed tool_use block")
+                raise _bad(_E_BAD_TOOL_USE)
             if not isinstance(args, dict):
                 args = {}
             calls.append((cid, name, json.dumps(args, separators=_SEP)))

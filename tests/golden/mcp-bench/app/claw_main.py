@@ -16,7 +16,9 @@ from micropython import const
 # just allocated, so boot and turns leave few holes, and where objects land no longer depends on
 # the heap's size (with collections only when the heap is full, the register-assistant's turn
 # failed at sizes 20 KB above the smallest that worked). An idle loop allocates nothing: no cost.
-_GC_EVERY = const(1024)
+# 768 B rather than 1 KB since the register modules load by parts (2026-12-04): 1 KB less smallest
+# heap for each example (bench/runtime_heap_unix.py), for a third more collections during a turn.
+_GC_EVERY = const(768)
 gc.threshold(_GC_EVERY)
 
 import claw_config as C  # noqa: E402

@@ -31,9 +31,19 @@ POLICY_ID = 565402226
 # (rread/rwrite/rprot: 0 or 1 + the index of the deciding rule's label in the RN section)
 # Constants are const(): the compiler puts their values into the code, so they cost the heap no
 # name and no global (docs/runtime.md, "A smaller device").
+# The table file's layout (clawreg.py.j2 describes the records). Constants are const(): the
+# compiler puts their values into the code, so they cost the heap no name and no global.
 _TAB = '/clawreg.tab'
 _INLINE = b''  # the same bytes, when there is no file (a module rendered alone)
 _HX = const(2)  # file bytes per table byte in the binary sections (2: hex)
+_SZ_N = const(1225)
+_N_E = 75
+_N_B = const(56)
+_N_D = const(0)
+
+_ES = 32  # entry size
+_BS = 12  # block size
+_EFMT = "<IBBHIIIIHBBBBxx"
 _AT_E = const(0)
 _AT_C = const(4800)
 _AT_F = const(4800)
@@ -52,15 +62,6 @@ _AT_BN = const(11681)
 _AT_RN = const(12068)
 _AT_M = const(13190)
 _AT_L = const(14642)
-_SZ_N = const(1225)
-_N_E = 75
-_N_B = const(56)
-_N_D = const(0)
-
-_ES = 32  # entry size
-_BS = 12  # block size
-_EFMT = "<IBBHIIIIHBBBBxx"
-
 # Result codes (same numbers as clawreg_policy.h)
 _OK = const(0)
 _MISALIGNED = const(1)
@@ -78,48 +79,7 @@ _F_READBACK = 8
 _M32 = 0xFFFFFFFF
 
 
-class RegError(Exception):
-    pass
-
-
-_f = None  # the table file, opened at the first lookup
-
-
-def _rd(off, n):
-    """n bytes of the table file at byte offset off."""
-    global _f
-    if _TAB is None:
-        return _INLINE[off:off + n]
-    if _f is None:
-        try:
-            _f = open(_TAB, "rb")
-        except OSError:
-            raise RegError("cannot read the register tables %s: deploy the whole app bundle again" % _TAB)
-    _f.seek(off)
-    return _f.read(n)
-
-
-def close():
-    """Close the table file (claw_tools drops this module from the heap after a tool call)."""
-    global _f
-    if _f is not None:
-        _f.close()
-        _f = None
-
-
-def _bin(at, i, n):
-    """n table bytes from byte i of the binary section at offset at."""
-    if _HX == 1:
-        return _rd(at + i, n)
-    return unhexlify(_rd(at + 2 * i, 2 * n))
-
-
-def _u32(at, i):
-    return struct.unpack("<I", _bin(at, i, 4))[0]
-
-
-def _text(at, size):
-    return str(_rd(at, size), "utf-8")
+from clawtab import RegError, _bin, _entry, _name_at, _rd, _text, _u32, close, index, name, names  # noqa: E402
 
 
 def _find(addr, at=_AT_E, sz=_ES, hi=_N_E):
@@ -137,24 +97,6 @@ def _find(addr, at=_AT_E, sz=_ES, hi=_N_E):
     return -1
 
 
-def _block(addr):
-    # The address block holding addr (the last one starting at or below it); -1 when none.
-    lo = 0
-    hi = _N_B
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if _u32(_AT_B, mid * _BS) <= addr:
-            lo = mid + 1
-        else:
-            hi = mid
-    b = lo - 1
-    if b >= 0:
-        start, size = struct.unpack("<II", _bin(_AT_B, b * _BS, 8))
-        if addr - start < size:
-            return b
-    return -1
-
-
 def _locate(addr):
     # (code, entry index): _OK, or _MISALIGNED, _OUT_OF_BLOCK, _UNKNOWN or _DENIED (not allowlisted).
     if addr & 3:
@@ -162,19 +104,7 @@ def _locate(addr):
     i = _find(addr)
     if i >= 0:
         return _OK, i
-    b = _block(addr)
-    if b < 0:
-        return _OUT_OF_BLOCK, -1
-    start, _, koff = struct.unpack("<IIH", _bin(_AT_B, b * _BS, 10))
-    if koff != 0xFFFF:
-        w = (addr - start) >> 2
-        if not (_bin(_AT_K, koff + (w >> 3), 1)[0] >> (w & 7)) & 1:
-            return _UNKNOWN, -1
-    return _DENIED, -1
-
-
-def _entry(i):
-    return struct.unpack(_EFMT, _bin(_AT_E, i * _ES, _ES))
+    return _miss(addr)
 
 
 def _fmask(lsb, width):
@@ -243,44 +173,10 @@ def _write(addr, v):
     return _OK, v, 0
 
 
-def _modify(addr, lsb, width, fv):
-    c, i = _locate(addr)
-    if c:
-        return c, 0, 0
-    e = _entry(i)
-    flags = e[1]
-    if not flags & _F_WRITE:
-        return _DENIED, 0, 0
-    if width < 1 or lsb + width > 32:
-        return _CONSTRAINT, 0, lsb
-    fm = _fmask(lsb, width)
-    if fm & ~e[4]:
-        return _DENIED, 0, fm & ~e[4] & _M32
-    if fv >> width:
-        return _CONSTRAINT, 0, lsb
-    v = fv << lsb
-    b = _check_cons(e, v, fm)
-    if b >= 0:
-        return _CONSTRAINT, 0, b
-    if flags & _F_NO_RMW:
-        # No read-modify-write: the other bits get their no-effect value, if they all have one.
-        if e[5] & ~fm & ~e[7] & _M32:
-            return _NOT_RMW_SAFE, 0, 0
-        new = (e[6] & ~fm) | v
-    else:
-        new = (clawhw.read32(addr) & ~fm) | v
-    new &= _M32
-    clawhw.write32(addr, new)
-    if flags & _F_READBACK:
-        return _OK, clawhw.read32(addr) & _M32, 0
-    return _OK, new, 0
-
-
 if _C is not None and _C.policy_id() == POLICY_ID:
     # The firmware's C module enforces these very tables: let it.
     _read = _C.read  # noqa: F811
     _write = _C.write  # noqa: F811
-    _modify = _C.modify  # noqa: F811
 
 
 _RR = const(10)  # rread's position in an entry; rwrite, rprot follow
@@ -315,15 +211,7 @@ def decided():
     what = " write" if wr else " read"
     if code == _OK:
         return "allow", _rule(addr, 1 if wr else 0, what)
-    if code in (_MISALIGNED, _OUT_OF_BLOCK, _UNKNOWN):
-        return "deny", "registers: address check (%s)" % ("misaligned", "outside any block", "no register")[code - 1]
-    if code == _CONSTRAINT:
-        return "deny", "registers: the field's write constraint (chip database)"
-    if code == _NOT_RMW_SAFE:
-        return "deny", "registers: not safe to read-modify-write (chip database)"
-    if code == _PROTECTED or (code == _DENIED and wr and detail):
-        return "deny", _rule(addr, 2, what + " of protected bits")
-    return "deny", _rule(addr, 1 if wr else 0, what)
+    return "deny", _refusal(addr, wr, code, detail, what)
 
 
 def _rule(addr, k, what):
@@ -339,85 +227,6 @@ def _rule(addr, k, what):
     if not r:
         return "registers: no rule allows %s%s" % (where, what)
     return "%s on %s%s" % (_name_at(_AT_RO, _AT_RN, r - 1), where, what)
-
-
-def _name_at(offs, text, i):
-    # Name i of a newline-joined name table (offs: its <H byte-offset table).
-    a, b = struct.unpack("<HH", _bin(offs, 2 * i, 4))
-    return str(_rd(text + a, b - 1 - a), "utf-8")
-
-
-def name(i):
-    """The name of allowlist entry i ("GPIO.OUT")."""
-    return _name_at(_AT_NO, _AT_N, i)
-
-
-def names():
-    """All allowlisted register names, newline-terminated (read from the file: a transient copy)."""
-    return _text(_AT_N, _SZ_N)
-
-
-def index(name):
-    """Entry index of an allowlisted register name, or -1. Reads the small offset table and only
-    the names of the right length: never the whole name table (a turn's heap is fragmented)."""
-    key = name.encode()
-    n = len(key)
-    if not n:
-        return -1
-    offs = _bin(_AT_NO, 0, 2 * _N_E + 2)  # <H byte offsets into the name text, end sentinel
-    for i in range(_N_E):
-        a, b = struct.unpack_from("<HH", offs, 2 * i)
-        if b - 1 - a == n and _rd(_AT_N + a, n) == key:
-            return i
-    return -1
-
-
-def describe(addr):
-    """Short name of an address: "GPIO.OUT", "GPIO+0x38" or "0x12345678"."""
-    i = _find(addr)
-    if i >= 0:
-        return name(i)
-    b = _block(addr)
-    if b >= 0:
-        start, _, _, ni = struct.unpack("<IIHH", _bin(_AT_B, b * _BS, _BS))
-        return "%s+0x%X" % (_name_at(_AT_BO, _AT_BN, ni), addr - start)
-    return "0x%08X" % addr
-
-
-def _field_name(i, lsb):
-    e = _entry(i)
-    k = e[8]
-    while k < e[8] + e[9]:
-        if _bin(_AT_F, 2 * k, 1)[0] == lsb:
-            return "." + _name_at(_AT_FO, _AT_FN, k)
-        k += 1
-    return " bit %d" % lsb
-
-
-def _message(code, addr, detail, what):
-    name = describe(addr)
-    if code == _MISALIGNED:
-        return "misaligned: 0x%08X is not a multiple of 4" % addr
-    if code == _OUT_OF_BLOCK:
-        return "outside any address block: 0x%08X is not in any peripheral of %s" % (addr, CHIP)
-    if code == _UNKNOWN:
-        return "unknown: no register at 0x%08X (%s)" % (addr, name)
-    i = _find(addr)
-    if code == _DENIED:
-        if i < 0:
-            return "denied: %s (0x%08X) is not in this build's register allowlist" % (name, addr)
-        if detail:
-            return "denied: bits 0x%08X of %s are not writable by policy" % (detail, name)
-        return "denied: %s is not %s by policy" % (name, what)
-    if code == _CONSTRAINT:
-        return "constraint violated: value not allowed for %s%s" % (name, _field_name(i, detail) if i >= 0 else "")
-    if code == _PROTECTED:
-        return ("denied: bits 0x%08X of %s are not writable by policy (write them unchanged, "
-                "or use write_field)" % (detail, name))
-    if code == _NOT_RMW_SAFE:
-        return ("denied: %s cannot be written one field at a time (not safe to read-modify-write); "
-                "write the whole register" % name)
-    return "error %d at %s" % (code, name)
 
 
 def _check_u32(value, what):
@@ -446,34 +255,35 @@ def write(addr, value):
     return v
 
 
+# What only a refusal or a field write needs lives in clawregx, imported then: why an address is
+# not allowlisted (_miss), the refusal's rule (_refusal) and message, describe, write_field. A read
+# or write the policy allows never loads it (docs/runtime.md, "A smaller device").
+def _x():
+    import clawregx
+
+    return clawregx
+
+
+def _miss(addr):
+    return _x()._miss(addr)
+
+
+def _refusal(addr, wr, code, detail, what):
+    return _x()._refusal(addr, wr, code, detail, what)
+
+
+def _message(code, addr, detail, what):
+    return _x()._message(code, addr, detail, what)
+
+
+def describe(addr):
+    """Short name of an address: "GPIO.OUT", "GPIO+0x38" or "0x12345678"."""
+    return _x().describe(addr)
+
+
 def write_field(path, value):
     """Write one field ("GPIO.OUT.DATA_ORIG"); returns the field's value afterwards."""
-    reg, _, fname = str(path).strip().upper().rpartition(".")
-    addr = resolve(reg)
-    i = _find(addr)
-    if i < 0:
-        _note(addr, True, _DENIED, 0)
-        raise RegError("denied: %s is not in this build's register allowlist" % reg)
-    e = _entry(i)
-    k = e[8]
-    while k < e[8] + e[9]:
-        if _name_at(_AT_FO, _AT_FN, k) == fname:
-            break
-        k += 1
-    else:
-        if not e[1] & _F_WRITE:
-            _note(addr, True, _DENIED, 0)
-            raise RegError("denied: %s is not writable by policy" % describe(addr))
-        raise RegError("unknown: %s has no field %s" % (describe(addr), fname))
-    lsb, width = _bin(_AT_F, 2 * k, 2)
-    _check_u32(value, "value")
-    if value >> width:
-        raise RegError("constraint violated: %s is %d bits wide (max %d)" % (path, width, (1 << width) - 1))
-    c, v, d = _modify(addr, lsb, width, value)
-    _note(addr, True, c, d)
-    if c:
-        raise RegError(_message(c, addr, d, "writable"))
-    return (v >> lsb) & ((1 << width) - 1)
+    return _x().write_field(path, value)
 
 
 def resolve(text):

@@ -5,8 +5,9 @@
 # (names and addresses come from clawreg's tables, and the text from clawreg's table file).
 import struct
 
-import clawreg
 from micropython import const
+
+import clawtab as T  # the table file's reader alone: a datasheet lookup does not load the policy (clawreg)
 
 # Sections of clawreg's table file (clawgen/regtab.py): M the peripheral list, LO the layout of
 # each clawreg entry (<H), LA the layouts' byte offsets (<I), L the layouts ("access reset -
@@ -20,7 +21,7 @@ _AT_L = const(14642)
 
 def modules():
     """One line per peripheral: name, base address, register count."""
-    return clawreg._text(_AT_M, _SZ_M) or "no chip database in this build"
+    return T._text(_AT_M, _SZ_M) or "no chip database in this build"
 
 
 def _policy(flags):
@@ -46,15 +47,15 @@ def _fields(text, reset):
 
 def _head(i):
     # "GPIO.OUT 0x60004004 rw reset=0x00000000 policy=rw - description", and the field lines.
-    e = clawreg._entry(i)
-    k = struct.unpack("<H", clawreg._bin(_AT_LO, 2 * i, 2))[0]
-    a, b = struct.unpack("<II", clawreg._bin(_AT_LA, 4 * k, 8))
-    layout = str(clawreg._rd(_AT_L + a, b - a), "utf-8")
+    e = T._entry(i)
+    k = struct.unpack("<H", T._bin(_AT_LO, 2 * i, 2))[0]
+    a, b = struct.unpack("<II", T._bin(_AT_LA, 4 * k, 8))
+    layout = str(T._rd(_AT_L + a, b - a), "utf-8")
     nl = layout.find("\n")
     first = layout if nl < 0 else layout[:nl]
     rest = "" if nl < 0 else layout[nl + 1:]
     access, _, tail = first.partition(" - ")
-    line = "%s 0x%08X %s policy=%s" % (clawreg.name(i), e[0], access, _policy(e[1]))
+    line = "%s 0x%08X %s policy=%s" % (T.name(i), e[0], access, _policy(e[1]))
     if e[1] & 2 and e[4] != e[5]:
         line += " wmask=0x%08X" % e[4]
     if tail:
@@ -64,7 +65,7 @@ def _head(i):
 
 def _module(name):
     # The modules() line of peripheral `name`, found without splitting the table.
-    mods = clawreg._text(_AT_M, _SZ_M)
+    mods = T._text(_AT_M, _SZ_M)
     key = name + " "
     pos = mods.find(key)
     while pos >= 0:
@@ -80,12 +81,12 @@ def lookup(query):
     q = str(query).strip().upper()
     if not q:
         return "give a peripheral, register or field name"
-    i = clawreg.index(q)
+    i = T.index(q)
     if i >= 0:
         head, fields = _head(i)
         return head + ("\n" + fields if fields else "")
     reg, _, fname = q.rpartition(".")
-    i = clawreg.index(reg) if reg else -1
+    i = T.index(reg) if reg else -1
     if i >= 0:
         head, fields = _head(i)
         for f in fields.split("\n"):
@@ -93,7 +94,7 @@ def lookup(query):
                 return reg + "." + fname + f[2 + len(fname):] + "\n(in " + head + ")"
         return "unknown: %s has no field %s" % (reg, fname)
     # A peripheral: its allowed registers.
-    names = clawreg.names()
+    names = T.names()
     out = []
     key = q + "."
     k = 0

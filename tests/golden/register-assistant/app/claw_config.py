@@ -9,7 +9,9 @@ BOARD = 'esp32s3'
 NVS_NAMESPACE = "clawgen"
 # The system message and the request's "tools" array, rendered at build time into the device file
 # PROMPT_PATH and streamed from there into every request (claw_buf.Buf.add) as they are: no
-# per-request serialization, and not in the heap.
+# per-request serialization, and not in the heap. The file begins with its index, the byte lengths
+# of its parts (clawgen/appmodules.py), read below: an edit of the prompt or of a tool description
+# changes that file only, not this module.
 PROMPT_PATH = "/claw_prompt.json"
 
 
@@ -35,12 +37,20 @@ class Stored:
                     got += k
         except OSError:
             got = -1
-        if got != self.n:
+        if got != self.n or _N is None:
             raise RuntimeError("cannot read %s: deploy the whole app bundle again" % PROMPT_PATH)
 
 
-SYSTEM_MSG = Stored(0, 608)
-TOOLS_JSON = Stored(608, 1662)
+try:
+    with open(PROMPT_PATH, "rb") as _N:
+        _N = _N.read(24)
+    _N = (int(_N[0:7]), int(_N[8:15]), int(_N[16:23]))
+except (OSError, ValueError):
+    _N = None  # (Stored.read_into says so at the first request)
+_S, _T, _A = _N or (0, 0, 0)
+SYSTEM_MSG = Stored(24, _S)
+TOOLS_JSON = Stored(24 + _S, _T)
+del _S, _T, _A
 
 # Model endpoints in fallback order, one tuple each (constants: no object per field on the heap),
 # with the fields of templates/app/_model_fields.j2 (their names are rendered into each module

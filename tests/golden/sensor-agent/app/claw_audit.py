@@ -107,14 +107,6 @@ def _redact(args):
     return claw_log.redact_text(text)
 
 
-def args_text(args):
-    """The arguments as the audit writes them (redacted, cut to an entry)."""
-    text = _redact(args)
-    if len(text) > ENTRY_BYTES:
-        text = text[:ENTRY_BYTES]
-    return text
-
-
 def _now():
     """Wall-clock time (UTC) when the clock is set, else seconds since boot (claw_loop's clocks)."""
     t = time.gmtime(int(L.wall()))

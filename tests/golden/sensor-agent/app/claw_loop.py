@@ -51,6 +51,8 @@ _regd = []  # the objects registered with _p (kept while a task waits on them: _
 t0 = 0  # now() when the boot began (claw_main.boot sets it)
 feed = None  # called once per round (the watchdog), when set
 report = claw_log.log  # where a failed task is reported (claw_main points it at the console)
+_up = 0  # run time in ms, summed by uptime_s() (ticks wrap; sums of differences do not)
+_last = None
 
 
 def now():
@@ -61,6 +63,18 @@ def now():
 def wall():
     """Wall-clock seconds (time.time(), meaningful once NTP set the clock); tests replace it."""
     return time.time()
+
+
+def uptime_s():
+    """Seconds of run time since the first call, from now() (claw_limits' windows before the wall
+    clock is set). Kept here, in the loop's clock, not in claw_limits, which leaves the heap between
+    two model requests in a build without triggers."""
+    global _up, _last
+    n = now()
+    if _last is not None:
+        _up += max(0, time.ticks_diff(n, _last))
+    _last = n
+    return _up // 1000
 
 
 def pause(ms):

@@ -56,12 +56,14 @@ _handlers = {}  # name -> function, imported on first use
 
 
 def check_args(args, required, props):
-    """None when args match the schema, else a message for the model."""
+    """None when args match the schema, else what is wrong: (what, argument, detail), what being
+    "object", "required", "type" (detail: the types) or "enum" (detail: the values); the refusal's
+    words are claw_toolx.invalid's."""
     if not isinstance(args, dict):
-        return "arguments must be a JSON object"
+        return ("object", None, None)
     for r in required:
         if r not in args:
-            return "missing required argument '%s'" % r
+            return ("required", r, None)
     for k in args:
         p = props.get(k)
         if p is None:
@@ -75,10 +77,29 @@ def check_args(args, required, props):
                     ok = True
                     break
             if not ok:
-                return "argument '%s' must be of type %s" % (k, "/".join(ts))
+                return ("type", k, ts)
         if enum is not None and args[k] not in enum:
-            return "argument '%s' must be one of %s" % (k, json.dumps(enum))
+            return ("enum", k, enum)
     return None
+
+
+# The words of claw_tools' refusals and notices are claw_toolx's (its TEXTS by these indexes, from
+# the one list templates/app/_tool_texts.j2, and its functions), loaded for one text (_x).
+_X_UNKNOWN = const(0)
+_X_TOO_LONG = const(1)
+_X_NOT_JSON = const(2)
+_X_CUT = const(3)
+_X_QUESTION = const(4)
+_X_DECLINED = const(5)
+
+
+def _x(fn, *args):
+    """claw_toolx.fn(*args), that module imported for this call only: the texts of refusals and
+    notices are not in the heap while a handler runs (docs/runtime.md, "A smaller device")."""
+    try:
+        return getattr(__import__("claw_toolx"), fn)(*args)
+    finally:
+        sys.modules.pop("claw_toolx", None)
 
 
 def _handler(name, mod, fn):
@@ -104,7 +125,7 @@ def _result(value):
     buf = B.tool_result
     if len(raw) <= buf.cap:
         return text
-    marker = (" ...[truncated: %d bytes, limits.tool_result_bytes = %d]" % (len(raw), buf.cap)).encode()
+    marker = _x("text", _X_CUT, (len(raw), buf.cap)).encode()
     keep = B.utf8_cut(memoryview(raw), buf.cap - len(marker))
     buf.reset()
     buf.add(memoryview(raw)[:keep])
@@ -112,15 +133,23 @@ def _result(value):
     return str(buf.view(), "utf-8")
 
 
+_aseq = -1  # the audit's next entry number while claw_audit is out of the heap (-1: not known yet)
+
+
 def _done(io, name, args, decision, rule, result):
     """result, after its audit entry: the channel (io.name), the tool, the redacted arguments, the
     decision and the rule that decided, the status, and the model that asked (io.via, set by the
-    agent turn; "" for the MCP server)."""
+    agent turn; "" for the MCP server). The register tools' modules leave the heap first."""
+    global _aseq
     status = result if result.startswith("error") or result.startswith("refused") or \
         result.startswith("denied") else "ok"
-    import claw_audit  # at the first tool call, not at boot: a turn without tools never loads it
+    import claw_audit  # at a tool call, not at boot: a turn without tools never loads it
 
+    if _aseq >= 0:
+        claw_audit._seq = _aseq  # (else its first use scans the ring file for it)
     claw_audit.record(getattr(io, "name", "?"), name, args, decision, rule, status, getattr(io, "via", ""))
+    _aseq = claw_audit._seq
+    sys.modules.pop("claw_audit", None)  # out of the heap until the next call: never beside the tool's modules
     return result
 
 
@@ -133,10 +162,9 @@ def _approve(name, confirm, args, args_json, io):
     if refusal is not None or not confirm:
         return decision, rule, refusal
     ask = getattr(io, "ask", None)
-    ans = ask("Allow tool %s %s? [y/N] " % (name, args_json)) if ask is not None else None
+    ans = ask(_x("text", _X_QUESTION, (name, args_json))) if ask is not None else None
     if ans is None or ans.strip().lower() not in ("y", "yes"):
-        return ("deny", "confirm: declined",
-                "refused: the user declined to run %s; do not retry it unless the user asks" % name)
+        return ("deny", "confirm: declined", _x("text", _X_DECLINED, (name,)))
     return ("allow", "confirm: yes", None)
 
 
@@ -148,30 +176,27 @@ def call(name, args_json, io):
     t = TABLE.get(name)
     if t is None:
         return _done(io, name, args_json, "deny", "unknown tool",
-                     "error: unknown tool '%s'; available: %s" % (name, ", ".join(TABLE)))
+                     _x("text", _X_UNKNOWN, (name, ", ".join(TABLE))))
     mod, fn, confirm, required, props = t
     raw = args_json.encode() if isinstance(args_json, str) else args_json
     ab = B.tool_args
     if len(raw) > ab.cap:
         return _done(io, name, "<%d bytes>" % len(raw), "deny", "limits.tool_args_bytes",
-                     "error: arguments of %d bytes exceed limits.tool_args_bytes (%d)" % (len(raw), ab.cap))
+                     _x("text", _X_TOO_LONG, (len(raw), ab.cap)))
     ab.reset()
     ab.add(raw)
     del raw
     try:
         args = json.loads(ab.view()) if ab.n else {}
     except ValueError:
-        return _done(io, name, args_json, "deny", "arguments", "error: arguments are not valid JSON")
+        return _done(io, name, args_json, "deny", "arguments", _x("text", _X_NOT_JSON, ()))
     err = check_args(args, required, props)
     if err:
-        return _done(io, name, args, "deny", "parameters schema",
-                     "error: invalid arguments for %s: %s" % (name, err))
+        return _done(io, name, args, "deny", "parameters schema", _x("invalid", name, err))
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)
     if refusal is not None:
         return _done(io, name, args, decision, rule, refusal)
-    import claw_audit
-
-    shown = claw_audit.args_text(args)  # before the handler: it may change what args holds
+    shown = json.dumps(args)  # before the handler, which may change values inside args (redacted by claw_audit)
     try:
         f = _handler(name, mod, fn)
         value = f(**args)
@@ -180,13 +205,10 @@ def call(name, args_json, io):
         gc.collect()
         result = "error: %s ran out of memory (%d bytes free)" % (name, gc.mem_free())
     except Exception as e:  # a handler's bug must not take the agent down
-        msg = str(e)
-        if len(msg) > 300:
-            msg = msg[:300] + "..."
-        result = _result("error: %s failed: %s: %s" % (name, type(e).__name__, msg))
+        f = value = args = None
+        result = _result(_x("failed", name, e))
     else:
         f = args = None
         result = _result(value)
         value = None
-    result = _done(io, name, shown, decision, rule, result)
-    return result
+    return _done(io, name, None if shown is None else json.loads(shown), decision, rule, result)

@@ -79,7 +79,39 @@ def _sleep_ms(ms):
     yield from L.sleep(ms)
 
 
-_SKIPPED = const("skipped: a newer user message arrived")
+# The words of the turn's rare paths (steering, bounds, cooldowns, fallbacks, retries) are
+# claw_agentx.TEXTS, read by _say() for the moment they are needed: not in the heap meanwhile
+# (docs/runtime.md, "A smaller device, third round"). Their indexes, from the one list
+# (templates/app/_agent_texts.j2):
+_T_SKIPPED = const(0)
+_T_SKIPPED_NOTE = const(1)
+_T_NOT_RUN = const(2)
+_T_TOO_MANY = const(3)
+_T_STOPPED = const(4)
+_T_NO_FIT = const(5)
+_T_DROPPED = const(6)
+_T_SHORTER = const(7)
+_T_DROPPED_RETRY = const(8)
+_T_COOLS = const(9)
+_T_SKIPPING = const(10)
+_T_COOLING = const(11)
+_T_RETRYING = const(12)
+_T_FALLBACK = const(13)
+_T_ROUTE_FALLBACK = const(14)
+_T_RESPONSE_LIMIT = const(15)
+_T_EMPTY = const(16)
+_T_CUT = const(17)
+_T_INTERNAL = const(18)
+
+
+def _say(k, *args):
+    """claw_agentx.TEXTS[k] % args, that module imported for this text only."""
+    try:
+        return __import__("claw_agentx").TEXTS[k] % args
+    finally:
+        sys.modules.pop("claw_agentx", None)
+
+
 _ASK_MS = const(120000)  # how long a confirmation question waits for its answer
 
 
@@ -204,7 +236,7 @@ class Agent:
             answer = "[error] out of memory during this turn; /reset frees the history"
         except Exception as e:  # a turn must never take the console down
             self.last_error = "%s: %s" % (type(e).__name__, e)
-            answer = "[error] internal: %s" % self.last_error
+            answer = _say(_T_INTERNAL, self.last_error)
         del scratch[1:]
         web = sys.modules.get("claw_webtools")
         if web is not None:
@@ -226,9 +258,9 @@ class Agent:
             content, calls, finish = res
             if not calls:
                 if not content:
-                    return "(the model returned an empty answer)"
+                    return _say(_T_EMPTY)
                 if finish == "length":
-                    content += " ...[cut at the model's max_tokens]"
+                    content = _say(_T_CUT, content)
                 return content
             p = self.fmt  # the wire format of the endpoint that asked
             run = calls[:_MAX_TOOL_CALLS]
@@ -240,8 +272,8 @@ class Agent:
             asker.via = self.status_model()  # the model that asked for these calls (the audit log)
             for cid, name, args in run:
                 if steer is not None:
-                    scratch.append(p.tool_msg(cid, name, _SKIPPED))
-                    io.note("[tool] %s skipped: a newer message arrived" % name)
+                    scratch.append(p.tool_msg(cid, name, _say(_T_SKIPPED)))
+                    io.note(_say(_T_SKIPPED_NOTE, name))
                     continue
                 result = self.tools.call(name, args, asker)
                 io.note("[tool] %s %s -> %s" % (name, args if len(args) < 80 else args[:77] + "...",
@@ -250,12 +282,10 @@ class Agent:
                 if self.session.q:
                     steer = self.session.q  # checked after each call (steering)
             if len(calls) > len(run):
-                msg = ("error: not run: at most %d tool calls per response (limits.max_tool_calls); "
-                       "ask again for the rest" % _MAX_TOOL_CALLS)
+                msg = _say(_T_NOT_RUN, _MAX_TOOL_CALLS)
                 for cid, name, _args in calls[len(run):]:
                     scratch.append(p.tool_msg(cid, name, msg))
-                io.note("[note] the model asked for %d tool calls; only the first %d were run "
-                        "(limits.max_tool_calls)" % (len(calls), len(run)))
+                io.note(_say(_T_TOO_MANY, len(calls), len(run)))
             if steer is not None:  # the queued lines go into the next request
                 q = self.session.q
                 while q:
@@ -267,8 +297,7 @@ class Agent:
             del steer, asker
             del res, content, calls, run, finish
             gc.collect()
-        return ("[stopped] no final answer after %d model requests (limits.max_iterations = %d); "
-                "the tool calls above were run." % (_MAX_ITERATIONS, _MAX_ITERATIONS))
+        return _say(_T_STOPPED, _MAX_ITERATIONS, _MAX_ITERATIONS)
 
 
     def _build(self, ep, scratch):
@@ -279,9 +308,8 @@ class Agent:
                 return None
             except B.Overflow:
                 if not self.session.drop_oldest():
-                    return ("the request does not fit the %d-byte request buffer "
-                            "(limits.request_bytes)" % B.request.cap)
-                claw_log.log("dropped the oldest history turn to fit the request buffer")
+                    return _say(_T_NO_FIT, B.request.cap)
+                claw_log.log(_say(_T_DROPPED))
 
     def _attempt(self, ep, scratch):
         """One request to ep (the body rebuilt once after a context_too_long answer, without the
@@ -297,9 +325,9 @@ class Agent:
                 if e.kind != _CONTEXT:
                     raise
                 if not again or not self.session.drop_oldest():
-                    e.msg += " -- /reset, or send a shorter message"
+                    e.msg = _say(_T_SHORTER, e.msg)
                     raise
-                claw_log.log("%s; dropped the oldest history turn, retrying" % e.msg)
+                claw_log.log(_say(_T_DROPPED_RETRY, e.msg))
                 again = False
 
     def _cool(self, ep, e):
@@ -307,7 +335,7 @@ class Agent:
         sec = _COOLDOWN_S if e.wait is None else min(_COOLDOWN_MAX_S, e.wait)
         ep.until = time.ticks_add(_now(), sec * 1000)
         ep.why = e.kind
-        claw_log.log("%s (%s) cools down for %d s (%s)" % (ep.model, ep.host, sec, e.kind))
+        claw_log.log(_say(_T_COOLS, ep.model, ep.host, sec, e.kind))
 
     def _complete(self, scratch):
         """One model call along this turn's chain of endpoints (cooling ones skipped), then the
@@ -320,11 +348,10 @@ class Agent:
                 ep = self.eps[chain[n]]
                 left = ep.cooling()
                 if left:
-                    claw_log.log("skipping %s (%s): cooling down after %s, %d s more"
-                                 % (ep.model, ep.host, ep.why, (left + 999) // 1000))
+                    claw_log.log(_say(_T_SKIPPING, ep.model, ep.host, ep.why, (left + 999) // 1000))
                     if err is None:
-                        err = _Failed("%s (%s) is cooling down after %s, %d s more; try again then"
-                                      % (ep.model, ep.host, ep.why, (left + 999) // 1000), True, None, ep.why)
+                        err = _Failed(_say(_T_COOLING, ep.model, ep.host, ep.why, (left + 999) // 1000), True, None,
+                                      ep.why)
                     continue
             else:
                 if err is None or not err.retry:
@@ -334,10 +361,10 @@ class Agent:
                 wait = left if left else 1000
                 if wait > _BACKOFF_MAX_S * 1000:
                     break
-                claw_log.log("%s; retrying %s in %ds" % (err.msg, ep.host, (wait + 999) // 1000))
+                claw_log.log(_say(_T_RETRYING, err.msg, ep.host, (wait + 999) // 1000))
                 yield from _sleep_ms(wait)
                 ep.until = None
-            import claw_limits  # (at the first request, not at boot: a lighter boot)
+            import claw_limits  # (at the request, not at boot: a lighter boot)
 
             why = claw_limits.request()  # limits.model_requests_per_hour / _per_day (counted if it goes)
             if why is not None:
@@ -352,12 +379,12 @@ class Agent:
                 if not e.retry:
                     break
                 if n + 1 < len(chain):
-                    claw_log.log("%s; trying fallback model %s" % (e.msg, self.eps[chain[n + 1]].model))
+                    claw_log.log(_say(_T_FALLBACK, e.msg, self.eps[chain[n + 1]].model))
                 continue
             ep.until = None
             self.last_model = ep.model
             self.last_route = self.route if ep is self.eps[chain[0]] else (
-                "fallback after %s" % err.kind if err is not None else None)
+                _say(_T_ROUTE_FALLBACK, err.kind) if err is not None else None)
             return r
         self.last_error = err.msg
         return "[error] " + err.msg
@@ -366,18 +393,16 @@ class Agent:
         """(content, calls, finish) from the adapter's parse; raises _Failed with its error class."""
         body = B.request.view()
         head = ep.head + str(len(body)).encode() + b"\r\n\r\n"
-        H.trace(">>> request to " + ep.host, head, body)
         try:
             status, headers, n, _ = yield from ep.conn.request(head, body, B.response)
         except H.HttpError as e:
             if e.kind == "size":  # say which limit to raise
-                raise _Failed(e.msg + " (limits.response_bytes)", False)
+                raise _Failed(_say(_T_RESPONSE_LIMIT, e.msg), False)
             if e.kind == "net":
                 raise _Failed(e.msg, True, None, _TIMEOUT if "timed out" in e.msg else _NET)
             raise _Failed(e.msg, e.kind == "proto", None, _BAD_RESPONSE if e.kind == "proto" else _FATAL)
         del head
         body = B.response.view()
-        H.trace("<<< response %d from %s" % (status, ep.host), None, body)
         if status >= 300:  # the message and error class (claw_neterr, loaded only for this)
             msg, kind, ra = H._lazy("claw_neterr", "status_error", status, headers, body, ep.host, ep.model)
             raise _Failed(msg, kind in (_RATE_LIMIT, _OVERLOADED, _SERVER), ra, kind)

@@ -56,9 +56,7 @@ _BOOTS = const(7)
 _SUSP = const(8)
 _RUN = const(9)
 
-_s = None  # the record as a list, loaded at the first use
-_up = 0  # run time in ms, accumulated by uptime_s() (ticks wrap; sums of differences do not)
-_last = None
+_s = None  # the record as a list, loaded at the first use (run time: claw_loop.uptime_s)
 _run = -1  # this boot's run time (units) as last saved; -1: boot() did not count this run
 
 
@@ -66,16 +64,6 @@ def wall():
     """Unix seconds from claw_loop.wall(), or None while the clock is not set."""
     t = int(claw_loop.wall()) + _UNIX  # (a float on the unix port)
     return t if t >= _VALID else None
-
-
-def uptime_s():
-    """Seconds of run time, from claw_loop.now() (a controllable clock in tests)."""
-    global _up, _last
-    n = claw_loop.now()
-    if _last is not None:
-        _up += max(0, time.ticks_diff(n, _last))
-    _last = n
-    return _up // 1000
 
 
 def _load():
@@ -124,7 +112,7 @@ def _window(period, stored):
     w = wall()
     if w is not None:
         return w // period, period - w % period
-    up = uptime_s()
+    up = claw_loop.uptime_s()
     if up < period:
         return stored, period - up  # no clock yet: the last window goes on (a reboot does not reset it)
     return -1 - up // period, period - up % period
@@ -192,7 +180,7 @@ def boot():
     """At boot (agents with triggers): record this boot (run time 0 so far); the console line when
     it makes BOOT_N boots that together ran under BOOT_MIN minutes and suspends the triggers, else None."""
     global _run
-    uptime_s()  # run time counts from here
+    claw_loop.uptime_s()  # run time counts from here
     s = _state()
     k = BOOT_N - 1
     while k:
@@ -217,7 +205,7 @@ def tick():
     global _run
     if _run < 0 or _run >= _CAP:
         return
-    up = min(_CAP, uptime_s() // _U)
+    up = min(_CAP, claw_loop.uptime_s() // _U)
     if up >= _CAP or (up - _run) * _U >= _EVERY:
         _run = up
         s = _state()

@@ -37,6 +37,40 @@ class ProviderError(Exception):
     pass
 
 
+# The words of a response this adapter cannot read are claw_neterr.TEXTS (loaded only then); their
+# indexes, from the one list (templates/app/_net_texts.j2):
+_E_NO_TLS = const(0)
+_E_NO_RESPONSE = const(1)
+_E_NOTHING = const(2)
+_E_HEAD_SIZE = const(3)
+_E_CUT_HEAD = const(4)
+_E_STATUS_LINE = const(5)
+_E_INTERIM = const(6)
+_E_LENGTH = const(7)
+_E_BODY_SIZE = const(8)
+_E_CUT_BODY = const(9)
+_E_EOF_SIZE = const(10)
+_E_CHUNKED = const(11)
+_E_CHUNK_SIZE = const(12)
+_E_CHUNKED_SIZE = const(13)
+_E_CUT_CHUNK = const(14)
+_E_JSON = const(15)
+_E_NOT_OBJECT = const(16)
+_E_MODEL_ERROR = const(17)
+_E_NO_CHOICES = const(18)
+_E_BAD_CALLS = const(19)
+_E_NO_BLOCKS = const(20)
+_E_BAD_BLOCK = const(21)
+_E_BAD_TOOL_USE = const(22)
+
+
+def _bad(k, *args):
+    """ProviderError(claw_neterr.TEXTS[k] % args), the texts imported for this error only."""
+    import claw_http
+
+    return ProviderError(claw_http._lazy("claw_neterr", "text", k, args))
+
+
 def _enc(obj):
     return json.dumps(obj, separators=_SEP).encode()
 
@@ -112,17 +146,17 @@ def parse(mv):
     try:
         d = json.loads(mv)
     except (ValueError, UnicodeError):
-        raise ProviderError("malformed JSON in the model's response (%d bytes)" % len(mv))
+        raise _bad(_E_JSON, len(mv))
     if not isinstance(d, dict):
-        raise ProviderError("unexpected response: not a JSON object")
+        raise _bad(_E_NOT_OBJECT)
     if "error" in d and not d.get("choices"):
         e = d["error"]
-        raise ProviderError("model error: %s" % (e.get("message") if isinstance(e, dict) else e))
+        raise _bad(_E_MODEL_ERROR, e.get("message") if isinstance(e, dict) else e)
     try:
         ch = d["choices"][0]
         msg = ch["message"]
     except (KeyError, IndexError, TypeError):
-        raise ProviderError("unexpected response: no choices[0].message")
+        raise _bad(_E_NO_CHOICES)
     content = msg.get("content")
     if content is not None and not isinstance(content, str):
         content = str(content)
@@ -135,7 +169,7 @@ def parse(mv):
             name = fn["name"]
             args = fn.get("arguments")
         except (KeyError, TypeError):
-            raise ProviderError("unexpected response: malformed tool_calls entry")
+            raise _bad(_E_BAD_CALLS)
         if args is None:
             args = "{}"
         elif not isinstance(args, str):  # Ollama sends an object
