@@ -19,7 +19,8 @@ Printed per example:
 - live heap after boot and after the turn (after a real gc.collect(), harness included, and
   without it);
 - live heap after each of N turns: flat once the history is full (no leak).
-The unix port is 64-bit: a 32-bit ESP32 needs about 1/1.28 of these figures (docs/runtime.md).
+The unix port is 64-bit: a 32-bit build needs 1.35-1.39x less with the .mpy install, 1.46-1.49x less
+frozen (bench/runtime_heap_builds.py, docs/runtime.md "32-bit and frozen").
 
 Reference figures (``REFERENCE``) were measured with this script on the runtime before the heap
 work of issue 8 (git 2f1e485, same machine, ``--connection close`` since that runtime's HTTP client

