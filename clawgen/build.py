@@ -66,8 +66,9 @@ class BuildResult:
 # -- stamp ------------------------------------------------------------------
 
 def _stamp_key() -> bytes:
-    base = Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen")
-    p = base / "stamp.key"
+    from clawgen.diskcache import cache_root
+
+    p = cache_root() / "stamp.key"
     try:
         return p.read_bytes()
     except OSError:

@@ -48,7 +48,9 @@ def mpy_cross_version() -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "mpy"
+    from clawgen.diskcache import cache_root
+
+    return cache_root() / "mpy"
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,8 +2,11 @@
 later clawgen process may reuse instead of computing them again.
 
 Every entry is keyed by the sha256 of its kind, its key and clawgen's own code and data
-(``code_digest``): a new clawgen never reads an older one's entries. Entries never hold a secret.
-A damaged or unreadable entry is a miss; a cache that cannot be written only costs time.
+(``code_digest``): a new clawgen never reads an older one's entries. They live in one directory per
+version of the code (``KIND/VERSION/``), and the first entry a process stores of a kind removes that
+kind's other versions, so the cache does not grow with every upgrade (or every edit of clawgen's
+code). Entries never hold a secret. A damaged or unreadable entry is a miss; a cache that cannot be
+written only costs time.
 
 Pickled entries are read from the user's own cache directory only (the same trust as the
 installed package itself).
@@ -86,10 +89,42 @@ def _code_unchanged() -> bool:
         return False
 
 
+VERSION_CHARS = 16  # the name of a version's directory: the start of the code digest, in hex
+
+
+def _version() -> str:
+    return code_digest().hex()[:VERSION_CHARS]
+
+
 def _path(kind: str, key: Any) -> Path:
     h = hashlib.sha256(code_digest())
     h.update(kind.encode() + b"\0" + json.dumps(key, sort_keys=True, default=str).encode())
-    return cache_root() / kind / f"{h.hexdigest()}.pickle"
+    return cache_root() / kind / _version() / f"{h.hexdigest()}.pickle"
+
+
+_PRUNED: set[tuple[Path, str]] = set()  # (cache root, kind) already pruned by this process
+
+
+def _prune(kind: str) -> None:
+    """Remove the kind's entries of other code versions (never read again), once per process: the
+    directories of other versions and the files of the layout before versions."""
+    base = cache_root() / kind
+    if (cache_root(), kind) in _PRUNED:
+        return
+    _PRUNED.add((cache_root(), kind))
+    current = _version()
+    try:
+        stale = [p for p in base.iterdir() if p.name != current]
+    except OSError:
+        return
+    for p in stale:
+        if p.is_dir() and not p.is_symlink() and len(p.name) == VERSION_CHARS and \
+                all(c in "0123456789abcdef" for c in p.name):
+            import shutil
+
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.is_file() and ".pickle" in p.name:
+            p.unlink(missing_ok=True)
 
 
 def get(kind: str, key: Any) -> Any | None:
@@ -112,6 +147,7 @@ def put(kind: str, key: Any, value: Any) -> None:
     p = _path(kind, key)
     if not _code_unchanged():
         return
+    _prune(kind)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")

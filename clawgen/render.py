@@ -39,11 +39,11 @@ def _json(value: Any) -> str:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached per user: a cold build skips Jinja's template compiler."""
-    import os
-
     import jinja2
 
-    base = Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "jinja"
+    from clawgen.diskcache import cache_root
+
+    base = cache_root() / "jinja"
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError:

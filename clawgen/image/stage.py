@@ -79,7 +79,9 @@ def _where(ctx: ImageInputs) -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen") / "fs"
+    from clawgen.diskcache import cache_root
+
+    return cache_root() / "fs"
 
 
 def _fs_image(files: dict[str, bytes], size: int, block_size: int) -> FsImage:

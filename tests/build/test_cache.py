@@ -92,7 +92,7 @@ def test_register_tables_planned_once_per_chip_and_policy_across_processes(
     spec = EXAMPLES / "register-assistant.yaml"
     monkeypatch.setattr(plan_stage, "_REGISTER_PLANS", {})
     first = build_spec(spec, BuildOptions(out_dir=tmp_path / "a", images=False))
-    assert list((cache / "registers").glob("*.pickle"))
+    assert list((cache / "registers").glob("*/*.pickle"))
 
     def no_planning(*a: object, **k: object) -> None:
         raise AssertionError("the register policy was compiled again")
@@ -103,7 +103,7 @@ def test_register_tables_planned_once_per_chip_and_policy_across_processes(
     for sub in ("app", "usermod", "mpy"):
         assert _tree(first.out_dir, sub) == _tree(second.out_dir, sub), sub
     # A damaged entry is a miss: planned again, same result.
-    for p in (cache / "registers").glob("*.pickle"):
+    for p in (cache / "registers").glob("*/*.pickle"):
         p.write_bytes(b"not a pickle")
     monkeypatch.undo()
     monkeypatch.setenv("CLAWGEN_CACHE", str(cache))
@@ -147,5 +147,42 @@ def test_nothing_is_stored_under_a_code_digest_once_the_code_changed(tmp_path: P
         code.unlink()  # a file of the code gone: the same
         diskcache.put("demo", "k3", "x")
         assert diskcache.get("demo", "k3") is None
+    finally:
+        diskcache.code_digest.cache_clear()
+
+
+def test_entries_of_other_code_versions_are_removed_at_the_first_store(tmp_path: Path, cache: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new clawgen (or an edit of its code) never reads the old entries: the first store of a kind
+    in a process removes them, so the user's cache does not grow with every version. Other kinds and
+    anything that is not an entry stay."""
+    from clawgen import diskcache
+
+    code = tmp_path / "template.j2"
+    code.write_text("version 1")
+    monkeypatch.setattr(diskcache, "_READ", [])
+    monkeypatch.setattr(diskcache, "_PRUNED", set())
+    monkeypatch.setattr(diskcache, "code_files", lambda: [code])
+    diskcache.code_digest.cache_clear()
+    try:
+        diskcache.put("demo", "k", "v1")
+        diskcache.put("other", "k", "kept")
+        legacy = cache / "demo" / ("0" * 64 + ".pickle")  # the layout before version directories
+        legacy.write_bytes(b"old")
+        mine = cache / "demo" / "notes.txt"
+        mine.write_text("not an entry")
+        old_dir = next(p for p in (cache / "demo").iterdir() if p.is_dir())
+        assert diskcache.get("demo", "k") == "v1"
+
+        code.write_text("version 2")  # a new clawgen: another process, another digest
+        diskcache.code_digest.cache_clear()
+        monkeypatch.setattr(diskcache, "_READ", [])
+        monkeypatch.setattr(diskcache, "_PRUNED", set())
+        assert diskcache.get("demo", "k") is None
+        diskcache.put("demo", "k", "v2")
+        assert diskcache.get("demo", "k") == "v2"
+        assert not old_dir.exists() and not legacy.exists()
+        assert mine.read_text() == "not an entry"
+        assert len([p for p in (cache / "other").iterdir()]) == 1  # "other" was not stored to: not pruned
     finally:
         diskcache.code_digest.cache_clear()
