@@ -84,7 +84,7 @@ help('modules')
 try:
     import _clawfrozen as f, json
     print('CLAWFROZEN ' + json.dumps([f.AGENT, f.MODEL_URL, f.SOURCES]))
-except ImportError:
+except ImportError:  # a binary without a frozen agent (the wheel): VMInfo says so (frozen_agent None)
     pass
 """
 
