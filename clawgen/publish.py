@@ -47,13 +47,27 @@ def read_marker(directory: Path) -> set[str] | None:
     return {f for f in doc["files"] if isinstance(f, str)}
 
 
+def walk(directory: Path) -> list[tuple[str, os.DirEntry[str]]]:
+    """Every entry below ``directory`` as (relative posix path, its DirEntry), in the order of
+    ``sorted(directory.rglob("*"))`` (by path parts); like rglob it does not enter a link to a
+    directory. (os.scandir: a build walks its trees a few times, and pathlib is slower at it.)"""
+    out: list[tuple[str, os.DirEntry[str]]] = []
+    todo = [("", os.fspath(directory))]
+    while todo:
+        prefix, path = todo.pop()
+        with os.scandir(path) as entries:
+            for e in entries:
+                rel = prefix + e.name
+                out.append((rel, e))
+                if e.is_dir(follow_symlinks=False):
+                    todo.append((rel + "/", e.path))
+    out.sort(key=lambda item: item[0].split("/"))
+    return out
+
+
 def _tree_files(directory: Path) -> list[str]:
     """Every entry below ``directory`` that is not a directory (files, links, sockets...)."""
-    out = []
-    for p in sorted(directory.rglob("*")):
-        if p.is_symlink() or not p.is_dir():
-            out.append(p.relative_to(directory).as_posix())
-    return out
+    return [rel for rel, e in walk(directory) if not e.is_dir(follow_symlinks=False)]
 
 
 def _legacy_listing(directory: Path) -> set[str] | None:
@@ -87,9 +101,8 @@ def foreign_files(directory: Path) -> list[str] | None:
     parents = {str(Path(f).parent.as_posix()) for f in ours}
     ancestors = {a for p in parents for a in [p, *(q.as_posix() for q in Path(p).parents)]}
     out = []
-    for p in sorted(directory.rglob("*")):
-        rel = p.relative_to(directory).as_posix()
-        if p.is_dir() and not p.is_symlink():
+    for rel, e in walk(directory):
+        if e.is_dir(follow_symlinks=False):
             if rel not in ancestors:
                 out.append(rel + "/")
         elif rel not in ours:
@@ -184,11 +197,14 @@ def staging(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def seal(stage: Path) -> list[str]:
-    """Write the final marker listing every file in ``stage``; -> that list."""
-    files = [f for f in _tree_files(stage) if f not in (MARKER, STAMP_FILE)]
-    (stage / MARKER).write_bytes(marker_bytes(files))
-    return files
+def seal(stage: Path, files: list[str] | None = None) -> bytes:
+    """Write the final marker listing every file in ``stage`` (``files`` when the caller knows them:
+    the build does, it has just read the tree); -> the marker's bytes."""
+    if files is None:
+        files = _tree_files(stage)
+    data = marker_bytes([f for f in files if f not in (MARKER, STAMP_FILE)])
+    (stage / MARKER).write_bytes(data)
+    return data
 
 
 def publish(stage: Path, out_dir: Path, spec: Path) -> None:

@@ -137,22 +137,44 @@ TRACE_KIND = "render-trace"  # the user cache's entries of render traces (diskca
 CHECK_TRACES_ENV = "CLAWGEN_CHECK_RENDER_TRACES"
 
 
-def render_reusing(unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
-    """``render(plan)``, or the output of an earlier render of the same unit (a template, or the
-    usermod files) when its trace (clawgen/rendertrace.py) says that every value it read from the
-    plan is still the same. Renders with the plan's recording view and keeps the new trace."""
-    from clawgen import diskcache, rendertrace
+class TraceStore:
+    """The render traces of one spec on one board: ``{unit: (trace, output)}`` in one cache entry, read
+    once and written once per build (a unit is a template, or the usermod files).
 
-    key = [unit, plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
-    hit = diskcache.get(TRACE_KIND, key)
-    if isinstance(hit, tuple) and len(hit) == 2 and rendertrace.still_valid(plan, hit[0]):
-        return _checked(unit, plan, render, hit[1], "reused")
-    rec = rendertrace.Recorder()
-    out = render(rec.view(plan, ()))
-    trace = rec.trace()
-    if trace is not None:
-        diskcache.put(TRACE_KIND, key, (trace, out))
-    return _checked(unit, plan, render, out, "traced")
+    ``render(unit, plan, fn)`` is ``fn(plan)``, or the unit's output of an earlier build when its trace
+    (clawgen/rendertrace.py) says that every value it read from the plan is still the same; else it
+    renders with the plan's recording view and keeps the new trace for ``save``."""
+
+    def __init__(self, plan: Plan) -> None:
+        from clawgen import diskcache
+
+        self.key = [plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
+        hit = diskcache.get(TRACE_KIND, self.key)
+        self.units: dict[str, tuple[Any, Any]] = hit if isinstance(hit, dict) else {}
+        self.changed = False
+
+    def render(self, unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
+        from clawgen import rendertrace
+
+        hit = self.units.get(unit)
+        if isinstance(hit, tuple) and len(hit) == 2 and rendertrace.still_valid(plan, hit[0]):
+            return _checked(unit, plan, render, hit[1], "reused")
+        rec = rendertrace.Recorder()
+        out = render(rec.view(plan, ()))
+        trace = rec.trace()
+        if trace is None:  # a value without a stable fingerprint: this unit renders every time
+            self.units.pop(unit, None)
+        else:
+            self.units[unit] = (trace, out)
+        self.changed = True
+        return _checked(unit, plan, render, out, "traced")
+
+    def save(self) -> None:
+        if self.changed:
+            from clawgen import diskcache
+
+            diskcache.put(TRACE_KIND, self.key, self.units)
+            self.changed = False
 
 
 def _checked(unit: str, plan: Plan, render: Callable[[Any], Any], out: Any, how: str) -> Any:
@@ -185,27 +207,34 @@ def render_bundle(plan: Plan, others: OtherRenderer | None = None, *, reuse: boo
     so this module needs no import of theirs (they import this one for the environment).
 
     ``reuse``: each template's output of an earlier build is reused when its render trace still
-    holds (``render_reusing``): a build where one tool description changed renders one file.
+    holds (``TraceStore``): a build where one tool description changed renders one file.
     """
-    modules, sources = render_app(plan, reuse=reuse)
+    store = TraceStore(plan) if reuse else None
+    modules, sources = render_app(plan, reuse=store)
     files: dict[str, bytes] = {}
-    other = {} if others is None else render_reusing("usermod", plan, others) if reuse else others(plan)
+    other = {} if others is None else store.render("usermod", plan, others) if store else others(plan)
     for rel, text in other.items():
         files[rel] = text.encode() if isinstance(text, str) else text
+    if store:
+        store.save()
     return Rendered(modules, sources, files)
 
 
-def render_app(plan: Plan, *, reuse: bool = False) -> tuple[list[AppModule], dict[str, str]]:
-    """-> (modules, {module name: source text}) for the app bundle, custom handlers included."""
+def render_app(plan: Plan, *, reuse: bool | TraceStore = False) -> tuple[list[AppModule], dict[str, str]]:
+    """-> (modules, {module name: source text}) for the app bundle, custom handlers included.
+    ``reuse``: True or the build's TraceStore, as in ``render_bundle``."""
     modules = app_modules(plan)
+    store = reuse if isinstance(reuse, TraceStore) else TraceStore(plan) if reuse else None
     sources = {}
     for m in modules:
         if m.make is not None:  # plan data as it is: no template
             sources[m.name] = m.make(plan)
-        elif reuse:
-            sources[m.name] = render_reusing(m.template, plan, functools.partial(render_template, m.template))
+        elif store:
+            sources[m.name] = store.render(m.template, plan, functools.partial(render_template, m.template))
         else:
             sources[m.name] = render_template(m.template, plan)
+    if store and store is not reuse:
+        store.save()
     for cm in plan.custom_modules:
         # A user's handler goes in as written (its line numbers stay right in tracebacks).
         sources[cm.module] = cm.source.read_text(encoding="utf-8")

@@ -186,3 +186,40 @@ def test_entries_of_other_code_versions_are_removed_at_the_first_store(tmp_path:
         assert len([p for p in (cache / "other").iterdir()]) == 1  # "other" was not stored to: not pruned
     finally:
         diskcache.code_digest.cache_clear()
+
+
+def test_code_file_digests_are_reused_only_while_the_stat_holds_and_is_not_racy(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """code_digest reads every file of clawgen's code once per process, unless the user cache's
+    DIGESTS_FILE gives the file's sha256 for the same (inode, size, mtime, ctime) taken safely after
+    the file last changed. A memo entry that is racy (the file changed within RACY_NS before the
+    digest was taken) or whose stat differs is read again, so an edit is never missed."""
+    import hashlib
+    import json
+    import time
+
+    from clawgen import diskcache
+
+    code = tmp_path / "template.j2"
+    code.write_text("aaaa")
+    memo = cache / diskcache.DIGESTS_FILE
+    assert diskcache._file_digests([code], time.time_ns()) == [hashlib.sha256(b"aaaa").digest()]
+    doc = json.loads(memo.read_text())
+    assert list(doc["files"]) == [str(code)]
+
+    def plant(digest: bytes, taken: int) -> None:  # the memo says `digest` for the file's current stat
+        entry = doc["files"][str(code)]
+        memo.write_text(json.dumps({"taken": taken, "files": {str(code): [*entry[:4], digest.hex()]}}))
+
+    planted = hashlib.sha256(b"planted").digest()
+    plant(planted, time.time_ns())  # taken right after the file changed: racy, read again
+    assert diskcache._file_digests([code], time.time_ns()) == [hashlib.sha256(b"aaaa").digest()]
+    plant(planted, time.time_ns() + 2 * diskcache.RACY_NS)  # safely after: the memo is used
+    assert diskcache._file_digests([code], time.time_ns()) == [planted]
+    plant(planted, time.time_ns() + 2 * diskcache.RACY_NS)
+    time.sleep(0.05)  # past the file system's clock tick (a change within one is the racy case above)
+    code.write_text("bbbb")  # same size, new content: the stat (ctime, mtime) differs
+    assert diskcache._file_digests([code], time.time_ns()) == [hashlib.sha256(b"bbbb").digest()]
+    memo.write_text("{not json")  # a damaged memo: every file is read
+    assert diskcache._file_digests([code], time.time_ns()) == [hashlib.sha256(b"bbbb").digest()]
+    assert json.loads(memo.read_text())["files"][str(code)][4] == hashlib.sha256(b"bbbb").hexdigest()

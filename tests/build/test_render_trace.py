@@ -178,9 +178,11 @@ def test_the_self_check_catches_a_reused_output_that_is_wrong(tmp_path: Path, mo
 
     plan = _plan(_copy_examples(tmp_path) / "sensor-agent.yaml")
     render.render_app(plan, reuse=True)
-    key = ["app/claw_main.py.j2", plan.spec_file, plan.board.name, diskcache.module_id("jinja2")]
-    trace, text = diskcache.get(render.TRACE_KIND, key)
-    diskcache.put(render.TRACE_KIND, key, (trace, text + "# not what the template renders\n"))
+    key = render.TraceStore(plan).key
+    units = diskcache.get(render.TRACE_KIND, key)
+    trace, text = units["app/claw_main.py.j2"]
+    units["app/claw_main.py.j2"] = (trace, text + "# not what the template renders\n")
+    diskcache.put(render.TRACE_KIND, key, units)
     _, wrong = render.render_app(plan, reuse=True)
     assert wrong["claw_main"].endswith("# not what the template renders\n")  # unchecked: the trace is trusted
     monkeypatch.setenv("CLAWGEN_CHECK_RENDER_TRACES", "1")
