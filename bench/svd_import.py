@@ -11,9 +11,18 @@
 4. The whole corpus: time and peak memory per file, each in a fresh process.
 5. With --readers (only that section): other ways of reading the same XML, each timed against the
    bare parse in one run, to show where an import's time floor lies (see ``bench_readers``).
+6. With --instructions [NAME ...] (only that section): instructions executed by one import and by
+   one bare parse (valgrind's callgrind), and their ratio: no figure of the issue (that is time),
+   but the same from run to run, so that a change to the importer of 1% shows, which the
+   timings' noise (10-25% between runs on a shared machine) hides.
+7. With --identity OUT.json (only that): a hash of every output of the import of every file (the
+   chip database JSON, the whole model, its totals and every diagnostic; with and without
+   descriptions) for the corpus, the test SVDs and ../shared/svd; two such files from before and
+   after a change to the importer must be equal (``diff``).
 
 Usage:  python bench/svd_import.py [--esp32s3 PATH] [--corpus DIR] [--skip-corpus] [--skip-memory]
-                                   [--repeat N] [--all] [--readers]
+                                   [--repeat N] [--all] [--readers] [--instructions [NAME ...]]
+                                   [--identity OUT.json]
 PATH defaults to ../shared/svd/esp32s3.svd (beside the checkout) when present. The corpus defaults
 to the one the tests download (tests/chips/conftest.py; $CLAWGEN_TEST_CACHE or
 ~/.cache/clawgen-tests). Times are CPU seconds (process time, best of N) so that a busy machine
@@ -27,7 +36,9 @@ import argparse
 import ctypes
 import gc
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -350,6 +361,74 @@ def bench_readers(files: list[Path], repeat: int) -> None:
           + "   the import if reading the fields cost nothing (target <= 3x)")
 
 
+_INSTR_CHILD = r"""
+import sys
+from lxml import etree
+from clawgen.chips.svd import import_svd
+what, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+run = (lambda: etree.parse(path)) if what == "parse" else (lambda: import_svd(path, "bench"))
+run()  # (a first run outside the count's difference: caches, lazy imports)
+for _ in range(runs):
+    run()
+"""
+
+
+def instructions(what: str, path: Path) -> float:
+    """Instructions (callgrind's Ir) of one parse or import of ``path``: a process with three runs
+    minus one with one run, halved (what the interpreter's start and the first run cost drops out)."""
+    counts = []
+    for runs in (0, 2):
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                            "-c", _INSTR_CHILD, what, str(path), str(runs)],
+                           capture_output=True, text=True, cwd=REPO, timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
+        m = re.search(r"Collected : (\d+)", r.stderr)
+        if r.returncode != 0 or m is None:
+            raise RuntimeError(f"callgrind failed on {path.name}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) / 2
+
+
+def bench_instructions(files: list[Path]) -> None:
+    """Import vs bare parse in instructions executed (not time: see the module's docstring, 6)."""
+    if shutil.which("valgrind") is None:
+        print("--instructions needs valgrind (callgrind) on PATH")
+        return
+    print("\ninstructions of one import vs one bare lxml parse (callgrind; the same from run to run; not the "
+          "issue's figure, which is time: use it to compare versions of the importer):")
+    for p in files:
+        parse, imp = instructions("parse", p), instructions("import", p)
+        print(f"{p.name:<28} parse {parse / 1e6:8.1f}M  import {imp / 1e6:8.1f}M  ratio {imp / parse:.3f}x", flush=True)
+
+
+def write_identity(out: Path, files: list[Path]) -> None:
+    """For each file, with and without descriptions: a hash of the chip database JSON, the model's
+    repr (every object of it), its totals and every diagnostic (or of the error), and how many
+    diagnostics there are. The model's sharing of objects is left out: equal values may be built
+    once or twice without any output changing."""
+    import hashlib
+
+    from clawgen.chips.db import chip_to_json
+    from clawgen.chips.svd import import_svd
+    from clawgen.diagnostics import DiagnosticError
+
+    result: dict[str, list] = {}
+    for p in files:
+        for keep in (True, False):
+            try:
+                chip, diags = import_svd(p, "identity", keep_descriptions=keep)
+            except DiagnosticError as e:
+                result[f"{p.name}:{keep}"] = ["error", hashlib.sha256(str(e).encode()).hexdigest()]
+                continue
+            h = hashlib.sha256(json.dumps(chip_to_json(chip), sort_keys=True).encode())
+            h.update(repr(chip).encode())
+            h.update(repr(chip.totals()).encode())
+            for d in diags:
+                h.update(d.text().encode() + b"\n")
+            result[f"{p.name}:{keep}"] = [h.hexdigest(), len(diags)]
+    out.write_text(json.dumps(result, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{out}: {len(result)} imports ({len(files)} files, with and without descriptions)")
+
+
 def run_child(path: Path) -> dict:
     r = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, cwd=REPO,
                        timeout=600)
@@ -379,7 +458,31 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="print the ratio of every corpus file")
     ap.add_argument("--readers", action="store_true",
                     help="only compare other ways of reading the XML (esp32s3 and the worst corpus files)")
+    ap.add_argument("--instructions", nargs="*", metavar="NAME",
+                    help="only count instructions of import and parse (corpus file names or paths; "
+                         "default: esp32s3 and the worst corpus files)")
+    ap.add_argument("--identity", type=Path, metavar="OUT.json",
+                    help="only write a hash of every import's outputs (to compare before and after a change)")
     args = ap.parse_args()
+    if args.identity is not None:
+        corpus = args.corpus or default_corpus()
+        files = sorted(p for p in corpus.iterdir() if p.is_file() and not p.name.startswith(".")) if corpus else []
+        for extra in (REPO / "tests" / "chips" / "svd", REPO.parent / "shared" / "svd"):
+            files += sorted(extra.glob("*.svd")) if extra.is_dir() else []
+        write_identity(args.identity, files)
+        return
+    if args.instructions is not None:
+        corpus = args.corpus or default_corpus()
+        names = args.instructions or ([str(args.esp32s3)] if args.esp32s3.is_file() else []) + list(_READER_FILES)
+        picked = []
+        for n in names:
+            p = Path(n) if Path(n).is_file() else (corpus / n if corpus is not None else Path(n))
+            if p.is_file():
+                picked.append(p)
+            else:
+                print(f"{n}: not found")
+        bench_instructions(picked)
+        return
     if args.readers:
         corpus = args.corpus or default_corpus()
         picked = [args.esp32s3] if args.esp32s3.is_file() else []

@@ -251,32 +251,69 @@ _CHILD_KIND = {
 _CONTAINERS = {("device", "peripherals"), ("peripheral", "registers"), ("register", "fields")}
 
 
-class _Probe:
-    """Whether looking elements up by their serialized text (``tostring``) pays off: it does where
-    the file repeats itself (a repeat skips reading the element), not where it does not (the
-    serializing is then spent for nothing). Each probe looks up 16 elements; when fewer than
-    ``need`` of them were repeats, the next 1,024 are built without a look-up, then it probes
-    again."""
+def _fingerprint(el: etree._Element) -> tuple:
+    """A cheap summary of an element's subtree: its number of children and the first texts of its
+    first and last child (a field's name and description...). Equal XML has equal
+    fingerprints, and in the vendor corpus most elements with equal fingerprints have equal XML
+    (of the <fields> serialized for that, 4 in 5 were repeats): only those are worth serializing
+    (``tostring``) to find out. Reads at most five elements."""
+    n = len(el)
+    if not n:
+        return (0,)
+    first, last = el[0], el[n - 1]
+    k = len(first)
+    head = (first[0].text, first[1].text if k > 1 else None) if k else first.text
+    return (n, head, last[0].text if len(last) else last.text)
 
-    __slots__ = ("hits", "looked", "need", "skip")
 
-    def __init__(self, need: int):
-        self.need = need
+class _TextMemo:
+    """Values built from elements, shared between elements of equal XML (``tostring``): vendor
+    files repeat themselves (half the <fields> of the corpus repeat an earlier one: a
+    peripheral's copies without derivedFrom, channels of one layout), and equal XML in the same
+    context gives an equal value (the model is read-only, so it is shared).
+
+    Serializing a <fields> costs about a fifth of building it, so it is paid only for elements
+    that may repeat one seen before: an element whose fingerprint (``_fingerprint`` and the
+    context) is new is built without being serialized; its text is taken when a second element
+    of that fingerprint comes. Where a file hardly repeats itself even the fingerprints cost more
+    than they save: a stretch of 32 look-ups that finds fewer than 2 repeats pauses the look-up
+    for the next 128 elements (built without one)."""
+
+    __slots__ = ("by_print", "by_text", "hits", "looked", "skip")
+
+    def __init__(self) -> None:
+        # fingerprint -> (the first element of it, not serialized yet, and its value) or None
+        self.by_print: dict[tuple, tuple[etree._Element, object] | None] = {}
+        self.by_text: dict[tuple, object] = {}  # (serialized element, context) -> value
         self.looked = self.hits = self.skip = 0
 
-    def wanted(self) -> bool:
+    def get(self, el: etree._Element, context: tuple, build: Callable[..., object], *args: object) -> object:
+        """The value of ``el`` in ``context``: an equal element's, or ``build(*args)``."""
         if self.skip:
             self.skip -= 1
-            return False
-        return True
-
-    def found(self, hit: bool) -> None:
+            return build(*args)
         self.looked += 1
-        self.hits += hit
-        if self.looked == 16:
-            if self.hits < self.need:
-                self.skip = 1024
+        if self.looked == 32:
+            if self.hits < 2:
+                self.skip = 128
             self.looked = self.hits = 0
+        fp = (_fingerprint(el), context)
+        first = self.by_print.get(fp, _UNSEEN)
+        if first is _UNSEEN:
+            value = build(*args)
+            self.by_print[fp] = (el, value)  # (the element is kept alive until serialized)
+            return value
+        by_text = self.by_text
+        if first is not None:  # a second element of this fingerprint: the first is serialized now
+            by_text.setdefault((tostring(first[0], encoding=str, with_tail=False), context), first[1])
+            self.by_print[fp] = None
+        key = (tostring(el, encoding=str, with_tail=False), context)
+        value = by_text.get(key, _UNSEEN)
+        if value is _UNSEEN:
+            value = by_text[key] = build(*args)
+        else:
+            self.hits += 1
+        return value
 
 
 class _Ctx:
@@ -310,11 +347,8 @@ class _Importer:
         self.enum_value_texts: dict[str, tuple[int, int | None]] = {}  # <value> text -> parsed, (-1, None): bad
         # (id(field containers), access, size) -> (the containers, kept alive for their id; fields)
         self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], bool, str] | None]] = {}
-        # (serialized <fields>, access, size) -> plain_fields' result: see shared_fields.
-        self.fields_by_text: dict[tuple[str, str | None, int], tuple[list[Field], bool, str] | None] = {}
-        # Serializing a <fields> costs about a fifth of building it: a look-up pays from 1 in 5
-        # repeats; 6 in 16 are asked for (near break-even the gain is below what can be measured).
-        self.fields_probe = _Probe(6)
+        # <fields> -> plain_fields' result, shared between equal ones: see shared_fields.
+        self.fields_memo = _TextMemo()
         self.ctx_memo: dict[tuple, _Ctx] = {}
         self.default_indices: dict[int, list[str]] = {}  # dim count -> ['0', '1', ...]
         self.nodes: list[_Node] = []  # every node read, to break their parent cycles at the end
@@ -834,19 +868,15 @@ class _Importer:
 
     def shared_fields(self, containers: list[etree._Element], reg_access: str | None,
                       size: int) -> tuple[list[Field], bool, str] | None:
-        """``plain_fields``, built once per distinct <fields> text where that pays (``_Probe``):
-        many vendor files spell the same registers out again and again (a peripheral's copies
-        without derivedFrom, up to 80% of the containers), and equal XML (with the same inherited
-        access and size) gives equal fields, shared (the model is read-only)."""
-        probe = self.fields_probe
-        if len(containers) != 1 or not probe.wanted():
+        """``plain_fields``, built once per distinct <fields> text: many vendor files spell the
+        same registers out again and again (a peripheral's copies without derivedFrom, channels
+        of one layout: half the containers of the corpus repeat an earlier one), and equal XML
+        (with the same inherited access and size) gives equal fields, shared (the model is
+        read-only). ``_TextMemo`` serializes only the containers that may be repeats."""
+        if len(containers) != 1 or len(containers[0]) < 2:  # (one field: cheaper to build than to look up)
             return self.plain_fields(containers, reg_access, size)
-        key = (tostring(containers[0], encoding=str, with_tail=False), reg_access, size)
-        hit = self.fields_by_text.get(key, _UNSEEN)
-        probe.found(hit is not _UNSEEN)
-        if hit is _UNSEEN:
-            hit = self.fields_by_text[key] = self.plain_fields(containers, reg_access, size)
-        return hit  # type: ignore[return-value]
+        return self.fields_memo.get(  # type: ignore[return-value]
+            containers[0], (reg_access, size), self.plain_fields, containers, reg_access, size)
 
     def plain_fields(self, containers: list[etree._Element], reg_access: str | None,
                      size: int) -> tuple[list[Field], bool, str] | None:
@@ -870,7 +900,8 @@ class _Importer:
             for c in child[:]:
                 if c.tag != "field":
                     return None
-                df = c.get("derivedFrom")  # (other attributes mean nothing)
+                # (Other attributes mean nothing; most fields have none: keys() is the cheap test.)
+                df = c.get("derivedFrom") if c.keys() else None
                 if df is None:
                     kids = c[:]
                 else:
@@ -980,20 +1011,24 @@ class _Importer:
         for ev in evs:
             # Vendor files repeat the same sets many times over (ENABLE/DISABLE...): equal
             # XML gives an equal set, built once and shared (the model is read-only).
-            key = (tostring(ev, encoding=str, with_tail=False), width)
+            text = tostring(ev, encoding=str, with_tail=False)
+            key = (text, width)
             es = memo.get(key)
             if es is None:
-                es = memo[key] = self.plain_enum_set(ev, width)
+                # Attributes serialize as name="value": without that in the text, no element of
+                # the set has one (and plain_enum_set need not look).
+                es = memo[key] = self.plain_enum_set(ev, width, '="' in text)
                 if es is None:
                     return None
             enums.append(es)
         return enums
 
-    def plain_enum_set(self, el: etree._Element, width: int) -> EnumSet | None:
+    def plain_enum_set(self, el: etree._Element, width: int, attributes: bool = True) -> EnumSet | None:
         """An <enumeratedValues> straight from the XML when nothing in it needs a warning or a
         lookup (no derivedFrom, isDefault, odd usage, bad or repeated values); else None. Gives
-        what ``build_enum_set`` gives for the same element."""
-        if len(el.attrib):
+        what ``build_enum_set`` gives for the same element. ``attributes`` False: the caller
+        knows that no element of the set has an attribute."""
+        if attributes and len(el.attrib):
             return None
         full = (1 << width) - 1
         name = usage = None
@@ -1004,7 +1039,7 @@ class _Importer:
         for v in el[:]:
             tag = v.tag
             if tag == "enumeratedValue":
-                if len(v.attrib):
+                if attributes and len(v.attrib):
                     return None
                 vname = text = d = None
                 for y in v[:]:  # one pass, dispatching on the tag (the last of a repeated child wins)
@@ -1377,9 +1412,8 @@ class _FieldIndex:
             for f in child:
                 self.positions[f] = len(self.positions)
                 name = None
-                for x in f:
-                    if x.tag == "name":
-                        name = x.text
+                for x in f.iterchildren("name"):  # (the last one counts, as in the general path)
+                    name = x.text
                 if name and (name := name.strip()):
                     self.names.setdefault(name, f)
 

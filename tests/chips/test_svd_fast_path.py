@@ -164,15 +164,26 @@ def test_repeated_field_lists_are_built_once_and_give_the_same_chip(tmp_path: Pa
     """Registers whose <fields> are the same text share one list of fields (``shared_fields``), also
     after a stretch of distinct ones that pauses the look-up; the chip and warnings are those of
     building every list on its own. The inherited size is part of the key: the same text in an
-    8-bit register is built (and warned about) on its own."""
+    8-bit register is built (and warned about) on its own. Lists that differ only where the
+    look-up's fingerprint does not look (a middle field) are not shared."""
     same = ("<field><name>EN</name><description>Enable.</description><bitOffset>0</bitOffset><bitWidth>1</bitWidth>"
             + _ENUM.format(head="<name>ONOFF</name>", on="1") + "</field>"
             "<field><name>MODE</name><bitOffset>9</bitOffset><bitWidth>3</bitWidth><access>read-only</access></field>")
+
+    def middle(bit: int) -> str:  # the fingerprint of `same` with a middle field
+        return same.replace("<field><name>MODE", f"<field><name>MID</name><bitOffset>{bit}</bitOffset><bitWidth>1</bitWidth>"
+                                                 "</field>"
+                                                 "<field><name>MODE")
+
     regs = [_register(f"S{k}", 4 * k, same) for k in range(40)]
-    regs += [_register(f"D{k}", 0x1000 + 4 * k, f"<field><name>F{k}</name><bitOffset>{k % 32}</bitOffset>"
-                                                "<bitWidth>1</bitWidth></field>") for k in range(1100)]
+    regs += [_register(f"D{k}", 0x1000 + 4 * k, f"<field><name>F{k}</name><bitOffset>{k % 8}</bitOffset>"
+                                                "<bitWidth>1</bitWidth></field><field><name>G</name>"
+                                                "<bitOffset>8</bitOffset><bitWidth>1</bitWidth></field>")
+             for k in range(1100)]
     regs += [_register(f"T{k}", 0x4000 + 4 * k, same) for k in range(1500)]
     regs.append(_register("SMALL", 0x8000, same, "<size>8</size>"))
+    regs += [_register("M4", 0x9000, middle(4)), _register("M5", 0x9004, middle(5)),
+             _register("M4B", 0x9008, middle(4))]
     p = tmp_path / "repeated.svd"
     p.write_text(_chip_svd(regs), encoding="utf-8")
     chip, diags = svd.import_svd(p, "t")
@@ -181,6 +192,8 @@ def test_repeated_field_lists_are_built_once_and_give_the_same_chip(tmp_path: Pa
     assert by_name["T1499"].fields is by_name["S0"].fields  # the look-up resumed
     assert [f.name for f in by_name["SMALL"].fields] == ["EN"]  # MODE lies outside 8 bits
     assert any("MODE" in d.message for d in diags)
+    assert by_name["M4B"].fields is by_name["M4"].fields
+    assert by_name["M5"].fields is not by_name["M4"].fields and by_name["M5"].fields[1].lsb == 5
     with monkeypatch.context() as m:
         m.setattr(svd._Importer, "shared_fields", svd._Importer.plain_fields)
         alone, alone_diags = svd.import_svd(p, "t")
