@@ -120,6 +120,7 @@ CORE_MODULES = (
     "claw_loop",  # the cooperative event loop (docs/runtime.md, "The event loop")
     "claw_buf",  # the fixed buffers
     "claw_http",  # HTTP/1.1 client over socket/ssl
+    "claw_httpx",  # its exchange (connect, send, read the response), imported while an exchange runs
     "claw_openai",  # OpenAI chat-completions wire format (the default provider adapter)
     "claw_tls",  # SSL context and CA loading, imported by claw_http at the first TLS connection only
     "claw_neterr",  # the HTTP client's error texts, imported by claw_http only when an exchange failed
@@ -133,6 +134,7 @@ CORE_MODULES = (
     "claw_console",  # UART edge (the simulator swaps it)
     "claw_transport",  # UART and Telnet transports
     "claw_boot",  # Wi-Fi, clock, NVS secrets
+    "claw_bootmsg",  # the words of a boot that failed, imported only then
     "claw_main",  # boot + serving loop
 )
 

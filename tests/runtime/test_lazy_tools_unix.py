@@ -1,9 +1,10 @@
 """Tool modules in the heap only when used (issue 8, item 6), on the MicroPython unix-port VM: the
-boot imports no tool module; a tool's module is imported at its first call; the register tools'
+boot imports no tool module, nor the tool dispatcher (claw_tools: imported for a response's tool
+calls, dropped after them); a tool's module is imported at its first call; the register tools'
 modules (claw_hwtools, clawreg, clawregx, clawsheet, clawhw) leave the heap after each call and
-work the same on the next one (the register file, the audit's deciding rule, the policy's
-refusals). claw_audit and claw_limits leave it after each use too, and a plain-http build never
-imports ssl."""
+work the same on the next one (the register file, the audit's deciding rule and entry numbers, the
+policy's refusals). claw_audit, claw_limits and the HTTP exchange (claw_httpx) leave it after each
+use too, and a plain-http build never imports ssl."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 from tests.runtime.heap_runs import ANSWER, build_example, reset, script_turn
 
 HW_MODULES = ("claw_hwtools", "clawreg", "clawregx", "clawsheet", "clawhw")
-# Loaded for a moment each (an audit entry, a model request's rate limit): never beside a tool's modules.
-PASSING = ("claw_audit", "claw_limits")
+# Loaded for a moment each (an audit entry, a model request's rate limit, its exchange, a response's
+# tool calls): none of them stays in the heap after a turn.
+PASSING = ("claw_audit", "claw_limits", "claw_httpx", "claw_tools")
 GPIO_OUT = 0x60004004
 
 # Boot exactly as main.py does, but keep what main() hands to its serving loop (like the heap bench),
@@ -61,12 +63,12 @@ def test_tool_modules_load_on_first_call_and_register_modules_leave_after_it(reg
     assert llm_server.pending == 0 and len(llm_server.requests) == 6
 
     boot = _mods(out, "boot")
-    assert "claw_tools" in boot and "claw_agent" in boot  # the runtime itself is there
+    assert "claw_agent" in boot and "claw_http" in boot  # the runtime itself is there
     assert not {*HW_MODULES, "claw_systools", *PASSING} & set(boot), boot  # no tool module at boot
     assert "SSL False" in out  # the model is plain http: the firmware's ssl module is never imported
     for tag in ("turn1", "turn2"):
         assert not {*HW_MODULES, *PASSING} & set(_mods(out, tag)), (tag, out)
-    assert "claw_systools" in _mods(out, "turn2")  # imported at its first call, and kept
+    assert "claw_systools" in _mods(out, "turn2")  # imported at its first call, and kept (not a register tool)
 
     # The tools worked on every call although their modules were imported anew each time: the
     # register file kept turn 1's write, the policy still refuses, the datasheet still answers.
@@ -88,6 +90,47 @@ def test_tool_modules_load_on_first_call_and_register_modules_leave_after_it(reg
     assert read_rule in audit[1] and read_rule in audit[5], audit
     assert "allow (registers.defaults allow[0] (GPIO.OUT*) on GPIO.OUT write) ok" in audit[2], audit
     assert "deny (registers: no rule allows GPIO+0x38 (not in the allowlist) write)" in audit[4], audit
+
+
+def test_a_turn_that_fails_during_its_tool_calls_drops_the_dispatcher_too(register_assistant, llm_server,
+                                                                         unix_run):
+    # The dispatcher (claw_tools) leaves the heap after a response's calls; a turn that runs out of
+    # memory in the middle of them must not leave it there (on the 32-bit VM that kept /help from
+    # running after such a turn at every heap size from 55 to 60 KB).
+    res = register_assistant
+    reset(llm_server)
+    script_turn(llm_server)
+    script_turn(llm_server)
+    fail = ("import claw_openai\n_tm = claw_openai.tool_msg\n"
+            "def boom(*a):\n    raise MemoryError('test')\n"
+            "claw_openai.tool_msg = boom\n")
+    again = "claw_openai.tool_msg = _tm\n"
+    r = unix_run(res.out_dir, entry=BOOT, steps=[fail + TURN.format(line="first", tag="failed"),
+                                                 again + TURN.format(line="second", tag="after")],
+                 secrets=dict(res.nvs_values), timeout=60)
+    out = r.stdout
+    assert r.returncode == 0 and "Traceback" not in out + r.stderr, out + r.stderr
+    assert "[error] out of memory during this turn" in out, out
+    assert "claw_tools" not in _mods(out, "failed"), out
+    assert ANSWER in out and "claw_tools" not in _mods(out, "after"), out  # the next turn works as before
+
+
+def test_the_harness_shims_of_the_boards_c_modules_leave_the_heap(register_assistant, unix_run):
+    # On the board esp32 and network are C modules in flash: their code costs the GC heap nothing.
+    # On this VM the harness loads its shims of them (_esp32, _network) for each use and drops them,
+    # and _simhost's rare parts (_simhost_rare) likewise: after a boot that read NVS and joined Wi-Fi,
+    # and a Wi-Fi check as before each turn, none of them is in sys.modules.
+    res = register_assistant
+    prog = BOOT + ("import claw_main as M\nprint('LINK', M._wlan.isconnected(), M._wlan.status())\n"
+                   "print('SHIMS', sorted(m for m in sys.modules if m in ('_esp32', '_network', '_simhost_rare')))\n"
+                   "print('NET', 'STAT_GOT_IP' in sys.modules['network'].__dict__, __import__('network').STAT_GOT_IP)\n")
+    r = unix_run(res.out_dir, entry=prog, secrets=dict(res.nvs_values), timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "wifi: connected, address 127.0.0.1" in r.stdout and "ready: " in r.stdout, r.stdout
+    assert "LINK True 1010" in r.stdout, r.stdout  # the station interface works through its front
+    assert "SHIMS []" in r.stdout, r.stdout
+    # The module the device imported holds none of the shim's names, yet answers for them.
+    assert "NET False 1010" in r.stdout, r.stdout
 
 
 def test_a_register_read_or_write_does_not_load_the_datasheet_reader(register_assistant, unix_run):
@@ -118,7 +161,9 @@ def test_the_peripheral_list_does_not_load_the_register_policy(register_assistan
     assert r.returncode == 0, r.stdout + r.stderr
     assert "R UART0 0x60000000 33 regs" in r.stdout, r.stdout
     mods = _mods(r.stdout.replace("MODS [", "MODS list ["), "list")
-    assert "clawsheet" in mods and "clawreg" not in mods and "clawhw" not in mods, mods
+    # The list is read from the table file by claw_hwtools itself: neither the datasheet reader
+    # (clawsheet) nor the table reader (clawtab) nor the policy is loaded beside its text.
+    assert not {"clawsheet", "clawtab", "clawreg", "clawhw"} & set(mods), mods
 
 
 # claw_tools.call's refusals and notices, whose words live in claw_toolx (imported for the one text,

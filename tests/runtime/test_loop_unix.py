@@ -99,6 +99,55 @@ def test_scheduler_order_wakeups_and_failure_backoff(tmp_path: Path, llm_server,
     assert r["t"] == 7300
 
 
+# A task that fails with MemoryError while the heap is still full (here a global holds it; on the
+# device, what a failed turn or command left): the loop's report of the failure allocates, and
+# before 2026-12-04 that second MemoryError escaped the loop and ended the device with a traceback.
+OOM_PROG = """
+import claw_loop as L
+
+log = []
+L.report = log.append
+L.pause = lambda ms: None
+E = MemoryError("the task's own")
+hog = [None]
+
+
+def failing():
+    yield (None, 0, L.after(1))
+    h = None
+    try:
+        while True:
+            h = [h]
+    except MemoryError:
+        pass
+    hog[0] = h  # the heap stays full while the loop handles the failure
+    h = None
+    raise E
+
+
+def releaser():
+    yield (None, 0, L.after(20))
+    hog[0] = None
+    L.stop()
+
+
+L.add("failing", failing)
+L.add("releaser", releaser)
+L.run()
+print("RESULT", log)
+"""
+
+
+def test_a_task_out_of_memory_with_the_heap_still_full_does_not_end_the_loop(tmp_path: Path, llm_server,
+                                                                             unix_run) -> None:
+    out = build(tmp_path, make_spec(llm_server.base_url))
+    res = unix_run(out, modules={"oomprog": OOM_PROG}, entry="import oomprog", heapsize=64 * 1024)
+    assert res.returncode == 0 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    # The loop went on to the next task, which freed the heap and stopped it; with no room for the
+    # report, the failure went unsaid rather than fatal (out of memory is never fatal: issue 8).
+    assert "RESULT [" in res.stdout, res.stdout
+
+
 WIFI = {"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"}
 SECRETS = {"wifi_ssid": "lab-net", "wifi_password": "hunter22"}
 NVS = {"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22"}

@@ -60,13 +60,14 @@ def test_each_index_table_and_its_texts_stay_in_step(tmp_path: Path, llm_server:
 
 
 def test_the_network_texts_have_one_list(tmp_path: Path, llm_server: LLMServer) -> None:
-    """claw_neterr.TEXTS and the _E_* indexes of claw_http and the adapters come from one list
-    (templates/app/_net_texts.j2); every text is raised somewhere, and nothing else is."""
+    """claw_neterr.TEXTS and the _E_* indexes of claw_http, its exchange (claw_httpx) and the
+    adapters come from one list (templates/app/_net_texts.j2); every text is raised somewhere, and
+    nothing else is."""
     out = build(tmp_path, make_spec(llm_server.base_url))
     order = re.findall(r"(?m)^    .*,  # _E_(\w+)$", (out / "app" / "claw_neterr.py").read_text())
-    users = [(out / "app" / f"{m}.py").read_text() for m in ("claw_http", "claw_openai")]
+    users = [(out / "app" / f"{m}.py").read_text() for m in ("claw_http", "claw_httpx", "claw_openai")]
     users.append((Path(__file__).resolve().parents[2] / "templates" / "app" / "claw_anthropic.py.j2").read_text())
-    for src in users[:2]:
+    for src in users[:3]:
         index = {m[1]: int(m[2]) for m in re.finditer(r"(?m)^_E_(\w+) = const\((\d+)\)", src)}
         assert [n for n, _ in sorted(index.items(), key=lambda kv: kv[1])] == order
     raised = set()

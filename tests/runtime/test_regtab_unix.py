@@ -98,6 +98,9 @@ def test_missing_table_file_is_a_clear_error(reg_build, unix_device):
     dev = unix_device(out, registers={GPIO_OUT: 0})
     (dev.root / "clawreg.tab").unlink()
     res = dev.run(entry="import clawreg\ntry:\n    clawreg.read(0x60004004)\n"
-                  "except clawreg.RegError as e:\n    print('ERR', e)\n", timeout=30)
+                  "except clawreg.RegError as e:\n    print('ERR', e)\n"
+                  "import claw_hwtools\ntry:\n    claw_hwtools.hw_module_list()\n"  # (reads the file itself)
+                  "except Exception as e:\n    print('LIST', e)\n", timeout=30)
     assert res.returncode == 0, res.stderr
     assert "ERR cannot read the register tables /clawreg.tab: deploy the whole app bundle again" in res.stdout
+    assert "LIST cannot read the register tables /clawreg.tab: deploy the whole app bundle again" in res.stdout

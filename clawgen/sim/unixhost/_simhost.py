@@ -10,10 +10,8 @@
 # the VM has anyway, and the API is the one the shims call (the WebAssembly host has the same).
 import _thread
 import json
-import os
 import select
 import sys
-import time
 
 _vfs = None  # the host's filesystem (VfsPosix, unrooted; paths relative to the host directory)
 _nvs = {}
@@ -101,72 +99,30 @@ def reg_write(addr, value):
         f.write(f"{addr} {value}\n")
 
 
-# -- NVS (namespace/key -> hex string), persisted on every change ------------------------------
+# -- NVS (namespace/key -> hex string), persisted on every change (writes: _simhost_rare) --------
 
 def nvs_get(ns, key):
     return _nvs.get(ns + "/" + key)
 
 
-def nvs_set(ns, key, value):
-    """value: the bytes as a hex string."""
-    _nvs[ns + "/" + key] = value
-    _save("nvs.json", _nvs)
-
-
-def nvs_erase(ns, key):
-    k = ns + "/" + key
-    if k not in _nvs:
-        return 1
-    del _nvs[k]
-    _save("nvs.json", _nvs)
-    return 0
-
-
-# -- Wi-Fi and reset -------------------------------------------------------------------------
+# -- Wi-Fi (every boot connects) ----------------------------------------------------------------
 
 def wlan_connect(ssid):
     return _load("net.json", {}).get("connect", "ok")
 
 
-def reset():
-    global reset_requested
-    reset_requested = True
-    if _thread.get_ident() != _main_thread:
-        # machine.reset() in a timer callback (a thread here): the chip stops wherever its program
-        # is, hung or not. The run's result says "reset", and the process ends at once.
-        write_result([3, "reset", None, [], None, None])
-        os.system("kill -9 $PPID")  # the shell's parent: this VM
-        while True:
-            time.sleep_ms(1000)
-
-
-# -- machine.Timer -----------------------------------------------------------------------------
-
-def timer_start(period, periodic, fn, obj):
-    """Run fn(obj) (a machine.Timer's callback and the timer) on a thread after period ms (scaled
-    by timer_scale), once or every period; the handle stops it (timer_stop)."""
-    h = [True]
-
-    def run():
-        while h[0]:
-            time.sleep_ms(max(1, int(period * timer_scale)))
-            if not h[0]:
-                break
-            if fn is not None:
-                try:
-                    fn(obj)
-                except Exception as e:
-                    sys.print_exception(e)
-            if not periodic:
-                break
-        h[0] = False
-
-    _thread.start_new_thread(run, ())
-    return h
-
-
-def timer_stop(h):
-    h[0] = False
+# -- the rest: NVS writes, reset, machine.Timer ----------------------------------------------------
+# On the board these are C (they cost the GC heap nothing): their code is _simhost_rare (a name of
+# more than 10 characters: not interned until it is imported), loaded for each use and dropped, so
+# that it does not sit in the device's heap for the whole run (docs/runtime.md, "32-bit and
+# frozen"); a run that uses none of them never loads it, nor interns its names. What stays here
+# is what every run uses (the UART, the registers, NVS reads, Wi-Fi) and the result file, written
+# when the device may have left the heap full.
+def __getattr__(name):
+    try:
+        return getattr(__import__("_simhost_rare"), name)
+    finally:
+        sys.modules.pop("_simhost_rare", None)
 
 
 def write_result(result):

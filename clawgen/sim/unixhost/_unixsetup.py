@@ -17,48 +17,27 @@ _hv = os.VfsPosix()  # the host's filesystem, unrooted (VfsPosix's rename mishan
 
 
 class DeviceFs:
-    """The device's filesystem: every path is taken relative to the root on the host."""
+    """The device's filesystem: every path is taken relative to the root on the host. (Few methods:
+    on the board the VFS is a C type that costs the GC heap only its instance; here each method's
+    code would sit in the device's heap for the whole run. The calls that take a path first --
+    open, ilistdir, stat, statvfs, remove, mkdir, rmdir -- go through __getattr__.)"""
 
     def __init__(self, root):
         self.root = root
 
-    def _p(self, p):
-        if not p.startswith("/"):
-            p = "/" + p
-        return self.root if p == "/" else self.root + p
+    def __getattr__(self, name):
+        f = getattr(_hv, name)
+        r = self.root
+        return lambda p, *a: f(r + p if p[:1] == "/" else r + "/" + p, *a)
 
-    def mount(self, readonly, mkfs):
+    def mount(self, *a):  # (readonly, mkfs); umount(); chdir(path): nothing to do
         pass
 
-    def umount(self):
-        pass
-
-    def open(self, p, mode):
-        return _hv.open(self._p(p), mode)
-
-    def ilistdir(self, p):
-        return _hv.ilistdir(self._p(p))
-
-    def stat(self, p):
-        return _hv.stat(self._p(p))
-
-    def statvfs(self, p):
-        return _hv.statvfs(self._p(p))
+    umount = chdir = mount
 
     def rename(self, a, b):
-        return _hv.rename(self._p(a), self._p(b))
-
-    def remove(self, p):
-        return _hv.remove(self._p(p))
-
-    def mkdir(self, p):
-        return _hv.mkdir(self._p(p))
-
-    def rmdir(self, p):
-        return _hv.rmdir(self._p(p))
-
-    def chdir(self, p):
-        pass
+        r = self.root
+        return _hv.rename(r + a if a[:1] == "/" else r + "/" + a, r + b if b[:1] == "/" else r + "/" + b)
 
     def getcwd(self):
         return "/"

@@ -190,6 +190,8 @@ class _Asker:
 class Agent:
     def __init__(self, session, tools, keys):
         self.session = session  # the session of the turn running (or of the last one)
+        # The tool dispatcher (a module with call()); None: claw_tools, imported for the calls of
+        # each response and dropped after them (_loop): not in the heap during a model request.
         self.tools = tools
         # C.MODELS: the primary, the fallbacks, then model.light (C.LIGHT) when routing is on.
         self.eps = [Endpoint(t, keys.get(t[_M_KEY]) if t[_M_KEY] else None) for t in C.MODELS]
@@ -202,6 +204,14 @@ class Agent:
         self.last_model = None
         self.route = None  # why this turn went where it did (routing)
         self.last_route = None  # ... and why the last answer came from where it did
+
+    def _drop_tools(self):
+        """A turn that failed during its tool calls: the dispatcher leaves the heap all the same
+        (_loop drops it after the calls of a response that went through)."""
+        t = sys.modules.get("claw_tools") if self.tools is None else None
+        if t is not None:
+            t = None
+            sys.modules.pop("claw_tools", None)
 
     def status_model(self):
         m = self.last_model or self.eps[0].model
@@ -229,10 +239,12 @@ class Agent:
             answer = yield from self._loop(scratch, io)
         except MemoryError:
             scratch = [user]
+            self._drop_tools()
             gc.collect()
             self.last_error = "out of memory"
             answer = "[error] out of memory during this turn; /reset frees the history"
         except Exception as e:  # a turn must never take the console down
+            self._drop_tools()
             self.last_error = "%s: %s" % (type(e).__name__, e)
             answer = _say(_T_INTERNAL, self.last_error)
         del scratch[1:]
@@ -266,16 +278,20 @@ class Agent:
             if content:
                 io.note(content)
             steer = None
+            tools = self.tools
+            if tools is None:  # claw_tools, for these calls only
+                tools = __import__("claw_tools")
             asker = _Asker(io, self.session)  # confirmations on the line's channel
             for cid, name, args in run:
                 if steer is not None:
                     scratch.append(p.tool_msg(cid, name, _say(_T_SKIPPED)))
                     io.note(_say(_T_SKIPPED_NOTE, name))
                     continue
-                result = self.tools.call(name, args, asker)
+                result = tools.call(name, args, asker)
                 io.note("[tool] %s %s -> %s" % (name, args if len(args) < 80 else args[:77] + "...",
                                                result if len(result) < 100 else result[:97] + "..."))
                 scratch.append(p.tool_msg(cid, name, result))
+                result = None  # (the text is in the message now: not held through the next call or request)
                 if self.session.q:
                     steer = self.session.q  # checked after each call (steering)
             if len(calls) > len(run):
@@ -291,8 +307,11 @@ class Agent:
                     self.said = "%s\n%s" % (self.said, line)
                     del line
                 del q
-            del steer, asker
+            if tools is not self.tools:
+                sys.modules.pop("claw_tools", None)
+            del steer, asker, tools
             del res, content, calls, run, finish
+            cid = name = args = None  # (the last call's: not held through the next request)
             gc.collect()
         return _say(_T_STOPPED, _MAX_ITERATIONS, _MAX_ITERATIONS)
 

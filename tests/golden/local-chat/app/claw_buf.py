@@ -78,14 +78,8 @@ def _alloc(name, size, share=None):
         return Buf(name, size, share)
     except MemoryError:
         # One line at boot (claw_main) instead of a traceback: which buffer did not fit, and the
-        # limit to lower (the largest buffer, which is not always the one that failed last).
-        lims = (("request", _REQUEST_BYTES), ("response", _RESPONSE_BYTES), ("content", _CONTENT_BYTES),
-                ("tool_args", _TOOL_ARGS_BYTES), ("tool_result", _TOOL_RESULT_BYTES))
-        big = max(lims, key=lambda x: x[1])
-        total = max(_REQUEST_BYTES, _RESPONSE_BYTES) + _CONTENT_BYTES
-        raise MemoryError("the %d-byte %s buffer does not fit (the buffers take %d bytes; the largest is "
-                          "limits.%s_bytes = %d); lower limits.%s_bytes in the spec"
-                          % (size, name, total, big[0], big[1], big[0]))
+        # limit to lower (worded by claw_bootmsg, loaded only then).
+        raise MemoryError("buffer", size, name)
 
 
 # The request body is sent whole before the first byte of the response is read into the same

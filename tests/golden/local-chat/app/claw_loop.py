@@ -16,6 +16,7 @@ A task that raises is reported once (one line, the same error is not repeated) a
 added with a factory, started again after a back-off (1 s, doubling up to 60 s); the loop itself
 never stops until stop() or every task has ended."""
 
+import gc
 import select
 import time
 
@@ -264,10 +265,16 @@ def _failed(t, e):
             g.close()
         except Exception:
             pass
-    msg = "%s: %s" % (type(e).__name__, e)
+        g = None
     t[_B] = min(_BACK_MAX, t[_B] * 2 if t[_B] else 1000)
-    if msg != t[_X]:
-        t[_X] = msg
-        report("[error] task %s failed: %s; %s" % (
-            t[_N], msg, "restarting in %d s" % (t[_B] // 1000) if t[_F] is not None else "ended"))
     t[_D] = after(t[_B]) if t[_F] is not None else None
+    try:  # the report allocates: a task that ran out of memory may leave no room for it
+        if isinstance(e, MemoryError):
+            gc.collect()  # (what the failed task held is garbage now)
+        msg = "%s: %s" % (type(e).__name__, e)
+        if msg != t[_X]:
+            t[_X] = msg
+            report("[error] task %s failed: %s; %s" % (
+                t[_N], msg, "restarting in %d s" % (t[_B] // 1000) if t[_F] is not None else "ended"))
+    except MemoryError:  # not even that: unsaid, and the loop goes on (out of memory is never fatal)
+        pass

@@ -18,7 +18,10 @@ from micropython import const
 # failed at sizes 20 KB above the smallest that worked). An idle loop allocates nothing: no cost.
 # 768 B rather than 1 KB since the register modules load by parts (2026-12-04): 1 KB less smallest
 # heap for each example (bench/runtime_heap_unix.py), for a third more collections during a turn.
-_GC_EVERY = const(768)
+# 640 B since the fourth round: 1 KB less for the register-assistant on a 32-bit VM (62 KB), for
+# 10% more of the VM's CPU time per turn (collections are about 70% of it; docs/runtime.md, "A
+# smaller device, fourth round").
+_GC_EVERY = const(640)
 gc.threshold(_GC_EVERY)
 
 import claw_config as C  # noqa: E402
@@ -67,7 +70,6 @@ def boot():
         # of the runtime. The tools' modules are imported at their first call, not at boot
         # (docs/runtime.md, "A smaller device").
         import claw_buf  # noqa: F401 - allocates the fixed buffers once, now
-        import claw_tools  # noqa: F401
         stage[0] = "loading the runtime modules"
         import claw_transport as T
 
@@ -76,25 +78,19 @@ def boot():
     except (MemoryError, ImportError) as e:
         # One line, no traceback: what did not fit, and which limit to lower (claw_buf names the
         # buffer when one of them is what failed). An import can fail with ImportError when the
-        # heap is too small to even look the module up.
-        what = e.args[0] if e.args and isinstance(e.args[0], str) else ""
+        # heap is too small to even look the module up. The words are claw_bootmsg's, loaded only
+        # now: not in the heap of a run that booted.
+        args = e.args
         imp = isinstance(e, ImportError)
         e = T = None
         sys.modules.pop("claw_boot", None)  # (a boot that failed in it: room for the message)
         gc.collect()
         try:
-            if not imp and what.startswith("the "):
-                msg = "[error] out of memory at boot (%d bytes free): %s" % (gc.mem_free(), what)
-            elif imp:
-                msg = ("[error] boot failed while %s (%d bytes free): %s; deploy the whole app bundle again, or, "
-                       "if it is complete, the heap is too small: lower limits.request_bytes / "
-                       "limits.response_bytes in the spec" % (stage[0], gc.mem_free(), what))
-            else:
-                msg = ("[error] out of memory at boot (%d bytes free) while %s: the heap is too small for this "
-                       "build; lower limits.request_bytes / limits.response_bytes in the spec" % (gc.mem_free(), stage[0]))
-        except MemoryError:  # not even room for the message's numbers: the constant line
+            msg = __import__("claw_bootmsg").message(imp, args, stage[0])
+        except (MemoryError, ImportError):  # not even room for the words: the constant line
             msg = ("[error] out of memory at boot (no room left to say more): the heap is too small for this "
                    "build; lower limits.request_bytes / limits.response_bytes in the spec")
+        sys.modules.pop("claw_bootmsg", None)
         if uart is not None:
             uart.note(msg)
         else:
@@ -169,6 +165,11 @@ def _command(line, io, s):
         if r is claw_commands.QUIT:
             return True
         io.note(r)
+    except MemoryError:  # the words of a constant line: formatting one could run out of memory again
+        r = None
+        sys.modules.pop("claw_commands", None)  # (room for the next command, imported again then)
+        gc.collect()
+        io.note("[error] out of memory for this command; /reset frees the history")
     except Exception as e:  # keep serving whatever a command does
         io.note("[error] %s: %s" % (type(e).__name__, e))
     io.done()

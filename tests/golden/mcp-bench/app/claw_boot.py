@@ -209,7 +209,7 @@ def start(uart, T, stage, prompt):
     import claw_agent
     import claw_tools
 
-    agent = claw_agent.Agent(session, claw_tools, keys)
+    agent = claw_agent.Agent(session, claw_tools, keys)  # (claw_mcp holds the dispatcher too)
     del keys
     telnet = None
     if C.TELNET_PORT:
@@ -226,5 +226,5 @@ def start(uart, T, stage, prompt):
                 C.TELNET_PORT, "the port is in use (EADDRINUSE)" if code == errno.EADDRINUSE else "error %s" % code))
     gc.collect()
     say("ready: model %s, %d tools, %d bytes free; /help for commands"
-        % (agent.status_model(), len(claw_tools.TABLE), gc.mem_free()))
+        % (agent.status_model(), 7, gc.mem_free()))
     return agent, session, telnet

@@ -13,12 +13,13 @@ waits for the direction the handshake needs.
 
 The exchange is a generator (`yield from conn.request(...)` inside an event-loop task, claw_loop):
 `wait()` yields the loop's one wait shape, (sock, events, deadline). A plain function (a tool
-handler, a test) runs it to its end with `block(conn.request(...))`, which waits right there."""
+handler, a test) runs it to its end with `block(conn.request(...))`, which waits right there.
 
-import errno
-import select
-import socket
-import time
+This module is what stays in the heap: the connection's state (Conn), wait, block, HttpError, the
+TLS context. The exchange itself (connect, send, read the response) is claw_httpx, imported while
+an exchange runs (docs/runtime.md, "A smaller device, fourth round")."""
+
+import gc
 
 from micropython import const
 
@@ -26,8 +27,8 @@ import claw_config as C
 import claw_log
 import claw_loop as L
 
-_CRLF = const(b"\r\n")
 _ctx = None
+busy = 0  # exchanges running (claw_httpx stays imported while one does)
 
 
 def wait(sock, ev, deadline):
@@ -90,11 +91,6 @@ def _err(kind, k, *args):
     return HttpError(kind, _lazy("claw_neterr", "text", k, args))
 
 
-def _oserr(e, what, host, timeout):
-    """The HttpError for an OSError of an exchange (words in claw_neterr, loaded for the moment)."""
-    return _lazy("claw_neterr", "oserr", e, what, host, timeout)
-
-
 def _tls_context():
     """The SSL context, made at the first TLS connection by claw_tls (imported for that moment
     only: its CA-loading code is not kept in the heap for the rest of the run). The firmware's
@@ -113,10 +109,6 @@ def _tls_context():
         finally:
             _drop("claw_tls")
     return _ctx
-
-
-def _refused(e, host):
-    return _lazy("claw_tls", "refused", e, host)
 
 
 def _lazy(mod, fn, *args):
@@ -155,296 +147,22 @@ class Conn:
                 pass
             self.sock = None
 
-    def _open(self):
-        try:
-            addr = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
-        except OSError as e:
-            raise _oserr(e, "resolve", self.host, self.ct)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.settimeout(self.ct)
-            s.connect(addr)  # (blocking, under the connect timeout)
-            s.setblocking(False)  # from here on reads take what has arrived; see wait()
-            if self.tls:  # the handshake runs in the first write, a step per wait (request())
-                s = _tls_context().wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
-        except OSError as e:
-            s.close()
-            raise _oserr(e, "connect", self.host, self.ct)
-        except ValueError as e:  # the server's certificate did not verify
-            s.close()
-            raise _refused(e, self.host)
-        except HttpError:  # no CA certificates to verify with
-            s.close()
-            raise
-        self.sock = s
-
-    def _send(self, data):
-        mv = memoryview(data)
-        off = 0
-        s = self.sock
-        while off < len(mv):
-            try:
-                n = s.write(mv[off:])  # a TLS retry must offer the same bytes again: it does
-            except OSError as e:
-                if e.args[0] != errno.EAGAIN:
-                    raise
-                n = None
-            if n is None:  # the send buffer is full
-                if not (yield from wait(s, select.POLLOUT, time.ticks_add(time.ticks_ms(), self.rtms))):
-                    raise OSError(errno.ETIMEDOUT)
-                continue
-            if not n:
-                raise OSError(errno.ECONNRESET)
-            off += n
-
-    def _recv(self, mv):
-        """Read what has arrived into mv (len(mv) > 0), waiting for at least one byte until the
-        read timeout (a deadline per wait: a slow but steady server is not cut off); 0 at EOF.
-        Raises OSError(ETIMEDOUT) when nothing came in time."""
-        s = self.sock
-        deadline = time.ticks_add(time.ticks_ms(), self.rtms)
-        while True:
-            try:
-                n = s.readinto(mv)
-            except OSError as e:
-                if e.args[0] != errno.EAGAIN:
-                    raise
-                n = None
-            if n is not None:
-                return n
-            if not (yield from wait(s, select.POLLIN, deadline)):
-                raise OSError(errno.ETIMEDOUT)
-
     def request(self, head, body, out, cap=0):
-        """(A generator: yield from it, or block() it.) Send `head` (bytes, the request line + headers up to the blank line) and `body`;
-        read the response into Buf `out`. Returns (status, headers_dict, body_len, truncated).
-        cap > 0: keep only the first cap bytes of a larger body (truncated=True) instead of failing."""
-        for attempt in (0, 1):
-            fresh = self.sock is None
-            if fresh:
-                self._open()
-            out.n = 0
-            try:
-                try:
-                    yield from self._send(head)
-                except ValueError as e:  # the TLS handshake (first write) refused the certificate
-                    raise _refused(e, self.host)
-                except OSError as e:
-                    if fresh and self.tls:  # the handshake failed: part of connecting
-                        raise _oserr(e, "connect", self.host, self.rt)
-                    raise
-                if body is not None:
-                    yield from self._send(body)
-                return (yield from self._response(out, cap))
-            except OSError as e:
-                got = out.n
-                self.close()
-                code = e.args[0] if e.args else 0
-                # A kept-alive connection the server closed meanwhile: retry once on a new one.
-                if fresh or attempt or got or code == errno.ETIMEDOUT:
-                    raise _oserr(e, "read from" if got else "exchange with", self.host, self.rt)
-            except _Stale:
-                self.close()
-                if fresh or attempt:
-                    raise _err("net", _E_NO_RESPONSE, self.host)
-            except (HttpError, GeneratorExit):  # (GeneratorExit: the task was stopped mid-exchange)
-                self.close()
-                raise
-        raise _err("net", _E_NOTHING, self.host)
-
-    def _fill(self, out):
-        """Read more bytes at the end of out; returns how many (0 at EOF)."""
-        if out.n >= out.cap:
-            raise HttpError("size", "")
-        n = yield from self._recv(out.mv[out.n:])
-        out.n += n
-        return n
-
-    def _response(self, out, cap):
-        out.n = 0
-        for _ in range(8):  # a server that sends nothing but interim heads is not waited for forever
-            # Status line and headers.
-            while True:
-                hend = out.b.find(b"\r\n\r\n", 0, out.n)
-                if hend >= 0:
-                    break
-                try:
-                    got = yield from self._fill(out)
-                except HttpError:
-                    raise _err("size", _E_HEAD_SIZE, self.host, out.cap)
-                if not got:
-                    if out.n == 0:
-                        raise _Stale()
-                    raise _err("proto", _E_CUT_HEAD, self.host)
-            status, headers = _parse_head(out.mv[:hend])
-            if status == 0:
-                raise _err("proto", _E_STATUS_LINE, self.host)
-            # Move the bytes after the head to the start of the buffer.
-            start = hend + 4
-            have = out.n - start
-            out.mv[0:have] = out.mv[start:start + have]
-            out.n = have
-            if status >= 200 or status == 101:
-                break
-            # 1xx (100 Continue, 103 Early Hints ...): an interim head without a body; the real one follows.
-        else:
-            raise _err("proto", _E_INTERIM, self.host)
-        if status >= 400 and not cap:
-            cap = out.cap  # an error page larger than the buffer: keep its start, report the status
-        te = headers.get("transfer-encoding", "")
-        keep = headers.get("connection", "") != "close"
-        truncated = False
-        if status == 204 or status == 304:
-            out.n = 0  # no body by definition
-        elif "chunked" in te:
-            truncated = yield from self._chunked(out, cap)
-        elif "content-length" in headers:
-            try:
-                total = int(headers["content-length"])
-            except ValueError:
-                raise _err("proto", _E_LENGTH, self.host)
-            limit = total
-            if total > out.cap:
-                if not cap:
-                    self.close()
-                    raise _err("size", _E_BODY_SIZE, self.host, total, out.cap)
-                limit = min(cap, out.cap)
-                truncated = True
-            elif cap and total > cap:
-                limit = cap
-                truncated = True
-            while out.n < limit:
-                if not (yield from self._fill_upto(out, limit)):
-                    self.close()
-                    raise _err("net", _E_CUT_BODY, self.host, out.n, total)
-            if out.n > limit:
-                out.n = limit
-            if truncated:
-                keep = False
-        else:
-            keep = False  # body ends at EOF
-            while True:
-                lim = min(cap, out.cap) if cap else out.cap
-                if out.n >= lim:
-                    if not cap:
-                        self.close()
-                        raise _err("size", _E_EOF_SIZE, self.host, out.cap)
-                    out.n = lim
-                    truncated = True
-                    break
-                if not (yield from self._fill_upto(out, lim)):
-                    break
-        if not keep or truncated:
-            self.close()
-        return status, headers, out.n, truncated
-
-    def _fill_upto(self, out, limit):
-        if out.n >= limit:
-            return 0
-        n = yield from self._recv(out.mv[out.n:limit])
-        if not n:
-            return 0
-        out.n += n
-        return n
-
-    def _chunked(self, out, cap):
-        """Decode a chunked body in place: out.mv[0:dec] is decoded, out.mv[dec:out.n] raw input."""
-        dec = 0
-        lim = min(cap, out.cap) if cap else out.cap
-        while True:
-            # Chunk size line.
-            while True:
-                le = out.b.find(_CRLF, dec, out.n)
-                if le >= 0:
-                    break
-                if out.n >= out.cap or not (yield from self._fill_upto(out, out.cap)):
-                    raise _err("proto" if out.n < out.cap else "size", _E_CHUNKED, self.host)
-            line = bytes(out.mv[dec:le])
-            semi = line.find(b";")
-            if semi >= 0:
-                line = line[:semi]
-            try:
-                size = int(line.strip(), 16)
-            except ValueError:
-                raise _err("proto", _E_CHUNK_SIZE, self.host)
-            # Drop the size line: shift the raw bytes after it down to dec.
-            rest = out.n - (le + 2)
-            out.mv[dec:dec + rest] = out.mv[le + 2:out.n]
-            out.n = dec + rest
-            if size == 0:
-                yield from self._trailers(out, dec)
-                out.n = dec
-                return False
-            if dec + size + 2 > lim:
-                if not cap:
-                    raise _err("size", _E_CHUNKED_SIZE, self.host, out.cap)
-                # Keep what fits and stop: the connection is closed by the caller.
-                while out.n < lim:
-                    if not (yield from self._fill_upto(out, lim)):
-                        break
-                out.n = min(out.n, lim)
-                return True
-            need = dec + size + 2
-            if need > out.cap:
-                raise _err("size", _E_CHUNKED_SIZE, self.host, out.cap)
-            while out.n < need:
-                if not (yield from self._fill_upto(out, out.cap)):
-                    raise _err("net", _E_CUT_CHUNK, self.host)
-            # Drop the CRLF after the data.
-            rest = out.n - need
-            out.mv[dec + size:dec + size + rest] = out.mv[need:out.n]
-            out.n = dec + size + rest
-            dec += size
-
-    def _trailers(self, out, dec):
-        """Consume optional trailer lines and the final blank line after the last chunk."""
-        while True:
-            while True:
-                le = out.b.find(_CRLF, dec, out.n)
-                if le >= 0:
-                    break
-                if out.n >= out.cap or not (yield from self._fill_upto(out, out.cap)):
-                    return  # trailers missing or cut: the body is complete anyway
-            empty = le == dec
-            rest = out.n - (le + 2)
-            out.mv[dec:dec + rest] = out.mv[le + 2:out.n]
-            out.n = dec + rest
-            if empty:
-                return
-
-
-class _Stale(Exception):
-    pass
-
-
-# The response headers _parse_head keeps (a const: defined before its use).
-_WANTED = const((b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"content-type", b"location"))
-
-
-def _parse_head(mv):
-    """(status, {lower-case name: value}) from the header block (no trailing blank line).
-    Works on bytes so a non-UTF-8 header value cannot break the parse."""
-    lines = bytes(mv).split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    status = 0
-    if len(parts) >= 2 and parts[0].startswith(b"HTTP/"):
+        """(A generator: yield from it, or block() it.) Send `head` (bytes, the request line + headers
+        up to the blank line) and `body`; read the response into Buf `out`. Returns (status,
+        headers_dict, body_len, truncated). cap > 0: keep only the first cap bytes of a larger body
+        (truncated=True) instead of failing. The exchange's code is claw_httpx, in the heap while an
+        exchange runs (one copy, however many run at once) and dropped when none does."""
+        global busy
+        if not busy:
+            gc.collect()  # (the holes a tool call left merge before the exchange's code loads)
+        busy += 1
         try:
-            status = int(parts[1])
-        except ValueError:
-            status = 0
-    headers = {}
-    for ln in lines[1:]:
-        i = ln.find(b":")
-        if i <= 0:
-            continue
-        name = ln[:i].strip().lower()
-        if name in _WANTED:
-            try:
-                val = str(ln[i + 1:].strip(), "utf-8")
-            except UnicodeError:
-                continue
-            headers[str(name, "utf-8")] = val if name == b"location" else val.lower()
-    return status, headers
+            return (yield from __import__("claw_httpx").request(self, head, body, out, cap))
+        finally:
+            busy -= 1
+            if not busy:
+                _drop("claw_httpx")
 
 
 def retry_after(headers):

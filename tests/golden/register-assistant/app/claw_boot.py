@@ -207,9 +207,11 @@ def start(uart, T, stage, prompt):
         say("session: restored %d messages from %s" % (len(session), C.PERSIST_PATH))
     stage[0] = "loading the agent"
     import claw_agent
-    import claw_tools
 
-    agent = claw_agent.Agent(session, claw_tools, keys)
+    # The tool dispatcher (claw_tools) is imported for each response's tool calls and leaves the
+    # heap after them: it is not there during a model request (docs/runtime.md, "A smaller
+    # device, fourth round").
+    agent = claw_agent.Agent(session, None, keys)
     del keys
     telnet = None
     if C.TELNET_PORT:
@@ -226,5 +228,5 @@ def start(uart, T, stage, prompt):
                 C.TELNET_PORT, "the port is in use (EADDRINUSE)" if code == errno.EADDRINUSE else "error %s" % code))
     gc.collect()
     say("ready: model %s, %d tools, %d bytes free; /help for commands"
-        % (agent.status_model(), len(claw_tools.TABLE), gc.mem_free()))
+        % (agent.status_model(), 7, gc.mem_free()))
     return agent, session, telnet

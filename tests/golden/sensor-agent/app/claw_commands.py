@@ -6,7 +6,6 @@ import gc
 import time
 
 import claw_config as C
-import claw_tools
 from micropython import const
 
 # The agent's bounds (the spec's limits:), rendered into each module that reads them from
@@ -49,6 +48,8 @@ def run(line, agent, session, boot_ms):
             return "usage: /audit [n] (n: how many of the last tool calls, default 10)"
         return claw_audit.show(max(1, min(int(arg[0]) if arg else 10, claw_audit.ENTRIES)))
     if cmd == "/tools":
+        import claw_tools  # (a local: this module does not keep the dispatcher in the heap)
+
         out = []
         for name in claw_tools.TABLE:
             t = claw_tools.TABLE[name]
