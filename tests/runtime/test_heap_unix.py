@@ -129,3 +129,26 @@ def test_a_register_turn_stays_below_the_next_qstr_pool(register_assistant, llm_
     assert start[1] < names  # the device's names came on top of the harness's
     assert pools <= 5, (f"boot + one register turn interned {names} names ({start[1]} of them the harness's "
                         f"before boot): the VM allocated pool {pools}; see docs/runtime.md, 'A smaller device'")
+
+
+def test_the_devices_own_console_runs_the_turn_and_its_line_buffer_counts(register_assistant, llm_server,
+                                                                            unix_run):
+    """UnixDevice(device_console=True) (bench/runtime_heap_unix.py's "dev console" figure) runs the
+    build's own claw_console on the VM's stdin instead of the simulators' shim: the turn works, the
+    typed line is echoed as the UART echoes it, and the heap holds its limits.content_bytes line buffer,
+    which the shim does not have."""
+    res = register_assistant
+    secrets = dict(res.nvs_values)
+    reset(llm_server)
+    script_turn(llm_server)
+    own = unix_run(res.out_dir, stdin=[LINE], secrets=secrets, device_console=True)
+    assert turn_ok(own, llm_server), own.stdout[-2000:]
+    assert LINE in own.stdout  # echoed character by character by claw_console.readline
+    boots = []
+    for device_console in (False, True):
+        reset(llm_server)
+        r = unix_run(res.out_dir, entry=BOOT, steps=["pass"], secrets=secrets, device_console=device_console)
+        assert r.returncode == 0, r.stderr
+        boots.append(r.steps[0]["heap"]["mem_alloc"])
+    line_bytes = json.loads((res.out_dir / "build.json").read_text())["buffers"]["console_line"]
+    assert boots[1] - boots[0] >= line_bytes, boots
