@@ -156,8 +156,8 @@ def report(infos: list[unixvm.VMInfo], rows: list[Row], turns: int) -> None:
               f"{str(f.lucky_kb) + 'K':>7} {f.harness / kb:7.1f}K {app:>11} {f.boot_live / kb:9.1f}K "
               f"{f.turn_live / kb:9.1f}K {f.live[-1] / kb:10.1f}K {f.names[1]:>6} "
               f"{(str(f.console_kb) + 'K') if f.console_kb else '-':>11}")
-    print("dev console = min heap with the device's own claw_console (its limits.content_bytes line buffer and "
-          "its code, as on a board) instead of the simulators' shim, which min heap uses")
+    print("dev console = min heap with the device's own claw_console (its code, and its limits.content_bytes "
+          "line buffer while a line is typed, as on a board) instead of the simulators' shim, which min heap uses")
     for a in rows:  # the same example and install mode on a 64- and a 32-bit binary
         for b in rows:
             if (a.fig.name, a.install) == (b.fig.name, b.install) and a.info.bits == 64 and b.info.bits == 32:

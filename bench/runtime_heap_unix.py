@@ -136,7 +136,7 @@ class Figures:
     live: list[int]
     names: tuple[int, int]  # interned names (qstrs): before the device started (the harness's), after the turns
     # min_heap_kb with the device's own claw_console (UnixDevice(device_console=True)) instead of the
-    # simulators' shim: its limits.content_bytes line buffer and its code, as on a board
+    # simulators' shim: its code, and its limits.content_bytes line buffer while a line is typed, as on a board
     console_kb: int | None = None
 
 
@@ -228,7 +228,7 @@ def measure(name: str, tmp: Path, server: LLMServer, turns: int, timeout: float)
         raise SystemExit(f"{name}: boot + one turn fails even with a {HI_KB} KB heap")
     min_kb, lucky_kb = reliable_min(ok, HI_KB)
     # The same with the device's own console module: scanned down from CONSOLE_SCAN_KB above the
-    # shim's figure (the line buffer and the module add a few KB; a start that fails is said).
+    # shim's figure (the module and its line buffer add a few KB; a start that fails is said).
     console_kb = None
     if min_kb is not None:
         top = min_kb + CONSOLE_SCAN_KB
@@ -290,8 +290,9 @@ def main() -> None:
               f"{app:>11} {f.boot_live / kb:9.1f}K {(f'{ref[1]:.1f}K') if ref else '-':>7} "
               f"{f.turn_live / kb:9.1f}K {(f'{ref[2]:.1f}K') if ref else '-':>7} {spread:>13} B "
               f"{(str(f.console_kb) + 'K') if f.console_kb else '-':>11}")
-    print("dev console = min heap with the device's own claw_console (its line buffer of limits.content_bytes "
-          "and its code, as on a board) instead of the simulators' shim, which the other columns use")
+    print("dev console = min heap with the device's own claw_console (its code, and its line buffer of "
+          "limits.content_bytes while a line is typed, as on a board) instead of the simulators' shim, which "
+          "the other columns use")
     print(f"goal (issue 8): boot + one register-assistant turn in <= 82 KB on this 64-bit VM (64 KiB on a "
           f"32-bit one); the issue quoted {ISSUE_FIGURE_KB} KB for it before")
     for start, when in ((ROUND_START, "start of the smaller-device round"),

@@ -9,9 +9,9 @@ shim modules the WebAssembly simulator uses (``machine``, ``network``, ``esp32``
 (``esp32``, ``network``: ``LAZY_SHIMS``) are loaded for each use behind small fronts, and
 ``_simhost``'s rare parts (NVS writes, reset, timers) likewise: on the board that code is in flash
 and costs the GC heap nothing, so it must not sit in the measured heap for the whole run. The
-``claw_console`` shim holds no line buffer where the device's module holds one (``content_bytes``):
-the heap figures count that much less than a board needs there (docs/runtime.md, "32-bit and
-frozen").
+``claw_console`` shim holds no line buffer where the device's module holds one (``content_bytes``)
+while a line is typed, and the shim's code is not the module's: ``device_console=True`` measures the
+device's own (docs/runtime.md, "32-bit and frozen").
 
 The device's filesystem is a directory on the host (``UnixDevice.root``) mounted as the device's
 ``/``, so a test can inspect it and run the device again on the same files and NVS (a power cycle).
@@ -189,7 +189,7 @@ class UnixDevice:
                  modules: Mapping[str, str | bytes] | None = None, workdir: Path | None = None,
                  frozen: bool | None = None, device_console: bool = False) -> None:
         """device_console=True runs the build's own claw_console (the UART line editor, reading the
-        VM's real stdin through select.poll, with its echo and its limits.content_bytes buffer)
+        VM's real stdin through select.poll, with its echo and its limits.content_bytes line buffer)
         instead of the simulators' shim: what a board has in its heap (bench/runtime_heap_unix.py)."""
         exe = find_micropython()
         if exe is None:

@@ -1,6 +1,7 @@
 """The device's UART console module (claw_console, which the simulators swap for a shim) on the
 MicroPython unix-port VM, with only sys.stdin/stdout and select faked: line editing, the
-content_bytes bound (in a buffer allocated once, UTF-8 aware), Ctrl-C and Ctrl-D."""
+content_bytes bound (UTF-8 aware, in a buffer that exists only while a line is typed), Ctrl-C and
+Ctrl-D."""
 
 from __future__ import annotations
 
@@ -99,3 +100,37 @@ def test_real_stdin_pipe_and_select(tmp_path: Path, unix_run):
     echo, result = res.stdout.split("RESULT ", 1)
     assert json.loads(result) == ["hello", "", "caf\u00e9!", "xyz", None]
     assert "\x08 \x08" in echo and "^C\r\n" in echo and "caf\u00e9" in echo
+
+
+def test_the_line_buffer_exists_only_while_a_line_is_typed(tmp_path: Path, unix_run):
+    """No buffer before the first character; one of content_bytes from it until the line is returned
+    (or dropped by Ctrl-C); none after: a turn (claw_main reads no line during one) runs without it.
+    With no room for the buffer the character is dropped with a beep and the console goes on."""
+    out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", limits={"content_bytes": 256}))
+    src = (out / "app" / "claw_console.py").read_text()
+    src = src.replace("import sys\n", "import fakesys as sys\n").replace("import select\n", "import fakeselect as select\n")
+    prog = (
+        "import json, fakesys, devconsole as c\n"
+        "seen = [c._buf is None]\n"
+        "fakesys.stdin.data = 'ab'\n"
+        "seen += [c.readline(0), len(c._buf), bytes(c._buf[:2]).decode()]\n"
+        "fakesys.stdin.data = 'c\\n'\n"
+        "seen += [c.readline(0), c._buf is None]\n"
+        "fakesys.stdin.data = 'xy\\x03'\n"
+        "seen += [c.readline(0), c._buf is None]\n"
+        "def full(n):\n"
+        "    raise MemoryError\n"
+        "c.bytearray = full\n"
+        "fakesys.stdin.data = 'q\\n'\n"
+        "seen += [c.readline(0), c._buf is None]\n"
+        "del c.bytearray\n"
+        "fakesys.stdin.data = 'ok\\n'\n"
+        "seen += [c.readline(0), c._buf is None]\n"
+        "print('RESULT ' + json.dumps({'seen': seen, 'out': ''.join(fakesys.stdout.parts)}))\n"
+    )
+    res = unix_run(None, modules={"fakesys": FAKE_SYS, "fakeselect": FAKE_SELECT, "devconsole": src, "prog": prog},
+                   entry="import prog")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.split("RESULT ", 1)[1])
+    assert got["seen"] == [True, "", 256, "ab", "abc", True, "", True, "", True, "ok", True]
+    assert got["out"].count("\x07") == 1  # the one character without room for a buffer

@@ -15,14 +15,16 @@ STREAM = sys.stdin  # what the event loop waits on for input (claw_main's consol
 _poll = select.poll()
 _poll.register(sys.stdin, select.POLLIN)
 _MAX = const(2048)
-# The line being typed, as UTF-8 in a buffer allocated once (limits.content_bytes): a list of
-# one-character strings would cost ~30 heap bytes per character of a pasted text.
-_buf = bytearray(_MAX)
+# The line being typed, as UTF-8 in a buffer of limits.content_bytes (a list of one-character
+# strings would cost ~30 heap bytes per character of a pasted text). It exists only while a line
+# is typed: allocated at its first character, dropped when the line is returned, so it is not in
+# the heap during a turn (claw_main reads no console line then, but a confirmation's answer).
+_buf = None
 _n = 0
 
 
 def readline(timeout_ms=None):
-    global _n
+    global _n, _buf
     deadline = None if timeout_ms is None else time.ticks_add(time.ticks_ms(), timeout_ms)
     while True:
         wait = -1
@@ -37,8 +39,9 @@ def readline(timeout_ms=None):
             return None
         if ch in "\r\n":
             sys.stdout.write("\r\n")
-            s = str(memoryview(_buf)[:_n], "utf-8")  # whole characters only: always valid
+            s = str(memoryview(_buf)[:_n], "utf-8") if _n else ""  # whole characters: valid
             _n = 0
+            _buf = None
             return s
         if ch in "\x08\x7f":
             if _n:
@@ -49,10 +52,17 @@ def readline(timeout_ms=None):
             continue
         if ch == "\x03":  # Ctrl-C: drop the line
             _n = 0
+            _buf = None
             sys.stdout.write("^C\r\n")
             continue
         if ord(ch) >= 32:
             b = ch.encode()
+            if _buf is None:
+                try:
+                    _buf = bytearray(_MAX)
+                except MemoryError:  # no room for a line now: the character is dropped
+                    sys.stdout.write("\x07")
+                    continue
             if _n + len(b) <= _MAX:
                 _buf[_n:_n + len(b)] = b
                 _n += len(b)
