@@ -65,10 +65,10 @@ class HeapEstimate:
     def report(self) -> str:
         """Lines for the build report: the estimate, and a warning when it exceeds the heap."""
         kb = 1024
-        line = (f"heap: boot + one turn needs about {self.estimate_bytes // kb} KB of GC heap (buffers "
-                f"{self.buffers_bytes // kb} KB, history {self.history_bytes // kb} KB, code "
-                f"{self.code_bytes // kb} KB as .mpy, turn {self.turn_bytes // kb} KB); the board starts with "
-                f"{self.board_heap_bytes // kb} KB")
+        line = (f"heap: boot + one turn needs at most about {self.estimate_bytes // kb} KB of GC heap (an upper "
+                f"bound: buffers {self.buffers_bytes // kb} KB, every session's history full "
+                f"{self.history_bytes // kb} KB, all the code {self.code_bytes // kb} KB as .mpy, turn "
+                f"{self.turn_bytes // kb} KB); the board starts with {self.board_heap_bytes // kb} KB")
         if self.fits:
             return line
         return (line + "\nwarning: the heap estimate exceeds the board's starting GC heap by "
