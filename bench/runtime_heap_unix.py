@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from clawgen.build import build_spec  # noqa: E402
 from clawgen.sim import unixvm  # noqa: E402
 from clawgen.sim.llmserver import LLMServer, Reply, tool_call  # noqa: E402
+from clawgen.spec import Limits  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "agents"
 # Examples whose turn this bench cannot script (an Anthropic primary; a Telegram turn): their own benches.
@@ -174,6 +175,10 @@ def bisect(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
     return hi
 
 
+#: A turn's model requests (script_turn), and the spec's default hourly cap of them.
+REQUESTS_PER_TURN = 3
+DEFAULT_REQUESTS_PER_HOUR = Limits.model_requests_per_hour
+
 #: How far above the shim console's smallest heap the scan with the device's console starts (KB).
 CONSOLE_SCAN_KB = 12
 
@@ -238,7 +243,21 @@ def measure(name: str, tmp: Path, server: LLMServer, turns: int, timeout: float)
     drain(server)
     for _ in range(turns):
         script_turn(server, calls)
-    many = unixvm.run(out, entry=BOOT, steps=["pass", TURNS.format(n=turns), QSTR_INFO], secrets=secrets,
+    many_out = out
+    if turns * REQUESTS_PER_TURN > DEFAULT_REQUESTS_PER_HOUR:
+        # The turns of the leak run would pass the example's hourly cap of model requests
+        # (limits.model_requests_per_hour, 100 by default): that run is made on a build whose cap
+        # lets them all through. An int in claw_config: the heap is the same (the turn of the
+        # smallest-heap scan above runs on the example as it is).
+        spec_text = (work / f"{name}.yaml").read_text()
+        if "\nlimits:" in spec_text:
+            raise SystemExit(f"{name}: its spec sets limits:, so --turns {turns} cannot raise the hourly cap; "
+                             f"use --turns {DEFAULT_REQUESTS_PER_HOUR // REQUESTS_PER_TURN} or fewer")
+        (work / f"{name}-turns.yaml").write_text(
+            spec_text + f"\nlimits: {{model_requests_per_hour: {turns * REQUESTS_PER_TURN}}}\n")
+        many_out = build_spec(work / f"{name}-turns.yaml", out_dir=tmp / f"{name}-turns-build", images=False,
+                              force=True, board=BOARD, model_override=server.base_url).out_dir
+    many = unixvm.run(many_out, entry=BOOT, steps=["pass", TURNS.format(n=turns), QSTR_INFO], secrets=secrets,
                       timeout=timeout * (turns + 1))
     bare = unixvm.run(out, entry=QSTR_INFO, secrets=secrets, timeout=timeout)  # the harness alone
     names = [int(n) for n in re.findall(r"qstr pool: n_pool=\d+, n_qstr=(\d+)", bare.stdout + many.stdout)]
