@@ -209,8 +209,8 @@ class Agent:
         self.last_route = None  # ... and why the last answer came from where it did
 
     def _drop_tools(self):
-        """A turn that failed during its tool calls: the dispatcher leaves the heap all the same
-        (_loop drops it after the calls of a response that went through)."""
+        """The dispatcher leaves the heap (a build without an MCP server loads it for the calls of one
+        response): after those calls (_loop), and when a turn failed during them."""
         t = sys.modules.get("claw_tools") if self.tools is None else None
         if t is not None:
             self._seq = t._aseq
@@ -314,10 +314,8 @@ class Agent:
                     self.said = "%s\n%s" % (self.said, line)
                     del line
                 del q
-            if tools is not self.tools:
-                self._seq = tools._aseq
-                sys.modules.pop("claw_tools", None)
             del steer, asker, tools
+            self._drop_tools()  # (loaded for these calls only: out of the heap before the next request)
             del res, content, calls, run, finish
             cid = name = args = None  # (the last call's: not held through the next request)
             gc.collect()
