@@ -66,7 +66,7 @@ def hw_module_list():
         pass
     import clawsheet
 
-    return clawsheet.modules() or "no peripheral table in this build"
+    return clawsheet.modules()
 
 
 def hw_register_lookup(query):
