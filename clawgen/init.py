@@ -91,7 +91,7 @@ def render_spec(a: InitAnswers) -> str:
         f"name: {a.name}",
         f"board: {a.board}",
         "system_prompt: >-",
-        f"  You are {a.name}, an assistant living on a {load_board(a.board).title} microcontroller.",
+        f"  You are {a.name}, an assistant living on {_chip_phrase(load_board(a.board).title)} microcontroller.",
         "  Answer briefly.",
         "model:",
         f"  base_url: {p.base_url}",
@@ -149,3 +149,9 @@ def write_project(directory: Path, a: InitAnswers) -> list[Path]:
         with gi.open("a", encoding="utf-8") as f:
             f.write(prefix + "\n".join(missing) + "\n")
     return [spec, secrets, gi]
+
+
+def _chip_phrase(title: str) -> str:
+    """"an ESP32-S3" from a board title ("ESP32-S3 (generic module, ...)"): the chip, with its article."""
+    chip = title.split(" (", 1)[0]
+    return f"{'an' if chip[:1].upper() in 'AEIOU' else 'a'} {chip}"

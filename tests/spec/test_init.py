@@ -44,6 +44,9 @@ def test_prompts_fill_what_options_do_not_say(tmp_path: Path) -> None:
     doc = (tmp_path / "kitchen.yaml").read_text()
     assert "board: esp32c6" in doc and "network:" not in doc and "11434" in doc
     assert "telnet" not in doc
+    # The prompt names the chip (not the board file's title), with its article.
+    prompt = yaml.safe_load(doc)["system_prompt"]
+    assert prompt.startswith("You are kitchen, an assistant living on an ESP32-C6 microcontroller."), prompt
 
 
 def test_defaults_flag_needs_no_input(tmp_path: Path) -> None:
