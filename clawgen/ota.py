@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clawgen.diagnostics import InputError, UsageError
+from clawgen.diagnostics import InputError
 from clawgen.package import read_build_json
 from clawgen.records import record
 from clawgen.secretcheck import OTA_KEY_MIN_BYTES
@@ -256,24 +256,3 @@ def default_port(build_dir: Path) -> int:
         return int(read_build_json(build_dir).get("ota", {}).get("port", DEFAULT_PORT))
     except (OSError, ValueError, AttributeError):
         return DEFAULT_PORT
-
-
-def parse_host(text: str, port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """HOST[:PORT] (an IPv6 address in brackets: [::1]:8266) -> (host, port), the port defaulting to
-    ``port``."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if not rest:
-            return host, port
-        given = rest[1:]
-        if not rest.startswith(":") or not given.isdigit() or not 0 < int(given) < 65536 or not host:
-            raise UsageError(f"--host {text}: expected [ADDRESS] or [ADDRESS]:PORT with a port from 1 to 65535")
-        return host, int(given)
-    if text.count(":") > 1:
-        return text, port  # a bare IPv6 address
-    host, sep, given = text.rpartition(":")
-    if not sep:
-        return text, port
-    if not given.isdigit() or not 0 < int(given) < 65536 or not host:
-        raise UsageError(f"--host {text}: expected HOST or HOST:PORT with a port from 1 to 65535")
-    return host, int(given)

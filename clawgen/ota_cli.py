@@ -30,8 +30,10 @@ def ota_command(build_dir: Path, host: str, key_file: Path | None) -> None:
 
     def body() -> None:
         from clawgen import ota
+        from clawgen.hostport import parse_host
 
-        name, port = ota.parse_host(host, ota.default_port(build_dir))
+        name, port = parse_host(host, ota.default_port(build_dir))
+        assert port is not None  # (a default was given)
         key = ota.key_from_file(key_file) if key_file is not None else ota.key_from_spec(build_dir)
         bar: Any = None  # click's progress bar, opened at the first progress call
 

@@ -67,7 +67,7 @@ def _plan(spec: Path, board: str | None, substitutions: dict[str, str], devices:
 def telnet_target(spec: Path, plan: Plan, host: str | None) -> ConsoleTarget:
     """host:port of the agent's Telnet console; UsageError for a spec without Telnet."""
     from clawgen.diagnostics import UsageError
-    from clawgen.image.monitor import parse_host
+    from clawgen.hostport import parse_host
 
     default_port = plan.transports.telnet_port
     if default_port is None:
@@ -168,7 +168,7 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
 
     from clawgen import ota
     from clawgen.diagnostics import UsageError
-    from clawgen.image.monitor import parse_host
+    from clawgen.hostport import parse_host
 
     require_ota(spec, plan)
     name, port = parse_host(host, plan.ota.port)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from clawgen.diagnostics import UsageError
+from clawgen.diagnostics import InputError, UsageError
 
 _CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -27,7 +27,7 @@ def do_import(svd: str, chip: str, out: str | None, descriptions: bool, quiet: b
     from clawgen.chips.svd import import_svd
 
     if not _CHIP_NAME_RE.match(chip):
-        raise UsageError(f'chip name "{chip}" must be letters, digits, "_", "-" or "." (it names a file)')
+        raise InputError(f'chip name "{chip}" must be letters, digits, "_", "-" or "." (it names a file)')
     model, warnings = import_svd(svd, chip, keep_descriptions=descriptions)
     if not quiet:
         for w in warnings:
@@ -52,7 +52,10 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
     from clawgen.chips import default_search_dirs, load_chip
     from clawgen.diagnostics import did_you_mean
 
-    chip = load_chip(chip_name, default_search_dirs())
+    try:
+        chip = load_chip(chip_name, default_search_dirs())
+    except UsageError as e:  # a name that names no chip: invalid input, as a wrong peripheral is
+        raise InputError(str(e)) from None
     if peripheral is None:
         click.echo(f"chip {chip.name}: device {chip.device_name}" + (f" ({chip.vendor})" if chip.vendor else ""))
         click.echo(f"source: {chip.source.get('file')} sha256 {str(chip.source.get('sha256', ''))[:16]}...")
@@ -65,7 +68,7 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
         return
     p = chip.peripheral(peripheral)
     if p is None:
-        raise UsageError(f'chip {chip.name} has no peripheral "{peripheral}"'
+        raise InputError(f'chip {chip.name} has no peripheral "{peripheral}"'
                          f"{did_you_mean(peripheral.upper(), [q.name for q in chip.peripherals])}")
     if register is None:
         click.echo(f"{p.name} at {_hex(p.base_address)}" + (f": {p.description}" if p.description else ""))
@@ -81,7 +84,7 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
     ri = chip.find_register(f"{p.name}.{register}")
     if ri is None:
         names = [r.path.split(".", 1)[1] for r in chip.iter_peripheral_registers(p)]
-        raise UsageError(f'peripheral {p.name} has no register "{register}"{did_you_mean(register.upper(), names)}')
+        raise InputError(f'peripheral {p.name} has no register "{register}"{did_you_mean(register.upper(), names)}')
     r = ri.register
     click.echo(f"{ri.path} at {_hex(ri.address)}: {r.size} bits, {r.access}, reset {_hex(r.reset_value, r.size)}"
                f" (mask {_hex(r.reset_mask, r.size)})")

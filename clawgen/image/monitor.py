@@ -239,31 +239,6 @@ class SocketPort:
             self.sock.close()
 
 
-def parse_host(text: str, default_port: int | None) -> tuple[str, int | None]:
-    """``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> (host, port); UsageError on a malformed one."""
-    from clawgen.diagnostics import UsageError
-
-    host, port = text.strip(), None
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            raise UsageError(f"--host {text}: missing ']' after the IPv6 address")
-        rest, host = host[end + 1:], host[1:end]
-        if rest:
-            if not rest.startswith(":"):
-                raise UsageError(f"--host {text}: expected [ADDRESS]:PORT")
-            port = rest[1:]
-    elif host.count(":") == 1:
-        host, port = host.split(":")
-    if not host:
-        raise UsageError(f"--host {text!r}: no host name")
-    if port is None:
-        return host, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--host {text}: the port must be a number from 1 to 65535, not {port!r}")
-    return host, int(port)
-
-
 def connect_tcp(host: str, port: int, what: str, timeout: float = TELNET_CONNECT_TIMEOUT,
                 wait: float = 0.0) -> Any:
     """A TCP connection to the device; UsageError with a one-line cause when it cannot be made.

@@ -61,7 +61,7 @@ def test_unusable_svd_exits_2(project: Path, content: str, message: str) -> None
 
 def test_bad_chip_name_and_missing_file(project: Path) -> None:
     r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "../evil")
-    assert r.exit_code == 1 and 'chip name "../evil"' in r.output
+    assert r.exit_code == 2 and 'chip name "../evil"' in r.output
     r = run("svd", "import", "missing.svd", "--chip", "x")
     assert r.exit_code == 2 and "missing.svd:1:1: error: cannot read SVD file" in r.output
     (project / "afile").write_text("")
@@ -89,11 +89,11 @@ def test_info_levels(project: Path) -> None:
 def test_info_errors(project: Path) -> None:
     assert run("svd", "import", str(SVD / "values.svd"), "--chip", "v", "-q").exit_code == 0
     r = run("svd", "info", "nochip")
-    assert r.exit_code == 1 and 'unknown chip "nochip"' in r.output and "v" in r.output
+    assert r.exit_code == 2 and 'unknown chip "nochip"' in r.output and "v" in r.output
     r = run("svd", "info", "v", "PP")
-    assert r.exit_code == 1 and 'no peripheral "PP" (did you mean "P"?)' in r.output
+    assert r.exit_code == 2 and 'no peripheral "PP" (did you mean "P"?)' in r.output
     r = run("svd", "info", "v", "P", "LIMT")
-    assert r.exit_code == 1 and 'no register "LIMT" (did you mean "LIMIT"?)' in r.output
+    assert r.exit_code == 2 and 'no register "LIMT" (did you mean "LIMIT"?)' in r.output
 
 
 def test_info_finds_chips_on_chip_path(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -277,7 +277,7 @@ def test_logs_default_host_is_the_spec_hostname(project: Path) -> None:
     assert telnet_target(Path("agent.yaml"), plan, "10.0.0.7:24").telnet_port == 24
     assert telnet_target(Path("agent.yaml"), plan, "[fe80::1]").host == "fe80::1"
     r = _run("logs", "agent.yaml", "--host", "10.0.0.7:http")
-    assert r.exit_code == 1 and "the port must be a number from 1 to 65535" in r.output
+    assert r.exit_code == 2 and "the port must be a number from 1 to 65535" in r.output
 
 
 def test_logs_over_the_network_needs_telnet_in_the_spec(project: Path) -> None:

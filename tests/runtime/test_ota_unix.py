@@ -413,15 +413,18 @@ def test_telnet_is_served_while_an_upload_is_under_way(tmp_path, unix_device):
     ("regassist.local", ("regassist.local", 8266)), ("10.0.0.5:9000", ("10.0.0.5", 9000)),
     ("[::1]:8300", ("::1", 8300)), ("[fe80::1]", ("fe80::1", 8266)), ("fe80::1", ("fe80::1", 8266))])
 def test_host_option(text: str, want: tuple[str, int]) -> None:
-    assert ota.parse_host(text) == want
+    from clawgen.hostport import parse_host
+
+    assert parse_host(text, ota.DEFAULT_PORT) == want
 
 
-@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:http", ":8266", "[::1]x"])
+@pytest.mark.parametrize("text", ["host:0", "host:70000", "host:http", ":8266", "[::1]x", "[::1:80", " "])
 def test_host_option_errors(text: str) -> None:
-    from clawgen.diagnostics import UsageError
+    from clawgen.diagnostics import InputError
+    from clawgen.hostport import parse_host
 
-    with pytest.raises(UsageError, match="--host"):
-        ota.parse_host(text)
+    with pytest.raises(InputError, match="--host"):  # invalid input: exit 2
+        parse_host(text, ota.DEFAULT_PORT)
 
 
 def test_manifest_and_file_count_caps(builds, unix_device):
