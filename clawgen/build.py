@@ -256,7 +256,10 @@ def _render(planned: Planned) -> Rendered:
         raise DiagnosticError(Diagnostic.at(
             mark, path, f"the register policy allows {len(planned.plan.registers.entries)} registers, too many "
             f"for the device tables ({e}): narrow registers.allow")) from None
-    if key is not None:
+    # Output served whole from the render traces takes about a millisecond more to make again than
+    # to read back, and each edit of a description would store another copy of every source here:
+    # only output that was rendered is kept.
+    if key is not None and not rendered.from_traces:
         diskcache.put("render", key, rendered)
     return rendered
 
@@ -312,11 +315,13 @@ def _images(plan: Plan, rendered: Rendered, files: dict[str, bytes], nvs_values:
         micropython_dir=opts.micropython_dir, spec_name=plan.name, spec_file=plan.spec_file,
         previous=previous, fleet=fleet))
     regions = [{"name": r.name, "offset": r.offset, "size": r.size, "used": r.used} for r in result.regions]
-    from clawgen.render import provenance_header
-    from clawgen.webinstall import write_web_if_merged
+    web_report: list[str] = []
+    if result.merged is not None:  # a flashable image: the browser install page goes beside it
+        from clawgen.render import provenance_header
+        from clawgen.webinstall import write_web_if_merged
 
-    # `previous` is where the build is published: the report names it, not the staging directory.
-    web_report = write_web_if_merged(staging, plan.name, provenance_header(plan), out_dir=previous)
+        # `previous` is where the build is published: the report names it, not the staging directory.
+        web_report = write_web_if_merged(staging, plan.name, provenance_header(plan), out_dir=previous)
     return {"image": regions}, [*result.report_lines, *web_report]
 
 
@@ -368,7 +373,7 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
         extra = {"usermod": sorted(r.removeprefix("usermod/") for r in rendered.files)} if rendered.files else {}
         heap = heapplan.estimate(plan, bundle.mpy_bytes)
         extra["heap"] = heap.as_json()
-        tree = package.read_tree(stage, skip=(publish.MARKER,))
+        tree = package.read_tree(stage, skip=(publish.MARKER,), written=bundle.files)
         info = package.build_info(plan, rendered.modules, bundle, _mpy_cross_version(), {**extra, **image_info},
                                   tree)
         new = {**tree, package.BUILD_JSON: package.write_build_json(stage, info)}

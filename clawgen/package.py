@@ -46,11 +46,17 @@ def _files(root: Path, skip: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(rel, e.path) for rel, e in walk(root) if rel not in skip and e.is_file()]
 
 
-def read_tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+def read_tree(root: Path, skip: tuple[str, ...] = (), written: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
+    """Every file below ``root`` (minus ``skip``). ``written``: files the caller has just written
+    there with write_tree, taken as they are instead of read back (the rest, read)."""
     if not root.is_dir():
         return {}
     out = {}
+    known = written or {}
     for rel, path in _files(root, skip):
+        if rel in known:
+            out[rel] = known[rel]
+            continue
         with open(path, "rb") as f:
             out[rel] = f.read()
     return out

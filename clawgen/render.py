@@ -152,6 +152,7 @@ class TraceStore:
         hit = diskcache.get(TRACE_KIND, self.key)
         self.units: dict[str, tuple[Any, Any]] = hit if isinstance(hit, dict) else {}
         self.changed = False
+        self.rendered = False  # a unit rendered in this build (not every output came from its trace)
 
     def render(self, unit: str, plan: Plan, render: Callable[[Any], Any]) -> Any:
         from clawgen import rendertrace
@@ -160,6 +161,7 @@ class TraceStore:
         if isinstance(hit, tuple) and len(hit) == 2 and rendertrace.still_valid(plan, hit[0]):
             return _checked(unit, plan, render, hit[1], "reused")
         rec = rendertrace.Recorder()
+        self.rendered = True
         out = render(rec.view(plan, ()))
         trace = rec.trace()
         if trace is None:  # a value without a stable fingerprint: this unit renders every time
@@ -197,6 +199,7 @@ class Rendered:
     modules: list[AppModule]
     sources: dict[str, str]  # module name -> source text (custom handlers as written)
     files: dict[str, bytes] = field(default_factory=dict)  # other outputs by relative path (usermod/...)
+    from_traces: bool = False  # every template's output was its render trace's: nothing was rendered
 
 
 def render_bundle(plan: Plan, others: OtherRenderer | None = None, *, reuse: bool = False) -> Rendered:
@@ -217,7 +220,7 @@ def render_bundle(plan: Plan, others: OtherRenderer | None = None, *, reuse: boo
         files[rel] = text.encode() if isinstance(text, str) else text
     if store:
         store.save()
-    return Rendered(modules, sources, files)
+    return Rendered(modules, sources, files, from_traces=store is not None and not store.rendered)
 
 
 def render_app(plan: Plan, *, reuse: bool | TraceStore = False) -> tuple[list[AppModule], dict[str, str]]:

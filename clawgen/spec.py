@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -401,6 +403,19 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 @functools.cache
+def _hint(cls: type, name: str) -> Any:
+    """``_hints(cls)[name]``, evaluating that one annotation only: a section's YAML value sets a few
+    of its fields, and evaluating every field's type was half of what resolve took. The names are
+    looked up as get_type_hints looks them up for a class: its module's, then the class's own."""
+    for klass in cls.__mro__:
+        ann = inspect.get_annotations(klass)
+        if name in ann:
+            one = types.SimpleNamespace(__annotations__={name: ann[name]})
+            return typing.get_type_hints(one, dict(vars(klass)), vars(sys.modules[klass.__module__]))[name]
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+@functools.cache
 def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(cls)
 
@@ -456,13 +471,12 @@ def from_spec(cls: type[T], value: Any, base: Any = None, **computed: Any) -> T:
     if short is not None and not isinstance(value, Mapping):
         value = {short: value}
     raw: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for f in _fields(cls):
         if f.name in computed:
             kwargs[f.name] = computed[f.name]
         elif f.name in raw:
-            kwargs[f.name] = _convert(hints[f.name], raw[f.name])
+            kwargs[f.name] = _convert(_hint(cls, f.name), raw[f.name])
         elif base is not None and hasattr(base, f.name):
             kwargs[f.name] = getattr(base, f.name)
     return cls(**kwargs)

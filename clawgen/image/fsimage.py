@@ -15,6 +15,7 @@ the superblock, which is why those are pinned here rather than left to library d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import types
@@ -56,7 +57,15 @@ class FsOverflowError(Exception):
 
 def _context(size: int) -> UserContext:
     """littlefs-python's in-memory block device without its per-call debug logging (which formats
-    every block read and written, a third of a fill's time); same buffer, same bytes."""
+    every block read and written, a third of a fill's time); same buffer, same bytes. The erased
+    buffer is made here: UserContext(buffsize=) builds it from a list of one int per byte (a
+    millisecond for a bundle's image)."""
+    return _quiet_context_class()(buffer=bytearray(b"\xff") * size)
+
+
+@functools.cache
+def _quiet_context_class() -> type[UserContext]:
+    """The quiet block device's class, made once per process (a fill that does not fit is tried again)."""
     UserContext = _littlefs().UserContext
 
     class _Quiet(UserContext):
@@ -74,7 +83,7 @@ def _context(size: int) -> UserContext:
             self.buffer[start:start + cfg.block_size] = b"\xff" * cfg.block_size
             return 0
 
-    return _Quiet(buffsize=size)
+    return _Quiet
 
 
 def _littlefs() -> types.ModuleType:
@@ -134,11 +143,13 @@ def _fill(files: dict[str, bytes], block_size: int, block_count: int) -> LittleF
     fs.format()
     fs.mount()
     # Sorted so the same bundle always gives the same image.
+    made: set[str] = set()  # a directory is made once (littlefs reads its metadata to refuse a second mkdir)
     for path in sorted(files):
         rel = check_device_path(path)
         parent = rel.rpartition("/")[0]
-        if parent:
+        if parent and parent not in made:
             fs.makedirs(parent, exist_ok=True)
+            made.add(parent)
         with fs.open(rel, "wb") as f:
             f.write(files[path])
     return fs
@@ -175,12 +186,14 @@ def build_fs_image(files: dict[str, bytes], partition_size: int, block_size: int
         fs = _try_fill(files, block_size, count)
     # Refill with just the blocks that were used (a little more if that is too tight): the
     # allocator then has nowhere to wander. Each try costs a fill, so only a few.
-    for tight in range(fs.used_block_count, min(count, fs.used_block_count + 3)):
+    used_blocks = fs.used_block_count  # (littlefs walks the whole filesystem to count them)
+    for tight in range(used_blocks, min(count, used_blocks + 3)):
         smaller = _try_fill(files, block_size, tight)
         if smaller is not None:
             count, fs = tight, smaller
+            used_blocks = fs.used_block_count
             break
-    used = fs.used_block_count * block_size
+    used = used_blocks * block_size
     if count < full_count:
         fs.fs_grow(full_count)
     fs.unmount()

@@ -67,6 +67,7 @@ class ImageResult:
     artifacts: list[Path]
     regions: list[Region]
     report_lines: list[str]
+    merged: Path | None = None  # the flashable firmware.bin, when a base firmware was merged
 
 
 def _overflow(spec_name: str, region: str, capacity: int, needed: int) -> DiagnosticError:
@@ -274,4 +275,4 @@ def build_images(ctx: ImageInputs) -> ImageResult:
         used = "-" if r.used is None else str(r.used)
         left = "-" if r.left is None else str(r.left)
         report.append(f"{r.name:<16} {r.offset:#010x} {r.size:>9} {used:>9} {left:>9}")
-    return ImageResult(artifacts, regions, report)
+    return ImageResult(artifacts, regions, report, image_dir / merged_name if merged_name else None)
