@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,8 @@ def _plan_cache(out_dir: Path) -> Path | None:
         stamp = (out_dir / STAMP_FILE).read_bytes()
     except OSError:
         return None
+    import hashlib
+
     return cache_root() / "sim-plans" / f"{hashlib.sha256(stamp).hexdigest()[:32]}.json"
 
 
@@ -117,9 +118,14 @@ def _port_free(port: int) -> bool:
 
 
 def default_sim_out(spec: Path, board: str | None) -> Path:
+    import zlib
+
     from clawgen.sim.install import cache_root
 
-    key = hashlib.sha256(f"{spec.resolve()}\0{board or ''}".encode()).hexdigest()[:16]
+    # Two CRC-32s (a directory name, not a digest): hashlib would load OpenSSL before node is
+    # started, 5 ms later for every `clawgen sim`.
+    text = f"{spec.resolve()}\0{board or ''}".encode()
+    key = f"{zlib.crc32(text):08x}{zlib.crc32(text[::-1]):08x}"
     return cache_root() / "sim-builds" / f"{spec.stem}-{key}"
 
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from clawgen.diagnostics import UsageError
@@ -77,6 +76,8 @@ def ensure_installed(quiet: bool = False) -> Path:
     d.parent.mkdir(parents=True, exist_ok=True)
     # Install into a sibling temporary dir and rename, so concurrent first runs (pytest -n)
     # never see a half-installed package.
+    import tempfile  # (here: `clawgen sim` imports this module before it starts node)
+
     tmp = Path(tempfile.mkdtemp(prefix=".mpvm-", dir=d.parent))
     try:
         for name in ("package.json", "package-lock.json"):

@@ -283,3 +283,14 @@ def test_sim_telnet_port_in_use_moves_to_a_free_port(spec: Path, tmp_path: Path,
     assert p.returncode == 0, p.stderr
     assert f"clawsim: port {port} is in use on this machine" in p.stderr
     assert f"telnet: listening on port {port}" in p.stdout  # on another host port
+
+
+def test_each_spec_and_board_gets_its_own_sim_build_directory(tmp_path: Path) -> None:
+    from clawgen.sim.cli import default_sim_out
+
+    a, b = tmp_path / "a" / "agent.yaml", tmp_path / "b" / "agent.yaml"
+    outs = [default_sim_out(a, None), default_sim_out(a, "esp32c3"), default_sim_out(b, None),
+            default_sim_out(b, "esp32c3")]
+    assert len(set(outs)) == 4
+    assert default_sim_out(a, None) == default_sim_out(a, None)  # the same directory on every run
+    assert all(o.name.startswith("agent-") and len(o.name) == len("agent-") + 16 for o in outs)
