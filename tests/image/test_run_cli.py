@@ -318,21 +318,24 @@ def test_monitor_after_flashing_waits_for_the_port_to_come_back() -> None:
         monitor(f"socket://127.0.0.1:{port}", 115200, stdin=io.BytesIO(b""), stdout=io.BytesIO(),
                 note=lambda s: None)
 
-    sent = threading.Event()
+    connected = threading.Event()
 
     def board() -> None:
         time.sleep(0.5)  # the port is gone for a moment
         with socket.create_server(("127.0.0.1", port)) as srv:
             conn, _ = srv.accept()
+            connected.set()
             with conn:
-                conn.sendall(b"MicroPython v1.29.0 on 2026-11-01; booted\r\n")
-                sent.set()
+                # The board speaks once the monitor has typed: whatever reaches the port while it is
+                # being opened is dropped by pyserial's open() (reset_input_buffer), on a real port too.
+                if conn.recv(16):
+                    conn.sendall(b"MicroPython v1.29.0 on 2026-11-01; booted\r\n")
                 while conn.recv(16):  # until the monitor leaves
                     pass
 
-    class KeysAfterTheBanner(io.RawIOBase):
-        """The user's input: one key once the board has spoken, then the end (no race with the
-        monitor's linger after the end of piped input on a busy machine)."""
+    class OneKey(io.RawIOBase):
+        """The user's input: one key once the port is open, then the end (the monitor listens on for
+        PIPE_LINGER_SECONDS after the end of piped input, long enough for the board's answer)."""
 
         def __init__(self) -> None:
             self.given = False
@@ -343,15 +346,14 @@ def test_monitor_after_flashing_waits_for_the_port_to_come_back() -> None:
         def read(self, n: int = -1) -> bytes:
             if self.given:
                 return b""
-            sent.wait(20)
-            time.sleep(0.2)  # the banner is on its way to the monitor
+            connected.wait(20)
             self.given = True
             return b"x"
 
     t = threading.Thread(target=board, daemon=True)
     t.start()
     out = io.BytesIO()
-    reason = monitor(f"socket://127.0.0.1:{port}", 115200, stdin=KeysAfterTheBanner(), stdout=out,
+    reason = monitor(f"socket://127.0.0.1:{port}", 115200, stdin=OneKey(), stdout=out,
                      note=lambda s: None, wait=20)
     t.join(10)
     assert reason == "end-of-input"
