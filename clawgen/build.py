@@ -360,6 +360,9 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
                            time.perf_counter() - t0, planned.nvs_values)
     out_dir = checked_out or publish.check_out_dir(out_dir, spec)  # (publish checks it once more)
     publish.clean_stale(out_dir)
+    from clawgen import diskcache
+
+    cache_limit = diskcache.max_bytes()  # (a bad $CLAWGEN_CACHE_MAX_MB is refused before anything is built)
 
     rendered = _render(planned)
     mpys = _compile(plan, rendered, out_dir)
@@ -392,6 +395,10 @@ def build_spec(spec_path: str | Path, opts: BuildOptions | None = None, **kwargs
     report = package.summary_table(bundle.rows, plan.board.bundle_budget) + "\n" + heap.report()
     if image_report:
         report += "\n" + "\n".join(image_report)
+    trimmed = diskcache.maybe_trim(cache_limit)  # (at most once an hour: one stat otherwise)
+    if trimmed and trimmed[0]:
+        report += (f"\ncache: removed {trimmed[0]} least recently used file(s) ({trimmed[1] >> 20} MB) to stay under "
+                   f"{cache_limit >> 20} MB (${diskcache.MAX_MB_ENV})")
     return BuildResult(out_dir, False, info, report, planned.warnings, time.perf_counter() - t0,
                        planned.nvs_values)
 

@@ -88,11 +88,17 @@ def cache_key(name: str, source: str, arch: str, optimize: bool = True) -> str:
 
 
 def _cache_get(key: str) -> bytes | None:
+    p = cache_dir() / key[:2] / f"{key}.mpy"
     try:
-        data = (cache_dir() / key[:2] / f"{key}.mpy").read_bytes()
+        data = p.read_bytes()
     except OSError:
         return None
-    return data if len(data) >= 4 and data[0] == MPY_MAGIC else None
+    if len(data) < 4 or data[0] != MPY_MAGIC:
+        return None
+    from clawgen.diskcache import touch
+
+    touch(p)  # used now: the cache's trim keeps it longer
+    return data
 
 
 def _cache_put(key: str, data: bytes) -> None:

@@ -188,16 +188,19 @@ def _prune(kind: str) -> None:
 
 def get(kind: str, key: Any) -> Any | None:
     """The value stored under (kind, key) by this clawgen, or None."""
+    p = _path(kind, key)
     try:
-        data = _path(kind, key).read_bytes()
+        data = p.read_bytes()
     except OSError:
         return None
     import pickle
 
     try:
-        return pickle.loads(data)
+        value = pickle.loads(data)
     except Exception:  # a damaged entry (truncated, another format): a miss, computed again
         return None
+    touch(p)  # used now: trim keeps it longer
+    return value
 
 
 def put(kind: str, key: Any, value: Any) -> None:
@@ -218,3 +221,105 @@ def put(kind: str, key: Any, value: Any) -> None:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- keeping the cache below a size --------------------------------------------------------------
+#: The parts of the cache whose entries are single files that a clawgen process makes again when
+#: they are missing (each reader treats a missing or damaged file as a miss): these are trimmed,
+#: least recently used first. Never trimmed: the installed simulator VM (mpvm/), the browser
+#: install package (esp-web-tools/), the stamp key, the code-digest memo, the simulator's builds.
+TRIMMED_PARTS = ("mpy", "fs", "jinja", "render", "render-trace", "registers", "toolschema", "ca-roots",
+                 "mpy-cross-version", "sim-mpy", "sim-plans")
+#: The most those parts may hold, in MB (``$CLAWGEN_CACHE_MAX_MB`` overrides it).
+DEFAULT_MAX_MB = 1024
+MAX_MB_ENV = "CLAWGEN_CACHE_MAX_MB"
+#: A trim brings the parts down to this share of the limit, so that the next builds do not trim again.
+TRIM_TO = 0.8
+#: At most one trim per this many seconds (the mtime of ``TRIM_STAMP`` in the cache says when).
+TRIM_INTERVAL_S = 3600
+TRIM_STAMP = "trimmed"
+#: A writer's temporary file (``NAME.tmpPID``) younger than this is left alone: it is being written.
+TEMP_GRACE_S = 3600
+
+
+def touch(path: Path) -> None:
+    """Mark a cache entry as used now (its mtime: what ``trim`` orders by); best effort."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def max_bytes() -> int:
+    """The limit for the trimmed parts (``$CLAWGEN_CACHE_MAX_MB``, else ``DEFAULT_MAX_MB``)."""
+    text = os.environ.get(MAX_MB_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_MB << 20
+    if not text.isdecimal() or not text.isascii():
+        from clawgen.diagnostics import InputError
+
+        raise InputError(f"{MAX_MB_ENV}={text!r}: expected a whole number of megabytes (e.g. 512), "
+                         f"the most clawgen's cache may hold (default {DEFAULT_MAX_MB})")
+    return int(text) << 20
+
+
+def _entries(root: Path, now: float) -> list[tuple[float, int, str]]:
+    """(mtime, size, path) of every file in the trimmed parts (a writer's fresh temporary file left out)."""
+    out: list[tuple[float, int, str]] = []
+    for part in TRIMMED_PARTS:
+        for dirpath, _dirs, names in os.walk(root / part):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if ".tmp" in name and now - st.st_mtime < TEMP_GRACE_S:
+                    continue
+                out.append((st.st_mtime, st.st_size, path))
+    return out
+
+
+def trim(limit: int | None = None, now: float | None = None) -> tuple[int, int]:
+    """When the trimmed parts hold more than ``limit`` bytes, remove their least recently used
+    files until they hold at most ``TRIM_TO`` of it. Returns (files removed, bytes removed). Safe
+    beside running builds: a removed entry is a miss, and a file open elsewhere stays readable."""
+    import time
+
+    limit = max_bytes() if limit is None else limit
+    now = time.time() if now is None else now
+    entries = _entries(cache_root(), now)
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return 0, 0
+    goal = int(limit * TRIM_TO)
+    removed = freed = 0
+    for _mtime, size, path in sorted(entries):
+        if total - freed <= goal:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed += 1
+        freed += size
+    return removed, freed
+
+
+def maybe_trim(limit: int | None = None) -> tuple[int, int] | None:
+    """``trim`` once per ``TRIM_INTERVAL_S`` per cache (after a build); None when it was not due."""
+    import time
+
+    stamp = cache_root() / TRIM_STAMP
+    now = time.time()
+    try:
+        if now - stamp.stat().st_mtime < TRIM_INTERVAL_S:
+            return None
+    except OSError:
+        pass
+    try:  # claimed first: a build finishing meanwhile does not trim too
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        return None  # a cache that cannot be written is not trimmed either
+    return trim(limit, now=now)

@@ -97,6 +97,10 @@ def _fs_image(files: dict[str, bytes], size: int, block_size: int) -> FsImage:
         meta = json.loads(entry.read_text())
         data = entry.with_suffix(".bin").read_bytes()
         if hashlib.sha256(data).hexdigest() == meta["sha256"]:
+            from clawgen.diskcache import touch
+
+            for used in (entry, entry.with_suffix(".bin")):  # used now: the cache's trim keeps them longer
+                touch(used)
             return fsimage.FsImage(data, size, int(meta["used"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -90,6 +90,9 @@ def compile_source(source: Path | str, name: str, out_root: Path | None = None, 
     out_dir = (out_root or cache_root() / "sim-mpy") / digest
     out = out_dir / f"{name}.mpy"
     if out.is_file():
+        from clawgen.diskcache import touch
+
+        touch(out)  # used now: the cache's trim keeps it longer
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
     # per-process names: parallel test workers compile the same shims at the same time
