@@ -68,7 +68,8 @@ def status(run: UnixRun) -> str:
     run.send("/status\n")
     run.end_input()
     res = run.wait(30)
-    assert res.returncode == 0, res.stdout + res.stderr
+    # (the reason and code say a VM crash, e.g. "crashed" and -11 for SIGSEGV, when there is no output)
+    assert res.returncode == 0, f"{res.reason} (returncode {res.returncode}):\n{res.stdout}{res.stderr}"
     return res.stdout
 
 
