@@ -427,7 +427,7 @@ def write_identity(out: Path, files: list[Path]) -> None:
     for p in files:
         for keep in (True, False):
             try:
-                chip, diags = import_svd(p, "identity", keep_descriptions=keep)
+                chip, diags = import_svd(p, "identity", keep_descriptions=keep, display_path=p.name)
             except DiagnosticError as e:
                 result[f"{p.name}:{keep}"] = ["error", hashlib.sha256(str(e).encode()).hexdigest()]
                 continue

@@ -344,6 +344,7 @@ class _Importer:
         self.build_memo: dict[tuple, tuple[list[Register], list[Cluster]]] = {}
         self.enum_memo: dict[int, EnumSet | None] = {}
         self.plain_enum_memo: dict[tuple[str, int], EnumSet | None] = {}
+        self.empty_enum_set: EnumSet | None = None  # shared by every childless <enumeratedValues>
         self.enum_value_texts: dict[str, tuple[int, int | None]] = {}  # <value> text -> parsed, (-1, None): bad
         # (id(field containers), access, size) -> (the containers, kept alive for their id; fields)
         self.plain_memo: dict[tuple, tuple[list, tuple[list[Field], bool, str] | None]] = {}
@@ -1009,6 +1010,14 @@ class _Importer:
         memo = self.plain_enum_memo
         enums: list[EnumSet] = []
         for ev in evs:
+            if not len(ev) and not ev.keys():
+                # An empty set (some vendors give every field an <enumeratedValues></enumeratedValues>):
+                # what plain_enum_set makes of it, without serializing it for the memo.
+                es = self.empty_enum_set
+                if es is None:
+                    es = self.empty_enum_set = EnumSet(None, "read-write", [])
+                enums.append(es)
+                continue
             # Vendor files repeat the same sets many times over (ENABLE/DISABLE...): equal
             # XML gives an equal set, built once and shared (the model is read-only).
             text = tostring(ev, encoding=str, with_tail=False)
