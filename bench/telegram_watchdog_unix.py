@@ -5,7 +5,7 @@ board, and its heap for boot + one Telegram turn on the MicroPython unix-port VM
 
 Printed:
 - per board: the .mpy bundle against the board's budget (bytes, share of the budget) and the build's
-  own heap estimate against the board's starting GC heap;
+  own heap estimate against what the board's GC heap can grow to (clawgen/heapplan.py);
 - on the unix port (64-bit; an ESP32 needs about 1/1.28 of these figures, docs/runtime.md): the
   smallest ``-X heapsize`` (scanned down in --step KB) from which the real boot (main.py, the event
   loop) plus one Telegram turn works: a message from the allowed chat is polled from a local Bot API
@@ -41,7 +41,7 @@ NVS = {"wifi_ssid": b"example-wifi", "wifi_pw": b"example-password", "tg_token":
 
 
 def bundles(tmp: Path) -> None:
-    print("board      .mpy bundle / budget        heap estimate / board's starting GC heap")
+    print("board      .mpy bundle / budget        heap estimate / what the board's GC heap can grow to")
     for board in BOARDS:
         res = build_spec(SPEC, BuildOptions(board=board, out_dir=tmp / board, images=False, force=True))
         info = res.info
@@ -50,7 +50,7 @@ def bundles(tmp: Path) -> None:
         heap = info.get("heap") or {}
         share = f"{size / budget:6.1%}" if budget else "   n/a"
         est = heap.get("estimate_bytes")
-        board_heap = heap.get("board_heap_bytes")
+        board_heap = heap.get("heap_limit_bytes")
         print(f"{board:9s}  {size:6d} / {budget or 0:6d} B ({share})   "
               + (f"{est:7d} / {board_heap:7d} B ({est / board_heap:.2f}x)" if est and board_heap else "n/a"))
 

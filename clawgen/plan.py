@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from clawgen import mcpserver
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file
+from clawgen.heapplan import heap_limit
 from clawgen.loader import PathT, Secret, format_path, read_bounded
 from clawgen.model import (
     AuditPlan,
@@ -361,11 +362,11 @@ def _limits(res: Resolved, prompt: str, tjson: str, out: list[Diagnostic]) -> Li
                          f"limits.tool_args_bytes ({lim.tool_args_bytes}) is larger than "
                          f"limits.response_bytes ({lim.response_bytes})"))
     ram = lim.static_ram()
-    budget = res.board.heap["gc_heap_psram"] if res.psram else res.board.heap["gc_heap"]
+    budget = heap_limit(res.board, res.psram)
     if ram > budget:
         out.append(_diag(res, at(), f"the buffers and history take {ram} bytes, more than the "
-                         f"{budget}-byte heap of {res.board.name}{' with PSRAM' if res.psram else ''}",
-                         severity="warning"))
+                         f"{budget} bytes the GC heap of {res.board.name}{' with PSRAM' if res.psram else ''} "
+                         "can grow to", severity="warning"))
     return lim
 
 
