@@ -129,9 +129,10 @@ def default_sim_out(spec: Path, board: str | None) -> Path:
     return cache_root() / "sim-builds" / f"{spec.stem}-{key}"
 
 
-def _announce_listeners(sim: Any) -> None:
+def _announce_listeners(sim: Any, after_reset: str = "") -> None:
     """Tell the user where the device's servers (Telnet, OTA) can be reached on this machine, and
-    when the device restarts (an OTA update ends with machine.reset())."""
+    when the device restarts (an OTA update ends with machine.reset()); ``after_reset``: a line more
+    for that moment."""
     while True:
         ev = sim.events.get()
         if ev.get("event") == "listening":
@@ -140,6 +141,8 @@ def _announce_listeners(sim: Any) -> None:
         elif ev.get("event") == "reset":
             click.echo("clawsim: the device called machine.reset(); it boots again from its filesystem "
                        "(main.py)", err=True)
+            if after_reset:
+                click.echo(after_reset, err=True)
 
 
 def _ota_boot(out_dir: Path, info: dict[str, Any], port_map: dict[int, int]) -> dict[str, Any]:
@@ -314,7 +317,15 @@ def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key
     board_note = "" if heap_bytes else " (the board's)"
     click.echo(f"clawsim: the VM starts with a {sim.heapsize}-byte GC heap{board_note} and grows it on "
                "demand, so heap figures the agent prints (ready line, /status) are not a board's", err=True)
-    threading.Thread(target=_announce_listeners, args=(sim,), daemon=True).start()
+    after_reset = ""
+    if boot and (override or telegram_api):
+        # An update from `clawgen ota`/`run --host` is a bundle of `clawgen build`: it knows nothing of
+        # what this command replaced (docs/sim.md), and the user should not learn that from an error.
+        replaced = " and ".join(x for x in (f"--model ({shown_url})" if override else "",
+                                            f"--telegram-api ({telegram_api})" if telegram_api else "") if x)
+        after_reset = ("clawsim: if an OTA update was installed, the device now runs that bundle: it talks to "
+                       f"the spec's own endpoints, not to {replaced}")
+    threading.Thread(target=_announce_listeners, args=(sim, after_reset), daemon=True).start()
     try:
         return sim.wait(timeout=None)
     finally:

@@ -103,6 +103,9 @@ def test_sim_accepts_ota_and_restarts_into_the_new_bundle(tmp_path: Path, mpvm: 
         assert KEY not in r.stdout + r.stderr
         out.wait_for(f"ota: build {id_b[:12]} installed; restarting")
         err.wait_for("clawsim: the device called machine.reset(); it boots again from its filesystem")
+        # Build B is a plain build: the mock is not its model any more, and the user is told.
+        err.wait_for("clawsim: if an OTA update was installed, the device now runs that bundle: it talks to "
+                     "the spec's own endpoints, not to --model (http://127.0.0.1:")
         # The restarted device runs build B from main.py: its trial boot reaches ready and confirms.
         out.wait_for(f"ota: build {id_b[:12]} confirmed")
         out.wait_for(f"ota: listening on port {port}")
