@@ -19,6 +19,8 @@ from clawgen.image.flash import DEFAULT_BAUD
 from clawgen.records import record
 
 if TYPE_CHECKING:
+    import socket
+
     from clawgen.model import Plan
     from clawgen.plan import Planned
 
@@ -108,22 +110,38 @@ def show_console(target: ConsoleTarget, baud: int = MONITOR_BAUD, wait: float = 
         monitor.monitor(choose_port(target.port), baud, note=note, wait=wait)
 
 
-def _wait_until_down(host: str, port: int, limit: float = DOWN_WAIT) -> bool:
-    """After an update the device restarts a moment after confirming it: wait until its console stops
-    answering, so the console shown is the new bundle's, not the old one's last breath. False when it
-    kept answering for ``limit`` seconds (then it has restarted already, or never went down)."""
+def _hold_console(host: str, port: int) -> socket.socket | None:
+    """A connection to the running bundle's Telnet console, made before an update is sent, or None
+    when it does not answer. See ``_wait_until_closed``."""
     import socket
+
+    try:
+        return socket.create_connection((host, port), timeout=2.0)
+    except OSError:
+        return None
+
+
+def _wait_until_closed(sock: socket.socket, limit: float = DOWN_WAIT) -> bool:
+    """After an update the old bundle restarts a moment after confirming it: wait until the console
+    connection held since before the update (``_hold_console``) ends, so that the console shown is the
+    new bundle's, not the old one's last breath. One connection, so the device logs one Telnet client
+    (looking again and again would log one per look). What the old bundle prints meanwhile is
+    dropped. False when it stayed open for ``limit`` seconds."""
     import time
 
     end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection((host, port), timeout=2.0):
-                pass
-        except OSError:  # refused, unreachable or silent: it is restarting
-            return True
-        time.sleep(0.1)
-    return False
+    try:
+        while (left := end - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(4096):
+                return True
+        return False
+    except TimeoutError:
+        return False
+    except OSError:  # reset by the restarting device
+        return True
+    finally:
+        sock.close()
 
 
 def ota_key(out_dir: Path, nvs_values: dict[str, bytes], slot: str, device: str | None) -> bytes:
@@ -252,18 +270,29 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
         if host is not None:
             assert ota_plan is not None
             plan = ota_plan
-            name = push_over_the_air(spec, plan, result.out_dir, result.nvs_values, host, device)
+            held = None
+            if not no_monitor and plan.transports.telnet_port is not None:
+                from clawgen.hostport import parse_host
+
+                target = telnet_target(spec, plan, parse_host(host, plan.ota.port if plan.ota else None)[0])
+                assert target.host is not None and target.telnet_port is not None
+                held = _hold_console(target.host, target.telnet_port)
+            try:
+                push_over_the_air(spec, plan, result.out_dir, result.nvs_values, host, device)
+            except BaseException:
+                if held is not None:
+                    held.close()
+                raise
             if no_monitor:
                 return
             if plan.transports.telnet_port is None:
                 click.echo(f"note: {spec} has no Telnet console (transports.telnet), so the device's output is "
                            "only on its serial port: `clawgen logs SPEC --port PORT`", err=True)
                 return
-            target = telnet_target(spec, plan, name)
-            assert target.host is not None and target.telnet_port is not None
             from clawgen.image.monitor import telnet_console
 
-            _wait_until_down(target.host, target.telnet_port)
+            if held is not None:
+                _wait_until_closed(held)
             telnet_console(target.host, target.telnet_port, note=lambda t: click.echo(t, err=True),
                            wait=RESTART_WAIT)
             return

@@ -201,6 +201,9 @@ def _isatty(stream: BinaryIO) -> bool:
 # -- the agent's Telnet console (`clawgen logs --host`, `clawgen run --host`) ---------------------
 
 TELNET_CONNECT_TIMEOUT = 10.0
+# After an update: how long a new connection may stay silent before the console takes it as it is
+# (the agent greets a Telnet client at once; see connect_greeted).
+GREETING_SECONDS = 3.0
 
 
 class SocketPort:
@@ -213,12 +216,16 @@ class SocketPort:
 
     in_waiting = 0
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, first: bytes = b"") -> None:
         self.sock = sock
         self.sock.settimeout(POLL_SECONDS)
         self.closed_by_peer = False
+        self.first = first  # bytes already read (connect_greeted), returned by the first read
 
     def read(self, n: int) -> bytes:
+        if self.first:
+            data, self.first = self.first, b""
+            return data
         try:
             data = self.sock.recv(max(n, 4096))
         except TimeoutError:
@@ -242,7 +249,9 @@ class SocketPort:
 def connect_tcp(host: str, port: int, what: str, timeout: float = TELNET_CONNECT_TIMEOUT,
                 wait: float = 0.0) -> Any:
     """A TCP connection to the device; UsageError with a one-line cause when it cannot be made.
-    ``wait``: keep retrying a refused connection that long (a device restarting after an update)."""
+    ``wait``: keep trying that long (a device restarting after an update: refused while it boots,
+    no answer or no route while it joins the network again; a name it announces over mDNS may be
+    unknown for a while too)."""
     import socket
 
     from clawgen.diagnostics import UsageError
@@ -250,22 +259,54 @@ def connect_tcp(host: str, port: int, what: str, timeout: float = TELNET_CONNECT
     end = time.monotonic() + wait
     while True:
         try:
-            return socket.create_connection((host, port), timeout=timeout)
+            left = end - time.monotonic()
+            return socket.create_connection((host, port), timeout=min(timeout, max(left, 1.0)) if wait else timeout)
         except ConnectionRefusedError:
             if time.monotonic() >= end:
                 raise UsageError(f"{host}:{port} refused the connection: the device is up but does not serve "
                                  f"{what} on port {port} (is this the right device and port, and was it flashed "
                                  "with this spec?)") from None
-            time.sleep(0.2)
         except socket.gaierror as e:
-            hint = (" (.local names need mDNS on this computer: give the device's IP address with --host)"
-                    if host.endswith(".local") else "")
-            raise UsageError(f"cannot resolve host {host}: {e.strerror or e}{hint}") from None
+            if time.monotonic() >= end:
+                hint = (" (.local names need mDNS on this computer: give the device's IP address with --host)"
+                        if host.endswith(".local") else "")
+                raise UsageError(f"cannot resolve host {host}: {e.strerror or e}{hint}") from None
         except TimeoutError:
-            raise UsageError(f"no answer from {host}:{port} within {timeout:g} s: the device is off, not on "
-                             "this network, or a firewall drops the connection") from None
+            if time.monotonic() >= end:
+                raise UsageError(f"no answer from {host}:{port}{f' within {timeout:g} s' if not wait else ''}: "
+                                 "the device is off, not on this network, or a firewall drops the connection"
+                                 ) from None
         except OSError as e:
-            raise UsageError(f"cannot reach {host}:{port}: {e.strerror or e}") from None
+            if time.monotonic() >= end:
+                raise UsageError(f"cannot reach {host}:{port}: {e.strerror or e}") from None
+        time.sleep(0.2)
+
+
+def connect_greeted(host: str, port: int, what: str, wait: float) -> tuple[Any, bytes]:
+    """``connect_tcp`` with ``wait`` for a device that is restarting (after an update), and the
+    device's first bytes: the agent greets a Telnet client at once. A connection that ends before
+    any byte came was made to the old bundle's listening socket in its last moment (the system
+    accepts it, nobody serves it): it is dropped and made again within ``wait``. A connection that
+    stays silent for GREETING_SECONDS is taken as it is (b"")."""
+    from clawgen.diagnostics import UsageError
+
+    end = time.monotonic() + wait
+    while True:
+        sock = connect_tcp(host, port, what, wait=max(0.0, end - time.monotonic()))
+        sock.settimeout(GREETING_SECONDS)
+        try:
+            first = sock.recv(4096)
+        except TimeoutError:
+            return sock, b""
+        except OSError:  # reset: the old bundle's socket went away
+            first = b""
+        if first:
+            return sock, first
+        sock.close()
+        if time.monotonic() >= end:
+            raise UsageError(f"{host}:{port} closed every connection for {wait:g} s without a word: the device "
+                             f"keeps restarting, or something else serves {what} on that port") from None
+        time.sleep(0.2)
 
 
 def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
@@ -279,7 +320,10 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
 
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout.buffer
-    conn = SocketPort(connect_tcp(host, port, "a Telnet console", wait=wait))
+    if wait > 0:  # a device restarting: not the old bundle's last breath (connect_greeted)
+        conn = SocketPort(*connect_greeted(host, port, "a Telnet console", wait))
+    else:
+        conn = SocketPort(connect_tcp(host, port, "a Telnet console"))
     note(f"--- clawgen console on {host}:{port} (Telnet); Ctrl-D or Ctrl-C to quit ---")
     is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
     keys = stream_keys(stdin)

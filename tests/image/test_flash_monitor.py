@@ -149,3 +149,74 @@ def test_board_going_away_ends_the_console() -> None:
         assert run_console(ser, idle_terminal(), io.BytesIO()) == "port-closed"
     finally:
         ser.close()
+
+
+# -- connecting to a device that restarts (after an OTA update) -------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve_later(port: int, delay: float, greet: bytes, conns: list[socket.socket]) -> threading.Thread:
+    """After ``delay`` s, listen on ``port`` and greet each client with ``greet`` (b"": close it at
+    once, as an old bundle's socket does in its last moment)."""
+    import time
+
+    def run() -> None:
+        time.sleep(delay)
+        with socket.create_server(("127.0.0.1", port)) as srv:
+            srv.settimeout(5)
+            c, _ = srv.accept()
+            conns.append(c)
+            if greet:
+                c.sendall(greet)
+            else:
+                c.close()
+                c2, _ = srv.accept()  # the client comes back: this one greets
+                conns.append(c2)
+                c2.sendall(b"clawgen agent x - /help for commands\r\n")
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_connect_waits_for_a_device_that_is_still_booting() -> None:
+    from clawgen.image.monitor import connect_tcp
+
+    port = _free_port()
+    conns: list[socket.socket] = []
+    t = _serve_later(port, 0.6, b"hi", conns)
+    sock = connect_tcp("127.0.0.1", port, "a Telnet console", wait=10)
+    t.join(5)
+    sock.close()
+    assert len(conns) == 1
+    with pytest.raises(UsageError, match="refused the connection"):
+        connect_tcp("127.0.0.1", _free_port(), "a Telnet console", wait=0.5)
+
+
+def test_connect_greeted_passes_over_a_socket_closed_without_a_word() -> None:
+    from clawgen.image.monitor import SocketPort, connect_greeted
+
+    port = _free_port()
+    conns: list[socket.socket] = []
+    t = _serve_later(port, 0.3, b"", conns)
+    sock, first = connect_greeted("127.0.0.1", port, "a Telnet console", wait=10)
+    t.join(5)
+    assert first.startswith(b"clawgen agent x") and len(conns) == 2
+    port_ = SocketPort(sock, first)
+    assert port_.read(1) == first  # the greeting is the console's first output, not lost
+    sock.close()
+
+
+def test_connect_greeted_takes_a_silent_device_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clawgen.image import monitor
+
+    monkeypatch.setattr(monitor, "GREETING_SECONDS", 0.3)
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        sock, first = monitor.connect_greeted("127.0.0.1", srv.getsockname()[1], "a Telnet console", wait=5)
+        sock.close()
+    assert first == b""

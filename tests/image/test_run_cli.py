@@ -208,11 +208,15 @@ def test_run_over_the_network_updates_the_device_and_shows_its_console(
             second = restarted[1].wait(30)
     assert r.exit_code == 0, r.output
     assert restarted[0].reason == "reset", restarted[0].stdout
+    # run held one console connection to the old bundle from before the update until its restart,
+    # instead of connecting again and again to find out when it was gone.
+    log = restarted[0].stdout + restarted[0].stderr
+    assert log.count("telnet client connected") == 1, log
     build_id = json.loads((tmp_path / "b" / "generated" / "rt-agent" / "esp32s3" / "build.json").read_text())["build_id"]
     assert f"Updating 127.0.0.1:{ota_port} over the network (OTA)" in r.stdout
     assert f"installed build {build_id[:12]} on 127.0.0.1" in r.stdout
     assert f"--- clawgen console on 127.0.0.1:{telnet_port} (Telnet)" in r.stderr
-    assert f"build {build_id}" in r.stdout  # /status on the console of the restarted device
+    assert f"build {build_id}" in r.stdout, (r.stdout[-1500:], r.stderr)  # /status on the restarted device
     assert "the device closed the connection" in r.stderr
     assert f"ota: build {build_id[:12]} confirmed" in second.stdout
     assert SECRETS["ota_key"] not in r.output
