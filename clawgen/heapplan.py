@@ -49,7 +49,9 @@ CODE_FACTOR = 1.3
 TURN_BYTES = 8192
 #: 64-bit unix-port heap figures over 32-bit ESP32 ones for the same program (measured, FACTS.md).
 WORD_RATIO = 1.28
-#: IDF heap one open TLS connection holds (mbedTLS's buffers: about 16 KB in and 4 KB out, FACTS.md).
+#: IDF heap one open TLS connection holds: mbedTLS's record buffers, 16 KB in and 4 KB out, kept for
+#: the connection's life (MicroPython's ports/esp32/boards/sdkconfig.base: asymmetric content
+#: lengths, no dynamic buffers; FACTS.md).
 TLS_CONNECTION_BYTES = 20 * 1024
 
 
