@@ -133,10 +133,10 @@ def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str
 
 
 def register(cli: click.Group) -> None:
-    from clawgen.guard import run_guarded
+    from clawgen.guard import PathArg, run_guarded
 
     @cli.command()
-    @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @click.argument("paths", nargs=-1, required=True, type=PathArg())
     @click.option("--board", help="Validate for this board instead of the spec's.")
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
     @_subst_option
@@ -166,7 +166,7 @@ def register(cli: click.Group) -> None:
         run_guarded(body, fmt=fmt)
 
     @cli.command()
-    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.argument("spec", type=PathArg())
     @click.option("--board", help="Resolve for this board instead of the spec's.")
     @_subst_option
     def config(spec: Path, board: str | None, substitutions: tuple[tuple[str, str], ...]) -> None:
@@ -234,18 +234,18 @@ def register(cli: click.Group) -> None:
                        f"{'yes' if b.psram_supported else 'no':<6} {b.heap['gc_heap'] // 1024:>5} K  {b.title}")
 
     @cli.command()
-    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.argument("spec", type=PathArg())
     @click.option("--board", help="Board to build for (default: the spec's board).")
-    @click.option("--out", "out_dir", type=click.Path(path_type=Path),
+    @click.option("--out", "out_dir", type=PathArg(),
                   help="Output directory (default generated/<name>/<board>).")
     @_subst_option
-    @click.option("--base-firmware", type=click.Path(path_type=Path),
+    @click.option("--base-firmware", type=PathArg(),
                   help="Stock MicroPython .bin to merge into a flashable firmware.bin.")
-    @click.option("--micropython", "micropython_dir", type=click.Path(path_type=Path),
+    @click.option("--micropython", "micropython_dir", type=PathArg(),
                   help="MicroPython source tree: run the tailored full build (needs ESP-IDF).")
-    @click.option("--nvs-key", type=click.Path(path_type=Path), help="Encrypt the NVS secrets with this key file.")
+    @click.option("--nvs-key", type=PathArg(), help="Encrypt the NVS secrets with this key file.")
     @click.option("--no-images", is_flag=True, help="Only the app bundle, no filesystem/NVS images.")
-    @click.option("--devices", type=click.Path(path_type=Path),
+    @click.option("--devices", type=PathArg(),
                   help="Devices file (docs/fleets.md): one shared image, and devices/NAME/nvs.bin per device.")
     @click.option("--force", is_flag=True, help="Rebuild even if nothing changed.")
     @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +23,25 @@ from clawgen.diagnostics import (
     UsageError,
     format_diagnostics,
 )
+
+
+class EmptyPathError(click.BadParameter):
+    """An empty path on the command line: invalid input (exit 2, clawgen.cli.main)."""
+
+
+class PathArg(click.Path):
+    """A path argument or option (a pathlib.Path) that refuses an empty value: pathlib reads "" as
+    the current directory, so `clawgen validate "$SPEC"` with SPEC unset in CI would check whatever
+    the working directory holds, and pass."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            raise EmptyPathError("an empty path (an unset variable?): give a file or directory", ctx=ctx,
+                                 param=param)
+        return super().convert(value, param, ctx)
 
 
 def missing_module_message(e: ImportError) -> str:

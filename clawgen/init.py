@@ -14,6 +14,7 @@ is refused before anything is written. Secret values are never asked for on the 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -137,17 +138,32 @@ def write_project(directory: Path, a: InitAnswers) -> list[Path]:
         if p.exists():
             raise InputError(f"{p} already exists; nothing was written (choose another directory or name)")
     text = render_spec(a)
-    directory.mkdir(parents=True, exist_ok=True)
-    spec.write_text(text, encoding="utf-8")
-    secrets.write_text(render_secrets(a), encoding="utf-8")
-    secrets.chmod(0o600)
+    created = not directory.exists()
+    written: list[Path] = []
     gi = directory / ".gitignore"
-    have = gi.read_text(encoding="utf-8").splitlines() if gi.is_file() else []
-    missing = [ln for ln in GITIGNORE_LINES if ln not in have]
-    if missing:
-        prefix = "" if not have or (gi.read_text(encoding="utf-8").endswith("\n")) else "\n"
-        with gi.open("a", encoding="utf-8") as f:
-            f.write(prefix + "\n".join(missing) + "\n")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        spec.write_text(text, encoding="utf-8")
+        written.append(spec)
+        # Secrets are created unreadable to others before anything is written into them.
+        fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        written.append(secrets)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(render_secrets(a))
+        have = gi.read_text(encoding="utf-8").splitlines() if gi.is_file() else []
+        missing = [ln for ln in GITIGNORE_LINES if ln not in have]
+        if missing:
+            prefix = "" if not have or (gi.read_text(encoding="utf-8").endswith("\n")) else "\n"
+            with gi.open("a", encoding="utf-8") as f:
+                f.write(prefix + "\n".join(missing) + "\n")
+    except OSError as e:
+        # Nothing half-written stays: the files this call made go, and the directory if it made it.
+        for p in written:
+            p.unlink(missing_ok=True)
+        if created and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        raise InputError(f"cannot write the new project into {directory}: {e.strerror or e}; nothing was written "
+                         "(choose a directory you can write)") from None
     return [spec, secrets, gi]
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from clawgen.guard import run_guarded
+from clawgen.guard import PathArg, run_guarded
 from clawgen.init import PROVIDERS, TRANSPORTS, InitAnswers, write_project
 
 
 @click.command("init")
-@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.argument("directory", type=PathArg(), default=".")
 @click.option("--name", help="Agent name (also the Wi-Fi hostname).")
 @click.option("--board", help="esp32s3, esp32, esp32c3 or esp32c6.")
 @click.option("--provider", type=click.Choice(sorted(PROVIDERS)), help="Model provider.")

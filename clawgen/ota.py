@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import InputError
 from clawgen.package import read_build_json
@@ -80,12 +80,25 @@ def build_id(build: dict[str, object]) -> str:
     return bid
 
 
-def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, object], list[BundleFile]]:
-    """(build.json, the files to send in device-path order); ``exclude``: device paths left out."""
+def build_info(build_dir: Path) -> dict[str, Any]:
+    """The build's build.json; InputError (exit 2) when ``build_dir`` is not a build directory."""
+    if not build_dir.is_dir():
+        what = "a file, not a build directory" if build_dir.exists() else "no such build directory"
+        raise InputError(f"{build_dir}: {what}: give the directory `clawgen build` wrote, e.g. generated/NAME/BOARD")
     try:
         info = read_build_json(build_dir)
     except (OSError, ValueError) as e:
-        raise InputError(f"{build_dir}: not a clawgen build directory (no readable build.json: {e})") from None
+        reason = "it has no build.json" if isinstance(e, FileNotFoundError) else f"its build.json is unreadable: {e}"
+        raise InputError(f"{build_dir}: not a clawgen build directory ({reason}): give the directory "
+                         "`clawgen build` wrote, e.g. generated/NAME/BOARD") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{build_dir}: not a clawgen build directory (its build.json is not an object)")
+    return info
+
+
+def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, object], list[BundleFile]]:
+    """(build.json, the files to send in device-path order); ``exclude``: device paths left out."""
+    info = build_info(build_dir)
     skip = set(exclude)
     files = []
     for dev, rel in sorted(dict(info.get("device_files") or {}).items()):
@@ -132,7 +145,7 @@ def key_from_spec(build_dir: Path) -> bytes:
     """The spec's ``ota.key`` secret (from its secrets.yaml), found via build.json ``spec``."""
     from clawgen.loader import load_spec
 
-    info = read_build_json(build_dir)
+    info = build_info(build_dir)
     if not any(s.get("nvs_key") == KEY_NVS_SLOT for s in info.get("secrets", [])):
         raise InputError(f"{build_dir}: this build has no ota: section, so its device takes no update over the "
                          "network: add `ota: {key: !secret ota_key}` to the spec (and ota_key, at least 16 "

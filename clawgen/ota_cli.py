@@ -16,14 +16,14 @@ from typing import Any
 import click
 
 from clawgen.diagnostics import EXIT_INTERNAL, EXIT_INVALID
-from clawgen.guard import run_guarded
+from clawgen.guard import PathArg, run_guarded
 
 
 @click.command("ota")
-@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.argument("build_dir", type=PathArg())
 @click.option("--host", "host", required=True, metavar="HOST[:PORT]",
               help="The device's address; the port defaults to the build's ota.port.")
-@click.option("--key-file", type=click.Path(path_type=Path), default=None,
+@click.option("--key-file", type=PathArg(), default=None,
               help="A file holding the OTA key (default: the spec's secrets.yaml, secret of ota.key).")
 def ota_command(build_dir: Path, host: str, key_file: Path | None) -> None:
     """Update a running device's app bundle over the network with BUILD_DIR."""
@@ -32,6 +32,7 @@ def ota_command(build_dir: Path, host: str, key_file: Path | None) -> None:
         from clawgen import ota
         from clawgen.hostport import parse_host
 
+        ota.build_info(build_dir)  # not a build directory: say so first (exit 2)
         name, port = parse_host(host, ota.default_port(build_dir))
         assert port is not None  # (a default was given)
         key = ota.key_from_file(key_file) if key_file is not None else ota.key_from_spec(build_dir)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from clawgen.guard import run_guarded
+from clawgen.guard import PathArg, run_guarded
 from clawgen.image.flash import DEFAULT_BAUD
 from clawgen.records import record
 
@@ -213,14 +213,14 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
 
 
 @click.command("run")
-@click.argument("spec", type=click.Path(path_type=Path))
+@click.argument("spec", type=PathArg())
 @click.option("--board", help="Board to build for (default: the spec's board).")
 @click.option("--port", "-p", help="Serial port to flash and monitor (default: the only board connected).")
 @click.option("--host", metavar="HOST[:PORT]",
               help="Update the device over the network (OTA) instead, then show its Telnet console.")
 @click.option("--device", metavar="NAME", help="Fleet builds (--devices): the device to flash.")
-@click.option("--devices", type=click.Path(path_type=Path), help="Devices file: build a fleet (docs/fleets.md).")
-@click.option("--base-firmware", type=click.Path(path_type=Path),
+@click.option("--devices", type=PathArg(), help="Devices file: build a fleet (docs/fleets.md).")
+@click.option("--base-firmware", type=PathArg(),
               help="Stock MicroPython .bin to merge (default: the cached one, see `clawgen firmware fetch`).")
 @click.option("--baud", "-b", type=click.IntRange(9600, 4_000_000), default=DEFAULT_BAUD, show_default=True,
               help="Flashing baud rate (the monitor uses 115200).")
@@ -311,12 +311,12 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
 
 
 @click.command("logs")
-@click.argument("spec", type=click.Path(path_type=Path))
+@click.argument("spec", type=PathArg())
 @click.option("--host", metavar="HOST[:PORT]",
               help="The device's address (default: the spec's network.hostname + .local; port: transports.telnet).")
 @click.option("--port", "-p", help="Read the serial console on this port instead.")
 @click.option("--serial", "use_serial", is_flag=True, help="The serial console of the only board connected.")
-@click.option("--devices", type=click.Path(path_type=Path), help="A fleet's devices file (with --device).")
+@click.option("--devices", type=PathArg(), help="A fleet's devices file (with --device).")
 @click.option("--device", metavar="NAME", help="The fleet device: its hostname is the default host.")
 @click.option("--board", help="The board the spec was built for (default: the spec's board).")
 @click.option("--baud", "-b", type=click.IntRange(300, 4_000_000), default=MONITOR_BAUD, show_default=True)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from clawgen.guard import run_guarded
+from clawgen.guard import PathArg, run_guarded
 
 
 @click.command("web")
-@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.argument("build_dir", type=PathArg())
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1 (0 picks a free one).")
 def web_command(build_dir: Path, port: int) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from clawgen.guard import PathArg
+
 
 @click.group("firmware")
 def firmware_group() -> None:
@@ -14,7 +16,7 @@ def firmware_group() -> None:
 
 @firmware_group.command("fetch")
 @click.option("--board", "-b", "board_name", required=True, help="Board name (e.g. esp32s3).")
-@click.option("--file", "file", type=click.Path(path_type=Path),
+@click.option("--file", "file", type=PathArg(),
               help="Import this already-downloaded .bin instead of downloading.")
 @click.option("--url", help="Download from this URL instead of the pinned release (a mirror or a local "
               "server; {board_id} and {version} are filled in). Default: $CLAWGEN_FIRMWARE_URL, else the "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clawgen.guard import PathArg
 from clawgen.image.flash import AFTER_CHOICES, BEFORE_CHOICES, DEFAULT_BAUD
 
 
@@ -17,7 +18,7 @@ def _guarded(body: Callable[[], None]) -> None:
 
 
 @click.command("flash")
-@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.argument("build_dir", type=PathArg())
 @click.option("--port", "-p", help="Serial port (e.g. /dev/ttyUSB0, COM3, socket://host:port); "
               "picked automatically when exactly one board is connected.")
 @click.option("--baud", "-b", type=click.IntRange(9600, 4_000_000), default=DEFAULT_BAUD, show_default=True,

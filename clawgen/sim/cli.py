@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from clawgen.diagnostics import InputError, UsageError
+from clawgen.guard import PathArg
 
 
 def _register_file(plan: Any) -> dict[int, int]:
@@ -334,7 +335,7 @@ def _run(spec: Path, board: str | None, override: str | None, mock: Any, api_key
 
 def register(group: click.Group) -> None:
     @group.command("sim")
-    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.argument("spec", type=PathArg())
     @click.option("--board", help="Board to build for (default: the spec's board).")
     @click.option("--model", metavar="mock|URL",
                   help="'mock' for a local deterministic model, or a base URL replacing the spec's model "
@@ -346,7 +347,7 @@ def register(group: click.Group) -> None:
                        "withheld: they belong to the spec's own model and Telegram).")
     @click.option("-s", "--subst", "substitutions", type=(str, str), multiple=True, metavar="NAME VALUE",
                   help="Set a ${NAME} substitution (repeatable).")
-    @click.option("--out", "out_dir", type=click.Path(path_type=Path),
+    @click.option("--out", "out_dir", type=PathArg(),
                   help="Build directory (default: a cache directory per spec).")
     @click.option("--heapsize", metavar="BYTES",
                   help="The VM's starting GC heap, 16K..64M (default: the board's, e.g. 64K on esp32s3); "

@@ -333,6 +333,11 @@ def test_cli_exit_codes_and_key_handling(builds, unix_device, tmp_path):
     # Not a build directory: invalid input, exit 2.
     r = _cli(str(tmp_path), "--host", HOST, "--key-file", str(wrong))
     assert r.returncode == 2 and "not a clawgen build directory" in r.stderr and "Traceback" not in r.stderr
+    # The same with the key from the spec (it was an internal error: build.json read for the key).
+    r = _cli(str(tmp_path), "--host", HOST)
+    assert r.returncode == 2 and "not a clawgen build directory (it has no build.json)" in r.stderr, r.stderr
+    r = _cli(str(tmp_path / "nowhere"), "--host", HOST)
+    assert r.returncode == 2 and "no such build directory" in r.stderr, r.stderr
 
 
 def test_switch_cut_by_a_power_loss_is_undone_at_boot(builds, unix_device):

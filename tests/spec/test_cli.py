@@ -56,6 +56,19 @@ def test_missing_file_is_invalid_input(tmp_path: Path):
     assert r.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}:1:1: error: file not found"
 
 
+@pytest.mark.parametrize("args", [
+    ("validate", ""), ("build", ""), ("config", ""), ("sim", ""), ("flash", ""), ("ota", "", "--host", "x"),
+    ("web", ""), ("init", "", "-y"),
+])
+def test_an_empty_path_is_invalid_input(examples_copy: Path, args: tuple[str, ...]):
+    # pathlib reads "" as ".": `clawgen validate "$SPEC"` with SPEC unset checked the working
+    # directory (here the examples, all valid) and passed.
+    r = subprocess.run([sys.executable, "-m", "clawgen.cli", *args], capture_output=True, text=True,
+                       cwd=examples_copy, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "an empty path (an unset variable?)" in r.stderr and "Traceback" not in r.stderr
+
+
 import yaml  # noqa: E402
 
 

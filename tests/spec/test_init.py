@@ -83,3 +83,28 @@ def test_bad_answers_exit_2_and_write_nothing(tmp_path: Path, args: list[str], m
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert not (tmp_path / "p").exists()
+
+
+def test_a_directory_that_cannot_be_made_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    r = _init(tmp_path / "afile" / "sub", "-y", "--name", "demo")
+    assert r.exit_code == 2, r.output
+    assert "cannot write the new project into" in r.output and "nothing was written" in r.output
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_failed_write_takes_back_what_it_wrote(tmp_path: Path) -> None:
+    # secrets.yaml is a dangling link: not "existing" for the check before writing, but the secrets
+    # file cannot be created there. The spec written just before goes again; the link stays.
+    (tmp_path / "secrets.yaml").symlink_to(tmp_path / "elsewhere" / "secrets.yaml")
+    r = _init(tmp_path, "-y", "--name", "demo")
+    assert r.exit_code == 2, r.output
+    assert "nothing was written" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.yaml"]
+    assert (tmp_path / "secrets.yaml").is_symlink()
+
+
+def test_the_secrets_file_is_private_from_the_start(tmp_path: Path) -> None:
+    r = _init(tmp_path, "-y", "--name", "demo")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "secrets.yaml").stat().st_mode & 0o777 == 0o600
