@@ -104,7 +104,12 @@ def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, obje
     for dev, rel in sorted(dict(info.get("device_files") or {}).items()):
         if dev in skip:
             continue
-        p = build_dir / str(rel)
+        if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            # (as flash_args.json's files: a build directory from elsewhere must not send this
+            # computer's files to a device)
+            raise InputError(f"{build_dir}/build.json: device_files[{dev!r}] must be a path inside the build, "
+                             f"not {rel!r}: build again")
+        p = build_dir / rel
         try:
             files.append(BundleFile(str(dev), p.read_bytes()))
         except OSError:

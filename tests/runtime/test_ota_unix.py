@@ -448,3 +448,22 @@ def test_manifest_and_file_count_caps(builds, unix_device):
     assert _raw_upload(port, m, KEY.encode(), b"") == f"ERR {ota.MAX_FILES + 1} files in the manifest; 1 to " \
                                                       f"{ota.MAX_FILES}"
     assert "as flashed" in status(run) and dev.files() == before
+
+
+@pytest.mark.parametrize("rel", ["../../outside.txt", "/etc/hostname", "", "app/../../outside.txt"])
+def test_a_build_json_pointing_outside_the_build_sends_nothing(builds, tmp_path, rel):
+    # A build directory from elsewhere must not make `clawgen ota` send this computer's files.
+    port, a, _ = builds
+    copy = tmp_path / "copied-build"
+    shutil.copytree(a, copy)
+    (tmp_path / "outside.txt").write_text("a file of this computer\n")
+    info = json.loads((copy / "build.json").read_text())
+    info["device_files"]["/lib/extra.py"] = rel
+    (copy / "build.json").write_text(json.dumps(info))
+    from clawgen.diagnostics import InputError
+
+    with pytest.raises(InputError, match="must be a path inside the build"):
+        ota.bundle(copy)
+    (tmp_path / "k").write_text(KEY + "\n")
+    r = _cli(str(copy), "--host", f"{HOST}:{port}", "--key-file", str(tmp_path / "k"))
+    assert r.returncode == 2 and "must be a path inside the build" in r.stderr, r.stderr
