@@ -230,11 +230,47 @@ def check_servable(build_dir: Path) -> Path:
     return web
 
 
+def servable_files(build_dir: Path) -> set[str]:
+    """What `clawgen web` serves of a build (paths relative to it, "/"-separated): the files under
+    web/ and the image files its manifests list as parts. Not build.json, the sources or the other
+    images: the page needs none of them. (The parts hold the NVS image with the device's secrets:
+    the browser must flash them, and only a page on this computer gets them, see make_server.)"""
+    import json
+    import posixpath
+
+    build_dir = Path(build_dir)
+    web = build_dir / WEB_DIR
+    out: set[str] = set()
+    for f in web.rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(build_dir).as_posix()
+            out.add(rel)
+            if f.name == MANIFEST:
+                try:
+                    doc = json.loads(f.read_text(encoding="utf-8"))
+                    parts = [part["path"] for b in doc["builds"] for part in b["parts"]]
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+                base = posixpath.dirname(rel)
+                for path in parts:
+                    if isinstance(path, str):
+                        target = posixpath.normpath(posixpath.join(base, path))
+                        if not target.startswith("../") and not posixpath.isabs(target):
+                            out.add(target)
+    return out
+
+
 def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> ThreadingHTTPServer
-    """An HTTP server for the build directory on localhost (Web Serial needs a secure context,
-    and localhost is one). It serves files of the build directory only."""
+    """An HTTP server for the build's install page on localhost (Web Serial needs a secure
+    context, and localhost is one). It serves ``servable_files`` only (404 for anything else) and
+    answers only requests addressed to this computer by name (Host 127.0.0.1, localhost or [::1]
+    with the port): a web page whose own name was pointed at 127.0.0.1 (DNS rebinding) gets 403,
+    not the device's secrets."""
     import functools
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import unquote, urlsplit
+
+    root = Path(build_dir).resolve()
 
     class Handler(SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -244,9 +280,29 @@ def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> 
             self.send_header("Cache-Control", "no-store")
             super().end_headers()
 
+        def _allowed(self) -> bool:
+            port = self.server.server_address[1]
+            hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+            if (self.headers.get("Host") or "").lower() not in hosts:
+                self.send_error(403, "this server answers only to 127.0.0.1 and localhost")
+                return False
+            rel = unquote(urlsplit(self.path).path).lstrip("/")
+            if rel not in servable_files(root):
+                self.send_error(404, "not part of the install page")
+                return False
+            return True
+
+        def do_GET(self) -> None:
+            if self._allowed():
+                super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if self._allowed():
+                super().do_HEAD()
+
     Handler.extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
                               ".json": "application/json", ".bin": "application/octet-stream"}
-    return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(Path(build_dir).resolve())))
+    return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(root)))
 
 
 def write_web_if_merged(build_dir: Path, name: str, header: str, out_dir: Path | None = None) -> list[str]:

@@ -251,3 +251,38 @@ def test_web_command_serves_a_fleet_build(fleet_built: Path) -> None:
     from clawgen.webinstall import check_servable
 
     assert check_servable(fleet_built) == fleet_built / "web"
+
+
+def _get(url: str, host: str | None = None) -> int:
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        conn.putrequest("GET", u.path, skip_host=host is not None)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_the_server_serves_the_install_page_and_nothing_else(built: Path, served: str) -> None:
+    manifest = json.loads((built / "web" / "manifest.json").read_text())
+    parts = [p["path"].removeprefix("../") for p in manifest["builds"][0]["parts"]]
+    assert parts == ["image/firmware.bin"]  # (the merged image: it holds the NVS secrets the board needs)
+    for path in ["web/index.html", "web/manifest.json", "web/esp-web-tools/install-button.js", *parts]:
+        assert _get(f"{served}/{path}") == 200, path
+    # Nothing the page does not need: the build's record, its sources, other images, a way around.
+    for path in ["build.json", "app/claw_config.py", "image/flash_args.json", "image/nvs.bin", "web/../build.json",
+                 "web/%2e%2e/build.json", "", "web/"]:
+        assert _get(f"{served}/{path}") == 404, path
+    # A page whose name points at 127.0.0.1 (DNS rebinding) is not answered.
+    port = served.rsplit(":", 1)[1]
+    assert _get(f"{served}/web/index.html", host=f"evil.example:{port}") == 403
+    assert _get(f"{served}/{parts[-1]}", host="127.0.0.1") == 403  # (without the port: not this server's name)
+    assert _get(f"{served}/web/index.html", host=f"localhost:{port}") == 200
