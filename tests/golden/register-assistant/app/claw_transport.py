@@ -20,6 +20,10 @@ _EAGAIN = (11, 35)
 _CHUNK = const(512)  # bytes per recv
 _READ_MAX = const(65536)  # bytes read per poll at most, so the UART is still polled during a flood
 _SPECIAL = const((b"\xff", b"\r", b"\n", b"\x00", b"\x08", b"\x7f"))  # IAC, line ends, NUL, BS, DEL
+# The versions of an HTTP request line ("POST /path HTTP/1.1"). A web page can make a browser send
+# one to any host and port it names (fetch with mode "no-cors"): its lines would reach the agent as
+# a user's. A connection whose first line is one is closed before any line goes on (_http).
+_HTTP_VERSIONS = const(("HTTP/1.1", "HTTP/1.0"))
 
 
 class Uart:
@@ -42,6 +46,12 @@ class Uart:
         return claw_console.readline(timeout_ms)
 
 
+def _http(line):
+    """Whether a line is an HTTP request line: METHOD TARGET VERSION, the method in capitals."""
+    parts = line.split(" ")
+    return len(parts) == 3 and parts[0].isalpha() and parts[0].isupper() and parts[2] in _HTTP_VERSIONS
+
+
 class Telnet:
     name = "telnet"
 
@@ -58,6 +68,7 @@ class Telnet:
         self.cr = False
         self.over = 0  # bytes of the current line that did not fit the content buffer
         self.lines = []
+        self.first = False  # the connection's first line is still to come (see _http)
         self.banner = None  # set by the main loop: greeting for a new client
 
     def connected(self):
@@ -85,6 +96,7 @@ class Telnet:
         self.iac = 0
         self.over = 0
         self.lines = []
+        self.first = True
         claw_log.log("telnet client connected")
         if self.banner:
             self.write(self.banner)
@@ -212,10 +224,21 @@ class Telnet:
         return text
 
     def read(self):
-        """A complete line from the client without blocking, or None (none yet, no client)."""
+        """A complete line from the client without blocking, or None (none yet, no client; a
+        connection that began with an HTTP request line is closed instead)."""
         if not self.lines and self.cli is not None:
             self._read()
-        return self.lines.pop(0) if self.lines else None
+        if not self.lines:
+            return None
+        line = self.lines.pop(0)
+        if self.first:
+            self.first = False
+            if _http(line):
+                claw_log.log("telnet: refused an HTTP request (a web page?)")
+                self.lines = []
+                self.drop()
+                return None
+        return line
 
     def poll(self):
         """Read/accept without blocking: a complete line, or None."""
