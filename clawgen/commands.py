@@ -226,12 +226,15 @@ def register(cli: click.Group) -> None:
         if fmt == "json":
             click.echo(json.dumps([b.data for b in bs], indent=2))
             return
+        # heap: the GC heap at boot -> what it can grow to with Wi-Fi and one TLS connection left
+        # their memory (clawgen/heapplan.py), without PSRAM.
         click.echo(f"{'board':<9} {'chip':<8} {'arch':<9} {'MicroPython':<11} {'flash':<13} {'psram':<6} "
-                   f"{'heap':>7}  title")
+                   f"{'heap':>11}  title")
         for b in bs:
             flash = "/".join(format_size(s).removesuffix("MB") for s in b.flash_sizes) + " MB"
+            heap = f"{b.heap['gc_heap'] // 1024}->{b.heap['gc_heap_grown'] // 1024} K"
             click.echo(f"{b.name:<9} {b.chip:<8} {b.mpy_arch:<9} {b.micropython:<11} {flash:<13} "
-                       f"{'yes' if b.psram_supported else 'no':<6} {b.heap['gc_heap'] // 1024:>5} K  {b.title}")
+                       f"{'yes' if b.psram_supported else 'no':<6} {heap:>11}  {b.title}")
 
     @cli.command()
     @click.argument("spec", type=PathArg())

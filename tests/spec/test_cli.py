@@ -121,6 +121,7 @@ def test_boards_lists_every_board():
     assert set(rows) == {"esp32", "esp32c3", "esp32c6", "esp32s3"}
     assert rows["esp32s3"][1:4] == ["esp32s3", "xtensawin", "1.29.0"]
     assert rows["esp32c3"][2] == "rv32imc"
+    assert rows["esp32"][7:9] == ["56->112", "K"] and rows["esp32s3"][7:9] == ["64->128", "K"]  # heap start -> limit
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00", b"- a\n- b\n", b"just text\n"])
