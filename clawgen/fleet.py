@@ -285,7 +285,7 @@ def write_device_images(fleet: Fleet, out_dir: Path, nvs_offset: int, nvs_size: 
     for dev, image in built:
         d = out_dir / DEVICES_DIR / dev.name
         d.mkdir(parents=True, exist_ok=True)
-        (d / "nvs.bin").write_bytes(image)
+        nvs.write_private(d / "nvs.bin", image)
         info = {"clawgen": __version__, "spec": spec_name, "name": dev.name, "hostname": dev.hostname,
                 "nvs_keys": sorted(dev.values), "nvs": "nvs.bin"}
         (d / DEVICE_JSON).write_text(json.dumps(info, indent=2) + "\n")

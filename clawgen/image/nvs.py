@@ -14,6 +14,7 @@ and optionally the XTS-AES encryption it applies.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -39,6 +40,19 @@ class NvsOverflowError(Exception):
         super().__init__(f"needs {needed} bytes, has {capacity}")
         self.needed = needed
         self.capacity = capacity
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file that holds secrets (an NVS image, a merged image with one): readable and
+    writable by its owner only (0600), also when the file was there before."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def check_secret_keys(secrets: dict[str, bytes]) -> None:

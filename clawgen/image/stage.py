@@ -220,7 +220,10 @@ def build_images(ctx: ImageInputs) -> ImageResult:
     for name, data in (("fs.bin", fs.data), ("nvs.bin", None if ctx.fleet else nvs_bin), ("partitions.bin", table)):
         if data is None:
             continue
-        (image_dir / name).write_bytes(data)
+        if name == "nvs.bin":
+            nvs.write_private(image_dir / name, data)  # the secrets: the owner's only
+        else:
+            (image_dir / name).write_bytes(data)
         artifacts.append(image_dir / name)
 
     bl_offset = int(board["firmware"]["bootloader_offset"])
@@ -244,7 +247,8 @@ def build_images(ctx: ImageInputs) -> ImageResult:
         regions[0] = Region("bootloader", bl_offset, table_offset - bl_offset, base.bootloader_size)
         regions[4] = Region("factory", factory.offset, factory.size, base.app_size)
         merged_name = "firmware.bin"
-        (image_dir / merged_name).write_bytes(merge.merge(placed, bl_offset))
+        # It holds the NVS image (a fleet's shared one holds no secrets, but is written the same way).
+        nvs.write_private(image_dir / merged_name, merge.merge(placed, bl_offset))
         artifacts.append(image_dir / merged_name)
         report.append(f"base firmware: MicroPython {base.version} for {base.chip} from {base_source}")
     else:

@@ -148,6 +148,8 @@ def test_each_device_has_its_own_nvs_image(fleet: dict, tmp_path: Path) -> None:
     assert args["fleet"]["devices"] == {n: f"devices/{n}/nvs.bin" for n in fleet["devices"]}
     assert args["fleet"]["nvs"] == {"offset": NVS_OFFSET, "size": NVS_SIZE, "name": "nvs"}
     assert "fleet: 3 device(s)" in fleet["output"]
+    # each device's secrets: its owner's only, after the whole build (staging, publishing)
+    assert {(out / "devices" / n / "nvs.bin").stat().st_mode & 0o777 for n in fleet["devices"]} == {0o600}
 
 
 def test_a_devices_secrets_are_only_in_its_own_nvs_image(fleet: dict) -> None:

@@ -225,3 +225,21 @@ def test_no_secrets_keeps_nvs_out_of_app_only(tmp_path):
     build_images(ctx)
     args = json.loads((ctx.out_dir / "image" / "flash_args.json").read_text())
     assert [e["file"] for e in args["app_only"]] == ["fs.bin"]
+
+
+def test_images_that_hold_secrets_are_the_owners_only(tmp_path):
+    # nvs.bin and the merged firmware.bin (which carries it) hold the secrets: 0600, like the
+    # secrets.yaml `clawgen init` writes; the other images are ordinary files.
+    old = os.umask(0o022)
+    try:
+        ctx = _inputs(tmp_path)
+        (ctx.out_dir / "image").mkdir(parents=True, exist_ok=True)
+        (ctx.out_dir / "image" / "nvs.bin").write_bytes(b"x")  # there before, world-readable
+        os.chmod(ctx.out_dir / "image" / "nvs.bin", 0o644)
+        build_images(ctx)
+    finally:
+        os.umask(old)
+    image = ctx.out_dir / "image"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in image.iterdir()}
+    assert modes["nvs.bin"] == 0o600 and modes["firmware.bin"] == 0o600
+    assert modes["fs.bin"] == modes["partitions.bin"] == 0o644
