@@ -114,7 +114,10 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
     file_part, _, func = handler.rpartition(":")
     src = (res.spec_dir / file_part).resolve()
     if not src.is_file():
-        out.append(_diag(res, path, _missing_handler_message(res, path, file_part)))
+        if src.exists():  # a directory, a FIFO, a device...
+            out.append(_diag(res, path, f"handler file {file_part} is not a regular file: give a .py file"))
+        else:
+            out.append(_diag(res, path, _missing_handler_message(res, path, file_part)))
         return None
     try:
         st = src.stat()

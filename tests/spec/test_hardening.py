@@ -375,3 +375,20 @@ def test_a_trailing_newline_does_not_slip_past_a_pattern(write_spec, key: str, y
     diags = diagnose(write_spec({"spec.yaml": yaml_text}))
     assert [d.path for d in diags] == [key]
     assert "\\n" in diags[0].message and "is not valid" in diags[0].message
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_handler_path_that_is_not_a_regular_file_says_so(write_spec, tmp_path: Path, kind: str):
+    import os
+
+    spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}tools:\n  - name: t\n    description: d\n"
+                                    "    handler: tools/h.py:f\n    parameters: {type: object, properties: {}}\n"})
+    (tmp_path / "tools").mkdir()
+    if kind == "directory":
+        (tmp_path / "tools" / "h.py").mkdir()
+    else:
+        os.mkfifo(tmp_path / "tools" / "h.py")  # (reading it would block the build)
+    r = clawgen("validate", str(spec))
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0] == (f"{spec}:8:14: error: at tools[0].handler: handler file tools/h.py is not "
+                                        "a regular file: give a .py file"), r.stderr
