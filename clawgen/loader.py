@@ -145,6 +145,23 @@ def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
+def read_input_file(path: Path, what: str, limit: int, error: type[Exception]) -> bytes:
+    """A file the user named on the command line (a base firmware, a key file), read with
+    ``read_bounded``: a directory, a device or FIFO (/dev/zero would be read until memory runs
+    out, a FIFO would block), a file over ``limit`` bytes or an unreadable one is ``error`` with
+    one line naming ``what`` and the path."""
+    try:
+        return read_bounded(path, limit)
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory, not a file") from None
+    except ValueError:
+        raise error(f"{what} {path} is not a regular file (a device or a pipe?)") from None
+    except OverflowError:
+        raise error(f"{what} {path} is larger than {limit:,} bytes, so not what clawgen expects here") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
 def _codepoint(ch: int | str | bytes) -> int:
     if isinstance(ch, int):
         return ch

@@ -31,6 +31,9 @@ VERSION = 1
 NONCE_BYTES = 32
 MANIFEST_MAX_BYTES = 8192  # the device refuses a bigger manifest before reading it (64 files fit)
 MAX_FILES = 64  # files per bundle
+# A file of a bundle, read from the build directory (the device checks the whole bundle against
+# its free space; this only bounds what is read here: no board's filesystem takes more).
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 CHUNK_BYTES = 1024  # the device's fixed receive buffer
 KEY_MIN_BYTES = OTA_KEY_MIN_BYTES
 KEY_SPEC_PATH = ("ota", "key")
@@ -110,11 +113,11 @@ def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, obje
             raise InputError(f"{build_dir}/build.json: device_files[{dev!r}] must be a path inside the build, "
                              f"not {rel!r}: build again")
         p = build_dir / rel
-        try:
-            files.append(BundleFile(str(dev), p.read_bytes()))
-        except OSError:
-            raise InputError(f"{p}: missing from the build (listed in build.json device_files); "
-                             "build again") from None
+        if not p.is_file():  # (a symlink to /dev/zero or a FIFO would be read without end)
+            raise InputError(f"{p}: missing from the build (listed in build.json device_files); build again")
+        from clawgen.loader import read_input_file
+
+        files.append(BundleFile(str(dev), read_input_file(p, "the build's file", MAX_BUNDLE_BYTES, InputError)))
     if not files:
         raise InputError(f"{build_dir}/build.json lists no device files")
     if len(files) > MAX_FILES:
@@ -136,11 +139,13 @@ def sign(key: bytes, nonce: bytes, data: bytes) -> str:
     return hmac.new(key, nonce + data, hashlib.sha256).hexdigest()
 
 
+KEY_FILE_MAX_BYTES = 4096  # an OTA key file: a line of text (the key is at least KEY_MIN_BYTES)
+
+
 def key_from_file(path: Path) -> bytes:
-    try:
-        key = path.read_bytes().strip()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read the OTA key file ({e.strerror})") from None
+    from clawgen.loader import read_input_file
+
+    key = read_input_file(path, "OTA key file", KEY_FILE_MAX_BYTES, InputError).strip()
     if len(key) < KEY_MIN_BYTES:
         raise InputError(f"{path}: the OTA key is {len(key)} bytes; it must be at least {KEY_MIN_BYTES}")
     return key

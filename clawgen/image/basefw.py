@@ -247,12 +247,11 @@ def find_cached(board: dict) -> Path | None:
 
 
 def load_base_firmware(path: Path, board: dict) -> BaseFirmware:
+    from clawgen.loader import read_input_file
+
     if path.is_dir():
         raise UsageError(f"base firmware {path} is a directory; give the MicroPython .bin file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read base firmware {path}: {e.strerror}") from None
+    data = read_input_file(path, "base firmware", MAX_DOWNLOAD, UsageError)
     return inspect_base_firmware(data, board, str(path))
 
 
@@ -317,10 +316,9 @@ def fetch_firmware(board: dict, file: Path | None = None, url: str | None = None
     if file is not None:
         if file.is_dir():
             raise UsageError(f"{file} is a directory; give the downloaded MicroPython .bin file")
-        try:
-            data = file.read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read {file}: {e.strerror}") from None
+        from clawgen.loader import read_input_file
+
+        data = read_input_file(file, "firmware file", MAX_DOWNLOAD, UsageError)
         return import_firmware(data, board, str(file))
     override = url_override(board, url)
     url = override or release_url(board)

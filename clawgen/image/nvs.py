@@ -65,10 +65,9 @@ def check_secret_keys(secrets: dict[str, bytes]) -> None:
 
 def load_encryption_key(path: Path) -> bytes:
     """A key file as nvs_partition_gen writes it (nvs_keys partition, 4096 bytes) or 64 raw bytes."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read NVS encryption key {path}: {e.strerror}") from None
+    from clawgen.loader import read_input_file
+
+    data = read_input_file(path, "NVS encryption key", PAGE_SIZE, UsageError)
     if len(data) < ENCRYPTION_KEY_LEN:
         raise UsageError(f"NVS encryption key {path} has {len(data)} bytes; it needs "
                          f"{ENCRYPTION_KEY_LEN} (XTS-AES data key + tweak key, e.g. from "

@@ -392,3 +392,30 @@ def test_a_handler_path_that_is_not_a_regular_file_says_so(write_spec, tmp_path:
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == (f"{spec}:8:14: error: at tools[0].handler: handler file tools/h.py is not "
                                         "a regular file: give a .py file"), r.stderr
+
+
+@pytest.mark.parametrize(("args", "what", "code"), [
+    (("build", "{spec}", "--nvs-key", "{bad}", "--out", "{tmp}/o"), "NVS encryption key", 1),
+    (("build", "{spec}", "--base-firmware", "{bad}", "--out", "{tmp}/o"), "base firmware", 1),
+    (("firmware", "fetch", "--board", "esp32s3", "--file", "{bad}"), "firmware file", 1),
+    (("ota", "{tmp}", "--host", "127.0.0.1", "--key-file", "{bad}"), "OTA key file", 2),
+])
+@pytest.mark.parametrize("bad", ["/dev/zero", "fifo"])
+def test_a_file_option_that_is_a_device_or_a_pipe_is_refused_not_read(write_spec, tmp_path: Path, args, what,
+                                                                       code, bad):
+    # /dev/zero was read until memory ran out, a FIFO blocked the command for good.
+    import os
+
+    spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}", "secrets.yaml": "x: 1\n"})
+    if bad == "fifo":
+        bad = str(tmp_path / "pipe")
+        os.mkfifo(bad)
+    if args[0] == "ota":  # a build directory for ota to get as far as the key file
+        r = clawgen("build", str(spec), "--out", str(tmp_path / "b"), "--no-images")
+        assert r.returncode == 0, r.stderr
+        args = ("ota", str(tmp_path / "b"), *args[2:])
+    argv = [a.format(spec=spec, bad=bad, tmp=tmp_path) for a in args]
+    r = subprocess.run([sys.executable, "-m", "clawgen.cli", *argv], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60, env={**os.environ, "CLAWGEN_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == code, r.stdout + r.stderr
+    assert f"{what} {bad} is not a regular file (a device or a pipe?)" in r.stderr
