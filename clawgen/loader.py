@@ -613,6 +613,9 @@ class SpecLoader:
                 self._secrets_cache = {}
                 return self._secrets_cache
             if not sp.is_file():
+                if sp.exists():  # a directory, a FIFO, a link to a device
+                    raise _err(file, m, f"!secret {name}: {sp} is not a regular file; make it the YAML file "
+                               f"of your secrets, with a line '{name}: VALUE'", path)
                 raise _err(file, m, f"!secret {name}: {sp} does not exist; create it beside the spec "
                            f"with a line '{name}: VALUE' (and keep it out of version control)", path)
             sub = SpecLoader(sp, display_root=str(sp))

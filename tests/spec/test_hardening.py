@@ -419,3 +419,21 @@ def test_a_file_option_that_is_a_device_or_a_pipe_is_refused_not_read(write_spec
                        cwd=tmp_path, timeout=60, env={**os.environ, "CLAWGEN_CACHE": str(tmp_path / "cache")})
     assert r.returncode == code, r.stdout + r.stderr
     assert f"{what} {bad} is not a regular file (a device or a pipe?)" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_secrets_file_that_is_not_a_regular_file_says_so(write_spec, tmp_path: Path, kind: str):
+    import os
+
+    spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}  api_key: !secret k\n"})
+    sp = tmp_path / "secrets.yaml"
+    if kind == "fifo":
+        os.mkfifo(sp)
+    elif kind == "device":
+        sp.symlink_to("/dev/zero")
+    else:
+        sp.mkdir()
+    (d,) = diagnose(spec)
+    assert where(d) == ("spec.yaml", 5, 12)
+    assert d.message == (f"!secret k: {sp} is not a regular file; make it the YAML file of "
+                         "your secrets, with a line 'k: VALUE'")
