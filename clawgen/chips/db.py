@@ -304,6 +304,9 @@ def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
 # it once. The model is read-only by contract (clawgen.chips.model), so sharing it is safe; a
 # re-imported file (new size, mtime or inode) is a new key.
 MAX_CACHED_CHIPS = 8
+# A chip database file, and its JSON once decompressed, at most (the largest SVD of the vendor
+# corpus, nrf54lm20a with 115,609 registers, makes 1.5 MB of JSON).
+MAX_DB_BYTES = 64 * 1024 * 1024
 _CHIPS: dict[tuple, Chip] = {}
 
 
@@ -325,16 +328,33 @@ def read_chip(path: str | os.PathLike[str]) -> Chip:
 
 
 def _read_chip(path: Path) -> Chip:
+    import stat
+    import zlib
+
     where = str(path)
+
+    def bad(message: str) -> DiagnosticError:
+        return DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, message))
+
     try:
-        raw = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, /dev/zero would not end
+            raise bad("not a clawgen chip database: not a regular file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_DB_BYTES + 1)
     except OSError as e:
-        raise DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, f"cannot read chip database: {e.strerror or e}")) \
-            from None
+        raise bad(f"cannot read chip database: {e.strerror or e}") from None
+    if len(raw) > MAX_DB_BYTES:
+        raise bad(f"not a clawgen chip database: larger than {MAX_DB_BYTES:,} bytes")
     try:
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            # Bounded: a few MB of gzip can expand to gigabytes.
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = d.decompress(raw, MAX_DB_BYTES + 1)
+            if len(raw) > MAX_DB_BYTES or d.unconsumed_tail:
+                raise bad(f"not a clawgen chip database: it expands to more than {MAX_DB_BYTES:,} bytes")
+            if not d.eof:
+                raise EOFError("the gzip stream is truncated")
         doc = json.loads(raw)
-    except (OSError, EOFError, ValueError) as e:
-        raise DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, f"not a clawgen chip database: {e}")) from None
+    except (zlib.error, EOFError, ValueError) as e:
+        raise bad(f"not a clawgen chip database: {e}") from None
     return chip_from_json(doc, where)

@@ -56,14 +56,18 @@ def test_format_is_compact_and_versioned(tmp_path: Path) -> None:
     (b"not json", "not a clawgen chip database"),
     (gzip.compress(b"{truncated", mtime=0), "not a clawgen chip database"),
     (b"\x1f\x8b\x08garbage", "not a clawgen chip database"),
+    (gzip.compress(b" " * (65 << 20), mtime=0), "not a clawgen chip database: it expands to more than 67,108,864"),
+    (gzip.compress(b'{"format": "clawgen-chip"}', mtime=0)[:-8], "not a clawgen chip database: the gzip stream is "
+                                                                 "truncated"),
     (b'{"format": "other"}', 'not a clawgen chip database (no "format": "clawgen-chip")'),
     (b'{"format": "clawgen-chip", "version": 2}', "format version 2 is not supported"),
     (b'{"format": "clawgen-chip", "version": 1, "name": "x"}', "corrupt chip database: KeyError"),
     (b'{"format": "clawgen-chip", "version": 1, "name": "x", "device": "X", "width": 32, "addressUnitBits": 8,'
      b' "source": {}, "peripherals": [{"name": "A", "baseAddress": 0, "derivedFrom": "B"}]}',
      'derives from "B"'),
-], ids=["text", "truncated-gzip", "bad-gzip", "other-format", "version-2", "missing-keys", "bad-derive"])
+], ids=["text", "truncated-gzip", "bad-gzip", "gzip-bomb", "cut-gzip", "other-format", "version-2", "missing-keys", "bad-derive"])
 def test_bad_databases_are_diagnostics(tmp_path: Path, content: bytes, message: str) -> None:
+    # (a gzip bomb: 65 KB that would expand to 65 MB and more; never expanded past the bound)
     p = tmp_path / "bad.json"
     p.write_bytes(content)
     with pytest.raises(DiagnosticError) as e:
@@ -112,3 +116,13 @@ def test_builtin_chips_are_always_searched_last(tmp_path: Path) -> None:
         _put_chip(tmp_path, builtin[0], "SHADOW")
         assert load_chip(builtin[0], [tmp_path]).device_name == "SHADOW"
         assert find_chip(builtin[0], []) == next(BUILTIN_DIR.glob(f"{builtin[0]}.json*"))
+
+
+def test_a_database_path_that_is_a_pipe_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    p = tmp_path / "pipe.json.gz"
+    os.mkfifo(p)  # (reading it would block for good)
+    with pytest.raises(DiagnosticError) as e:
+        read_chip(p)
+    assert e.value.diagnostics[0].message == "not a clawgen chip database: not a regular file"
