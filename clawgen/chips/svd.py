@@ -23,6 +23,7 @@ import gc
 import hashlib
 import os
 import re
+import stat
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +124,7 @@ _ENUM_USAGE = {"read", "write", "read-write"}
 _UNSEEN = object()  # a memo's "not looked at yet" (None is a value there)
 
 _MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
+MAX_SVD_BYTES = 256 * 1024 * 1024  # ten times the largest vendor SVD (MIMXRT1176, 24 MB)
 # Numbers are addresses, sizes and bit positions: none needs more than 64 bits. Longer digit
 # strings are refused before int() sees them (int() of a 5,000-digit string raises ValueError).
 _MAX_VALUE = 1 << 64
@@ -1568,10 +1570,17 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     file = display_path if display_path is not None else str(path)
     imp = _Importer(file, keep_descriptions)
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero would not end
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or a pipe?)"
+            raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {what}"))
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_SVD_BYTES + 1)
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
+    if len(data) > MAX_SVD_BYTES:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"SVD file larger than {MAX_SVD_BYTES:,} bytes "
+                                         "(the largest vendor SVDs are about 25 MB): not imported"))
     # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.
     # remove_blank_text drops the indentation between elements (a text node per element, about
     # a third of the parse and free time); whitespace inside a leaf like <name> </name> is kept.

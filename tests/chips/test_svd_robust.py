@@ -317,3 +317,24 @@ def test_chip_database_with_oversized_arrays_is_refused(tmp_path: Path, dim: dic
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     errors = _lines(r.stderr + r.stdout, "error")
     assert len(errors) == 1 and "corrupt chip database" in errors[0] and "1,048,576" in errors[0], errors
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_an_svd_path_that_is_not_a_regular_file_is_refused_not_read(tmp_path: Path, kind: str) -> None:
+    # /dev/zero was read until memory ran out; a FIFO blocked the import for good.
+    from clawgen.chips.svd import import_svd
+    from clawgen.diagnostics import DiagnosticError
+
+    p = tmp_path / "chip.svd"
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "device":
+        p.symlink_to("/dev/zero")
+    else:
+        p.mkdir()
+    with pytest.raises(DiagnosticError) as e:
+        import_svd(p, "x")
+    (d,) = e.value.diagnostics
+    assert (d.file, d.line) == (str(p), 1)
+    assert d.message == ("cannot read SVD file: a directory" if kind == "directory"
+                         else "cannot read SVD file: not a regular file (a device or a pipe?)")
