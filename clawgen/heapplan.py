@@ -93,9 +93,9 @@ class HeapEstimate:
             if self.tls_connections > 1:
                 tls = (f"; this build may hold {self.tls_connections} TLS connections open at once, "
                        f"{TLS_CONNECTION_BYTES // kb} KB of IDF heap each, so {self.heap_limit_bytes // kb} KB")
-            lines.append(f"heap: the GC heap starts at {self.board_heap_bytes // kb} KB and grows on demand: "
-                         f"MicroPython's ESP32 port leaves room for Wi-Fi and one TLS connection up to "
-                         f"{2 * self.board_heap_bytes // kb} KB{tls}")
+            lines.append(f"heap: the GC heap starts at {self.board_heap_bytes // kb} KB and grows on demand; up to "
+                         f"{2 * self.board_heap_bytes // kb} KB it leaves room for Wi-Fi and one TLS connection "
+                         f"(MicroPython's ESP32 port){tls}")
         if not self.fits:
             lines.append(f"warning: the heap estimate exceeds by {(self.estimate_bytes - self.heap_limit_bytes) // kb} "
                          f"KB the {self.heap_limit_bytes // kb} KB the GC heap can grow to"
