@@ -36,6 +36,7 @@ MAX_FILES = 64  # files per bundle
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 CHUNK_BYTES = 1024  # the device's fixed receive buffer
 KEY_MIN_BYTES = OTA_KEY_MIN_BYTES
+KEY_FILE_MAX_BYTES = 4096  # an OTA key file: a line of text (the key is at least KEY_MIN_BYTES)
 KEY_SPEC_PATH = ("ota", "key")
 KEY_NVS_SLOT = "ota_key"
 DEFAULT_PORT = 8266
@@ -113,9 +114,9 @@ def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, obje
             raise InputError(f"{build_dir}/build.json: device_files[{dev!r}] must be a path inside the build, "
                              f"not {rel!r}: build again")
         p = build_dir / rel
-        if not p.is_file():  # (a symlink to /dev/zero or a FIFO would be read without end)
+        if not p.exists():
             raise InputError(f"{p}: missing from the build (listed in build.json device_files); build again")
-        from clawgen.loader import read_input_file
+        from clawgen.loader import read_input_file  # (bounded; refuses a FIFO or a link to /dev/zero)
 
         files.append(BundleFile(str(dev), read_input_file(p, "the build's file", MAX_BUNDLE_BYTES, InputError)))
     if not files:
@@ -137,9 +138,6 @@ def manifest(info: dict[str, object], files: list[BundleFile]) -> bytes:
 
 def sign(key: bytes, nonce: bytes, data: bytes) -> str:
     return hmac.new(key, nonce + data, hashlib.sha256).hexdigest()
-
-
-KEY_FILE_MAX_BYTES = 4096  # an OTA key file: a line of text (the key is at least KEY_MIN_BYTES)
 
 
 def key_from_file(path: Path) -> bytes:
