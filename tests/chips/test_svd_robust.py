@@ -18,6 +18,7 @@ from clawgen.chips.model import Field
 from clawgen.chips.svd import import_svd
 from clawgen.cli import cli
 from clawgen.diagnostics import DiagnosticError
+from tests.special_files import KINDS, make_not_regular
 
 SVD = Path(__file__).parent / "svd"
 
@@ -319,19 +320,13 @@ def test_chip_database_with_oversized_arrays_is_refused(tmp_path: Path, dim: dic
     assert len(errors) == 1 and "corrupt chip database" in errors[0] and "1,048,576" in errors[0], errors
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_an_svd_path_that_is_not_a_regular_file_is_refused_not_read(tmp_path: Path, kind: str) -> None:
     # /dev/zero was read until memory ran out; a FIFO blocked the import for good.
     from clawgen.chips.svd import import_svd
     from clawgen.diagnostics import DiagnosticError
 
-    p = tmp_path / "chip.svd"
-    if kind == "fifo":
-        os.mkfifo(p)
-    elif kind == "device":
-        p.symlink_to("/dev/zero")
-    else:
-        p.mkdir()
+    p = make_not_regular(tmp_path / "chip.svd", kind)
     with pytest.raises(DiagnosticError) as e:
         import_svd(p, "x")
     (d,) = e.value.diagnostics

@@ -17,6 +17,7 @@ from clawgen.diagnostics import Diagnostic, DiagnosticError
 from clawgen.loader import load_spec
 from clawgen.schema import validate_schema
 from tests.conftest import REPO
+from tests.special_files import KINDS, make_not_regular
 
 MODEL = "model:\n  base_url: https://api.openai.com/v1\n  model: gpt-4o-mini\n"
 
@@ -377,17 +378,12 @@ def test_a_trailing_newline_does_not_slip_past_a_pattern(write_spec, key: str, y
     assert "\\n" in diags[0].message and "is not valid" in diags[0].message
 
 
-@pytest.mark.parametrize("kind", ["directory", "fifo"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_handler_path_that_is_not_a_regular_file_says_so(write_spec, tmp_path: Path, kind: str):
-    import os
-
     spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}tools:\n  - name: t\n    description: d\n"
                                     "    handler: tools/h.py:f\n    parameters: {type: object, properties: {}}\n"})
     (tmp_path / "tools").mkdir()
-    if kind == "directory":
-        (tmp_path / "tools" / "h.py").mkdir()
-    else:
-        os.mkfifo(tmp_path / "tools" / "h.py")  # (reading it would block the build)
+    make_not_regular(tmp_path / "tools" / "h.py", kind)
     r = clawgen("validate", str(spec))
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == (f"{spec}:8:14: error: at tools[0].handler: handler file tools/h.py is not "
@@ -408,8 +404,7 @@ def test_a_file_option_that_is_a_device_or_a_pipe_is_refused_not_read(write_spec
 
     spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}", "secrets.yaml": "x: 1\n"})
     if bad == "fifo":
-        bad = str(tmp_path / "pipe")
-        os.mkfifo(bad)
+        bad = str(make_not_regular(tmp_path / "pipe", "fifo"))
     if args[0] == "ota":  # a build directory for ota to get as far as the key file
         r = clawgen("build", str(spec), "--out", str(tmp_path / "b"), "--no-images")
         assert r.returncode == 0, r.stderr
@@ -421,18 +416,10 @@ def test_a_file_option_that_is_a_device_or_a_pipe_is_refused_not_read(write_spec
     assert f"{what} {bad} is not a regular file (a device or a pipe?)" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_secrets_file_that_is_not_a_regular_file_says_so(write_spec, tmp_path: Path, kind: str):
-    import os
-
     spec = write_spec({"spec.yaml": f"name: demo\n{MODEL}  api_key: !secret k\n"})
-    sp = tmp_path / "secrets.yaml"
-    if kind == "fifo":
-        os.mkfifo(sp)
-    elif kind == "device":
-        sp.symlink_to("/dev/zero")
-    else:
-        sp.mkdir()
+    sp = make_not_regular(tmp_path / "secrets.yaml", kind)
     (d,) = diagnose(spec)
     assert where(d) == ("spec.yaml", 5, 12)
     assert d.message == (f"!secret k: {sp} is not a regular file; make it the YAML file of "
