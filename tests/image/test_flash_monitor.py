@@ -220,3 +220,28 @@ def test_connect_greeted_takes_a_silent_device_as_it_is(monkeypatch: pytest.Monk
         sock, first = monitor.connect_greeted("127.0.0.1", srv.getsockname()[1], "a Telnet console", wait=5)
         sock.close()
     assert first == b""
+
+
+@pytest.mark.parametrize("error", [TimeoutError("timed out"), OSError(113, "No route to host"),
+                                   socket.gaierror(-2, "Name or service not known")])
+def test_connect_with_a_wait_retries_a_device_that_is_still_joining_the_network(
+        monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    # A board rebooting after an update: no answer, no route, or its .local name unknown for a
+    # while. Without a wait that is one error at once (clawgen logs); with one, tried again.
+    from clawgen.image import monitor
+
+    calls: list[float] = []
+
+    def create_connection(addr: object, timeout: float = 0) -> str:
+        calls.append(timeout)
+        if len(calls) < 3:
+            raise error
+        return "connected"
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    assert monitor.connect_tcp("board.local", 2323, "a Telnet console", wait=30) == "connected"
+    assert len(calls) == 3 and all(t <= monitor.TELNET_CONNECT_TIMEOUT for t in calls)
+    calls.clear()
+    with pytest.raises(UsageError):
+        monitor.connect_tcp("board.local", 2323, "a Telnet console")  # no wait: one try
+    assert len(calls) == 1
