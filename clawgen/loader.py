@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark
+from clawgen.files import read_bounded
 from clawgen.records import record
 
 MAX_DEPTH = 32  # nesting levels of collections
@@ -129,39 +130,6 @@ def _err(file: str, m: yaml.Mark | None, msg: str, path: PathT = ()) -> Diagnost
     return DiagnosticError(Diagnostic.at(_mark(file, m), format_path(path), msg))
 
 
-def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """Read a regular file of at most ``limit`` bytes (never /dev/zero, a FIFO or a huge file)."""
-    import stat
-
-    st = path.stat()
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(str(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError("not a regular file")
-    with path.open("rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OverflowError(f"larger than {limit} bytes")
-    return data
-
-
-def read_input_file(path: Path, what: str, limit: int, error: type[Exception]) -> bytes:
-    """A file the user named on the command line (a base firmware, a key file), read with
-    ``read_bounded``: a directory, a device or FIFO (/dev/zero would be read until memory runs
-    out, a FIFO would block), a file over ``limit`` bytes or an unreadable one is ``error`` with
-    one line naming ``what`` and the path."""
-    try:
-        return read_bounded(path, limit)
-    except IsADirectoryError:
-        raise error(f"{what} {path} is a directory, not a file") from None
-    except ValueError:
-        raise error(f"{what} {path} is not a regular file (a device or a pipe?)") from None
-    except OverflowError:
-        raise error(f"{what} {path} is larger than {limit:,} bytes, so not what clawgen expects here") from None
-    except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
-
-
 def _codepoint(ch: int | str | bytes) -> int:
     if isinstance(ch, int):
         return ch
@@ -177,7 +145,7 @@ def _read_text(path: Path, display: str, including: tuple[Mark, PathT] | None = 
     where = including[0] if including else Mark(display)
     ipath = format_path(including[1]) if including else ""
     try:
-        raw = read_bounded(path)
+        raw = read_bounded(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         hint = ""
         if including and path.parent.is_dir():

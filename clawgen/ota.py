@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen.diagnostics import InputError
+from clawgen.files import read_input_file
 from clawgen.package import read_build_json
 from clawgen.records import record
 from clawgen.secretcheck import OTA_KEY_MIN_BYTES
@@ -116,8 +117,6 @@ def bundle(build_dir: Path, exclude: Iterable[str] = ()) -> tuple[dict[str, obje
         p = build_dir / rel
         if not p.exists():
             raise InputError(f"{p}: missing from the build (listed in build.json device_files); build again")
-        from clawgen.loader import read_input_file  # (bounded; refuses a FIFO or a link to /dev/zero)
-
         files.append(BundleFile(str(dev), read_input_file(p, "the build's file", MAX_BUNDLE_BYTES, InputError)))
     if not files:
         raise InputError(f"{build_dir}/build.json lists no device files")
@@ -141,8 +140,6 @@ def sign(key: bytes, nonce: bytes, data: bytes) -> str:
 
 
 def key_from_file(path: Path) -> bytes:
-    from clawgen.loader import read_input_file
-
     key = read_input_file(path, "OTA key file", KEY_FILE_MAX_BYTES, InputError).strip()
     if len(key) < KEY_MIN_BYTES:
         raise InputError(f"{path}: the OTA key is {len(key)} bytes; it must be at least {KEY_MIN_BYTES}")

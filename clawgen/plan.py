@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from clawgen import mcpserver
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
 from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file
+from clawgen.files import read_bounded
 from clawgen.heapplan import heap_limit
-from clawgen.loader import PathT, Secret, format_path, read_bounded
+from clawgen.loader import MAX_FILE_BYTES, PathT, Secret, format_path
 from clawgen.model import (
     AuditPlan,
     CustomModule,
@@ -97,7 +98,7 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
     """("ok", top-level function names) of a handler file, or ("utf8" | "unreadable", ()) or
     ("syntax", (line, column, message)); parsed once per file version (``size``, ``mtime_ns``)."""
     try:
-        text = read_bounded(src).decode("utf-8")
+        text = read_bounded(src, MAX_FILE_BYTES).decode("utf-8")
         tree = ast.parse(text, filename=str(src))
     except UnicodeDecodeError:  # (a ValueError: catch it first)
         return "utf8", ()
@@ -549,7 +550,7 @@ def _ca_certs(res: Resolved, endpoints_tls: bool, out: list[Diagnostic], extra: 
     if tls.ca_certs:
         p = (res.spec_dir / tls.ca_certs).resolve()
         try:
-            text = read_bounded(p).decode("ascii")
+            text = read_bounded(p, MAX_FILE_BYTES).decode("ascii")
         except (OSError, ValueError, OverflowError, UnicodeDecodeError):
             out.append(_diag(res, ("tls", "ca_certs"), f"cannot read {tls.ca_certs} as a PEM text file"))
             return ""

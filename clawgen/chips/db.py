@@ -29,6 +29,7 @@ from clawgen.chips.model import (
     WriteConstraint,
 )
 from clawgen.diagnostics import ERROR, Diagnostic, DiagnosticError
+from clawgen.files import read_bounded
 
 FORMAT_NAME = "clawgen-chip"
 FORMAT_VERSION = 1
@@ -328,7 +329,6 @@ def read_chip(path: str | os.PathLike[str]) -> Chip:
 
 
 def _read_chip(path: Path) -> Chip:
-    import stat
     import zlib
 
     where = str(path)
@@ -337,14 +337,13 @@ def _read_chip(path: Path) -> Chip:
         return DiagnosticError(Diagnostic(where, 1, 1, "", ERROR, message))
 
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, /dev/zero would not end
-            raise bad("not a clawgen chip database: not a regular file")
-        with path.open("rb") as f:
-            raw = f.read(MAX_DB_BYTES + 1)
+        raw = read_bounded(path, MAX_DB_BYTES)
+    except (IsADirectoryError, ValueError):  # a FIFO would block, /dev/zero would not end
+        raise bad("not a clawgen chip database: not a regular file") from None
+    except OverflowError:
+        raise bad(f"not a clawgen chip database: larger than {MAX_DB_BYTES:,} bytes") from None
     except OSError as e:
         raise bad(f"cannot read chip database: {e.strerror or e}") from None
-    if len(raw) > MAX_DB_BYTES:
-        raise bad(f"not a clawgen chip database: larger than {MAX_DB_BYTES:,} bytes")
     try:
         if raw[:2] == b"\x1f\x8b":
             # Bounded: a few MB of gzip can expand to gigabytes.

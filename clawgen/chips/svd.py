@@ -23,7 +23,6 @@ import gc
 import hashlib
 import os
 import re
-import stat
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ from clawgen.chips.model import (
     dim_count,
 )
 from clawgen.diagnostics import ERROR, WARNING, Diagnostic, DiagnosticError
+from clawgen.files import read_bounded
 
 # Simple (text) children each element kind may carry; anything else is warned about once per file.
 _REG_PROPS = {"size", "access", "protection", "resetValue", "resetMask"}
@@ -1570,17 +1570,17 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     file = display_path if display_path is not None else str(path)
     imp = _Importer(file, keep_descriptions)
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero would not end
-            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or a pipe?)"
-            raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {what}"))
-        with open(path, "rb") as f:
-            data = f.read(MAX_SVD_BYTES + 1)
+        data = read_bounded(Path(path), MAX_SVD_BYTES)  # a FIFO would block, /dev/zero would not end
+    except IsADirectoryError:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, "cannot read SVD file: a directory")) from None
+    except ValueError:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, "cannot read SVD file: not a regular file (a "
+                                         "device or a pipe?)")) from None
+    except OverflowError:
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"SVD file larger than {MAX_SVD_BYTES:,} bytes "
+                                         "(the largest vendor SVDs are about 25 MB): not imported")) from None
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
-    if len(data) > MAX_SVD_BYTES:
-        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"SVD file larger than {MAX_SVD_BYTES:,} bytes "
-                                         "(the largest vendor SVDs are about 25 MB): not imported"))
     # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.
     # remove_blank_text drops the indentation between elements (a text node per element, about
     # a third of the parse and free time); whitespace inside a leaf like <name> </name> is kept.

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from clawgen import MICROPYTHON_VERSION
 from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.files import read_input_file
 from clawgen.image import partitions as pt
 from clawgen.records import record
 
@@ -247,8 +248,6 @@ def find_cached(board: dict) -> Path | None:
 
 
 def load_base_firmware(path: Path, board: dict) -> BaseFirmware:
-    from clawgen.loader import read_input_file
-
     if path.is_dir():
         raise UsageError(f"base firmware {path} is a directory; give the MicroPython .bin file")
     data = read_input_file(path, "base firmware", MAX_DOWNLOAD, UsageError)
@@ -316,8 +315,6 @@ def fetch_firmware(board: dict, file: Path | None = None, url: str | None = None
     if file is not None:
         if file.is_dir():
             raise UsageError(f"{file} is a directory; give the downloaded MicroPython .bin file")
-        from clawgen.loader import read_input_file
-
         data = read_input_file(file, "firmware file", MAX_DOWNLOAD, UsageError)
         return import_firmware(data, board, str(file))
     override = url_override(board, url)

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 from clawgen.diagnostics import UsageError
+from clawgen.files import read_input_file
 
 NAMESPACE = "clawgen"
 KEY_MAX = 15  # NVS_KEY_NAME_MAX_SIZE - 1
@@ -65,8 +66,6 @@ def check_secret_keys(secrets: dict[str, bytes]) -> None:
 
 def load_encryption_key(path: Path) -> bytes:
     """A key file as nvs_partition_gen writes it (nvs_keys partition, 4096 bytes) or 64 raw bytes."""
-    from clawgen.loader import read_input_file
-
     data = read_input_file(path, "NVS encryption key", PAGE_SIZE, UsageError)
     if len(data) < ENCRYPTION_KEY_LEN:
         raise UsageError(f"NVS encryption key {path} has {len(data)} bytes; it needs "
