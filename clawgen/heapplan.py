@@ -62,6 +62,7 @@ class HeapEstimate:
     code_bytes: int
     turn_bytes: int
     board_heap_bytes: int  # the board's starting GC heap (with PSRAM: what it grows to)
+    heap_grown_bytes: int  # what it grows to with room for Wi-Fi and one TLS connection (gc_heap_grown)
     heap_limit_bytes: int  # what the GC heap can grow to, room left for Wi-Fi and TLS (heap_limit)
     tls_connections: int  # TLS connections the device may hold open at once (tls_connections)
     psram: bool
@@ -94,7 +95,7 @@ class HeapEstimate:
                 tls = (f"; this build may hold {self.tls_connections} TLS connections open at once, "
                        f"{TLS_CONNECTION_BYTES // kb} KB of IDF heap each, so {self.heap_limit_bytes // kb} KB")
             lines.append(f"heap: the GC heap starts at {self.board_heap_bytes // kb} KB and grows on demand; up to "
-                         f"{2 * self.board_heap_bytes // kb} KB it leaves room for Wi-Fi and one TLS connection "
+                         f"{self.heap_grown_bytes // kb} KB it leaves room for Wi-Fi and one TLS connection "
                          f"(MicroPython's ESP32 port){tls}")
         if not self.fits:
             lines.append(f"warning: the heap estimate exceeds by {(self.estimate_bytes - self.heap_limit_bytes) // kb} "
@@ -154,5 +155,6 @@ def estimate(plan: Plan, mpy_bytes: int) -> HeapEstimate:
     history = plan.sessions * lim.history_messages * lim.history_message_bytes
     return HeapEstimate(buffers_bytes=buffers, history_bytes=history,
                         code_bytes=int(mpy_bytes * CODE_FACTOR), turn_bytes=TURN_BYTES, board_heap_bytes=heap,
+                        heap_grown_bytes=plan.board.heap["gc_heap_grown"],
                         heap_limit_bytes=heap_limit(plan.board, plan.psram, tls), tls_connections=tls,
                         psram=plan.psram)

@@ -180,8 +180,8 @@ def require_ota(spec: Path, plan: Plan) -> None:
 
 
 def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[str, bytes], host: str,
-                      device: str | None) -> str:
-    """Send the build to the device at ``host`` (clawgen.ota.push); -> the host name, for the console."""
+                      device: str | None) -> None:
+    """Send the build to the device at ``host`` (clawgen.ota.push)."""
     import sys
 
     from clawgen import ota
@@ -209,7 +209,6 @@ def push_over_the_air(spec: Path, plan: Plan, out_dir: Path, nvs_values: dict[st
         click.echo("", err=True)
     click.echo(f"installed build {res.build_id[:12]} on {name}:{port}: {res.files} files, {res.bytes_sent} bytes in "
                f"{res.seconds:.1f} s; the device restarts into it")
-    return name
 
 
 @click.command("run")

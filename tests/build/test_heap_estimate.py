@@ -70,6 +70,7 @@ def _estimate(code_kb: int, tls: int = 1, psram: bool = False) -> HeapEstimate:
     b = load_board("esp32s3")
     return HeapEstimate(buffers_bytes=12 * KB, history_bytes=20 * KB, code_bytes=code_kb * KB, turn_bytes=8 * KB,
                         board_heap_bytes=b.heap["gc_heap_psram" if psram else "gc_heap"],
+                        heap_grown_bytes=b.heap["gc_heap_grown"],
                         heap_limit_bytes=heap_limit(b, psram, tls), tls_connections=tls, psram=psram)
 
 
