@@ -15,8 +15,13 @@ def read_bounded(path: Path, limit: int) -> bytes:
         raise IsADirectoryError(str(path))
     if not stat.S_ISREG(st.st_mode):
         raise ValueError("not a regular file")
+    # Read the size stat gave (and one byte more, to see a file that grew since): asking for
+    # ``limit`` bytes at once would allocate a buffer of that size (256 MB for an SVD) per read.
+    want = min(st.st_size, limit) + 1
     with path.open("rb") as f:
-        data = f.read(limit + 1)
+        data = f.read(want)
+        if len(data) == want and want <= limit:  # it grew: the rest, up to the limit
+            data += f.read(limit + 1 - want)
     if len(data) > limit:
         raise OverflowError(f"larger than {limit} bytes")
     return data
