@@ -176,6 +176,8 @@ def app_modules(plan: Plan) -> list[AppModule]:
         names.insert(names.index("claw_tools"), "claw_hooks")  # hooks: handlers (claw_hooks)
     if plan.audit is not None:
         names.insert(names.index("claw_tools"), "claw_audit")  # the audit ring of tool calls
+    if plan.transports.telnet_password_slot:
+        names.insert(names.index("claw_transport") + 1, "claw_login")  # the Telnet password, while one logs in
     if plan.ota is not None:
         names.append("claw_ota")  # OTA updates (docs/ota.md)
     if plan.telegram is not None:

@@ -103,6 +103,7 @@ class Network:
 class Transports:
     uart: bool
     telnet_port: int | None
+    telnet_password_slot: str | None  # NVS key of the Telnet password; None: no password
 
 
 @record

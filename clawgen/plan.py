@@ -63,6 +63,7 @@ PERSIST_PATH = "/claw_history.log"
 MEMORY_PATH = "/claw_memory.log"  # the memory capability's notes (claw_memory)
 AUDIT_PATH = "/claw_audit.log"  # the audit ring of tool calls (claw_audit)
 TELEGRAM_TOKEN_SLOT = "tg_token"  # NVS key of transports.telegram.token
+TELNET_PASSWORD_SLOT = "telnet_pw"  # NVS key of transports.telnet.password
 # The root that signs api.telegram.org's certificate chain (Go Daddy), added to the default roots
 # when the agent talks to Telegram and the spec gives no tls.ca_certs.
 TELEGRAM_CA_LABELS = ("Go Daddy Root Certificate Authority - G2",)
@@ -402,6 +403,9 @@ def _secret_slots(res: Resolved) -> tuple[list[SecretSlot], dict[str, bytes]]:
     tg = res.spec.transports.telegram
     if tg is not None and isinstance(tg.token, Secret):
         add(TELEGRAM_TOKEN_SLOT, "transports.telegram.token", tg.token)
+    tel = res.spec.transports.telnet
+    if tel.enabled and isinstance(tel.password, Secret):
+        add(TELNET_PASSWORD_SLOT, "transports.telnet.password", tel.password)
     mcp = res.spec.mcp_server
     if mcp is not None and isinstance(mcp.token, Secret):
         add(mcpserver.TOKEN_NVS_SLOT, "mcp_server.token", mcp.token)
@@ -450,6 +454,17 @@ def _telegram(res: Resolved, diags: list[Diagnostic]) -> Telegram | None:
     return Telegram(host=host, port=port, tls=tls, path_prefix=prefix, token_slot=TELEGRAM_TOKEN_SLOT,
                     allow_chats=tuple(int(c) for c in tg.allow_chats), poll_timeout=int(tg.poll_timeout_s),
                     poll_bytes=TELEGRAM_POLL_BYTES, send_bytes=TELEGRAM_SEND_BYTES)
+
+
+def _transports(res: Resolved, diags: list[Diagnostic]) -> Transports:
+    """transports: the UART, and Telnet with its password (a !secret; its shape: secretcheck)."""
+    tr = res.spec.transports
+    tel = tr.telnet
+    if tel.password is not None and not isinstance(tel.password, Secret):
+        diags.append(_diag(res, ("transports", "telnet", "password"), "the Telnet password must not be written in "
+                           "the spec: put it in secrets.yaml and write password: !secret telnet_password"))
+    return Transports(uart=tr.uart.enabled, telnet_port=tel.port if tel.enabled else None,
+                      telnet_password_slot=TELNET_PASSWORD_SLOT if tel.enabled and tel.password is not None else None)
 
 
 def _mcp(res: Resolved, tools: list[ToolDef], diags: list[Diagnostic]) -> McpServer | None:
@@ -723,6 +738,7 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
     tg_tls = telegram is not None and telegram.tls
     ca = _ca_certs(res, any(e.tls for e in endpoints) or "web_browsing" in spec.capabilities or tg_tls, diags,
                    TELEGRAM_CA_LABELS if tg_tls else ())
+    transports = _transports(res, diags)
     ota = _ota(res, diags)
     mcp = _mcp(res, tools, diags)
     registers = _registers(res, diags)
@@ -732,7 +748,6 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
     if errors:
         raise DiagnosticError(diags)
     net = spec.network
-    tr = spec.transports
     plan = Plan(
         name=spec.name,
         spec_file=spec_file,
@@ -744,7 +759,7 @@ def make_plan(res: Resolved, spec_file: str) -> tuple[Plan, dict[str, bytes], li
         network=Network(ssid_slot="wifi_ssid" if net.ssid is not None else None,
                         password_slot="wifi_pw" if net.password is not None else None,
                         hostname=net.hostname, connect_retries=int(net.connect_retries)),
-        transports=Transports(uart=tr.uart.enabled, telnet_port=tr.telnet.port if tr.telnet.enabled else None),
+        transports=transports,
         capabilities=list(spec.capabilities),
         tools=tools,
         tools_json=tjson,

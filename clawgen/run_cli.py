@@ -9,6 +9,8 @@ Telnet (``--host``, default the spec's ``network.hostname`` + ``.local``, port f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from clawgen.records import record
 if TYPE_CHECKING:
     import socket
 
+    from clawgen.fleet import Device
     from clawgen.model import Plan
     from clawgen.plan import Planned
 
@@ -37,6 +40,7 @@ class ConsoleTarget:
     port: str | None = None
     host: str | None = None
     telnet_port: int | None = None
+    password: bytes | None = field(default=None, repr=False)  # the answer to the device's Telnet password prompt
 
 
 def _subst(f):  # type: ignore[no-untyped-def]
@@ -62,12 +66,9 @@ def _planned(spec: Path, board: str | None, substitutions: dict[str, str], devic
     return load_and_plan(spec, BuildOptions(board=board, substitutions=substitutions, devices=devices))
 
 
-def _plan(spec: Path, board: str | None, substitutions: dict[str, str], devices: Path | None = None) -> Plan:
-    return _planned(spec, board, substitutions, devices).plan
-
-
-def telnet_target(spec: Path, plan: Plan, host: str | None) -> ConsoleTarget:
-    """host:port of the agent's Telnet console; UsageError for a spec without Telnet."""
+def telnet_target(spec: Path, plan: Plan, host: str | None, values: Mapping[str, bytes]) -> ConsoleTarget:
+    """host:port of the agent's Telnet console, and its password from ``values`` (the NVS values of
+    the build or of the fleet device) when the spec sets one; UsageError for a spec without Telnet."""
     from clawgen.diagnostics import UsageError
     from clawgen.hostport import parse_host
 
@@ -78,11 +79,13 @@ def telnet_target(spec: Path, plan: Plan, host: str | None) -> ConsoleTarget:
                          "again, or read the serial console with --port")
     name, port = parse_host(host, default_port) if host else (f"{plan.network.hostname}.local", default_port)
     assert port is not None
-    return ConsoleTarget(host=name, telnet_port=port)
+    slot = plan.transports.telnet_password_slot
+    return ConsoleTarget(host=name, telnet_port=port, password=values.get(slot) if slot else None)
 
 
-def fleet_hostname(devices: Path, device: str, planned: Planned) -> str:
-    """A fleet device's hostname, from the devices file (checked as `clawgen build --devices` does)."""
+def fleet_device(devices: Path, device: str, planned: Planned) -> Device:
+    """A fleet device (its hostname, its secrets), from the devices file (checked as `clawgen build
+    --devices` does)."""
     from clawgen.diagnostics import UsageError, did_you_mean
     from clawgen.fleet import load_fleet
 
@@ -90,7 +93,7 @@ def fleet_hostname(devices: Path, device: str, planned: Planned) -> str:
     names = [d.name for d in fleet.devices]
     for d in fleet.devices:
         if d.name == device:
-            return d.hostname
+            return d
     raise UsageError(f"no device '{device}' in {devices}{did_you_mean(device, names)}; its devices: {', '.join(names)}")
 
 
@@ -103,22 +106,32 @@ def show_console(target: ConsoleTarget, baud: int = MONITOR_BAUD, wait: float = 
 
     if target.host is not None:
         assert target.telnet_port is not None
-        monitor.telnet_console(target.host, target.telnet_port, note=note)
+        monitor.telnet_console(target.host, target.telnet_port, note=note, password=target.password)
     else:
         from clawgen.image.ports import choose_port
 
         monitor.monitor(choose_port(target.port), baud, note=note, wait=wait)
 
 
-def _hold_console(host: str, port: int) -> socket.socket | None:
-    """A connection to the running bundle's Telnet console, made before an update is sent, or None
-    when it does not answer. See ``_wait_until_closed``."""
+def _hold_console(host: str, port: int, password: bytes | None) -> socket.socket | None:
+    """A connection to the running bundle's Telnet console, made before an update is sent (logged
+    in when the device asks for a password: a connection left at the prompt is closed after a
+    while), or None when it does not answer. See ``_wait_until_closed``."""
     import socket
 
+    from clawgen.diagnostics import UsageError
+    from clawgen.image.monitor import telnet_login
+
     try:
-        return socket.create_connection((host, port), timeout=2.0)
+        sock = socket.create_connection((host, port), timeout=2.0)
     except OSError:
         return None
+    try:
+        telnet_login(sock, b"", password, f"{host}:{port}")
+    except (OSError, UsageError):
+        sock.close()
+        return None
+    return sock
 
 
 def _wait_until_closed(sock: socket.socket, limit: float = DOWN_WAIT) -> bool:
@@ -250,9 +263,13 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
             raise UsageError("--devices builds a fleet: say which device to update with --device NAME")
         serial_port = None
         ota_plan = None
+        values: Mapping[str, bytes] = {}  # the device's secrets (its Telnet password)
         if host is not None:  # a spec without ota: cannot be updated over the network: say so before building
-            ota_plan = _plan(spec, board, dict(substitutions), devices)
+            planned = _planned(spec, board, dict(substitutions), devices)
+            ota_plan = planned.plan
             require_ota(spec, ota_plan)
+            values = planned.nvs_values if device is None or devices is None else \
+                fleet_device(devices, device, planned).values
         if host is None:  # no board connected: say so before building
             from clawgen.image.ports import choose_port
 
@@ -273,9 +290,9 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
             if not no_monitor and plan.transports.telnet_port is not None:
                 from clawgen.hostport import parse_host
 
-                target = telnet_target(spec, plan, parse_host(host, plan.ota.port if plan.ota else None)[0])
+                target = telnet_target(spec, plan, parse_host(host, plan.ota.port if plan.ota else None)[0], values)
                 assert target.host is not None and target.telnet_port is not None
-                held = _hold_console(target.host, target.telnet_port)
+                held = _hold_console(target.host, target.telnet_port, target.password)
             try:
                 push_over_the_air(spec, plan, result.out_dir, result.nvs_values, host, device)
             except BaseException:
@@ -293,7 +310,7 @@ def run_command(spec: Path, board: str | None, port: str | None, host: str | Non
             if held is not None:
                 _wait_until_closed(held)
             telnet_console(target.host, target.telnet_port, note=lambda t: click.echo(t, err=True),
-                           wait=RESTART_WAIT)
+                           wait=RESTART_WAIT, password=target.password)
             return
         assert serial_port is not None
         from clawgen.image.flash import FlashOptions, flash_build, load_flash_plan
@@ -337,9 +354,13 @@ def logs_command(spec: Path, host: str | None, port: str | None, use_serial: boo
             show_console(ConsoleTarget(port=port), baud)
             return
         where = host
-        if where is None and devices is not None and device is not None:
-            where = fleet_hostname(devices, device, planned) + ".local"
-        show_console(telnet_target(spec, plan, where))
+        values: Mapping[str, bytes] = planned.nvs_values
+        if devices is not None and device is not None:
+            d = fleet_device(devices, device, planned)
+            values = d.values
+            if where is None:
+                where = d.hostname + ".local"
+        show_console(telnet_target(spec, plan, where, values))
 
     run_guarded(body)
 

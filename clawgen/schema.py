@@ -311,7 +311,8 @@ def check_headers(doc: Document) -> list[Diagnostic]:
 def _secret_allowed(path: PathT) -> bool:
     """!secret belongs only where a secret is expected: keys, passwords, the Wi-Fi name."""
     if path in (("model", "api_key"), ("network", "ssid"), ("network", "password"), ("web", "brave_api_key"),
-                ("ota", "key"), ("transports", "telegram", "token"), ("mcp_server", "token")):
+                ("ota", "key"), ("transports", "telegram", "token"), ("transports", "telnet", "password"),
+                ("mcp_server", "token")):
         return True
     return (len(path) == 4 and path[:2] == ("model", "fallbacks") and path[3] == "api_key") or \
         path == ("model", "light", "api_key")
@@ -329,8 +330,8 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
             out.append(Diagnostic.at(doc.mark(path), format_path(path),
                                      "!secret is not allowed here; secrets go in model.api_key, "
                                      "model.fallbacks[N].api_key, model.light.api_key, network.ssid, "
-                                     "network.password, web.brave_api_key, ota.key, transports.telegram.token and "
-                                     "mcp_server.token"))
+                                     "network.password, web.brave_api_key, ota.key, transports.telegram.token, "
+                                     "transports.telnet.password and mcp_server.token"))
     for error in schema_errors(_plain(doc.data)):
         _diagnose(doc, error, out)
     out += check_headers(doc)

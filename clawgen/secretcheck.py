@@ -21,6 +21,10 @@ SECRET_MAX_BYTES = 4096
 SSID_MAX_BYTES = 32  # IEEE 802.11
 WPA_PASSPHRASE_MIN = 8  # WPA2-PSK passphrase: 8..63 characters, or the raw key as 64 hex digits
 WPA_PASSPHRASE_MAX = 63
+# The Telnet password: typed (or sent by `clawgen run`) as a connection's first line; the device
+# keeps at most TELNET_PASSWORD_MAX + 32 bytes of that line (templates/app/claw_transport.py.j2).
+TELNET_PASSWORD_MIN = 8
+TELNET_PASSWORD_MAX = 128
 OTA_KEY_MIN_BYTES = 16  # the HMAC-SHA256 key of OTA updates (clawgen.ota.KEY_MIN_BYTES)
 # NVS layout (ESP-IDF, format version 2): 4096-byte pages of 126 entries of 32 bytes; one page
 # stays free for garbage collection. A blob takes an index entry, a data header per chunk and its
@@ -54,6 +58,8 @@ def _role(path: PathT) -> _Role | None:
         return _Role("the OTA key", "ota_key")
     if path == ("mcp_server", "token"):
         return _Role("the MCP bearer token", "mcp_token")
+    if path == ("transports", "telnet", "password"):
+        return _Role("the Telnet password", "telnet_password")
     if path == ("transports", "telegram", "token"):
         return _Role("the Telegram bot token", "telegram_token")
     return None
@@ -120,6 +126,17 @@ def value_problems(value: str, kind: str) -> list[str]:
         return out
     if kind == "mcp_token":
         return _mcp_token_problems(value, size)
+    if kind == "telnet_password":
+        if not TELNET_PASSWORD_MIN <= size <= TELNET_PASSWORD_MAX:
+            out.append(f"is {size} bytes long; a Telnet password is {TELNET_PASSWORD_MIN} to {TELNET_PASSWORD_MAX} "
+                       "characters (e.g. the output of `python -c \"import secrets; print(secrets.token_urlsafe(12))\"`)")
+        bad = next((i for i, ch in enumerate(value) if not " " <= ch <= "~"), None)
+        if bad is not None:
+            out.append(f"has a character that is not printable ASCII at character {bad + 1}; a Telnet password is "
+                       "typed on a terminal: use letters, digits, punctuation and spaces")
+        elif value != value.strip():
+            out.append("starts or ends with a space; remove it (a terminal line would not show it)")
+        return out
     if kind == "ota_key":
         if size < OTA_KEY_MIN_BYTES:
             out.append(f"is {size} bytes long; an OTA key is at least {OTA_KEY_MIN_BYTES} bytes (e.g. the "

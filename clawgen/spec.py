@@ -129,6 +129,8 @@ class Telnet:
     SHORTHAND: ClassVar[str] = "enabled"
     enabled: bool = True
     port: int = 2323
+    # A connection's first line must be this before it gets the console (a !secret; none: no password).
+    password: Secret | str | None = None
 
 
 TELEGRAM_API = "https://api.telegram.org"  # the Bot API's base URL (transports.telegram.api)

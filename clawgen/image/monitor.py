@@ -309,11 +309,58 @@ def connect_greeted(host: str, port: int, what: str, wait: float) -> tuple[Any, 
         time.sleep(0.2)
 
 
+# The device's question for the password (transports.telnet.password; templates/app/claw_transport.py.j2).
+PASSWORD_PROMPT = b"password: "
+LOGIN_SECONDS = 5.0  # how long the device may take to answer the password
+
+
+def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str) -> bytes:
+    """Answer the device's password prompt on a new Telnet connection. ``first``: bytes already
+    read. Returns what to show the user first: the device's greeting after the password, or, when
+    the device asks for no password, what it sent (the password is then not sent: it goes only to a
+    device that asks for it). Without ``password`` the prompt is left for the user to answer.
+    UsageError when the device refuses the password."""
+    from clawgen.diagnostics import UsageError
+
+    data = first
+    sock.settimeout(GREETING_SECONDS)
+    with contextlib.suppress(TimeoutError):
+        while not data.endswith(PASSWORD_PROMPT) and b"\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    if not data.endswith(PASSWORD_PROMPT) or password is None:
+        return data
+    sock.sendall(password + b"\r\n")
+    reply = b""
+    end = time.monotonic() + LOGIN_SECONDS
+    try:
+        while b"\n" not in reply and (left := end - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    except TimeoutError:
+        pass
+    except OSError:  # reset: closed with our bytes unread
+        pass
+    if reply.startswith(b"[error]") or not reply:
+        said = reply.decode("utf-8", "replace").strip() or "it closed the connection"
+        raise UsageError(f"{where} refused the Telnet password from secrets.yaml (transports.telnet.password): "
+                         f"{said}; is the board running this spec's build, flashed with these secrets?")
+    return reply
+
+
 def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
-                   note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr), wait: float = 0.0) -> str:
+                   note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr), wait: float = 0.0,
+                   password: bytes | None = None) -> str:
     """The agent's Telnet console on ``host:port``: typed lines go to the device (line-edited by the
     terminal, as a Telnet client would send them), its output to stdout. End of input (Ctrl-D) or
     Ctrl-C leaves; the device closing the connection (`/quit`) ends it normally.
+
+    ``password``: the answer to the device's password prompt (``telnet_login``).
 
     Returns why it stopped: "end-of-input", "closed-by-device" or "interrupted"."""
     from clawgen.diagnostics import UsageError
@@ -321,9 +368,15 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout.buffer
     if wait > 0:  # a device restarting: not the old bundle's last breath (connect_greeted)
-        conn = SocketPort(*connect_greeted(host, port, "a Telnet console", wait))
+        sock, first = connect_greeted(host, port, "a Telnet console", wait)
     else:
-        conn = SocketPort(connect_tcp(host, port, "a Telnet console"))
+        sock, first = connect_tcp(host, port, "a Telnet console"), b""
+    try:
+        first = telnet_login(sock, first, password, f"{host}:{port}")
+    except BaseException:
+        sock.close()
+        raise
+    conn = SocketPort(sock, first)
     note(f"--- clawgen console on {host}:{port} (Telnet); Ctrl-D or Ctrl-C to quit ---")
     is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
     keys = stream_keys(stdin)

@@ -161,30 +161,40 @@ def _two_ports() -> tuple[int, int]:
     return a, b
 
 
-def _ota_spec(ota_port: int, telnet_port: int, prompt: str) -> dict:
+TELNET_PASSWORD = "open sesame 1234"
+
+
+def _ota_spec(ota_port: int, telnet_port: int, prompt: str, password: bool = False) -> dict:
     from tests.runtime.test_ota_unix import WIFI
 
+    telnet = {"port": telnet_port, **({"password": "!secret telnet_password"} if password else {})}
     return make_spec("http://192.0.2.1:9", system_prompt=prompt, network=WIFI,
-                     transports={"uart": True, "telnet": {"port": telnet_port}},
+                     transports={"uart": True, "telnet": telnet},
                      ota={"port": ota_port, "key": "!secret ota_key", "confirm_timeout": 60})
 
 
+@pytest.mark.parametrize("password", [False, True], ids=["open", "password"])
 def test_run_over_the_network_updates_the_device_and_shows_its_console(
-        tmp_path: Path, unix_device, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, unix_device, monkeypatch: pytest.MonkeyPatch, password: bool) -> None:
     """`clawgen run SPEC --host` on the unix-port VM: the device runs build A; run builds B, pushes it
     (clawgen.ota.push, with the simulator's hardware shims left on the device), the device restarts
-    into it, and run shows the new build's Telnet console."""
+    into it, and run shows the new build's Telnet console. With transports.telnet.password, run
+    answers the device's password prompt (before the update and after) from secrets.yaml."""
     import functools
     import json
     import threading
     import time
 
     from clawgen import ota
-    from tests.runtime.test_ota_unix import ENTRY, SECRETS, SIM_EXCLUDE, boot, device
+    from tests.runtime import test_ota_unix
+    from tests.runtime.test_ota_unix import ENTRY, SIM_EXCLUDE, boot, device
 
+    secrets = {**test_ota_unix.SECRETS, **({"telnet_password": TELNET_PASSWORD} if password else {})}
+    if password:
+        monkeypatch.setattr(test_ota_unix, "NVS", {**test_ota_unix.NVS, "telnet_pw": TELNET_PASSWORD.encode()})
     ota_port, telnet_port = _two_ports()
-    a = build(tmp_path / "a", _ota_spec(ota_port, telnet_port, "You are version A."), secrets=SECRETS)
-    build(tmp_path / "b", _ota_spec(ota_port, telnet_port, "You are version B."), secrets=SECRETS)
+    a = build(tmp_path / "a", _ota_spec(ota_port, telnet_port, "You are version A.", password), secrets=secrets)
+    build(tmp_path / "b", _ota_spec(ota_port, telnet_port, "You are version B.", password), secrets=secrets)
     monkeypatch.chdir(tmp_path / "b")
     monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ota, "push", functools.partial(ota.push, exclude=SIM_EXCLUDE))
@@ -212,6 +222,8 @@ def test_run_over_the_network_updates_the_device_and_shows_its_console(
     # instead of connecting again and again to find out when it was gone.
     log = restarted[0].stdout + restarted[0].stderr
     assert log.count("telnet client connected") == 1, log
+    assert log.count("telnet: password accepted") == (1 if password else 0), log
+    assert "[error] task" not in log and "closed a connection that sent no password" not in log
     build_id = json.loads((tmp_path / "b" / "generated" / "rt-agent" / "esp32s3" / "build.json").read_text())["build_id"]
     assert f"Updating 127.0.0.1:{ota_port} over the network (OTA)" in r.stdout
     assert f"installed build {build_id[:12]} on 127.0.0.1" in r.stdout
@@ -219,7 +231,9 @@ def test_run_over_the_network_updates_the_device_and_shows_its_console(
     assert f"build {build_id}" in r.stdout, (r.stdout[-1500:], r.stderr)  # /status on the restarted device
     assert "the device closed the connection" in r.stderr
     assert f"ota: build {build_id[:12]} confirmed" in second.stdout
-    assert SECRETS["ota_key"] not in r.output
+    log2 = second.stdout + second.stderr
+    assert log2.count("telnet: password accepted") == (1 if password else 0), log2
+    assert secrets["ota_key"] not in r.output and TELNET_PASSWORD not in r.output + log + log2
 
 
 def test_run_over_the_network_to_nobody(project: Path, tmp_path: Path) -> None:
@@ -272,14 +286,16 @@ def test_logs_host_refusing_the_connection(project: Path) -> None:
 
 
 def test_logs_default_host_is_the_spec_hostname(project: Path) -> None:
-    from clawgen.run_cli import _plan, telnet_target
+    from clawgen.run_cli import _planned, telnet_target
 
     (project / "agent.yaml").write_text(SPEC.format(extra="  telnet: {port: 2323}\n"))
-    plan = _plan(project / "agent.yaml", None, {})
-    assert telnet_target(Path("agent.yaml"), plan, None).host == "claw-run.local"
-    assert telnet_target(Path("agent.yaml"), plan, None).telnet_port == 2323
-    assert telnet_target(Path("agent.yaml"), plan, "10.0.0.7:24").telnet_port == 24
-    assert telnet_target(Path("agent.yaml"), plan, "[fe80::1]").host == "fe80::1"
+    planned = _planned(project / "agent.yaml", None, {})
+    plan, values = planned.plan, planned.nvs_values
+    assert telnet_target(Path("agent.yaml"), plan, None, values).host == "claw-run.local"
+    assert telnet_target(Path("agent.yaml"), plan, None, values).telnet_port == 2323
+    assert telnet_target(Path("agent.yaml"), plan, None, values).password is None
+    assert telnet_target(Path("agent.yaml"), plan, "10.0.0.7:24", values).telnet_port == 24
+    assert telnet_target(Path("agent.yaml"), plan, "[fe80::1]", values).host == "fe80::1"
     r = _run("logs", "agent.yaml", "--host", "10.0.0.7:http")
     assert r.exit_code == 2 and "the port must be a number from 1 to 65535" in r.output
 
@@ -390,15 +406,15 @@ def test_run_a_fleet_device_over_the_network_uses_its_own_key(project: Path, mon
 
 
 def test_logs_of_a_fleet_device_uses_its_hostname(project: Path) -> None:
-    from clawgen.run_cli import _planned, fleet_hostname
+    from clawgen.run_cli import _planned, fleet_device
 
     (project / "agent.yaml").write_text(SPEC.format(extra="  telnet: {port: 2323}\n"))
     (project / "devices.yaml").write_text("devices:\n  - name: kitchen\n    hostname: claw-kitchen\n    secrets:\n"
                                           "      wifi_password: kitchen-pass\n  - name: garage\n    secrets:\n"
                                           "      wifi_password: garage-pass\n")
     planned = _planned(project / "agent.yaml", None, {}, project / "devices.yaml")
-    assert fleet_hostname(project / "devices.yaml", "kitchen", planned) == "claw-kitchen"
-    assert fleet_hostname(project / "devices.yaml", "garage", planned) == "garage"
+    assert fleet_device(project / "devices.yaml", "kitchen", planned).hostname == "claw-kitchen"
+    assert fleet_device(project / "devices.yaml", "garage", planned).hostname == "garage"
     r = _run("logs", "agent.yaml", "--devices", "devices.yaml", "--device", "kitchn")
     assert r.exit_code == 1
     assert _errors(r.output) == ["clawgen: error: no device 'kitchn' in devices.yaml (did you mean \"kitchen\"?); "

@@ -424,3 +424,26 @@ def test_a_secrets_file_that_is_not_a_regular_file_says_so(write_spec, tmp_path:
     assert where(d) == ("spec.yaml", 5, 12)
     assert d.message == (f"!secret k: {sp} is not a regular file; make it the YAML file of "
                          "your secrets, with a line 'k: VALUE'")
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ("short", "5 bytes long; a Telnet password is 8 to 128"),
+    ("p" * 129, "129 bytes long; a Telnet password is 8 to 128"),
+    ("café-au-lait", "not printable ASCII at character 4"),
+    ("pass\tword!", "not printable ASCII at character 5"),
+    ("pass\r\nword", "not printable ASCII at character 5"),
+    (" password", "starts or ends with a space"),
+])
+def test_bad_telnet_passwords(value: str, words: str):
+    from clawgen.secretcheck import value_problems
+
+    problems = value_problems(value, "telnet_password")
+    assert len(problems) == 1 and words in problems[0], problems
+    assert value not in problems[0]
+
+
+@pytest.mark.parametrize("value", ["p" * 8, "p" * 128, "correct horse 42", "~!@#$%^&*()_+{}|:<>?"])
+def test_good_telnet_passwords(value: str):
+    from clawgen.secretcheck import value_problems
+
+    assert value_problems(value, "telnet_password") == []

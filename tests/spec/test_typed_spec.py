@@ -175,7 +175,7 @@ def test_secret_fields_are_where_the_schema_allows_secrets() -> None:
     secret = set(secret_paths())
     assert secret == {"model.api_key", "model.fallbacks[].api_key", "model.light.api_key", "network.ssid",
                       "network.password", "web.brave_api_key", "ota.key", "transports.telegram.token",
-                      "mcp_server.token"}
+                      "transports.telnet.password", "mcp_server.token"}
     for path, _cls, _f in walk_fields():
         assert _secret_allowed(_concrete(path)) == (path in secret), path
 
@@ -257,8 +257,8 @@ def test_config_prints_every_section_in_field_order(tmp_path: Path) -> None:
     spec = _write(tmp_path, "name: cfg\nmodel: {base_url: 'http://10.0.0.2:8080/v1', model: m}\n")
     data = to_spec(load_and_plan(spec, BuildOptions()).resolved.spec)
     assert list(data) == [f.name for f in dataclasses.fields(AgentSpec)]
-    assert data["transports"] == {"uart": {"enabled": True}, "telnet": {"enabled": False, "port": 2323},
-                                  "telegram": None}
+    assert data["transports"] == {"uart": {"enabled": True},
+                                  "telnet": {"enabled": False, "port": 2323, "password": None}, "telegram": None}
     assert data["persistence"] == {"mode": "none", "max_bytes": 16384}
     assert data["registers"] == {"defaults": True, "allow": [], "deny": []}
 

@@ -1,0 +1,263 @@
+"""transports.telnet.password on the MicroPython unix-port VM, on a real host port: a connection's
+first line must be the password before it gets the console; until then the current client keeps
+it; wrong passwords close the connection and, five in a row, keep new connections out for a
+while; a web page's HTTP request is not a try; the password is never printed."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clawgen.sim.unixvm import UnixRun
+from tests.llm_server import Reply
+from tests.runtime.agent_builds import build, make_spec
+from tests.runtime.telnet_client import TelnetClient, free_port
+
+PASSWORD = "correct horse 42"
+WIFI = {"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"}
+SECRETS = {"wifi_ssid": "lab-net", "wifi_password": "hunter22", "telnet_password": PASSWORD}
+NVS = {"wifi_ssid": b"lab-net", "wifi_pw": b"hunter22", "telnet_pw": PASSWORD.encode()}
+HOST = "127.0.0.1"
+
+
+def password_build(tmp_path: Path, base_url: str, port: int) -> Path:
+    spec = make_spec(base_url, network=WIFI,
+                     transports={"uart": True, "telnet": {"port": port, "password": "!secret telnet_password"}})
+    return build(tmp_path, spec, secrets=SECRETS)
+
+
+def start(unix_device, out: Path, nvs: dict[str, bytes]) -> UnixRun:
+    return unix_device(out, secrets=nvs).start(open_stdin=True)
+
+
+@pytest.fixture
+def device(tmp_path: Path, llm_server, unix_device) -> Iterator[tuple[UnixRun, int]]:
+    port = free_port()
+    run = start(unix_device, password_build(tmp_path, llm_server.base_url, port), NVS)
+    try:
+        yield run, port
+    finally:
+        run.kill()
+
+
+def asked(run: UnixRun, port: int, wait: float = 0) -> TelnetClient:
+    """A connection that got the password prompt."""
+    c = TelnetClient(HOST, port, wait=wait, alive=lambda: run.proc.poll() is None)
+    assert c.read_until(b"password: ") == "password: "
+    return c
+
+
+def logged_in(run: UnixRun, port: int, wait: float = 0) -> TelnetClient:
+    c = asked(run, port, wait)
+    c.send_line(PASSWORD)
+    assert "/help for commands" in c.read_until(b"\n> ")
+    return c
+
+
+def closed(c: TelnetClient, timeout: float = 10) -> str:
+    """What the device sent before it closed the connection."""
+    c.sock.settimeout(timeout)
+    data = c.buf
+    while True:
+        try:
+            chunk = c.sock.recv(4096)
+        except ConnectionResetError:  # (closed with bytes of ours still unread)
+            chunk = b""
+        if not chunk:
+            return data.decode()
+        data += chunk
+
+
+def stop(run: UnixRun) -> str:
+    run.end_input()  # the console's input ends: the agent stops
+    res = run.wait(20)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "[error] task" not in out, out  # (a failed task restarts: the tests above would still pass)
+    return out
+
+
+def test_the_password_opens_the_console_and_a_wrong_one_closes_the_connection(device, llm_server):
+    run, port = device
+    llm_server.push(Reply.text("hello over telnet"))
+    c = asked(run, port, wait=20)
+    c.send_line("swordfish")
+    assert closed(c) == "[error] wrong password\r\n"
+    c = logged_in(run, port)
+    c.send_line("hi")
+    assert "hello over telnet" in c.read_until(b"\n> ")
+    assert llm_server.requests[0].messages[-1]["content"] == "hi"  # (not the password)
+    c.close()
+    out = stop(run)
+    assert f"telnet: listening on port {port} (password required)" in out
+    assert "telnet: wrong password (1 in a row)" in out and "telnet: password accepted" in out
+    assert PASSWORD not in out and "swordfish" not in out
+
+
+def test_a_connection_without_the_password_does_not_take_the_console(device, llm_server):
+    run, port = device
+    first = logged_in(run, port, wait=20)
+    second = asked(run, port)  # connected, says nothing
+    first.send_line("/status")
+    assert "turns 0" in first.read_until(b"\n> ")  # still served, not moved
+    assert b"session moved" not in first.buf
+    second.send_line("wrong password")
+    assert "[error] wrong password" in closed(second)
+    first.send_line("/status")
+    assert "turns 0" in first.read_until(b"\n> ")
+    third = asked(run, port)
+    third.send_line(PASSWORD)
+    third.read_until(b"\n> ")
+    assert "[session moved to a new Telnet connection]" in first.read_until(b"connection]")
+    third.send_line("/quit")
+    third.read_until(b"bye")
+    first.close()
+    stop(run)
+
+
+def test_a_newer_connection_at_the_prompt_replaces_an_older_one(device, llm_server):
+    run, port = device
+    older = asked(run, port, wait=20)
+    newer = asked(run, port)
+    assert closed(older) == "\r\n[error] a newer connection is logging in\r\n"
+    newer.send_line(PASSWORD)
+    assert "/help for commands" in newer.read_until(b"\n> ")
+    newer.close()
+    out = stop(run)
+    assert "wrong password" not in out
+
+
+def test_lines_sent_with_the_password_are_read(device, llm_server):
+    run, port = device
+    c = asked(run, port, wait=20)
+    c.sock.sendall(PASSWORD.encode() + b"\r\n/status\r\n")  # one packet, as a script sends it
+    c.read_until(b"/help for commands")
+    assert "turns 0" in c.read_until(b"turns")  + c.read_until(b"\n> ")
+    c.close()
+    stop(run)
+
+
+def test_five_wrong_passwords_keep_new_connections_out(device, llm_server):
+    run, port = device
+    for i in range(5):
+        c = asked(run, port, wait=20 if i == 0 else 0)
+        c.send_line(f"guess {i}")
+        assert "[error] wrong password" in closed(c)
+    c = TelnetClient(HOST, port)
+    assert closed(c) == "[error] too many wrong passwords; try again later\r\n"  # not even asked
+    out = stop(run)
+    assert "telnet: 5 wrong passwords: new connections refused for 60 s" in out
+    assert "telnet: refused a connection (too many wrong passwords)" in out
+
+
+def test_an_http_request_is_no_try_and_reaches_nobody(device, llm_server):
+    # A web page can make a browser POST to http://DEVICE:2323/; that must not lock the user out.
+    run, port = device
+    for i in range(6):
+        c = asked(run, port, wait=20 if i == 0 else 0)
+        c.sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        assert closed(c) == ""  # closed without a word after the prompt (and without a try counted)
+    c = logged_in(run, port)  # not locked out
+    c.close()
+    out = stop(run)
+    assert out.count("telnet: refused an HTTP request (a web page?)") == 6
+    assert "wrong password" not in out
+    assert not llm_server.requests
+
+
+def test_no_password_line_in_time_closes_the_connection(device, llm_server):
+    run, port = device
+    c = asked(run, port, wait=20)
+    c.sock.sendall(b"\xff\xfb\x01\xff\xfd\x03")  # Telnet negotiation only, no line
+    start_t = time.monotonic()
+    text = closed(c, timeout=40)
+    assert text.endswith("[error] no password within 30 s\r\n") and 25 < time.monotonic() - start_t < 40
+    out = stop(run)
+    assert "telnet: closed a connection that sent no password" in out
+
+
+def test_without_the_password_in_nvs_there_is_no_telnet_server(tmp_path, llm_server, unix_device):
+    port = free_port()
+    run = start(unix_device, password_build(tmp_path, llm_server.base_url, port),
+                {k: v for k, v in NVS.items() if k != "telnet_pw"})
+    try:
+        llm_server.push(Reply.text("ok"))
+        run.send("hi\n")  # a turn on the UART: once its model request comes, the boot is over
+        deadline = time.monotonic() + 20
+        while not llm_server.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert llm_server.requests, "the device never sent the UART line's request"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((HOST, port), timeout=5)
+        text = stop(run)
+        assert "telnet: no password in NVS (key telnet_pw); the Telnet server is off" in text
+        assert "listening on port" not in text
+    finally:
+        run.kill()
+
+
+def test_the_password_is_not_in_the_generated_sources(tmp_path, llm_server):
+    out = password_build(tmp_path, llm_server.base_url, free_port())
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert PASSWORD.encode() not in p.read_bytes(), p
+    assert "TELNET_PW_KEY = 'telnet_pw'" in (out / "app" / "claw_config.py").read_text()
+
+
+def _logs(spec: Path, stdin: str):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from clawgen.cli import cli
+
+    return CliRunner().invoke(cli, ["logs", str(spec), "--host", HOST], input=stdin)
+
+
+def test_logs_answers_the_password_prompt_from_secrets_yaml(tmp_path: Path, llm_server, unix_device):
+    port = free_port()
+    out = password_build(tmp_path, llm_server.base_url, port)
+    run = start(unix_device, out, NVS)
+    try:
+        asked(run, port, wait=20).close()  # listening
+        r = _logs(tmp_path / "agent.yaml", "/status\n/quit\n")
+        assert r.exit_code == 0, r.output
+        assert "agent rt-agent on esp32s3" in r.stdout and "bye" in r.stdout
+        assert r.stdout.startswith("clawgen agent rt-agent - /help for commands")  # (the prompt was answered)
+        # The secrets.yaml beside the spec changes; the device still has the old password.
+        (tmp_path / "secrets.yaml").write_text((tmp_path / "secrets.yaml").read_text().replace(PASSWORD, "not it, 12"))
+        r = _logs(tmp_path / "agent.yaml", "/status\n")
+        assert r.exit_code == 1
+        assert (f"clawgen: error: {HOST}:{port} refused the Telnet password from secrets.yaml "
+                "(transports.telnet.password): [error] wrong password;") in r.output
+        text = stop(run)
+    finally:
+        run.kill()
+    assert "telnet: password accepted" in text and "telnet: wrong password (1 in a row)" in text
+    for secret in (PASSWORD, "not it, 12", "hunter22"):
+        assert secret not in r.output and secret not in text
+
+
+def test_a_device_without_a_password_is_not_sent_one(tmp_path: Path, llm_server, unix_device):
+    # A board still running a build without transports.telnet.password: the console works, and the
+    # password of the spec (now with one) goes nowhere.
+    from clawgen.image.monitor import telnet_login
+
+    port = free_port()
+    spec = make_spec(llm_server.base_url, network=WIFI, transports={"uart": True, "telnet": {"port": port}})
+    run = start(unix_device, build(tmp_path, spec, secrets=SECRETS), NVS)
+    try:
+        c = TelnetClient(HOST, port, wait=20, alive=lambda: run.proc.poll() is None)
+        first = telnet_login(c.sock, b"", PASSWORD.encode(), "the device")
+        assert first.startswith(b"clawgen agent rt-agent - /help for commands")
+        c.sock.settimeout(10)
+        c.send_line("/status")
+        assert "turns 0" in c.read_until(b"\n> ")  # (the banner's prompt may come first: one read)
+        c.close()
+        text = stop(run)
+    finally:
+        run.kill()
+    assert PASSWORD not in text
+    assert not llm_server.requests  # the password never reached the agent as a line
