@@ -4,7 +4,8 @@ Asks for (or takes as flags) the board, the model provider, Wi-Fi and the transp
 three files into the project directory and nothing else:
 
 - ``NAME.yaml``: the agent spec, every secret a ``!secret`` reference;
-- ``secrets.yaml``: a placeholder for each of those secrets (replace them before flashing);
+- ``secrets.yaml``: a placeholder for each of those secrets (replace them before flashing), but
+  the Telnet password, made up here (a console on the network is never open to anyone on it);
 - ``.gitignore``: keeps ``secrets.yaml`` and ``generated/`` out of version control (an existing
   ``.gitignore`` is extended, never rewritten).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from secrets import token_urlsafe
 
 from clawgen.diagnostics import InputError
 from clawgen.records import record
@@ -45,6 +47,7 @@ PROVIDERS: dict[str, Provider] = {p.key: p for p in (
 TRANSPORTS = ("uart", "telnet")
 PLACEHOLDER = "REPLACE-ME"
 GITIGNORE_LINES = ("secrets.yaml", "generated/")
+TELNET_PASSWORD_SECRET = "telnet_password"  # the secrets.yaml key of the Telnet password
 
 
 @record
@@ -108,7 +111,7 @@ def render_spec(a: InitAnswers) -> str:
     if "uart" in a.transports:
         lines.append("  uart: true")
     if "telnet" in a.transports:
-        lines.append("  telnet: true")
+        lines.append(f"  telnet: {{password: !secret {TELNET_PASSWORD_SECRET}}}")
     lines.append("capabilities: [system]")
     return "\n".join(lines) + "\n"
 
@@ -121,6 +124,9 @@ def render_secrets(a: InitAnswers) -> str:
         lines.append(f"{p.secret}: {PLACEHOLDER}-{p.key}-api-key")
     if a.wifi:
         lines += [f"wifi_ssid: {PLACEHOLDER}-wifi-name", f"wifi_password: {PLACEHOLDER}-wifi-password"]
+    if "telnet" in a.transports:
+        lines += ["# What a Telnet connection must send first (`clawgen run`/`logs` send it for you).",
+                  f"{TELNET_PASSWORD_SECRET}: {token_urlsafe(12)}"]
     if len(lines) == 2:
         lines.append("{}  # this agent needs no secrets yet")
     return "\n".join(lines) + "\n"

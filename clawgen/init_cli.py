@@ -48,6 +48,9 @@ def init_command(directory: Path, name: str | None, board: str | None, provider:
             click.echo(f"wrote {p}")
         click.echo(f"next: put your keys into {written[1]}, then\n  clawgen build {spec}\n"
                    f"  clawgen sim {spec} --model mock   # try it on the simulator")
+        if "telnet" in a.transports:
+            click.echo(f"Telnet asks for the password {written[1].name} holds as telnet_password (`clawgen run` and "
+                       "`clawgen logs` answer it for you)")
 
     run_guarded(body)
 

@@ -30,11 +30,25 @@ def test_every_provider_validates_and_builds(tmp_path: Path, provider: str) -> N
     else:
         assert "api_key" not in text
     assert (tmp_path / ".gitignore").read_text().splitlines() == ["secrets.yaml", "generated/"]
+    # Telnet is never open to the network: init makes up its password (the only secret it can).
+    assert "telnet: {password: !secret telnet_password}" in text
+    pw = secrets["telnet_password"]
+    assert len(pw) == 16 and pw.isascii() and pw not in r.output
+    assert "Telnet asks for the password secrets.yaml holds as telnet_password" in r.output
     v = CliRunner().invoke(cli, ["validate", str(spec)])
     assert v.exit_code == 0, v.output
     b = CliRunner().invoke(cli, ["build", str(spec), "--out", str(tmp_path / "out"), "--no-images"])
     assert b.exit_code == 0, b.output
     assert (tmp_path / "out" / "build.json").is_file()
+    assert "TELNET_PW_KEY = 'telnet_pw'" in (tmp_path / "out" / "app" / "claw_config.py").read_text()
+    assert not any(pw in f.read_text(errors="replace") for f in (tmp_path / "out").rglob("*.py"))
+
+
+def test_two_projects_get_two_telnet_passwords(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        assert _init(tmp_path / d, "-y", "--name", d).exit_code == 0
+    a, b = (yaml.safe_load((tmp_path / d / "secrets.yaml").read_text())["telnet_password"] for d in ("a", "b"))
+    assert a != b
 
 
 def test_prompts_fill_what_options_do_not_say(tmp_path: Path) -> None:
