@@ -66,3 +66,37 @@ def test_telnet_session_through_the_port_map(tmp_path: Path, llm_server: LLMServ
     assert res.returncode == 0, res.stderr
     assert f"telnet: listening on port {TELNET_PORT}" in res.stdout
     assert "hunter22" not in res.stdout + res.stderr
+
+
+@pytest.mark.usefixtures("mpvm")
+def test_telnet_password_through_the_port_map(tmp_path: Path, llm_server: LLMServer) -> None:
+    """transports.telnet.password on the WebAssembly VM (`clawgen sim`): asked, refused, accepted."""
+    password = "correct horse 42"
+    spec = make_spec(llm_server.base_url, network={"ssid": "!secret wifi_ssid", "password": "!secret wifi_password"},
+                     transports={"uart": True, "telnet": {"port": TELNET_PORT, "password": "!secret telnet_pw"}})
+    out = build(tmp_path, spec, secrets={"wifi_ssid": "lab-net", "wifi_password": "hunter22", "telnet_pw": password})
+    llm_server.push(Reply.text("hello over telnet"))
+    with vm.Simulation(out, stdin=vm.OPEN, port_map={TELNET_PORT: 0},
+                       secrets={**NVS, "telnet_pw": password.encode()}) as sim:
+        ev = sim.wait_event("listening", timeout=20)
+        c = TelnetClient(ev["host"], ev["port"])
+        assert c.read_until(b"password: ") == "password: "
+        c.send_line("swordfish")
+        assert "[error] wrong password" in c.read_until(b"password\r\n")
+        c.close()
+        c = TelnetClient(ev["host"], ev["port"])
+        c.read_until(b"password: ")
+        c.send_line(password)
+        assert "/help for commands" in c.read_until(b"\n> ")
+        c.send_line("hi")
+        assert "hello over telnet" in c.read_until(b"\n> ")
+        c.send_line("/quit")
+        c.read_until(b"bye")
+        c.close()
+        sim.end_input()
+        res = sim.wait(20)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    assert f"telnet: listening on port {TELNET_PORT} (password required)" in text
+    assert "telnet: wrong password (1 in a row)" in text and "telnet: password accepted" in text
+    assert password not in text and "[error] task" not in text
