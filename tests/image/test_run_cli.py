@@ -421,3 +421,23 @@ def test_logs_of_a_fleet_device_uses_its_hostname(project: Path) -> None:
                                  "its devices: kitchen, garage"]
     r = _run("logs", "agent.yaml", "--device", "kitchen")
     assert r.exit_code == 1 and "both --devices FILE and --device NAME" in r.output
+
+
+def test_the_console_password_is_the_fleet_device_own(project: Path) -> None:
+    """A fleet device's Telnet password comes from its own secrets in the devices file; the build's
+    from secrets.yaml; the target never shows it."""
+    from clawgen.run_cli import _planned, fleet_device, telnet_target
+
+    (project / "agent.yaml").write_text(SPEC.format(extra="  telnet: {port: 2323, password: !secret telnet_password}\n"))
+    (project / "secrets.yaml").write_text("wifi_password: correct-horse\ntelnet_password: shared-pass-1\n")
+    (project / "devices.yaml").write_text("secrets:\n  wifi_password: fleet-wifi-1\n  telnet_password: fleet-pass-1\n"
+                                          "devices:\n  - name: kitchen\n    secrets:\n"
+                                          "      telnet_password: kitchen-pass-1\n  - name: garage\n")
+    planned = _planned(project / "agent.yaml", None, {}, project / "devices.yaml")
+    kitchen = fleet_device(project / "devices.yaml", "kitchen", planned)
+    target = telnet_target(Path("agent.yaml"), planned.plan, None, kitchen.values)
+    assert target.password == b"kitchen-pass-1" and "kitchen-pass-1" not in repr(target)
+    garage = fleet_device(project / "devices.yaml", "garage", planned)
+    assert telnet_target(Path("agent.yaml"), planned.plan, None, garage.values).password == b"fleet-pass-1"
+    plain = _planned(project / "agent.yaml", None, {})
+    assert telnet_target(Path("agent.yaml"), plain.plan, None, plain.nvs_values).password == b"shared-pass-1"
