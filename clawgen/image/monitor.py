@@ -314,12 +314,15 @@ PASSWORD_PROMPT = b"password: "
 LOGIN_SECONDS = 5.0  # how long the device may take to answer the password
 
 
-def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str) -> bytes:
+SPEC_PASSWORD = "the Telnet password from secrets.yaml (transports.telnet.password)"
+
+
+def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str, whose: str = SPEC_PASSWORD) -> bytes:
     """Answer the device's password prompt on a new Telnet connection. ``first``: bytes already
     read. Returns what to show the user first: the device's greeting after the password, or, when
     the device asks for no password, what it sent (the password is then not sent: it goes only to a
     device that asks for it). Without ``password`` the prompt is left for the user to answer.
-    UsageError when the device refuses the password."""
+    UsageError when the device refuses the password (``whose``, for the message)."""
     from clawgen.diagnostics import UsageError
 
     data = first
@@ -348,8 +351,9 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str) ->
         pass
     if reply.startswith(b"[error]") or not reply:
         said = reply.decode("utf-8", "replace").strip() or "it closed the connection"
-        raise UsageError(f"{where} refused the Telnet password from secrets.yaml (transports.telnet.password): "
-                         f"{said}; is the board running this spec's build, flashed with these secrets?")
+        hint = ("is the board running this spec's build, flashed with these secrets?" if whose == SPEC_PASSWORD
+                else "try again")
+        raise UsageError(f"{where} refused {whose}: {said}; {hint}")
     return reply
 
 
@@ -371,14 +375,21 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
         sock, first = connect_greeted(host, port, "a Telnet console", wait)
     else:
         sock, first = connect_tcp(host, port, "a Telnet console"), b""
+    is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
     try:
         first = telnet_login(sock, first, password, f"{host}:{port}")
+        if password is None and first.endswith(PASSWORD_PROMPT) and is_tty:
+            # The device asks and the spec has no password (a board flashed from another spec):
+            # asked here without echo, rather than typed into the console where it would show.
+            import getpass
+
+            typed = getpass.getpass(f"{host}:{port} asks for its Telnet password: ")
+            first = telnet_login(sock, first, typed.encode(), f"{host}:{port}", "the password you typed")
     except BaseException:
         sock.close()
         raise
     conn = SocketPort(sock, first)
     note(f"--- clawgen console on {host}:{port} (Telnet); Ctrl-D or Ctrl-C to quit ---")
-    is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
     keys = stream_keys(stdin)
     try:
         reason = run_console(conn, keys, stdout, exit_key=b"\x1d",

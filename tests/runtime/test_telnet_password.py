@@ -261,3 +261,47 @@ def test_a_device_without_a_password_is_not_sent_one(tmp_path: Path, llm_server,
         run.kill()
     assert PASSWORD not in text
     assert not llm_server.requests  # the password never reached the agent as a line
+
+
+def test_a_console_on_a_terminal_asks_for_a_password_the_spec_does_not_have(
+        device, llm_server, monkeypatch: pytest.MonkeyPatch):
+    # `clawgen logs --host` on a terminal, for a spec without a password, to a board that asks:
+    # the password is asked without echo (getpass), not typed into the console where it would show.
+    import getpass
+    import io
+
+    from clawgen.diagnostics import UsageError
+    from clawgen.image import monitor
+
+    run, port = device
+    asked(run, port, wait=20).close()  # listening
+    prompts: list[str] = []
+    answers = iter(["not it at all", PASSWORD])
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(monitor, "_isatty", lambda stream: True)
+    with pytest.raises(UsageError) as e:
+        monitor.telnet_console(HOST, port, stdin=io.BytesIO(b""), stdout=io.BytesIO(), note=lambda s: None)
+    assert str(e.value) == (f"{HOST}:{port} refused the password you typed: [error] wrong password; try again")
+    out = io.BytesIO()
+
+    def console(conn, keys, stdout, **kw):  # type: ignore[no-untyped-def]
+        # What the console does, for one line: what the device sent first, then /status's answer.
+        conn.write(b"/status\n")
+        shown = b""
+        while shown.count(b"\n> ") < 2:
+            shown += conn.read(4096)
+        stdout.write(shown)
+        return "end-of-input"
+
+    monkeypatch.setattr(monitor, "run_console", console)
+    monitor.telnet_console(HOST, port, stdin=io.BytesIO(b""), stdout=out, note=lambda s: None)
+    assert prompts == [f"{HOST}:{port} asks for its Telnet password: "] * 2
+    shown = out.getvalue().decode()
+    assert shown.startswith("clawgen agent rt-agent - /help for commands") and "turns 0" in shown
+    assert PASSWORD not in shown
+    stop(run)
