@@ -131,6 +131,20 @@ def test_a_newer_connection_at_the_prompt_replaces_an_older_one(device, llm_serv
     assert "wrong password" not in out
 
 
+def test_a_password_typed_in_character_mode_with_corrections(device, llm_server):
+    # A client in character mode sends each key: BS and DEL take back the byte before them, and
+    # Telnet commands (IAC WILL/DO ...) in between are skipped.
+    run, port = device
+    c = asked(run, port, wait=20)
+    keys = b"\xff\xfb\x01" + PASSWORD[:5].encode() + b"xy\x08\x7f" + b"\xff\xfd\x03" + PASSWORD[5:].encode() + b"\r\x00"
+    for k in range(0, len(keys), 3):
+        c.sock.sendall(keys[k:k + 3])
+        time.sleep(0.01)
+    assert "/help for commands" in c.read_until(b"\n> ")
+    c.close()
+    assert "wrong password" not in stop(run)
+
+
 def test_lines_sent_with_the_password_are_read(device, llm_server):
     run, port = device
     c = asked(run, port, wait=20)
