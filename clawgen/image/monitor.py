@@ -376,13 +376,13 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
     else:
         sock, first = connect_tcp(host, port, "a Telnet console"), b""
     is_tty = hasattr(stdin, "fileno") and _isatty(stdin)
+    import getpass  # (outside the try below: nothing here guards an import)
+
     try:
         first = telnet_login(sock, first, password, f"{host}:{port}")
         if password is None and first.endswith(PASSWORD_PROMPT) and is_tty:
             # The device asks and the spec has no password (a board flashed from another spec):
             # asked here without echo, rather than typed into the console where it would show.
-            import getpass
-
             typed = getpass.getpass(f"{host}:{port} asks for its Telnet password: ")
             first = telnet_login(sock, first, typed.encode(), f"{host}:{port}", "the password you typed")
     except BaseException:
