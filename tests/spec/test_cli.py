@@ -101,8 +101,8 @@ def test_config_prints_resolved_spec_with_secrets_masked(examples_copy: Path):
     assert body["model"]["base_url"] == "http://10.0.0.7:11434/v1"  # -s overrides substitutions
     assert body["network"]["password"] == "<secret wifi_password>"
     assert body["limits"]["request_bytes"] == 8192  # board default filled in
-    assert body["transports"]["telnet"] == {"enabled": True, "port": 2323}
-    assert "example-password" not in r.stdout + r.stderr
+    assert body["transports"]["telnet"] == {"enabled": True, "port": 2323, "password": "<secret telnet_password>"}
+    assert "example-password" not in r.stdout + r.stderr and "example-telnet-password" not in r.stdout + r.stderr
     assert "example-wifi" not in r.stdout + r.stderr
 
 

@@ -219,7 +219,13 @@ def start(uart, T, stage, prompt):
         try:
             telnet = T.Telnet(C.TELNET_PORT)
             telnet.banner = "clawgen agent %s - /help for commands\n%s" % (C.NAME, prompt)
-            say("telnet: listening on port %d" % C.TELNET_PORT)
+            telnet.password = secret(C.TELNET_PW_KEY)
+            if not telnet.password:  # no way in without it: no server rather than an open one
+                telnet.srv.close()
+                telnet = None
+                say("telnet: no password in NVS (key %s); the Telnet server is off" % C.TELNET_PW_KEY)
+            else:
+                say("telnet: listening on port %d (password required)" % C.TELNET_PORT)
         except OSError as e:
             import errno  # the port's own numbers: EADDRINUSE is 112 on the ESP32, 98 on Linux
 

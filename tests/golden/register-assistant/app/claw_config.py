@@ -90,6 +90,7 @@ CONNECT_RETRIES = 5
 
 UART = True
 TELNET_PORT = 2323
+TELNET_PW_KEY = 'telnet_pw'  # NVS key of the Telnet password
 
 FETCH_MAX_BYTES = 1536
 SEARCH_KEY = None

@@ -33,6 +33,7 @@ _QUEUE = const(4)  # lines a session holds while its turn runs (steering); more 
 # Telnet client slot, each allowed Telegram chat).
 _MAX_SESSIONS = const(2)  # (session() is only rendered when there can be more than one)
 _wlan = None  # the Wi-Fi station interface once boot configured it (claw_boot)
+_PENDING_POLL_MS = const(200)  # while a Telnet login is pending: how often newer connections are looked for
 _agent = None
 _boot_ms = 0
 _sessions = {}  # conversation key -> claw_session.Session, made on first use (session())
@@ -51,8 +52,7 @@ def main():
         serve(*st)
     finally:
         if telnet is not None:
-            telnet.drop()
-            telnet.srv.close()
+            telnet.close()
         for ep in agent.eps:
             ep.conn.close()
 
@@ -270,11 +270,29 @@ def _console(uart, s):
 
 
 def _telnet_server(t):
-    """Accepts Telnet connections (the newest takes over the client slot)."""
+    """Accepts Telnet connections (the newest takes over the client slot    once it has sent the password: while one is pending, this waits for its line, looking for
+    newer connections every _PENDING_POLL_MS)."""
     while True:
         if t._accept():
             L.wake(t.task)
+        if t.fresh is not None or t.pend is not None:
+            if _login(t):
+                L.wake(t.task)
+            p = t.pend
+            if p is not None:
+                yield (p.sock, L.POLLIN, L.after(_PENDING_POLL_MS))
+            continue
         yield (t.srv, L.POLLIN, None)
+
+
+def _login(t):
+    """claw_login.login: its code is in the heap only while a connection is logging in."""
+    import claw_login
+
+    ok = claw_login.login(t)
+    if t.pend is None and t.fresh is None:
+        sys.modules.pop("claw_login", None)
+    return ok
 
 
 def _telnet_client(t, uart):

@@ -70,6 +70,14 @@ class Telnet:
         self.lines = []
         self.first = False  # the connection's first line is still to come (see _http)
         self.banner = None  # set by the main loop: greeting for a new client
+        # A password is required (transports.telnet.password): a new connection's first line
+        # must be it before the connection takes the client slot; until then the client stays.
+        # The login itself is claw_login's, imported only while one runs.
+        self.password = None  # bytes, set by claw_boot from NVS
+        self.fresh = None  # a connection just accepted, not asked yet (claw_login.login)
+        self.pend = None  # the login under way (claw_login.Login: its connection, its line so far)
+        self.fails = 0  # wrong passwords in a row
+        self.lock_end = None  # ticks_ms until which new connections are refused, or None
 
     def connected(self):
         return self.cli is not None
@@ -78,13 +86,20 @@ class Telnet:
         self.write(PROMPT)
 
     def _accept(self):
-        """Take a waiting connection (the newest wins); True when one was taken."""
+        """Take a waiting connection (the newest wins); True when one was taken        (never here with a password: the connection waits for its password line, see claw_login)."""
         try:
             c, addr = self.srv.accept()
         except OSError as e:
             if e.args and e.args[0] in _EAGAIN:
                 return False
             raise
+        if self.fresh is not None:  # (two in one round of the loop: the newer one is asked)
+            self.fresh.close()
+        self.fresh = c
+        return False
+
+    def _take(self, c):
+        """The client slot to connection c (an earlier client is told and dropped)."""
         if self.cli is not None:
             # One client at a time: the newest takes over. A client whose link died without a
             # FIN (Wi-Fi roaming) would otherwise lock everyone out until TCP gives up.
@@ -101,6 +116,17 @@ class Telnet:
         if self.banner:
             self.write(self.banner)
         return True
+
+    def close(self):
+        """Close the server, the client and a connection logging in (the device restarts)."""
+        self.drop()
+        for c in (self.fresh, self.pend and self.pend.sock):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+        self.srv.close()
 
     def drop(self):
         if self.cli is not None:
