@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from clawgen.guard import PathArg, run_guarded
-from clawgen.init import PROVIDERS, TRANSPORTS, InitAnswers, write_project
+from clawgen.init import PROVIDERS, TELNET_PASSWORD_SECRET, TRANSPORTS, InitAnswers, write_project
 
 
 @click.command("init")
@@ -49,7 +49,7 @@ def init_command(directory: Path, name: str | None, board: str | None, provider:
         click.echo(f"next: put your keys into {written[1]}, then\n  clawgen build {spec}\n"
                    f"  clawgen sim {spec} --model mock   # try it on the simulator")
         if "telnet" in a.transports:
-            click.echo(f"Telnet asks for the password {written[1].name} holds as telnet_password (`clawgen run` and "
+            click.echo(f"Telnet asks for the password {written[1].name} holds as {TELNET_PASSWORD_SECRET} (`clawgen run` and "
                        "`clawgen logs` answer it for you)")
 
     run_guarded(body)
