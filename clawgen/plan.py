@@ -463,6 +463,10 @@ def _transports(res: Resolved, diags: list[Diagnostic]) -> Transports:
     if tel.password is not None and not isinstance(tel.password, Secret):
         diags.append(_diag(res, ("transports", "telnet", "password"), "the Telnet password must not be written in "
                            "the spec: put it in secrets.yaml and write password: !secret telnet_password"))
+    elif tel.enabled and tel.password is None:
+        diags.append(_diag(res, ("transports", "telnet"), "Telnet without a password: anyone who can reach the "
+                           "device can use the agent and its tools; add password: !secret telnet_password "
+                           "(and its value to secrets.yaml)", severity="warning"))
     return Transports(uart=tr.uart.enabled, telnet_port=tel.port if tel.enabled else None,
                       telnet_password_slot=TELNET_PASSWORD_SLOT if tel.enabled and tel.password is not None else None)
 

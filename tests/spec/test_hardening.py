@@ -447,3 +447,26 @@ def test_good_telnet_passwords(value: str):
     from clawgen.secretcheck import value_problems
 
     assert value_problems(value, "telnet_password") == []
+
+
+@pytest.mark.parametrize(("telnet", "warned"), [
+    ("telnet: {port: 2323}", True),
+    ("telnet: true", True),
+    ("telnet: {port: 2323, password: !secret telnet_password}", False),
+    ("telnet: false", False),
+])
+def test_telnet_without_a_password_is_a_warning_at_its_line(tmp_path: Path, telnet: str, warned: bool):
+    from clawgen.commands import validate_paths
+
+    (tmp_path / "secrets.yaml").write_text("wifi_password: correct-horse\ntelnet_password: open-sesame-1\n")
+    spec = tmp_path / "agent.yaml"
+    spec.write_text("name: demo\nmodel: {base_url: 'http://10.0.0.2:8080/v1', model: m}\n"
+                    "network: {ssid: lab, password: !secret wifi_password}\n"
+                    f"transports:\n  uart: true\n  {telnet}\n")
+    diags = validate_paths([spec], None, {})
+    assert all(d.severity == "warning" for d in diags), [d.text() for d in diags]
+    warnings = [d for d in diags if "Telnet without a password" in d.message]
+    assert len(warnings) == (1 if warned else 0), [d.text() for d in diags]
+    if warned:
+        assert (warnings[0].line, warnings[0].column, warnings[0].path) == (6, 11, "transports.telnet")
+        assert "add password: !secret telnet_password" in warnings[0].message

@@ -178,4 +178,7 @@ def test_fragment_examples_in_the_docs_validate_in_a_spec(tmp_path: Path, monkey
     for i, text in enumerate(fragments):
         (tmp_path / f"frag{i}.yaml").write_text(_merged(text), encoding="utf-8")
         diags = validate_paths([Path(f"frag{i}.yaml")], None, {})
+        # (The transports snippet shows Telnet in its shortest form; the password, a !secret, is in
+        # the snippet after it, which this test cannot load: the warning about its absence is expected.)
+        diags = [d for d in diags if not (d.severity == "warning" and d.message.startswith("Telnet without a password"))]
         assert not diags, (text, [d.text() for d in diags])
