@@ -90,9 +90,11 @@ def environment() -> jinja2.Environment:
         if name not in VIEW_TESTS:
             env.tests[name] = unwrapping(fn)
     from clawgen.secretcheck import SECRET_MAX_BYTES, TELNET_PASSWORD_MAX
+    from clawgen.telnetauth import PASSWORD_PROMPT
 
     env.globals["SECRET_MAX_BYTES"] = SECRET_MAX_BYTES  # the NVS read buffer: one value for check and device
     env.globals["TELNET_PASSWORD_MAX"] = TELNET_PASSWORD_MAX  # the device keeps a little more of the line
+    env.globals["TELNET_PASSWORD_PROMPT"] = PASSWORD_PROMPT  # what the console answers (clawgen.image.monitor)
     from clawgen.fleet import HOST_KEY, NAME_KEY
 
     env.globals["DEVICE_NVS_KEYS"] = (NAME_KEY, HOST_KEY)  # a fleet device's own name and hostname (claw_boot)

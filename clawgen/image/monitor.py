@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
+from clawgen.telnetauth import PASSWORD_PROMPT  # the device's question for the Telnet password
+
 EXIT_KEY = b"\x1d"  # Ctrl-]
 POLL_SECONDS = 0.1
 PIPE_LINGER_SECONDS = 1.0  # piped input: how long a quiet board is still listened to
@@ -309,8 +311,6 @@ def connect_greeted(host: str, port: int, what: str, wait: float) -> tuple[Any, 
         time.sleep(0.2)
 
 
-# The device's question for the password (transports.telnet.password; templates/app/claw_transport.py.j2).
-PASSWORD_PROMPT = b"password: "
 LOGIN_SECONDS = 5.0  # how long the device may take to answer the password
 
 

@@ -90,7 +90,7 @@ def _ask(t, c):
         t.pend = None
     c.setblocking(False)
     try:
-        c.send(b"password: ")
+        c.send(b'password: ')
     except OSError:
         _close(c, None)
         return
