@@ -2,12 +2,12 @@
 
 1. esp32s3.svd: import time vs a bare lxml parse of the same file (target: within 3x); then, for
    the record, what `clawgen svd import` spends after the import writing the chip database.
-2. Every file of the pyocd 0.46.0 corpus (and esp32s3.svd): the same ratio, measured in this
-   process two ways (``file_ratios``: back to back as for esp32s3's "warm" figure, and
-   alternated); the worst files, esp32s3, the median and the maximum are printed (target: max <= 3x).
-   A third figure, "trim" (glibc only), alternates with the C heap trimmed before each run: both
-   ratios above depend on the heap state the previous run left (see ``file_ratios``). A fourth,
-   "fresh", times one parse and one import each in a new interpreter, as `clawgen svd import` runs.
+2. Every file of the pyocd 0.46.0 corpus (and esp32s3.svd): the same ratio (target: max <= 3x),
+   four ways (``file_ratios``): "paired", one parse and one import side by side in this process,
+   the median over rounds (drift of the machine's speed cancels out of each round); "fresh", the
+   same with one run per new interpreter, as `clawgen svd import` runs; and, for comparison with
+   earlier notes, "seq" and "alt", best-ofs of each side taken at different moments, which a
+   machine whose speed drifts skews (they swing between runs of this script).
 3. nrf54lm20a.svd (4.4 MB, in the pyocd corpus): time and peak memory (target: < 10 s, < 1 GB).
 4. The whole corpus: time and peak memory per file, each in a fresh process.
 5. With --readers (only that section): other ways of reading the same XML, each timed against the
@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -106,7 +107,8 @@ def bench_esp32s3(path: Path) -> None:
 
     # Both include freeing what they built (the parse's tree; the import's tree and nodes), as
     # a user's run would. "Warm": best of 9 back to back in this process (the allocator reuses
-    # the memory of the previous run); "cold": best of 5 fresh processes, one run each.
+    # the memory of the previous run); "cold": best of 5 fresh processes, one run each. (Best-ofs
+    # taken at different moments: the corpus table's "paired" and "fresh" are the steadier figures.)
     size = f"esp32s3.svd ({path.stat().st_size / 1e6:.1f} MB)"
     parse = best_of(lambda: etree.parse(str(path)), 9)
     imp = best_of(lambda: import_svd(path, "esp32s3"), 9)
@@ -148,15 +150,24 @@ def malloc_trim() -> Callable[[], object] | None:
 
 
 def file_ratios(path: Path, repeat: int) -> dict[str, float]:
-    """CPU seconds of a bare lxml parse and of the import of ``path``, each the best of ``repeat``,
-    measured in this process: "seq", ``repeat`` parses back to back then ``repeat`` imports (the
-    method of the esp32s3 "warm" figure), and "alt", parse and import alternated (a burst of load
-    hits both). Both figures depend on what the C heap looks like after the run before (measured
-    on the corpus: in "alt" the parse, run on the heap the import left, takes 20-40% less than
-    in "seq" on the large files, and the import, run after a parse, 10-20% more than after an
-    import). "trim" (glibc only) alternates too but calls ``malloc_trim(0)`` (untimed) before
-    each run, so that both start from the same state of the C heap: closer to the ratio of the
-    two programs' own work. It is not the issue's figure."""
+    """The import of ``path`` against a bare lxml parse of it, measured in this process and in new
+    ones. Returns CPU seconds (best of ``repeat``) and ratios:
+
+    - "seq": ``repeat`` parses back to back, then ``repeat`` imports (the method of the esp32s3
+      "warm" figure); "alt": parse and import alternated (a burst of load hits both). Each side is
+      a best-of taken at another moment than the other side, and both depend on what the C heap
+      looks like after the run before (measured on the corpus: in "alt" the parse, run on the heap
+      the import left, takes 20-40% less than in "seq" on the large files, and the import, run
+      after a parse, 10-20% more than after an import). On a machine whose speed drifts (a shared
+      VM: the same parse took 18 ms and 36 ms a minute apart) the two best-ofs can come from
+      different speeds: these figures swing by 1x between runs of this script.
+    - "paired" (glibc only): ``2 * repeat + 1`` rounds of one parse and one import side by side,
+      in alternating order, each run after ``malloc_trim(0)`` (untimed) so that both start from the
+      same state of the C heap; the median of the rounds' ratios. Two runs a few milliseconds
+      apart see the same machine: drift cancels out of each round's ratio. The in-process figure.
+    - "fresh": the same pairing with one parse or one import per new interpreter (``one_shot``),
+      as `clawgen svd import` runs (both include libxml2's first-parse setup and a C heap no
+      earlier run shaped); the median of ``min(repeat, 5)`` rounds' ratios."""
     from lxml import etree
 
     from clawgen.chips.svd import import_svd
@@ -175,18 +186,28 @@ def file_ratios(path: Path, repeat: int) -> dict[str, float]:
     out.update(alt_parse=alt_parse, alt_import=alt_import)
     trim = malloc_trim()
     if trim is not None:
-        trim_parse = trim_import = float("inf")
-        for _ in range(repeat):
+        def trimmed(fn: Callable[[], None]) -> float:
             trim(0)
-            trim_parse = min(trim_parse, best_of(parse, 1))
-            trim(0)
-            trim_import = min(trim_import, best_of(imp, 1))
-        out.update(trim_parse=trim_parse, trim_import=trim_import)
-    # "fresh": one parse or one import per new interpreter (``one_shot``), as `clawgen svd import`
-    # runs; both then include libxml2's first-parse setup and a C heap that no earlier run shaped.
-    runs = min(repeat, 5)
-    out.update(fresh_parse=min(one_shot("parse", path) for _ in range(runs)),
-               fresh_import=min(one_shot("import", path) for _ in range(runs)))
+            return best_of(fn, 1)
+
+        ratios = []
+        for i in range(2 * repeat + 1):
+            if i % 2:
+                p = trimmed(parse)
+                ratios.append(trimmed(imp) / p)
+            else:
+                t = trimmed(imp)
+                ratios.append(t / trimmed(parse))
+        out["paired"] = statistics.median(ratios)
+    fresh = []
+    for i in range(min(repeat, 5)):
+        if i % 2:
+            p = one_shot("parse", path)
+            fresh.append(one_shot("import", path) / p)
+        else:
+            t = one_shot("import", path)
+            fresh.append(t / one_shot("parse", path))
+    out["fresh"] = statistics.median(fresh)
     return out
 
 
@@ -194,34 +215,29 @@ def bench_ratios(files: list[Path], repeat: int, show_all: bool) -> None:
     rows = []
     for p in files:
         r = file_ratios(p, repeat)
-        r["trim"] = r["trim_import"] / r["trim_parse"] if "trim_parse" in r else float("nan")
+        r.setdefault("paired", float("nan"))
         rows.append((r["seq_import"] / r["seq_parse"], r["alt_import"] / r["alt_parse"], p.name, r))
-        r["fresh"] = r["fresh_import"] / r["fresh_parse"]
-    rows.sort(key=lambda row: -max(row[0], row[1]))
+    rows.sort(key=lambda row: -max(row[3]["paired"], row[3]["fresh"]))
     shown = rows if show_all else rows[:10] + [r for r in rows[10:] if r[2] == "esp32s3.svd"]
-    print(f"\nimport vs bare lxml parse, {len(rows)} files, best of {repeat} "
-          f"({'all' if show_all else 'worst 10 and esp32s3'}); seq: parses then imports back to back, "
-          f"alt: alternated, fresh: one per new process (best of {min(repeat, 5)})")
-    print(f"{'file':<28} {'parse ms':>9} {'import ms':>10} {'seq':>6} {'alt parse':>10} {'alt import':>11} "
-          f"{'alt':>6} {'trim':>6} {'fresh':>6}")
+    print(f"\nimport vs bare lxml parse, {len(rows)} files ({'all' if show_all else 'worst 10 and esp32s3'}); "
+          f"paired: median of {2 * repeat + 1} side-by-side rounds in this process (C heap trimmed before each "
+          f"run), fresh: median of {min(repeat, 5)} side-by-side rounds of one run per new process; seq/alt: "
+          f"best of {repeat} of each side at different moments (see file_ratios: they swing between runs)")
+    print(f"{'file':<28} {'parse ms':>9} {'import ms':>10} {'seq':>6} {'alt':>6} {'paired':>7} {'fresh':>6}")
     for seq, alt, name, r in shown:
-        print(f"{name:<28} {r['seq_parse'] * 1000:9.1f} {r['seq_import'] * 1000:10.1f} {seq:6.2f} "
-              f"{r['alt_parse'] * 1000:10.1f} {r['alt_import'] * 1000:11.1f} {alt:6.2f} {r['trim']:6.2f} "
-              f"{r['fresh']:6.2f}")
-    for k, label in ((0, "seq"), (1, "alt")):
-        ordered = sorted(rows, key=lambda row: -row[k])
-        over = sum(1 for row in rows if row[k] > 3)
-        print(f"{label}: max ratio {ordered[0][k]:.2f}x ({ordered[0][2]}), median {ordered[len(rows) // 2][k]:.2f}x, "
-              f"{over} of {len(rows)} file(s) above 3x (target: max <= 3x)")
-    fresh = sorted(((row[3]["fresh"], row[2]) for row in rows), reverse=True)
-    print(f"fresh (one parse or import per new process, as `clawgen svd import` runs; both include libxml2's "
-          f"first-parse setup): max ratio {fresh[0][0]:.2f}x ({fresh[0][1]}), median {fresh[len(fresh) // 2][0]:.2f}x, "
-          f"{sum(1 for t, _ in fresh if t > 3)} of {len(fresh)} file(s) above 3x")
-    trims = sorted(((row[3]["trim"], row[2]) for row in rows if row[3]["trim"] == row[3]["trim"]), reverse=True)
-    if trims:
-        print(f"trim (C heap trimmed before each run; not the issue's figure): max ratio {trims[0][0]:.2f}x "
-              f"({trims[0][1]}), median {trims[len(trims) // 2][0]:.2f}x, "
-              f"{sum(1 for t, _ in trims if t > 3)} of {len(trims)} file(s) above 3x")
+        print(f"{name:<28} {r['seq_parse'] * 1000:9.1f} {r['seq_import'] * 1000:10.1f} {seq:6.2f} {alt:6.2f} "
+              f"{r['paired']:7.2f} {r['fresh']:6.2f}")
+    summaries = [("paired", "in this process, side by side", lambda row: row[3]["paired"]),
+                 ("fresh", "one run per new process, as `clawgen svd import` runs", lambda row: row[3]["fresh"]),
+                 ("seq", "best-ofs back to back", lambda row: row[0]),
+                 ("alt", "best-ofs alternated", lambda row: row[1])]
+    for label, how, key in summaries:
+        values = sorted(((key(row), row[2]) for row in rows if key(row) == key(row)), reverse=True)
+        if not values:
+            continue
+        print(f"{label} ({how}): max ratio {values[0][0]:.2f}x ({values[0][1]}), median "
+              f"{values[len(values) // 2][0]:.2f}x, {sum(1 for v, _ in values if v > 3)} of {len(values)} "
+              f"file(s) above 3x (target: max <= 3x)")
 
 
 # One line per <field>: its usual five children as columns (what the importer's fast path reads).
