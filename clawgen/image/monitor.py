@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from clawgen.telnetauth import PASSWORD_PROMPT  # the device's question for the Telnet password
 
@@ -314,15 +314,25 @@ def connect_greeted(host: str, port: int, what: str, wait: float) -> tuple[Any, 
 LOGIN_SECONDS = 5.0  # how long the device may take to answer the password
 
 
-SPEC_PASSWORD = "the Telnet password from secrets.yaml (transports.telnet.password)"
+class PasswordOrigin(NamedTuple):
+    """Where a Telnet password came from: how a refusal names it, and what to try then."""
+
+    whose: str
+    hint: str
 
 
-def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str, whose: str = SPEC_PASSWORD) -> bytes:
+SPEC_PASSWORD = PasswordOrigin("the Telnet password from secrets.yaml (transports.telnet.password)",
+                               "is the board running this spec's build, flashed with these secrets?")
+TYPED_PASSWORD = PasswordOrigin("the password you typed", "try again")
+
+
+def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
+                 origin: PasswordOrigin = SPEC_PASSWORD) -> bytes:
     """Answer the device's password prompt on a new Telnet connection. ``first``: bytes already
     read. Returns what to show the user first: the device's greeting after the password, or, when
     the device asks for no password, what it sent (the password is then not sent: it goes only to a
     device that asks for it). Without ``password`` the prompt is left for the user to answer.
-    UsageError when the device refuses the password (``whose``, for the message)."""
+    UsageError when the device refuses the password (``origin`` names it there)."""
     from clawgen.diagnostics import UsageError
 
     data = first
@@ -351,9 +361,7 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str, wh
         pass
     if reply.startswith(b"[error]") or not reply:
         said = reply.decode("utf-8", "replace").strip() or "it closed the connection"
-        hint = ("is the board running this spec's build, flashed with these secrets?" if whose == SPEC_PASSWORD
-                else "try again")
-        raise UsageError(f"{where} refused {whose}: {said}; {hint}")
+        raise UsageError(f"{where} refused {origin.whose}: {said}; {origin.hint}")
     return reply
 
 
@@ -384,7 +392,7 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
             # The device asks and the spec has no password (a board flashed from another spec):
             # asked here without echo, rather than typed into the console where it would show.
             typed = getpass.getpass(f"{host}:{port} asks for its Telnet password: ")
-            first = telnet_login(sock, first, typed.encode(), f"{host}:{port}", "the password you typed")
+            first = telnet_login(sock, first, typed.encode(), f"{host}:{port}", TYPED_PASSWORD)
     except BaseException:
         sock.close()
         raise
