@@ -22,17 +22,31 @@ def _size_text(n: int) -> str:
     return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
 
 
+def _check_dest(dest: Path, target: Path, given: bool) -> None:
+    """InputError (exit 2) when the database cannot go where asked: a file where the directory
+    (or one above it) should be, or a directory where the database file should be."""
+    how = "pass --out DIR" if not given else "choose another --out"
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: a directory of that name is in the way; move it, or {how}")
+    for d in (dest, *dest.parents):
+        if d.exists():
+            if not d.is_dir():
+                raise InputError(f"cannot write {target}: {d} is a file, not a directory; move it, or {how}")
+            return
+
+
 def do_import(svd: str, chip: str, out: str | None, descriptions: bool, quiet: bool) -> None:
     from clawgen.chips.db import write_chip
     from clawgen.chips.svd import import_svd
 
     if not _CHIP_NAME_RE.match(chip):
         raise InputError(f'chip name "{chip}" must be letters, digits, "_", "-" or "." (it names a file)')
+    dest = Path(out) if out is not None else Path("chips")
+    _check_dest(dest, dest / f"{chip}.json.gz", out is not None)  # before the import's work
     model, warnings = import_svd(svd, chip, keep_descriptions=descriptions)
     if not quiet:
         for w in warnings:
             click.echo(w.text(), err=True)
-    dest = Path(out) if out is not None else Path("chips")
     try:
         path = write_chip(model, dest / f"{chip}.json.gz")
     except OSError as e:

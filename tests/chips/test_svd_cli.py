@@ -64,9 +64,9 @@ def test_bad_chip_name_and_missing_file(project: Path) -> None:
     assert r.exit_code == 2 and 'chip name "../evil"' in r.output
     r = run("svd", "import", "missing.svd", "--chip", "x")
     assert r.exit_code == 2 and "missing.svd:1:1: error: cannot read SVD file" in r.output
-    (project / "afile").write_text("")
+    (project / "afile").write_text("")  # bad input, as `build --out afile/sub`: exit 2
     r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "x", "--out", "afile/sub", "-q")
-    assert r.exit_code == 1 and "cannot write" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output
 
 
 def test_info_levels(project: Path) -> None:
@@ -103,3 +103,26 @@ def test_info_finds_chips_on_chip_path(project: Path, monkeypatch: pytest.Monkey
     r = run("svd", "info", "arr", "GPIO1")
     assert r.exit_code == 0, r.output
     assert "OUT                              0x50001004" in r.output
+
+
+@pytest.mark.parametrize(("setup", "args", "message"), [
+    ("chips", (), "cannot write chips/c.json.gz: chips is a file, not a directory; move it, or pass --out DIR"),
+    ("out", ("--out", "out/sub"), "cannot write out/sub/c.json.gz: out is a file, not a directory; move it, or "
+                                  "choose another --out"),
+    ("chips/c.json.gz/", (), "cannot write chips/c.json.gz: a directory of that name is in the way; move it, or "
+                             "pass --out DIR"),
+])
+def test_import_where_a_file_or_directory_is_in_the_way_exits_2(project: Path, setup: str, args: tuple[str, ...],
+                                                               message: str) -> None:
+    """Where the database cannot go is bad input (exit 2, said before the import's work), not an
+    OSError's words (it said "File exists", exit 1); what is in the way is left as it was."""
+    if setup.endswith("/"):
+        (project / setup).mkdir(parents=True)
+    else:
+        (project / setup).write_text("mine\n")
+    r = run("svd", "import", str(SVD / "sanity.svd"), "--chip", "c", *args)
+    assert r.exit_code == 2, r.output
+    assert message.replace("/", os.sep) in r.output
+    assert "warning" not in r.output and "Traceback" not in r.output
+    if not setup.endswith("/"):
+        assert (project / setup).read_text() == "mine\n"
