@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from clawgen.records import slotted
+
 # The five access types of the SVD schema (other spellings are mapped by the importer).
 ACCESS_TYPES = ("read-only", "write-only", "read-write", "writeOnce", "read-writeOnce")
 
@@ -30,7 +32,7 @@ ACCESS_TYPES = ("read-only", "write-only", "read-write", "writeOnce", "read-writ
 MAX_REGISTER_INSTANCES = 1 << 20
 
 
-@dataclass(slots=True)
+@slotted
 class EnumValue:
     name: str
     value: int
@@ -41,21 +43,21 @@ class EnumValue:
     description: str | None = None
 
 
-@dataclass(slots=True)
+@slotted
 class EnumSet:
     name: str | None
     usage: str  # "read" | "write" | "read-write"
     values: list[EnumValue]
 
 
-@dataclass(slots=True)
+@slotted
 class WriteConstraint:
     write_as_read: bool = False
     use_enumerated_values: bool = False
     range: tuple[int, int] | None = None  # inclusive (minimum, maximum)
 
 
-@dataclass(slots=True)
+@slotted
 class Dim:
     count: int
     increment: int  # bytes for registers/clusters/peripherals, bits for fields
@@ -65,7 +67,7 @@ class Dim:
         return self.indices[i]
 
 
-@dataclass(slots=True)
+@slotted
 class Field:
     name: str
     lsb: int
@@ -88,7 +90,7 @@ class Field:
         return ((1 << self.width) - 1) << self.lsb
 
 
-@dataclass(slots=True)
+@slotted
 class Register:
     name: str
     offset: int  # bytes from the enclosing cluster (or peripheral)
@@ -115,7 +117,7 @@ class Register:
         return None
 
 
-@dataclass(slots=True)
+@slotted
 class Cluster:
     name: str
     offset: int
@@ -125,21 +127,21 @@ class Cluster:
     description: str | None = None
 
 
-@dataclass(slots=True)
+@slotted
 class AddressBlock:
     offset: int
     size: int
     usage: str | None = None
 
 
-@dataclass(slots=True)
+@slotted
 class Interrupt:
     name: str
     value: int
     description: str | None = None
 
 
-@dataclass(slots=True)
+@slotted
 class Peripheral:
     name: str
     base_address: int
@@ -155,7 +157,7 @@ class Peripheral:
     derived_from: str | None = None
 
 
-@dataclass(slots=True)
+@slotted
 class RegisterInstance:
     """One concrete register: arrays expanded, absolute address."""
 

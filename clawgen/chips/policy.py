@@ -24,6 +24,7 @@ import yaml
 from clawgen.boards import FAST_LOADER
 from clawgen.chips.model import Chip, Field, Register, RegisterInstance
 from clawgen.diagnostics import ERROR, WARNING, Diagnostic, Mark, did_you_mean
+from clawgen.records import slotted
 from clawgen.resources import chips_dir
 
 # Entry flags (same values in clawreg.py.j2 and clawreg_policy.h).
@@ -48,7 +49,7 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 Positions = Callable[[tuple], "Mark | None"]
 
 
-@dataclass
+@slotted
 class Constraint:
     field: str  # field name (for messages)
     lsb: int
@@ -62,7 +63,7 @@ class Constraint:
         return any(v & m == val for val, m in self.values)
 
 
-@dataclass
+@slotted
 class PolicyEntry:
     address: int
     name: str  # "GPIO.OUT" (path, cluster levels joined by ".")
@@ -92,7 +93,7 @@ class PolicyEntry:
         return bool(self.flags & F_WRITE)
 
 
-@dataclass
+@slotted
 class Block:
     """A span of addresses that belongs to a peripheral (merged address blocks)."""
 
@@ -104,7 +105,7 @@ class Block:
     known: bytes | None = None
 
 
-@dataclass
+@slotted
 class PeripheralInfo:
     name: str
     base: int
@@ -320,7 +321,7 @@ def _field_constraints(reg: Register, f: Field) -> Constraint | None:
     return None
 
 
-@dataclass
+@slotted
 class _Verdict:
     read_allow: bool = False
     read_deny: bool = False

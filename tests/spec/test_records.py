@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from clawgen import model, spec
-from clawgen.records import record
+from clawgen.records import record, slotted
 
 
 def _pair(kw_only: bool) -> tuple[type, type, type, type]:
@@ -122,3 +122,84 @@ def test_the_spec_and_plan_classes_are_records() -> None:
         weights.code = 1  # type: ignore[misc]
     assert weights == spec.RoutingWeights() and hash(weights) == hash(spec.RoutingWeights())
     assert weights != spec.RoutingWeights(code=0.9)
+
+
+def _slotted_pair() -> tuple[type, type]:
+    """The same class made by ``slotted`` and by ``dataclass(slots=True)``."""
+    made = []
+    for deco in (slotted, dataclasses.dataclass(slots=True)):
+        @deco
+        class Reg:
+            name: str
+            size: int = 32
+            fields: list[str] = dataclasses.field(default_factory=list)
+            note: str | None = None
+
+            @property
+            def bits(self) -> int:
+                return self.size
+
+        made.append(Reg)
+    return made[0], made[1]
+
+
+SLOTTED_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    (("a",), {}), (("a", 8, ["f"], "n"), {}), ((), {"name": "a", "fields": ["x"]}), ((), {}),
+    (("a", 8, [], None, 1), {}), (("a",), {"name": "b"}), ((), {"name": "a", "colour": 1}), (("a",), {"size": 16}),
+]
+
+
+def test_slotted_matches_dataclass_slots() -> None:
+    s, d = _slotted_pair()
+    for args, kwargs in SLOTTED_CALLS:
+        got = _outcome(lambda a=args, k=kwargs: s(*a, **k))
+        assert got == _outcome(lambda a=args, k=kwargs: d(*a, **k)), (args, kwargs)
+    # Python's own wording for the common mistakes (the compiled __init__ is a real one)
+    for args, kwargs in (((), {}), (("a", 8, [], None, 1), {}), (("a",), {"name": "b"}), ((), {"name": "a", "x": 1})):
+        assert _message(lambda a=args, k=kwargs: s(*a, **k)) == _message(lambda a=args, k=kwargs: d(*a, **k))
+    a, da = s("r", fields=["f"]), d("r", fields=["f"])
+    assert (a == s("r", 32, ["f"]), a != s("r", 8)) == (da == d("r", 32, ["f"]), da != d("r", 8)) == (True, True)
+    assert (a == d("r", fields=["f"])) is False and (a.__eq__(1) is NotImplemented)
+    assert repr(a) == repr(da)  # same qualname: Reg
+    assert a.fields is not s("r").fields  # a new list per instance
+    assert a.bits == 32 and s.__match_args__ == d.__match_args__  # type: ignore[attr-defined]
+    for obj in (a, da):
+        assert not hasattr(obj, "__dict__")
+        with pytest.raises(AttributeError):
+            obj.colour = 1  # type: ignore[attr-defined]
+        with pytest.raises(TypeError):
+            hash(obj)
+    a.size = 16  # mutable, as dataclass(slots=True)
+    assert a == s("r", 16, ["f"])
+    looped, dlooped = s("loop"), d("loop")
+    looped.fields, dlooped.fields = [looped], [dlooped]
+    assert repr(looped) == repr(dlooped) and repr(looped).endswith("(name='loop', size=32, fields=[...], note=None)")
+
+
+def test_slotted_pickles_and_refuses_what_it_does_not_support() -> None:
+    from clawgen.chips.model import Field, Register
+
+    reg = Register("CTRL", 4, 32, "read-write", None, 0, 0xFFFFFFFF, fields=[Field("EN", 0, 1, "read-write")])
+    back = pickle.loads(pickle.dumps(reg, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == reg and back.fields[0].mask == 1 and back is not reg
+    assert type(reg).__init__.__qualname__ == "Register.__init__"  # a real, compiled one
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+        @slotted
+        class A:
+            a: int = 1
+            b: int
+    with pytest.raises(TypeError, match="defines __eq__"):
+        @slotted
+        class B:
+            a: int
+
+            def __eq__(self, other: object) -> bool:
+                return True
+    with pytest.raises(TypeError, match="has no init/repr/compare/hash/kw_only options"):
+        @slotted
+        class D:
+            a: int = dataclasses.field(default=0, compare=False)
+    with pytest.raises(TypeError, match="does not inherit fields"):
+        @slotted
+        class C(Register):
+            extra: int = 0
