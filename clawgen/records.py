@@ -67,15 +67,20 @@ def _hash(self: Any) -> int:
 _repr_running: set[int] = set()
 
 
-def _repr(self: Any) -> str:
-    if id(self) in _repr_running:  # a record that holds itself (as dataclasses' reprlib guard)
+def _repr_of(obj: Any, names: tuple[str, ...]) -> str:
+    """``Class(a=1, b='x')`` of the fields ``names``, as dataclasses writes it."""
+    if id(obj) in _repr_running:  # an object that holds itself (as dataclasses' reprlib guard)
         return "..."
-    _repr_running.add(id(self))
+    _repr_running.add(id(obj))
     try:
-        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in _plan(type(self)).shown)
+        body = ", ".join(f"{n}={getattr(obj, n)!r}" for n in names)
     finally:
-        _repr_running.discard(id(self))
-    return f"{type(self).__qualname__}({body})"
+        _repr_running.discard(id(obj))
+    return f"{type(obj).__qualname__}({body})"
+
+
+def _repr(self: Any) -> str:
+    return _repr_of(self, _plan(type(self)).shown)
 
 
 def _names_text(names: list[str]) -> str:
@@ -249,11 +254,4 @@ def _slotted_eq(self: Any, other: Any) -> Any:
 
 
 def _slotted_repr(self: Any) -> str:
-    if id(self) in _repr_running:
-        return "..."
-    _repr_running.add(id(self))
-    try:
-        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in type(self).__slotted__[0])
-    finally:
-        _repr_running.discard(id(self))
-    return f"{type(self).__qualname__}({body})"
+    return _repr_of(self, type(self).__slotted__[0])
