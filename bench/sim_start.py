@@ -56,7 +56,7 @@ def time_sim(spec: Path, pycache: Path | None) -> float:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONPYCACHEPREFIX": str(pycache)})
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "clawgen.cli", "sim", str(spec), "--model", "mock"],
+    p = subprocess.Popen([sys.executable, "-m", "clawgen", "sim", str(spec), "--model", "mock"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert p.stdout is not None and p.stdin is not None
     buf = b""

@@ -118,18 +118,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def default_sim_out(spec: Path, board: str | None) -> Path:
-    import zlib
-
-    from clawgen.sim.install import cache_root
-
-    # Two CRC-32s (a directory name, not a digest): hashlib would load OpenSSL before node is
-    # started, 5 ms later for every `clawgen sim`.
-    text = f"{spec.resolve()}\0{board or ''}".encode()
-    key = f"{zlib.crc32(text):08x}{zlib.crc32(text[::-1]):08x}"
-    return cache_root() / "sim-builds" / f"{spec.stem}-{key}"
-
-
 def _announce_listeners(sim: Any, after_reset: str = "") -> None:
     """Tell the user where the device's servers (Telnet, OTA) can be reached on this machine, and
     when the device restarts (an OTA update ends with machine.reset()); ``after_reset``: a line more
@@ -178,7 +166,7 @@ def _key_slot(info: dict[str, Any], spec_path: str = "model.api_key") -> str | N
 def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str | None,
              substitutions: dict[str, str], out_dir: Path | None, heapsize: str | None,
              telnet_port: int | None = None, send_key: bool = False, telegram_api: str | None = None) -> int:
-    from clawgen.sim import process
+    from clawgen.sim import early, process
     from clawgen.sim.heap import parse_heapsize
 
     process.timing("clawgen sim starts")
@@ -199,11 +187,12 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
             raise InputError(f"--api-key-env: environment variable {api_key_env} is not set or empty")
     if not spec.is_file():
         raise InputError(f"spec file not found: {spec}")
-    out = out_dir or default_sim_out(spec, board)
+    out = out_dir or process.default_sim_out(spec, board)
     # Start node now: its own start, loading the VM and the bridge worker overlap with the build. The
     # VM is loaded with the last build's board heap (reloaded if this build's differs).
-    pre = process.Prestarted(stdin=process.INHERIT, capture=False,
-                             heapsize=heap_bytes or process.board_heapsize(process.build_info(out)))
+    # (`clawgen` may have started it before the command line was parsed: clawgen/sim/early.py.)
+    start_heap = process.start_heapsize(heap_bytes, out)
+    pre = early.take(start_heap) or process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=start_heap)
     mock = None
     try:
         override = None

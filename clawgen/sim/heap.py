@@ -11,18 +11,28 @@ HEAPSIZE_MAX = 64 * 1024 * 1024
 _UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
 
 
-def parse_heapsize(text: str) -> int:
-    """`--heapsize` text ("65536", "64K", "1MB") -> bytes; InputError (exit 2) when it is not a size in
+def heapsize_bytes(text: str) -> int | None:
+    """`--heapsize` text ("65536", "64K", "1MB") -> bytes, or None when it is not a size in
     HEAPSIZE_MIN..HEAPSIZE_MAX."""
-    from clawgen.diagnostics import InputError
-
     t = text.strip().lower()
     digits = t.rstrip("kmib")
     unit = t[len(digits):]
     if not digits.isdigit() or unit not in _UNITS:
-        raise InputError(f"--heapsize: {text!r} is not a size in bytes (e.g. 65536 or 64K)")
+        return None
     n = int(digits) * _UNITS[unit]
-    if not HEAPSIZE_MIN <= n <= HEAPSIZE_MAX:
-        raise InputError(f"--heapsize: {text} is outside {HEAPSIZE_MIN // 1024}K..{HEAPSIZE_MAX >> 20}M "
-                         "(the VM's starting GC heap; the default is the board's)")
-    return n
+    return n if HEAPSIZE_MIN <= n <= HEAPSIZE_MAX else None
+
+
+def parse_heapsize(text: str) -> int:
+    """``heapsize_bytes``, or InputError (exit 2) saying what a size is."""
+    n = heapsize_bytes(text)
+    if n is not None:
+        return n
+    from clawgen.diagnostics import InputError
+
+    t = text.strip().lower()
+    digits = t.rstrip("kmib")
+    if not digits.isdigit() or t[len(digits):] not in _UNITS:
+        raise InputError(f"--heapsize: {text!r} is not a size in bytes (e.g. 65536 or 64K)")
+    raise InputError(f"--heapsize: {text} is outside {HEAPSIZE_MIN // 1024}K..{HEAPSIZE_MAX >> 20}M "
+                     "(the VM's starting GC heap; the default is the board's)")

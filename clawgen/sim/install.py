@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clawgen.diagnostics import UsageError
-
 SIM_DIR = Path(__file__).resolve().parent
 MPVM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 
@@ -58,6 +56,8 @@ def is_installed(d: Path | None = None) -> bool:
 def node_executable() -> str:
     node = shutil.which("node")
     if not node:
+        from clawgen.diagnostics import UsageError  # (here: `clawgen sim` starts node before that import)
+
         raise UsageError("the simulator needs Node.js (v18 or newer) on PATH; install it "
                          "(e.g. `apt-get install nodejs npm`) and try again")
     return node
@@ -68,6 +68,8 @@ def ensure_installed(quiet: bool = False) -> Path:
     d = mpvm_dir()
     if is_installed(d):
         return d
+    from clawgen.diagnostics import UsageError
+
     node_executable()
     npm = shutil.which("npm")
     if not npm:
@@ -101,6 +103,8 @@ def ensure_installed(quiet: bool = False) -> Path:
 
 
 def main() -> None:
+    from clawgen.diagnostics import UsageError
+
     try:
         d = ensure_installed()
     except UsageError as e:

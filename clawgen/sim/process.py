@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clawgen.sim.install import SIM_DIR, ensure_installed, node_executable
+from clawgen.sim.install import SIM_DIR, cache_root, ensure_installed, node_executable
 
 
 def timing(what: str) -> None:
@@ -48,6 +48,23 @@ def board_heapsize(info: Mapping[str, Any]) -> int | None:
     n = (info.get("heap") or {}).get("board_heap_bytes")
     return int(n) if isinstance(n, int) and n > 0 else None
 
+
+
+def start_heapsize(heap_bytes: int | None, out: Path) -> int | None:
+    """The heap `clawgen sim` loads the VM with before its build: --heapsize, else the board heap of
+    the last build in ``out`` (None: no build yet; the VM is then loaded once the run is known)."""
+    return heap_bytes or board_heapsize(build_info(out))
+
+
+def default_sim_out(spec: Path, board: str | None) -> Path:
+    """The build directory of `clawgen sim SPEC` without --out: one per spec file and board."""
+    import zlib
+
+    # Two CRC-32s (a directory name, not a digest): hashlib would load OpenSSL before node is
+    # started, 5 ms later for every `clawgen sim`.
+    text = f"{spec.resolve()}\0{board or ''}".encode()
+    key = f"{zlib.crc32(text):08x}{zlib.crc32(text[::-1]):08x}"
+    return cache_root() / "sim-builds" / f"{spec.stem}-{key}"
 
 
 class Prestarted:

@@ -43,7 +43,7 @@ def spec(tmp_path: Path) -> Path:
 
 
 def clawgen_sim(*args: str, stdin: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clawgen.cli", "sim", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "clawgen", "sim", *args], input=stdin, capture_output=True,
                           text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=120)
 
 
@@ -286,7 +286,7 @@ def test_sim_telnet_port_in_use_moves_to_a_free_port(spec: Path, tmp_path: Path,
 
 
 def test_each_spec_and_board_gets_its_own_sim_build_directory(tmp_path: Path) -> None:
-    from clawgen.sim.cli import default_sim_out
+    from clawgen.sim.process import default_sim_out
 
     a, b = tmp_path / "a" / "agent.yaml", tmp_path / "b" / "agent.yaml"
     outs = [default_sim_out(a, None), default_sim_out(a, "esp32c3"), default_sim_out(b, None),

@@ -32,7 +32,7 @@ def test_sim_runs_the_watchdog_against_a_local_bot_api(tmp_path: Path, mpvm: Pat
     real = _token()
     token = real if send_key else SIM_BOT_TOKEN
     bot = BotApiServer(token)
-    sim = subprocess.Popen([sys.executable, "-m", "clawgen.cli", "sim", str(WATCHDOG), "--model", "mock",
+    sim = subprocess.Popen([sys.executable, "-m", "clawgen", "sim", str(WATCHDOG), "--model", "mock",
                             "--telegram-api", bot.url, "--out", str(tmp_path / "out"),
                             *(["--send-key"] if send_key else [])], cwd=REPO, text=True,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
@@ -63,12 +63,12 @@ def test_sim_runs_the_watchdog_against_a_local_bot_api(tmp_path: Path, mpvm: Pat
 
 def test_telegram_api_needs_a_telegram_agent(tmp_path: Path, mpvm: Path) -> None:
     spec = REPO / "examples" / "agents" / "local-chat.yaml"
-    p = subprocess.run([sys.executable, "-m", "clawgen.cli", "sim", str(spec), "--telegram-api", "http://127.0.0.1:9",
+    p = subprocess.run([sys.executable, "-m", "clawgen", "sim", str(spec), "--telegram-api", "http://127.0.0.1:9",
                         "--out", str(tmp_path / "out")], cwd=REPO, text=True, capture_output=True, input="",
                        timeout=120)
     assert p.returncode == 1
     assert "--telegram-api: this agent has no Telegram channel (transports.telegram in the spec)" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "clawgen.cli", "sim", str(WATCHDOG), "--telegram-api", "ftp://x"],
+    p = subprocess.run([sys.executable, "-m", "clawgen", "sim", str(WATCHDOG), "--telegram-api", "ftp://x"],
                        cwd=REPO, text=True, capture_output=True, input="", timeout=120)
     assert p.returncode == 2
     assert "--telegram-api must be an http(s):// base URL such as http://127.0.0.1:8081, not 'ftp://x'" in p.stderr
