@@ -40,7 +40,7 @@ def clawgen(*args: str, cwd: Path, cache: Path) -> float:
     env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
            **PYC_ENV, "CLAWGEN_CACHE": str(cache)}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "clawgen.cli", *args], cwd=cwd, check=True, env=env,
+    subprocess.run([sys.executable, "-m", "clawgen", *args], cwd=cwd, check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
 
