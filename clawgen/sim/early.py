@@ -69,11 +69,12 @@ def prestart(args: list[str]) -> None:
     found = sim_arguments(args)
     if found is None or not os.path.isfile(found["spec"]):
         return
+    import shutil
     from pathlib import Path
 
     from clawgen.sim import install, process
 
-    if not install.is_installed() or not install.shutil.which("node"):
+    if not install.is_installed() or not shutil.which("node"):
         return  # the command installs the VM (or says what is missing) first
     from clawgen.sim.heap import heapsize_bytes
 
