@@ -186,7 +186,11 @@ def slotted(cls: type[T]) -> type[T]:
     own = cls.__dict__
     if any("__slotted__" in c.__dict__ or dataclasses.is_dataclass(c) for c in cls.__mro__[1:]):
         raise TypeError(f"{cls.__qualname__}: a slotted class does not inherit fields (use @dataclass)")
-    names = tuple(own.get("__annotations__", {}))
+    annotations = own.get("__annotations__", {})
+    for name, kind in annotations.items():
+        if "ClassVar" in str(kind) or "InitVar" in str(kind) or "KW_ONLY" in str(kind):
+            raise TypeError(f"{cls.__qualname__}.{name}: a slotted class has only plain fields (use @dataclass)")
+    names = tuple(annotations)
     defaults: dict[str, Any] = {}
     factories: dict[str, Callable[[], Any]] = {}
     for name in names:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -199,6 +199,10 @@ def test_slotted_pickles_and_refuses_what_it_does_not_support() -> None:
         @slotted
         class D:
             a: int = dataclasses.field(default=0, compare=False)
+    with pytest.raises(TypeError, match="has only plain fields"):
+        @slotted
+        class E:
+            a: ClassVar[int] = 1
     with pytest.raises(TypeError, match="does not inherit fields"):
         @slotted
         class C(Register):
