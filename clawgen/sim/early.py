@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clawgen.sim.process import Prestarted
 
 # The options of `clawgen sim` and how many values each takes (tests/sim/test_sim_early.py holds
 # this to the click command).
@@ -26,7 +29,7 @@ SIM_OPTIONS: dict[str, int] = {
     "--heapsize": 1, "--telnet-port": 1, "--telegram-api": 1,
 }
 
-_early: dict[str, Any] = {}  # "pre": the Prestarted, "heapsize": what its VM was loaded with
+_early: list[tuple[Prestarted, int | None]] = []  # (the process started early, its VM's heap): one at most
 
 
 def sim_arguments(args: list[str]) -> dict[str, str] | None:
@@ -84,17 +87,17 @@ def prestart(args: list[str]) -> None:
     out = Path(found["out"]) if "out" in found else process.default_sim_out(Path(found["spec"]), found.get("board"))
     heapsize = process.start_heapsize(heap_bytes, out)
     pre = process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=heapsize)
-    _early.update(pre=pre, heapsize=heapsize)
+    _early.append((pre, heapsize))
     atexit.register(pre.kill)  # (a no-op once the run took it)
 
 
-def take(heapsize: int | None) -> Any:
+def take(heapsize: int | None) -> Prestarted | None:
     """The node process started early, if it was started for a VM of ``heapsize`` (else it is killed
     and None returned: the caller starts its own)."""
-    pre = _early.pop("pre", None)
-    if pre is None:
+    if not _early:
         return None
-    if _early.pop("heapsize", None) != heapsize:
+    pre, started_with = _early.pop()
+    if started_with != heapsize:
         pre.kill()
         return None
     return pre

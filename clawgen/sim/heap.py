@@ -11,16 +11,20 @@ HEAPSIZE_MAX = 64 * 1024 * 1024
 _UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
 
 
-def heapsize_bytes(text: str) -> int | None:
-    """`--heapsize` text ("65536", "64K", "1MB") -> bytes, or None when it is not a size in
-    HEAPSIZE_MIN..HEAPSIZE_MAX."""
+def _size(text: str) -> int | None:
+    """The bytes "65536", "64K", "1MB" name, whatever their range; None for anything else."""
     t = text.strip().lower()
     digits = t.rstrip("kmib")
     unit = t[len(digits):]
     if not digits.isdigit() or unit not in _UNITS:
         return None
-    n = int(digits) * _UNITS[unit]
-    return n if HEAPSIZE_MIN <= n <= HEAPSIZE_MAX else None
+    return int(digits) * _UNITS[unit]
+
+
+def heapsize_bytes(text: str) -> int | None:
+    """`--heapsize` text -> bytes, or None when it is not a size in HEAPSIZE_MIN..HEAPSIZE_MAX."""
+    n = _size(text)
+    return n if n is not None and HEAPSIZE_MIN <= n <= HEAPSIZE_MAX else None
 
 
 def parse_heapsize(text: str) -> int:
@@ -30,9 +34,7 @@ def parse_heapsize(text: str) -> int:
         return n
     from clawgen.diagnostics import InputError
 
-    t = text.strip().lower()
-    digits = t.rstrip("kmib")
-    if not digits.isdigit() or t[len(digits):] not in _UNITS:
+    if _size(text) is None:
         raise InputError(f"--heapsize: {text!r} is not a size in bytes (e.g. 65536 or 64K)")
     raise InputError(f"--heapsize: {text} is outside {HEAPSIZE_MIN // 1024}K..{HEAPSIZE_MAX >> 20}M "
                      "(the VM's starting GC heap; the default is the board's)")

@@ -65,11 +65,11 @@ class _Fake:
 
 def test_a_process_started_for_another_heap_is_not_used() -> None:
     fake = _Fake()
-    early._early.update(pre=fake, heapsize=65536)
+    early._early.append((fake, 65536))  # type: ignore[arg-type]
     assert early.take(131072) is None and fake.killed
     assert early.take(65536) is None  # taken once, whatever the outcome
     fake = _Fake()
-    early._early.update(pre=fake, heapsize=None)
+    early._early.append((fake, None))  # type: ignore[arg-type]
     assert early.take(None) is fake and not fake.killed
 
 
