@@ -40,6 +40,15 @@ def test_tool_turn_and_history_across_a_power_cycle(tmp_path: Path, llm_server: 
         ("user", "add 2 and 40"), ("assistant", "The sum is 42."), ("user", "what did I ask?")]
 
 
+def _quit_and_wait(c: TelnetClient, sim: vm.Simulation) -> vm.SimResult:
+    """End the Telnet session with /quit, then the UART's input, and wait for the run's result."""
+    c.send_line("/quit")
+    c.read_until(b"bye")
+    c.close()
+    sim.end_input()
+    return sim.wait(20)
+
+
 @pytest.mark.usefixtures("mpvm")
 def test_telnet_session_through_the_port_map(tmp_path: Path, llm_server: LLMServer) -> None:
     spec = make_spec(llm_server.base_url, transports={"uart": True, "telnet": {"port": TELNET_PORT}},
@@ -58,11 +67,7 @@ def test_telnet_session_through_the_port_map(tmp_path: Path, llm_server: LLMServ
         c.read_until(b"\n> ")
         c.send_line("what is my name?")
         assert "Your name is Ada." in c.read_until(b"\n> ")
-        c.send_line("/quit")
-        c.read_until(b"bye")
-        c.close()
-        sim.end_input()
-        res = sim.wait(20)
+        res = _quit_and_wait(c, sim)
     assert res.returncode == 0, res.stderr
     assert f"telnet: listening on port {TELNET_PORT}" in res.stdout
     assert "hunter22" not in res.stdout + res.stderr
@@ -90,11 +95,7 @@ def test_telnet_password_through_the_port_map(tmp_path: Path, llm_server: LLMSer
         assert "/help for commands" in c.read_until(b"\n> ")
         c.send_line("hi")
         assert "hello over telnet" in c.read_until(b"\n> ")
-        c.send_line("/quit")
-        c.read_until(b"bye")
-        c.close()
-        sim.end_input()
-        res = sim.wait(20)
+        res = _quit_and_wait(c, sim)
     assert res.returncode == 0, res.stderr
     text = res.stdout + res.stderr
     assert f"telnet: listening on port {TELNET_PORT} (password required)" in text
