@@ -16,14 +16,17 @@
    one bare parse (valgrind's callgrind), and their ratio: no figure of the issue (that is time),
    but the same from run to run, so that a change to the importer of 1% shows, which the
    timings' noise (10-25% between runs on a shared machine) hides.
-7. With --identity OUT.json (only that): a hash of every output of the import of every file (the
+7. With --phases [NAME ...] (only that section): where one import's time goes, stage by stage
+   (``import_svd``'s own functions run one after another, and the import with its plain fields
+   left out), each as a ratio to the bare parse taken side by side (``phase_ratios``).
+8. With --identity OUT.json (only that): a hash of every output of the import of every file (the
    chip database JSON, the whole model, its totals and every diagnostic; with and without
    descriptions) for the corpus, the test SVDs and ../shared/svd; two such files from before and
    after a change to the importer must be equal (``diff``).
 
 Usage:  python bench/svd_import.py [--esp32s3 PATH] [--corpus DIR] [--skip-corpus] [--skip-memory]
                                    [--repeat N] [--all] [--readers] [--instructions [NAME ...]]
-                                   [--identity OUT.json]
+                                   [--phases [NAME ...]] [--identity OUT.json]
 PATH defaults to ../shared/svd/esp32s3.svd (beside the checkout) when present. The corpus defaults
 to the one the tests download (tests/chips/conftest.py; $CLAWGEN_TEST_CACHE or
 ~/.cache/clawgen-tests). Times are CPU seconds (process time, best of N) so that a busy machine
@@ -389,6 +392,79 @@ def bench_readers(files: list[Path], repeat: int) -> None:
           + "   the import if reading the fields cost nothing (target <= 3x)")
 
 
+def phase_ratios(path: Path, rounds: int) -> dict[str, float]:
+    """Where one import of ``path`` spends its time: each stage as a ratio to a bare lxml parse of
+    the same file, measured side by side as "paired" is (each run after ``malloc_trim``, the median
+    of ``rounds`` rounds' ratios). The stages are ``import_svd``'s own functions, run cumulatively
+    (each row is the run up to that stage minus the run up to the one before); "plain fields" is
+    the whole import minus the same import with ``_Importer.shared_fields`` answering "no fields"
+    (the fast path's fields, the bulk of most files, not built)."""
+    from lxml import etree
+
+    from clawgen.chips import svd
+
+    trim = malloc_trim() or (lambda _n: None)
+
+    def upto(stage: int) -> None:
+        data = svd.read_svd_bytes(path, path.name)
+        root = svd.parse_svd(data, path.name)
+        if stage == 0:
+            return
+        imp = svd._Importer(path.name, True)
+        gc.disable()
+        try:
+            dev, nodes = svd._read_device(imp, root)
+            if stage >= 2:
+                svd._build_peripherals(imp, dev, nodes)
+        finally:
+            svd._release(imp)
+            gc.enable()
+
+    def without_fields() -> None:
+        real = svd._Importer.shared_fields
+        svd._Importer.shared_fields = lambda self, containers, access, size: ([], True, access or "read-write")
+        try:
+            svd.import_svd(path, "bench")
+        finally:
+            svd._Importer.shared_fields = real
+
+    runs = {
+        "bare": lambda: etree.parse(str(path)),
+        "parse": lambda: upto(0),
+        "read": lambda: upto(1),
+        "build": lambda: upto(2),
+        "import": lambda: svd.import_svd(path, "bench"),
+        "no fields": without_fields,
+    }
+    per_round: dict[str, list[float]] = {k: [] for k in runs if k != "bare"}
+    for i in range(rounds):
+        order = list(runs) if i % 2 == 0 else list(reversed(runs))
+        t: dict[str, float] = {}
+        for key in order:
+            trim(0)
+            t[key] = best_of(runs[key], 1)
+        for key in per_round:
+            per_round[key].append(t[key] / t["bare"])
+    med = {k: statistics.median(v) for k, v in per_round.items()}
+    return {
+        "the import's parse (read_svd_bytes, parse_svd)": med["parse"],
+        "+ nodes (_read_device)": med["read"] - med["parse"],
+        "+ peripherals (_build_peripherals)": med["build"] - med["read"],
+        "  of which the plain fields": med["import"] - med["no fields"],
+        "+ chip, sha256, diagnostics": med["import"] - med["build"],
+        "whole import": med["import"],
+    }
+
+
+def bench_phases(files: list[Path], rounds: int) -> None:
+    print(f"\nwhere the import's time goes, x the bare parse of the same file (CPU, side by side, median of "
+          f"{rounds} rounds; stages cumulative, see phase_ratios):")
+    measured = [(p.name, phase_ratios(p, rounds)) for p in files]
+    print(f"{'stage':<48} " + " ".join(f"{n[:14]:>14}" for n, _ in measured))
+    for key in measured[0][1]:
+        print(f"{key:<48} " + " ".join(f"{r[key]:13.2f}x" for _, r in measured))
+
+
 _INSTR_CHILD = r"""
 import sys
 from lxml import etree
@@ -476,6 +552,20 @@ def default_corpus() -> Path | None:
         return None
 
 
+def pick_files(names: list[str], args: argparse.Namespace) -> list[Path]:
+    """The files named (paths, or names in the corpus); none named: esp32s3 and the worst corpus files."""
+    corpus = args.corpus or default_corpus()
+    names = names or ([str(args.esp32s3)] if args.esp32s3.is_file() else []) + list(_READER_FILES)
+    picked = []
+    for n in names:
+        p = Path(n) if Path(n).is_file() else (corpus / n if corpus is not None else Path(n))
+        if p.is_file():
+            picked.append(p)
+        else:
+            print(f"{n}: not found")
+    return picked
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--esp32s3", type=Path, default=REPO.parent / "shared" / "svd" / "esp32s3.svd")
@@ -489,6 +579,9 @@ def main() -> None:
     ap.add_argument("--instructions", nargs="*", metavar="NAME",
                     help="only count instructions of import and parse (corpus file names or paths; "
                          "default: esp32s3 and the worst corpus files)")
+    ap.add_argument("--phases", nargs="*", metavar="NAME",
+                    help="only show where an import's time goes, stage by stage (corpus file names or paths; "
+                         "default: esp32s3 and the worst corpus files)")
     ap.add_argument("--identity", type=Path, metavar="OUT.json",
                     help="only write a hash of every import's outputs (to compare before and after a change)")
     args = ap.parse_args()
@@ -500,16 +593,10 @@ def main() -> None:
         write_identity(args.identity, files)
         return
     if args.instructions is not None:
-        corpus = args.corpus or default_corpus()
-        names = args.instructions or ([str(args.esp32s3)] if args.esp32s3.is_file() else []) + list(_READER_FILES)
-        picked = []
-        for n in names:
-            p = Path(n) if Path(n).is_file() else (corpus / n if corpus is not None else Path(n))
-            if p.is_file():
-                picked.append(p)
-            else:
-                print(f"{n}: not found")
-        bench_instructions(picked)
+        bench_instructions(pick_files(args.instructions, args))
+        return
+    if args.phases is not None:
+        bench_phases(pick_files(args.phases, args), 2 * args.repeat + 1)
         return
     if args.readers:
         corpus = args.corpus or default_corpus()

@@ -1566,11 +1566,49 @@ def _cpu(el: etree._Element | None) -> dict | None:
 
 def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, keep_descriptions: bool = True,
                display_path: str | None = None) -> tuple[Chip, list[Diagnostic]]:
-    """Import one SVD file: the resolved chip and the warnings (``DiagnosticError`` if unusable)."""
+    """Import one SVD file: the resolved chip and the warnings (``DiagnosticError`` if unusable).
+    The stages, each a function of this module (bench/svd_import.py --phases times them one by
+    one): ``read_svd_bytes``, ``parse_svd``, ``_Importer.read`` of the device (``_read_device``),
+    ``_build_peripherals``, then the chip."""
     file = display_path if display_path is not None else str(path)
     imp = _Importer(file, keep_descriptions)
+    data = read_svd_bytes(path, file)
+    root = parse_svd(data, file)
+    # The import allocates ~10 objects per SVD element, all alive until it returns: the cyclic
+    # GC's passes over them are pure overhead (a third of the import time on esp32s3.svd).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        data = read_bounded(Path(path), MAX_SVD_BYTES)  # a FIFO would block, /dev/zero would not end
+        dev, periph_nodes = _read_device(imp, root)
+        width = imp.int_prop(dev, "width") or 32  # (before the peripherals: the order of the warnings)
+        aub = imp.int_prop(dev, "addressUnitBits") or 8
+        peripherals = _build_peripherals(imp, dev, periph_nodes)
+        if not peripherals:
+            raise imp.fatal(root.sourceline or 1, "no usable peripheral in this SVD file")
+        chip = Chip(
+            name=chip_name or dev.name or Path(file).stem,
+            device_name=dev.name or Path(file).stem,
+            vendor=dev.get("vendor") or None,
+            width=width,
+            address_unit_bits=aub,
+            peripherals=peripherals,
+            source={"file": os.path.basename(file), "sha256": hashlib.sha256(data).hexdigest()},
+            cpu=_cpu(root.find("cpu")),
+            description=imp.description(dev),
+        )
+        return chip, imp.diagnostics()
+    except RecursionError:
+        raise imp.fatal(1, "elements nested too deeply (or a derivedFrom chain too long) to import") from None
+    finally:
+        _release(imp)
+        if gc_was_enabled:
+            gc.enable()
+
+
+def read_svd_bytes(path: str | os.PathLike[str], file: str) -> bytes:
+    """The file's bytes, bounded (``DiagnosticError`` naming ``file`` when it cannot be read)."""
+    try:
+        return read_bounded(Path(path), MAX_SVD_BYTES)  # a FIFO would block, /dev/zero would not end
     except IsADirectoryError:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, "cannot read SVD file: a directory")) from None
     except ValueError:
@@ -1581,6 +1619,11 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
                                          "(the largest vendor SVDs are about 25 MB): not imported")) from None
     except OSError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"cannot read SVD file: {e.strerror or e}")) from None
+
+
+def parse_svd(data: bytes, file: str) -> etree._Element:
+    """The XML tree of an SVD file's bytes: its <device> root, namespaces stripped
+    (``DiagnosticError`` at the syntax error's FILE:LINE:COLUMN, or for another root)."""
     # libxml2's default limits stay on (nesting depth, text size): no SVD comes near them.
     # remove_blank_text drops the indentation between elements (a text node per element, about
     # a third of the parse and free time); whitespace inside a leaf like <name> </name> is kept.
@@ -1596,30 +1639,24 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     except ValueError as e:
         raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, f"not an XML file: {e}")) from None
     if root is None:
-        raise imp.fatal(1, "empty XML document")
+        raise DiagnosticError(Diagnostic(file, 1, 1, "", ERROR, "empty XML document"))
     if isinstance(root.tag, str) and root.tag.startswith("{"):
         _strip_namespaces(root)
     if root.tag != "device":
-        raise imp.fatal(root.sourceline or 1, f"not a CMSIS-SVD file: root element is <{root.tag}>, not <device>")
-    # The import allocates ~10 objects per SVD element, all alive until it returns: the cyclic
-    # GC's passes over them are pure overhead (a third of the import time on esp32s3.svd).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _import_tree(imp, root, data, file, chip_name)
-    except RecursionError:
-        raise imp.fatal(1, "elements nested too deeply (or a derivedFrom chain too long) to import") from None
-    finally:
-        # Without the node <-> parent cycles, the nodes and the XML tree are freed right here by
-        # reference counting, not left to a later GC pass.
-        for n in imp.nodes:
-            n.parent = n.resolved = None
-        if gc_was_enabled:
-            gc.enable()
+        raise DiagnosticError(Diagnostic(file, root.sourceline or 1, 1, "", ERROR,
+                                         f"not a CMSIS-SVD file: root element is <{root.tag}>, not <device>"))
+    return root
 
 
-def _import_tree(imp: _Importer, root: etree._Element, data: bytes, file: str,
-                 chip_name: str | None) -> tuple[Chip, list[Diagnostic]]:
+def _release(imp: _Importer) -> None:
+    """Break the node <-> parent cycles: the nodes and the XML tree are then freed by reference
+    counting when the import returns, not left to a later GC pass."""
+    for n in imp.nodes:
+        n.parent = n.resolved = None
+
+
+def _read_device(imp: _Importer, root: etree._Element) -> tuple[_Node, list[_Node]]:
+    """Phase 1: the device's node and its peripherals' (their registers read, their fields not)."""
     dev = imp.read(root, "device", None)
     imp.device = dev
     periph_nodes = dev.kids.get("items", [])
@@ -1628,8 +1665,11 @@ def _import_tree(imp: _Importer, root: etree._Element, data: bytes, file: str,
             imp.items_owner[id(raw.kids["items"])] = raw
     if not periph_nodes:
         raise imp.fatal(root.sourceline or 1, "no <peripherals> in this SVD file")
-    width = imp.int_prop(dev, "width") or 32
-    aub = imp.int_prop(dev, "addressUnitBits") or 8
+    return dev, periph_nodes
+
+
+def _build_peripherals(imp: _Importer, dev: _Node, periph_nodes: list[_Node]) -> list[Peripheral]:
+    """Phases 2 and 3: every peripheral resolved and built (the first of two of one name kept)."""
     dev_ctx = imp.ctx_of(dev, _Ctx())
     peripherals: list[Peripheral] = []
     seen: dict[str, int] = {}
@@ -1641,17 +1681,4 @@ def _import_tree(imp: _Importer, root: etree._Element, data: bytes, file: str,
                 continue
             seen[key] = 1
             peripherals.append(p)
-    if not peripherals:
-        raise imp.fatal(root.sourceline or 1, "no usable peripheral in this SVD file")
-    chip = Chip(
-        name=chip_name or dev.name or Path(file).stem,
-        device_name=dev.name or Path(file).stem,
-        vendor=dev.get("vendor") or None,
-        width=width,
-        address_unit_bits=aub,
-        peripherals=peripherals,
-        source={"file": os.path.basename(file), "sha256": hashlib.sha256(data).hexdigest()},
-        cpu=_cpu(root.find("cpu")),
-        description=imp.description(dev),
-    )
-    return chip, imp.diagnostics()
+    return peripherals
