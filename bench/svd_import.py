@@ -411,14 +411,10 @@ def phase_ratios(path: Path, rounds: int) -> dict[str, float]:
         if stage == 0:
             return
         imp = svd._Importer(path.name, True)
-        gc.disable()
-        try:
+        with svd._importing(imp):
             dev, nodes = svd._read_device(imp, root)
             if stage >= 2:
                 svd._build_peripherals(imp, dev, nodes)
-        finally:
-            svd._release(imp)
-            gc.enable()
 
     def without_fields() -> None:
         real = svd._Importer.shared_fields

@@ -19,12 +19,13 @@ Every vendor error becomes a ``Diagnostic`` warning naming FILE:LINE; an unusabl
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lxml import etree
@@ -1574,11 +1575,7 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
     imp = _Importer(file, keep_descriptions)
     data = read_svd_bytes(path, file)
     root = parse_svd(data, file)
-    # The import allocates ~10 objects per SVD element, all alive until it returns: the cyclic
-    # GC's passes over them are pure overhead (a third of the import time on esp32s3.svd).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _importing(imp):
         dev, periph_nodes = _read_device(imp, root)
         width = imp.int_prop(dev, "width") or 32  # (before the peripherals: the order of the warnings)
         aub = imp.int_prop(dev, "addressUnitBits") or 8
@@ -1597,6 +1594,18 @@ def import_svd(path: str | os.PathLike[str], chip_name: str | None = None, *, ke
             description=imp.description(dev),
         )
         return chip, imp.diagnostics()
+
+
+@contextlib.contextmanager
+def _importing(imp: _Importer) -> Iterator[None]:
+    """The phases of an import (``_read_device``, ``_build_peripherals``) run inside this: the cyclic
+    GC off (the import allocates ~10 objects per SVD element, all alive until it returns: the GC's
+    passes over them are pure overhead, a third of the import time on esp32s3.svd), too deep a
+    nesting as an error of the file, and the nodes' cycles broken at the end (``_release``)."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     except RecursionError:
         raise imp.fatal(1, "elements nested too deeply (or a derivedFrom chain too long) to import") from None
     finally:
