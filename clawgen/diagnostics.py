@@ -108,6 +108,12 @@ class Report:
         return [d for d in self.diagnostics if d.severity == WARNING]
 
 
+def in_file_order(diags: Iterable[Diagnostic], main_file: str) -> list[Diagnostic]:
+    """``diags`` in the order a reader goes through them: those of ``main_file`` first, then those of
+    other files (an included file, a secrets.yaml), each file's by line and column."""
+    return sorted(diags, key=lambda d: (d.file != main_file, d.file, d.line, d.column))
+
+
 def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps([asdict(d) for d in diags], indent=2)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clawgen import __version__
-from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, UsageError, did_you_mean
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, UsageError, did_you_mean, in_file_order
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.records import record
 
@@ -254,7 +254,7 @@ def load_fleet(path: Path, plan: Plan, spec_values: dict[str, bytes]) -> Fleet:
         values[HOST_KEY] = hostname.encode()
         devices.append(Device(name, hostname, doc.mark(dpath), values))
     if c.errors:
-        raise DiagnosticError(c.errors)
+        raise DiagnosticError(in_file_order(c.errors, str(path)))
     return Fleet(path, tuple(devices), tuple(doc.files))
 
 

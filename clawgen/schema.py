@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from clawgen.diagnostics import Diagnostic, did_you_mean
+from clawgen.diagnostics import Diagnostic, did_you_mean, in_file_order
 from clawgen.loader import Document, PathT, Secret, format_path
 from clawgen.resources import schemas_dir
 from clawgen.schemacheck import accepts, ecma_regex
@@ -341,4 +341,4 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
     unique: dict[tuple[str, int, int, str], Diagnostic] = {}
     for d in out:
         unique.setdefault((d.file, d.line, d.column, d.message), d)
-    return sorted(unique.values(), key=lambda d: (d.file != str(doc.path), d.file, d.line, d.column))
+    return in_file_order(unique.values(), str(doc.path))

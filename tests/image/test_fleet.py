@@ -248,6 +248,21 @@ def test_bad_devices_file_is_one_clear_error_and_nothing_is_written(case: str, t
     assert "short" not in output  # a value is never shown
 
 
+def test_a_devices_files_errors_come_in_line_order(tmp_path: Path) -> None:
+    # Found per device (a device's missing secret is only known after its own secrets: were read),
+    # printed as the file reads: device a's missing secret (line 3) before its misspelled key (line
+    # 5), then device b's bad value (line 7).
+    (tmp_path / "agent.yaml").write_text(SPEC)
+    (tmp_path / "devices.yaml").write_text(
+        "secrets: {api_key: k, wifi_ssid: n}\ndevices:\n  - name: a\n    secrets:\n      wifi_pasword: x\n"
+        "  - name: b\n    secrets: {wifi_password: short}\n")
+    code, output = _cli("build", str(tmp_path / "agent.yaml"), "--out", str(tmp_path / "out"), "--devices",
+                        str(tmp_path / "devices.yaml"), env={"CLAWGEN_CACHE": str(tmp_path / "cache")})
+    assert code == 2, output
+    where = [ln.split(": error:")[0].rsplit(":", 2)[1:] for ln in output.splitlines() if ": error:" in ln]
+    assert where == [["3", "5"], ["5", "7"], ["7", "30"]], output
+
+
 # -- flashing ----------------------------------------------------------------------------------------
 
 def _flash(fleet: dict, rom: EspRomEmulator, *extra: str) -> tuple[int, str]:
