@@ -105,6 +105,22 @@ def test_errors(agent: Path, ant: LLMServer, unix_run) -> None:
     assert KEY not in res.stdout + res.stderr
 
 
+def test_a_tool_use_block_without_a_string_name_or_id_is_malformed(agent: Path, ant: LLMServer, unix_run) -> None:
+    # (A dict as the name got past the adapter and failed the turn at the tool table with
+    # "[error] internal: TypeError".) Each bad response is retried once at the primary, as above.
+    bad_name = {"type": "message", "content": [{"type": "tool_use", "id": "t1", "name": {}, "input": {}}],
+                "stop_reason": "tool_use"}
+    bad_id = {"type": "message", "content": [{"type": "tool_use", "id": 5, "name": "add", "input": {}}],
+              "stop_reason": "tool_use"}
+    ant.push(Reply.json(bad_name), Reply.json(bad_name), Reply.json(bad_id), Reply.json(bad_id), Reply.message("fine"))
+    res = unix_run(agent, stdin=["one", "two", "three", "/quit"], secrets=NVS)
+    assert res.returncode == 0, res.stderr
+    got = answers(res.stdout)
+    assert got[:2] == ["[error] unexpected response: malformed tool_use block from 127.0.0.1"] * 2
+    assert got[2] == "fine"
+    assert len(ant.requests) == 5
+
+
 def test_openai_fallback_mid_turn_gets_the_turn_in_its_format(tmp_path: Path, ant: LLMServer, unix_run) -> None:
     # The Anthropic primary asks for a tool, then is overloaded: the OpenAI-format fallback gets the
     # same turn re-encoded (assistant tool_calls + tool message with the same id).

@@ -36,6 +36,12 @@ for body in (
     b'{"choices":[]}',
     b'[1,2]',
     b'{"choices":[{"message":',
+    # Mistral's reasoning models: content chunks, the answer in the "text" ones.
+    b'{"choices":[{"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]},{"type":"text","text":"an"},{"type":"text","text":"swer"},7]},"finish_reason":"stop"}]}',
+    # A tool name that is not a string, an empty one; an id that is not a string (replaced).
+    b'{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","function":{"name":{},"arguments":"{}"}}]}}]}',
+    b'{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","function":{"name":"","arguments":"{}"}}]}}]}',
+    b'{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":7,"function":{"name":"add","arguments":"{}"}}]}}]}',
 ):
     try:
         show(list(P.parse(memoryview(body))))
@@ -67,7 +73,7 @@ def test_messages_are_valid_compact_json(outputs):
 
 
 def test_response_variants_parse(outputs):
-    plain, ollama, openai, err, empty, notobj, cut = outputs[4:]
+    plain, ollama, openai, err, empty, notobj, cut = outputs[4:11]
     assert plain == ["plain", [], "stop"]
     assert ollama == [None, [["call_1", "add", '{"a":1,"b":2}']], None]
     assert openai == ["", [["x9", "add", '{"a":1}']], "tool_calls"]
@@ -75,3 +81,13 @@ def test_response_variants_parse(outputs):
     assert empty == "ProviderError: unexpected response: no choices[0].message"
     assert notobj == "ProviderError: unexpected response: not a JSON object"
     assert cut.startswith("ProviderError: malformed JSON in the model's response")
+
+
+def test_odd_content_and_tool_calls(outputs):
+    # Content chunks read as their text; a tool call without a string name is a malformed response
+    # (it was passed on and failed the turn with "[error] internal: TypeError" at the tool table);
+    # an id that is not a string is replaced as a missing one is.
+    chunks, dict_name, empty_name, number_id = outputs[11:]
+    assert chunks == ["answer", [], "stop"]
+    assert dict_name == empty_name == "ProviderError: unexpected response: malformed tool_calls entry"
+    assert number_id == [None, [["call_1", "add", "{}"]], None]

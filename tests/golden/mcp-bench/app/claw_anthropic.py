@@ -222,6 +222,8 @@ def parse(mv):
                 args = b.get("input")
             except (KeyError, TypeError):
                 raise _bad(_E_BAD_TOOL_USE)
+            if not isinstance(name, str) or not name or not isinstance(cid, str) or not cid:
+                raise _bad(_E_BAD_TOOL_USE)  # (the tool table is looked up by name; the id goes back)
             if not isinstance(args, dict):
                 args = {}
             calls.append((cid, name, json.dumps(args, separators=_SEP)))

@@ -158,7 +158,10 @@ def parse(mv):
     except (KeyError, IndexError, TypeError):
         raise _bad(_E_NO_CHOICES)
     content = msg.get("content")
-    if content is not None and not isinstance(content, str):
+    if isinstance(content, list):  # content chunks (Mistral's reasoning models): the answer is the text ones
+        content = "".join(c["text"] for c in content
+                          if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str))
+    elif content is not None and not isinstance(content, str):
         content = str(content)
     calls = []
     i = 0
@@ -168,12 +171,16 @@ def parse(mv):
             fn = tc["function"]
             name = fn["name"]
             args = fn.get("arguments")
+            cid = tc.get("id")
         except (KeyError, TypeError):
+            raise _bad(_E_BAD_CALLS)
+        if not isinstance(name, str) or not name:  # the tool table is looked up by it
             raise _bad(_E_BAD_CALLS)
         if args is None:
             args = "{}"
         elif not isinstance(args, str):  # Ollama sends an object
             args = json.dumps(args, separators=_SEP)
-        cid = tc.get("id") or ("call_%d" % i)
+        if not isinstance(cid, str) or not cid:
+            cid = "call_%d" % i
         calls.append((cid, name, args))
     return content, calls, ch.get("finish_reason")
