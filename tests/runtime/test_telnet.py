@@ -90,6 +90,33 @@ def test_new_client_takes_over(telnet_agent, llm_server):
     assert res.returncode == 0, res.stderr
 
 
+def test_control_characters_from_the_model_do_not_reach_the_terminal(telnet_agent, llm_server):
+    # An answer (like a tool's result or a fetched page) may carry sequences that drive the user's
+    # terminal: clear the screen, set its title, a C1 CSI. Both transports show them as "?"; TAB,
+    # line ends and other text pass as they are.
+    run, port = telnet_agent
+    evil = "\x1b[2J\x1b]0;pwned\x07 hi\u009b31m\x7f \u00e9\u2603\tok\x00."
+    shown = "?[2J?]0;pwned? hi?31m? \u00e9\u2603\tok?."
+    llm_server.push(Reply.text(evil), Reply.text(evil), Reply.text("fine"))
+    run.send("one\n")  # the UART
+    c = connect(run, port)
+    c.read_until(b"\n> ")
+    c.send_line("two")
+    got = c.read_until(b"\n> ")
+    assert shown in got and "\x1b" not in got and "\x07" not in got, repr(got)
+    c.send_line("three")
+    assert "fine" in c.read_until(b"\n> ")
+    c.send_line("/quit")
+    c.read_until(b"bye")
+    run.end_input()
+    res = run.wait(20)
+    assert res.returncode == 0, res.stderr
+    assert shown in res.stdout and "\x1b" not in res.stdout and "\u009b" not in res.stdout, repr(res.stdout)
+    # The history keeps what the model said: only the terminal's copy is changed.
+    (third,) = [r for r in llm_server.requests if r.messages[-1]["content"] == "three"]
+    assert [m["content"] for m in third.messages[1:]] == ["two", evil, "three"]
+
+
 def test_confirm_is_asked_on_telnet(telnet_agent, llm_server):
     run, port = telnet_agent
     llm_server.push(Reply.tool_calls(("set_relay", {"on": True})), Reply.text("Relay on."))

@@ -9,6 +9,23 @@ part is only in builds that configure it."""
 import claw_console
 
 PROMPT = "> "
+
+
+def shown(text):
+    """text as a terminal gets it: the control characters a terminal acts on (C0 but TAB, LF and CR;
+    DEL; C1, which UTF-8 writes as C2 80..C2 9F) as "?". An answer, a tool's result or a fetched
+    page must not drive the user's terminal with escape sequences. The UTF-8 bytes are looked at
+    through a memoryview (nothing allocated); the text is copied only when it holds one."""
+    prev = 0
+    for b in memoryview(text):
+        if b < 32 and b != 10 and b != 13 and b != 9 or b == 127 or prev == 0xC2 and b < 0xA0:
+            out = []
+            for ch in text:
+                o = ord(ch)
+                out.append("?" if o < 32 and o != 10 and o != 13 and o != 9 or 127 <= o < 160 else ch)
+            return "".join(out)
+        prev = b
+    return text
 import socket
 import time
 
@@ -31,11 +48,11 @@ class Uart:
     stream = getattr(claw_console, "STREAM", None)  # pollable input (the device's stdin), or None
 
     def write(self, text):
-        claw_console.write(text)
+        claw_console.write(shown(text))
         claw_console.flush()
 
     def note(self, text):
-        claw_console.write(text)  # two writes: no copy of a long answer just to add the newline
+        claw_console.write(shown(text))  # two writes: no copy of a long answer just to add the newline
         self.write("\n")
 
     def done(self):
@@ -141,7 +158,7 @@ class Telnet:
     def write(self, text):
         if self.cli is None:
             return
-        data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        data = shown(text).replace("\r\n", "\n").replace("\n", "\r\n").encode()
         mv = memoryview(data)
         off = 0
         deadline = time.ticks_add(time.ticks_ms(), 5000)
