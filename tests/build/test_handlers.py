@@ -116,3 +116,30 @@ def test_validate_reports_the_signature_error_at_the_function(tmp_path: Path) ->
     r = clawgen("validate", str(spec), cwd=tmp_path / "proj")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "tools/led.py:3:1: error: handler of tool 'blink': blink() has no parameter 'n'" in r.stderr
+
+
+@pytest.mark.parametrize(("signature", "params", "extra"), [
+    ("def blink(n):", None, False),
+    ("def blink(n, fast=False):", None, False),
+    ("def blink(n, **kw):", None, True),
+    ("def blink(**kw):", None, True),
+    ("@micropython.native\ndef blink(n):", None, True),  # a decorator: the signature cannot be read
+    ("def blink(n, **kw):", "{type: object, properties: {n: {type: integer}}, required: [n], "
+                            "additionalProperties: false}", False),
+])
+def test_the_tool_table_says_whether_the_handler_takes_undeclared_arguments(tmp_path: Path, signature: str,
+                                                                           params: str | None, extra: bool) -> None:
+    """claw_tools.TABLE's last item: the device refuses an argument the parameters do not declare
+    unless the handler takes it (tests/runtime/test_lazy_tools_unix.py, test_mcp_unix.py)."""
+    from clawgen.build import load_and_plan
+
+    text = tool_spec(params) if params else tool_spec()
+    spec = project(tmp_path / "proj", spec=text, files={"tools/led.py": f"import micropython\n{signature}\n    return 0\n"})
+    planned = load_and_plan(spec, BuildOptions(out_dir=tmp_path / "out", images=False))
+    tools = {t.name: t for t in planned.plan.tools}
+    assert tools["blink"].extra_args is extra
+    assert not any(t.extra_args for t in tools.values() if t.capability is not None)  # built-in tools take none
+    table = (build_spec(spec, BuildOptions(out_dir=tmp_path / "out", images=False)).out_dir
+             / "app" / "claw_tools.py").read_text()
+    row = table[table.index("'blink': ("):]
+    assert row[:row.index("\n    '") if "\n    '" in row else row.index("\n}")].rstrip().endswith(f"{extra}),"), row

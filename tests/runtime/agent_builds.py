@@ -25,8 +25,8 @@ def big_text(n):
     return "0123456789" * n
 
 
-def explode(reason):
-    raise ValueError("sensor bus stuck: " + reason)
+def explode(reason, **context):  # (**context: undeclared arguments reach it, ToolDef.extra_args)
+    raise ValueError("sensor bus stuck: " + reason + "".join(" %s=%s" % kv for kv in sorted(context.items())))
 
 
 def add(a, b):

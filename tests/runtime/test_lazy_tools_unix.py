@@ -176,9 +176,10 @@ class Io:
     name = "console"
     via = ""
 
-claw_tools.TABLE["pick"] = ("claw_systools", "system_uptime", False, [], {"mode": ("string", ["a", "b"])})
+claw_tools.TABLE["pick"] = ("claw_systools", "system_uptime", False, [], {"mode": ("string", ["a", "b"])}, False)
 for name, args in (("nope", "{}"), ("pick", '{"x": "' + "a" * 2000 + '"}'), ("pick", "{oops"),
                    ("pick", "[1]"), ("pick", '{"mode": "c"}'), ("pick", '{"mode": 1}'),
+                   ("pick", '{"mode": "a", "x": 1}'), ("system_free_heap", '{"_meta": {}}'),
                    ("hw_register_read", "{}"), ("hw_register_read", '{"address": "NOPE"}')):
     print("R", claw_tools.call(name, args, Io()))
     print("X", "claw_toolx" in sys.modules)
@@ -203,10 +204,14 @@ def test_refusal_texts_come_from_claw_toolx_for_the_moment(register_assistant, u
         "error: invalid arguments for pick: arguments must be a JSON object",
         "error: invalid arguments for pick: argument 'mode' must be one of [\"a\", \"b\"]",
         "error: invalid arguments for pick: argument 'mode' must be of type string",
+        # An argument the tool does not declare (its handler takes no **kwargs): refused with what
+        # it takes, where the handler would fail with "unexpected keyword argument".
+        "error: invalid arguments for pick: unknown argument 'x' (it takes mode)",
+        "error: invalid arguments for system_free_heap: unknown argument '_meta' (it takes no arguments)",
         "error: invalid arguments for hw_register_read: missing required argument 'address'",
         "error: unknown: no register named NOPE in this build's register allowlist",
     ], results
-    assert [x for x in out if x.startswith("X ")] == ["X False"] * 8
+    assert [x for x in out if x.startswith("X ")] == ["X False"] * 10
     # A confirm: true tool on a channel that cannot ask is declined, in claw_toolx's words.
     assert "A refused: the user declined to run system_reboot; do not retry it unless the user asks" in out
     # The register read that failed before any access: the audit's rule read from the result's words.

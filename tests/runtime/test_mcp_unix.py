@@ -144,6 +144,10 @@ def test_sdk_session_lists_and_calls_tools_under_the_register_policy(tmp_path, u
             got["confirm"] = await c.call_tool("set_relay", {"on": True})
             got["bad_args"] = await c.call_tool("add", {"a": "two", "b": 3})
             got["explode"] = await c.call_tool("explode", {"reason": "test"})
+            # Arguments the tool does not declare: refused unless the handler takes **kwargs.
+            got["undeclared"] = await c.call_tool("add", {"a": 2, "b": 3, "c": 4})
+            got["meta"] = await c.call_tool("system_uptime", {"_meta": {"progressToken": 1}})
+            got["passed_on"] = await c.call_tool("explode", {"reason": "test", "bus": 2})
             with pytest.raises(MCPError) as e:
                 await c.call_tool("no_such_tool", {})
             got["unknown"] = e.value
@@ -168,6 +172,12 @@ def test_sdk_session_lists_and_calls_tools_under_the_register_policy(tmp_path, u
     assert got["bad_args"].is_error
     assert got["bad_args"].content[0].text == "error: invalid arguments for add: argument 'a' must be of type number"
     assert got["explode"].is_error and "ValueError: sensor bus stuck: test" in got["explode"].content[0].text
+    assert got["undeclared"].is_error
+    assert got["undeclared"].content[0].text == "error: invalid arguments for add: unknown argument 'c' (it takes a, b)"
+    assert got["meta"].is_error
+    assert got["meta"].content[0].text == ("error: invalid arguments for system_uptime: unknown argument '_meta' "
+                                           "(it takes no arguments)")
+    assert got["passed_on"].content[0].text.endswith("ValueError: sensor bus stuck: test bus=2"), got["passed_on"]
     assert got["unknown"].error.code == -32602 and "no_such_tool" in got["unknown"].error.message
     # The policy held: the allowed register was written, the denied one was not.
     assert res.register_writes == [(GPIO_OUT, 5)]

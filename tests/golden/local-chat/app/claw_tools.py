@@ -14,9 +14,16 @@ from micropython import const
 
 import claw_buf as B
 
-# name: (module, function, confirm, required, {property: (type, enum)})
+# name: (module, function, confirm, required, {property: (type, enum)}, extra): extra is True
+# when the handler takes arguments the parameters do not declare (ToolDef.extra_args)
 TABLE = {
 }
+_MODULE = const(0)
+_FUNCTION = const(1)
+_CONFIRM = const(2)
+_REQUIRED = const(3)
+_PROPS = const(4)
+_EXTRA = const(5)
 
 def _is(t, v):
     """v is of JSON Schema type t (True for a type this checker does not know)."""
@@ -40,22 +47,26 @@ def _is(t, v):
 _handlers = {}  # name -> function, imported on first use
 
 
-def check_args(args, required, props):
-    """None when args match the schema, else what is wrong: (what, argument, detail), what being
-    "object", "required", "type" (detail: the types) or "enum" (detail: the values); the refusal's
-    words are claw_toolx.invalid's."""
+def check_args(args, t):
+    """None when args match the schema of TABLE entry t, else what is wrong: (what, argument,
+    detail), what being "object", "required", "unknown" (an argument the tool does not declare and
+    its handler does not take; detail: the declared ones), "type" (detail: the types) or "enum"
+    (detail: the values); the refusal's words are claw_toolx.invalid's."""
     if not isinstance(args, dict):
         return ("object", None, None)
-    for r in required:
+    for r in t[_REQUIRED]:
         if r not in args:
             return ("required", r, None)
+    props = t[_PROPS]
     for k in args:
         p = props.get(k)
         if p is None:
+            if not t[_EXTRA]:
+                return ("unknown", k, list(props))
             continue
-        t, enum = p
-        if t is not None:
-            ts = t if isinstance(t, list) else (t,)
+        typ, enum = p
+        if typ is not None:
+            ts = typ if isinstance(typ, list) else (typ,)
             ok = False
             for one in ts:
                 if _is(one, args[k]):
@@ -149,7 +160,7 @@ def call(name, args_json, io):
     if t is None:
         return _done(io, name, args_json, "deny", "unknown tool",
                      _x("text", _X_UNKNOWN, (name, ", ".join(TABLE))))
-    mod, fn, confirm, required, props = t
+    mod, fn, confirm = t[_MODULE], t[_FUNCTION], t[_CONFIRM]
     raw = args_json.encode() if isinstance(args_json, str) else args_json
     ab = B.tool_args
     if len(raw) > ab.cap:
@@ -162,7 +173,7 @@ def call(name, args_json, io):
         args = json.loads(ab.view()) if ab.n else {}
     except ValueError:
         return _done(io, name, args_json, "deny", "arguments", _x("text", _X_NOT_JSON, ()))
-    err = check_args(args, required, props)
+    err = check_args(args, t)
     if err:
         return _done(io, name, args, "deny", "parameters schema", _x("invalid", name, err))
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)

@@ -15,30 +15,44 @@ from micropython import const
 import claw_buf as B
 import claw_hooks
 
-# name: (module, function, confirm, required, {property: (type, enum)})
+# name: (module, function, confirm, required, {property: (type, enum)}, extra): extra is True
+# when the handler takes arguments the parameters do not declare (ToolDef.extra_args)
 TABLE = {
     'hw_register_read': ('claw_hwtools', 'hw_register_read', False,
         ['address'],
-        {'address': ('string', None), }),
+        {'address': ('string', None), },
+        False),
     'hw_register_write': ('claw_hwtools', 'hw_register_write', False,
         ['address', 'value'],
-        {'address': ('string', None), 'value': ('string', None), }),
+        {'address': ('string', None), 'value': ('string', None), },
+        False),
     'system_uptime': ('claw_systools', 'system_uptime', False,
         [],
-        {}),
+        {},
+        False),
     'system_free_heap': ('claw_systools', 'system_free_heap', False,
         [],
-        {}),
+        {},
+        False),
     'system_reboot': ('claw_systools', 'system_reboot', True,
         [],
-        {}),
+        {},
+        False),
     'read_sensor': ('tool_sensors', 'read_sensor', False,
         ['sensor'],
-        {'sensor': ('string', ['temperature', 'humidity', 'both']), }),
+        {'sensor': ('string', ['temperature', 'humidity', 'both']), },
+        False),
     'set_relay': ('tool_sensors', 'set_relay', False,
         ['on'],
-        {'on': ('boolean', None), }),
+        {'on': ('boolean', None), },
+        False),
 }
+_MODULE = const(0)
+_FUNCTION = const(1)
+_CONFIRM = const(2)
+_REQUIRED = const(3)
+_PROPS = const(4)
+_EXTRA = const(5)
 
 def _is(t, v):
     """v is of JSON Schema type t (True for a type this checker does not know)."""
@@ -62,22 +76,26 @@ def _is(t, v):
 _handlers = {}  # name -> function, imported on first use
 
 
-def check_args(args, required, props):
-    """None when args match the schema, else what is wrong: (what, argument, detail), what being
-    "object", "required", "type" (detail: the types) or "enum" (detail: the values); the refusal's
-    words are claw_toolx.invalid's."""
+def check_args(args, t):
+    """None when args match the schema of TABLE entry t, else what is wrong: (what, argument,
+    detail), what being "object", "required", "unknown" (an argument the tool does not declare and
+    its handler does not take; detail: the declared ones), "type" (detail: the types) or "enum"
+    (detail: the values); the refusal's words are claw_toolx.invalid's."""
     if not isinstance(args, dict):
         return ("object", None, None)
-    for r in required:
+    for r in t[_REQUIRED]:
         if r not in args:
             return ("required", r, None)
+    props = t[_PROPS]
     for k in args:
         p = props.get(k)
         if p is None:
+            if not t[_EXTRA]:
+                return ("unknown", k, list(props))
             continue
-        t, enum = p
-        if t is not None:
-            ts = t if isinstance(t, list) else (t,)
+        typ, enum = p
+        if typ is not None:
+            ts = typ if isinstance(typ, list) else (typ,)
             ok = False
             for one in ts:
                 if _is(one, args[k]):
@@ -145,7 +163,7 @@ def _unload(mod):
     loaded: clawtab, clawreg, clawregx, clawsheet, clawhw) leave the heap after each call; the next
     call imports what it needs again. They keep nothing between calls (clawtab's table file is
     closed here and opened again)."""
-    for k in [k for k in _handlers if TABLE[k][0] == mod]:
+    for k in [k for k in _handlers if TABLE[k][_MODULE] == mod]:
         del _handlers[k]
     r = sys.modules.get("clawtab")  # the table file's reader (clawreg and clawsheet use it)
     if r is not None and hasattr(r, "close"):  # (not when its import did not fit the heap)
@@ -222,7 +240,7 @@ def call(name, args_json, io):
     if t is None:
         return _done(io, name, args_json, "deny", "unknown tool",
                      _x("text", _X_UNKNOWN, (name, ", ".join(TABLE))))
-    mod, fn, confirm, required, props = t
+    mod, fn, confirm = t[_MODULE], t[_FUNCTION], t[_CONFIRM]
     raw = args_json.encode() if isinstance(args_json, str) else args_json
     ab = B.tool_args
     if len(raw) > ab.cap:
@@ -235,7 +253,7 @@ def call(name, args_json, io):
         args = json.loads(ab.view()) if ab.n else {}
     except ValueError:
         return _done(io, name, args_json, "deny", "arguments", _x("text", _X_NOT_JSON, ()))
-    err = check_args(args, required, props)
+    err = check_args(args, t)
     if err:
         return _done(io, name, args, "deny", "parameters schema", _x("invalid", name, err))
     decision, rule, refusal = _approve(name, confirm, args, args_json, io)

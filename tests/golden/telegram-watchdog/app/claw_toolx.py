@@ -19,6 +19,8 @@ def invalid(name, err):
         why = "arguments must be a JSON object"
     elif what == "required":
         why = "missing required argument '%s'" % k
+    elif what == "unknown":
+        why = "unknown argument '%s' (%s)" % (k, ("it takes " + ", ".join(d)) if d else "it takes no arguments")
     elif what == "type":
         why = "argument '%s' must be of type %s" % (k, "/".join(d))
     else:
