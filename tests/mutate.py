@@ -85,3 +85,69 @@ def mutate_yaml_lines(text: str, rng: random.Random) -> str:
             j = rng.randrange(len(lines))
             lines[k], lines[j] = lines[j], lines[k]
     return "\n".join(lines) + "\n"
+
+
+# What an HTTP peer may put where a number, a header or a chunk size line belongs.
+ODD_HTTP_VALUES = (b"-1", b"99999999999999999999999", b"abc", b"", b" 5", b"5 5", b"0x10", b"\x00", b"1e3", b"+3",
+                   b"\xff\xfe", b"x" * 5000, b"chunked", b"chunked, gzip", b"identity")
+ODD_STATUS_LINES = (b"HTTP/1.1 abc OK", b"HTTP/9.9 200 OK", b"HTTP/1.1 200", b"HTTP/1.1", b"", b"ICY 200 OK",
+                    b"HTTP/1.1 99999999999999999999 X", b"HTTP/1.1 -200 X", b"HTTP/1.1 100 Continue",
+                    b"HTTP/1.1 204 No Content", b"HTTP/1.1 301 Moved", b"x" * 4000)
+ODD_HEADER_LINES = (b"no colon here", b":", b"X: " + b"a" * 9000, b"\x00\x01: \x02", b" folded")
+ODD_CHUNK_LINES = (b"ffffffffffffffffffff\r\n", b"-5\r\n", b"zz\r\n", b"5;" + b"e" * 3000 + b"\r\n", b"\r\n",
+                   b"0\r\n" + b"T: x\r\n" * 500)
+
+
+def good_http_response(rng: random.Random, body: bytes) -> tuple[list[bytes], bytes]:
+    """(head lines, body bytes) of a good 200 answer: by Content-Length, chunked or until EOF."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return [b"HTTP/1.1 200 OK", b"Content-Type: application/json", b"Content-Length: %d" % len(body)], body
+    if kind == 1:
+        parts = []
+        i = 0
+        while i < len(body):
+            piece = body[i:i + rng.randint(1, 16)]
+            parts.append(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            i += len(piece)
+        return [b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked"], b"".join(parts) + b"0\r\n\r\n"
+    return [b"HTTP/1.1 200 OK", b"Connection: close"], body
+
+
+ODD_REQUEST_LINES = (b"POST /mcp HTTP/9.9", b"POST /mcp", b"POST  /mcp HTTP/1.1", b"GET /mcp HTTP/1.1", b"",
+                     b"POST /mcp?x=\xff HTTP/1.1", b"POST " + b"/" * 3000 + b" HTTP/1.1", b"\x00\x01\x02",
+                     b"PRI * HTTP/2.0")
+ODD_REQUEST_HEADERS = (b"Content-Length", b"Transfer-Encoding", b"Authorization", b"Origin",
+                       b"Mcp-Protocol-Version", b"Expect", b"Mcp-Session-Id")
+
+
+def mutate_http_message(lines: list[bytes], body: bytes, rng: random.Random, *, request: bool = False) -> bytes:
+    """A good response (or request) with one to three changes: the status (request) line, a
+    header added, mangled or removed, the body's bytes or its chunk framing, the line ends."""
+    lines = list(lines)
+    for _ in range(rng.randint(1, 3)):
+        op = rng.randrange(9)
+        if op == 0:
+            lines[0] = rng.choice(ODD_REQUEST_LINES if request else ODD_STATUS_LINES)
+        elif op == 1:
+            names = ODD_REQUEST_HEADERS if request else (b"Content-Length", b"Transfer-Encoding", b"Retry-After",
+                                                         b"Connection", b"Location")
+            lines.append(rng.choice(names) + b": " + rng.choice(ODD_HTTP_VALUES))
+        elif op == 2:
+            odd = rng.choice([*ODD_HEADER_LINES, b"X-" + bytes(rng.randrange(256) for _ in range(10)) + b": v"])
+            lines.insert(rng.randint(1, len(lines)), odd)
+        elif op == 3 and len(lines) > 1:
+            del lines[rng.randint(1, len(lines) - 1)]
+        elif op == 4 and body:
+            i = rng.randrange(len(body))
+            body = body[:i] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 10))) + body[i:]
+        elif op == 5 and body:
+            body = body[:rng.randrange(len(body))]
+        elif op == 6:
+            body = body.replace(b"\r\n", rng.choice([b"\n", b"\r", b"\r\n\r\n", b""]), 1)
+        elif op == 7:
+            body = rng.choice(ODD_CHUNK_LINES) + body
+        else:
+            lines = [x.replace(b": ", rng.choice([b":", b":   ", b" : ", b":\t"]), 1) for x in lines]
+    end = rng.choice([b"\r\n", b"\r\n", b"\r\n", b"\n"])
+    return end.join(lines) + end + end + body

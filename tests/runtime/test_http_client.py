@@ -5,6 +5,7 @@ EOF-delimited bodies, keep-alive reuse, a closed idle connection, size caps and 
 from __future__ import annotations
 
 import json
+import random
 import socket
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class RawServer(ThreadedServer):
 
 PROG = """
 import json
+import random
 import claw_buf as B
 import claw_http as H
 
@@ -158,3 +160,67 @@ def test_large_error_page_keeps_the_status(runtime_build, unix_run, raw_server):
     got = run_client(unix_run, runtime_build, srv, [0], cap=512)
     assert got[0]["status"] == 502 and got[0]["cut"] is True
     assert got[0]["body"] == page[:512].decode()
+
+
+def test_malformed_numbers_in_the_head_and_chunks_are_protocol_errors(runtime_build, unix_run, raw_server):
+    """A status that is not three digits, a negative Content-Length (it made the body's length -1
+    with status 200) and a negative chunk size are the peer's protocol errors, each named; found by
+    mutating responses at random (the client never raised anything but HttpError there)."""
+    srv = raw_server([resp(b"x", "Content-Length: 1", status="99999999999999999999 Big"),
+                      resp(b"x", "Content-Length: 1", status="-200 Negative"),
+                      resp(b"x", "Content-Length: -1"),
+                      resp(b"-5\r\nhello\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
+                      resp(b"fine", "Content-Length: 4")], close_after_each=True)
+    got = run_client(unix_run, runtime_build, srv, [0, 0, 0, 0, 0])
+    assert got == [{"error": "proto", "msg": "malformed HTTP status line from 127.0.0.1"},
+                   {"error": "proto", "msg": "malformed HTTP status line from 127.0.0.1"},
+                   {"error": "proto", "msg": "bad Content-Length from 127.0.0.1"},
+                   {"error": "proto", "msg": "bad chunk size from 127.0.0.1"},
+                   {"status": 200, "body": "fine", "cut": False}], got
+
+
+FUZZ = """
+import json, gc
+import claw_buf as B
+import claw_http as H
+
+out = B.Buf("t", 256)
+base = None
+for i in range(%(n)d):
+    conn = H.Conn("127.0.0.1", %(port)d, False, 1, 1)
+    try:
+        st, hd, n, cut = H.block(conn.request(b"POST /x HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: 2\\r\\n\\r\\n", b"{}", out, 256))
+        print(json.dumps({"status": st, "n": n, "len": len(out.view()), "cut": cut}))
+    except H.HttpError as e:
+        print(json.dumps({"error": e.kind}))
+    conn.close()
+    conn = None
+    gc.collect()
+    if i == %(n)d // 4:
+        base = gc.mem_alloc()
+print("HEAP", base, gc.mem_alloc())
+"""
+
+
+def test_mutated_responses_end_in_a_status_or_an_http_error(runtime_build, unix_run, raw_server):
+    """300 seeded mutations of good responses (tests/mutate.py: status lines, headers added, mangled
+    or removed, bodies cut or spliced, chunk framing, bare LF line ends), each on its own connection:
+    every request ends in a three-digit status with a body length within the buffer, or in the
+    client's HttpError (no other exception), and nothing stays in the heap."""
+    from tests.mutate import good_http_response, mutate_http_message
+
+    rng = random.Random(20261205)
+    script = [mutate_http_message(*good_http_response(rng, json.dumps({"ok": True, "x": "y" * rng.randint(0, 50)})
+                                                       .encode()), rng) for _ in range(300)]
+    srv = raw_server(script, close_after_each=True)
+    res = unix_run(runtime_build, modules={"prog": FUZZ % {"n": len(script), "port": srv.port}}, entry="import prog",
+                   timeout=300)
+    assert res.returncode == 0 and "Traceback" not in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
+    rows = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    assert len(rows) == len(script)
+    answers = [r for r in rows if "status" in r]
+    assert all(100 <= r["status"] <= 999 and 0 <= r["n"] == r["len"] <= 256 for r in answers), answers
+    kinds = {r.get("error") for r in rows}
+    assert {None, "proto", "size", "net"} <= kinds, kinds  # answered, and refused each way
+    base, end = (int(x) for x in res.stdout.split("HEAP ")[1].split())
+    assert end - base < 512, (base, end)

@@ -203,6 +203,8 @@ def _response(self, out, cap):
         try:
             total = int(headers["content-length"])
         except ValueError:
+            total = -1
+        if total < 0:  # not a number, or a negative one (it made the body's length negative)
             raise H._err("proto", _E_LENGTH, self.host)
         limit = total
         if total > out.cap:
@@ -269,6 +271,8 @@ def _chunked(self, out, cap):
         try:
             size = int(line.strip(), 16)
         except ValueError:
+            size = -1
+        if size < 0:
             raise H._err("proto", _E_CHUNK_SIZE, self.host)
         # Drop the size line: shift the raw bytes after it down to dec.
         rest = out.n - (le + 2)
@@ -331,11 +335,8 @@ def _parse_head(mv):
     lines = bytes(mv).split(b"\r\n")
     parts = lines[0].split(b" ", 2)
     status = 0
-    if len(parts) >= 2 and parts[0].startswith(b"HTTP/"):
-        try:
-            status = int(parts[1])
-        except ValueError:
-            status = 0
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and len(parts[1]) == 3 and parts[1].isdigit():
+        status = int(parts[1])  # three digits (RFC 9112): 0 (not a status line) otherwise
     headers = {}
     for ln in lines[1:]:
         i = ln.find(b":")

@@ -355,7 +355,7 @@ class Server:
         if self.he + clen > B.request.cap:
             return (413, "a request of %d bytes; the device's request buffer holds %d (limits.request_bytes)"
                     % (self.he + clen, B.request.cap))
-        if ver is not None and str(ver, "utf-8") not in VERSIONS:
+        if ver is not None and not any(ver == v.encode() for v in VERSIONS):  # (as bytes: not UTF-8 is refused too)
             return (400, "unsupported MCP-Protocol-Version; this device speaks %s" % ", ".join(VERSIONS))
         if cont and self.n < self.he + clen:
             try:  # curl and others wait for this before they send a larger body
