@@ -192,7 +192,9 @@ def _line(sock: socket.socket, limit: int = 512) -> str:
         buf += b
         if len(buf) > limit:
             break
-    return buf.decode("utf-8", "replace").strip()
+    # What the device says is shown on the user's terminal (a refusal's reason): control
+    # characters and escape sequences in it are shown as "?".
+    return "".join(c if c.isprintable() else "?" for c in buf.decode("utf-8", "replace").strip())
 
 
 def _refusal(line: str) -> OtaError | None:

@@ -300,6 +300,20 @@ def test_unreachable_host_and_foreign_server(builds):
     with pytest.raises(ota.OtaError, match="is not a clawgen OTA server"):
         ota.push(b, HOST, srv.getsockname()[1], KEY.encode())
     t.join(5)
+    # A peer whose refusal carries terminal escape sequences: shown as "?", never sent to the terminal.
+    srv.settimeout(10)
+
+    def refuse() -> None:
+        c, _ = srv.accept()
+        c.sendall(b"ERR \x1b]0;owned\x07\x1b[2Jgo away\x00\n")
+        c.close()
+
+    t = threading.Thread(target=refuse, daemon=True)
+    t.start()
+    with pytest.raises(ota.OtaError) as e:
+        ota.push(b, HOST, srv.getsockname()[1], KEY.encode())
+    assert str(e.value) == "the device refused the update: ?]0;owned??[2Jgo away?"
+    t.join(5)
     srv.close()
 
 
