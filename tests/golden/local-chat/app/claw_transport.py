@@ -7,25 +7,11 @@ Nothing here waits: claw_main's tasks wait for input in the event loop (claw_loo
 part is only in builds that configure it."""
 
 import claw_console
+from claw_log import shown  # (what a terminal gets: control characters as "?")
 
 PROMPT = "> "
 
 
-def shown(text):
-    """text as a terminal gets it: the control characters a terminal acts on (C0 but TAB, LF and CR;
-    DEL; C1, which UTF-8 writes as C2 80..C2 9F) as "?". An answer, a tool's result or a fetched
-    page must not drive the user's terminal with escape sequences. The UTF-8 bytes are looked at
-    through a memoryview (nothing allocated); the text is copied only when it holds one."""
-    prev = 0
-    for b in memoryview(text):
-        if b < 32 and b != 10 and b != 13 and b != 9 or b == 127 or prev == 0xC2 and b < 0xA0:
-            out = []
-            for ch in text:
-                o = ord(ch)
-                out.append("?" if o < 32 and o != 10 and o != 13 and o != 9 or 127 <= o < 160 else ch)
-            return "".join(out)
-        prev = b
-    return text
 import socket
 import time
 
