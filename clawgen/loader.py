@@ -391,6 +391,7 @@ class SpecLoader:
         self._secret_marks: dict[PathT, Mark] = {}
         self.text_chars = 0
         self.raw_scalars = False  # secrets.yaml: every value is text exactly as written
+        self.secrets_file = False  # this is secrets.yaml: no !secret (it would read itself) or !include
         self._declared: set[str] = set()  # names in the spec's substitutions: block
         self._used: set[str] = set()
         self._texts: dict[str, str] = {}  # file display name -> text, to see explicit tags
@@ -588,6 +589,7 @@ class SpecLoader:
                            f"with a line '{name}: VALUE' (and keep it out of version control)", path)
             sub = SpecLoader(sp, display_root=str(sp))
             sub.raw_scalars = True
+            sub.secrets_file = True
             sub_doc = sub.load()
             self.doc.files.append(sp)
             if not isinstance(sub_doc.data, dict):
@@ -610,6 +612,9 @@ class SpecLoader:
             raise _err(file, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels", path)
         self.doc.marks[path] = _mark(file, node.start_mark)
         tag = node.tag or ""
+        if self.secrets_file and tag in ("!secret", "!include"):
+            raise _err(file, node.start_mark, f"{tag} cannot be used in {SECRETS_FILE}: write the value itself "
+                       f"({SECRETS_FILE} holds the values that !secret in a spec refers to)", path)
         if tag == "!secret":
             return self._convert_secret(node, path, file)
         if tag == "!include":

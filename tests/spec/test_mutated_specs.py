@@ -60,3 +60,19 @@ def test_mutated_specs_build_or_refuse_with_exit_2(examples: list[tuple[Path, st
         codes[_run(["build", str(spec), "--out", str(out), "--no-images"], spec, text, case)] += 1
         spec.write_text(original)
     assert codes[0] and codes[2], codes  # some still build, some are refused
+
+
+def test_mutated_secrets_files_validate_with_exit_0_or_2(examples: list[tuple[Path, str]]) -> None:
+    """secrets.yaml mutated the same way (a `!secret` inside it once recursed until Python's limit:
+    an internal error)."""
+    secrets = examples[0][0].parent / "secrets.yaml"
+    original = secrets.read_text()
+    rng = random.Random(7)
+    codes: Counter[int] = Counter()
+    for case in range(120):
+        spec, _ = examples[case % len(examples)]
+        text = mutate_yaml_lines(original, rng)
+        secrets.write_text(text)
+        codes[_run(["validate", str(spec)], secrets, text, case)] += 1
+    secrets.write_text(original)
+    assert codes[0] and codes[2], codes
