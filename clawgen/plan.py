@@ -96,8 +96,9 @@ def _missing_handler_message(res: Resolved, path: PathT, file_part: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[Any, ...]]:
-    """("ok", top-level function names) of a handler file, or ("utf8" | "unreadable", ()) or
-    ("syntax", (line, column, message)); parsed once per file version (``size``, ``mtime_ns``)."""
+    """("ok", (top-level function names, top-level async function names)) of a handler file, or
+    ("utf8" | "unreadable", ()) or ("syntax", (line, column, message)); parsed once per file
+    version (``size``, ``mtime_ns``)."""
     try:
         text = read_bounded(src, MAX_FILE_BYTES).decode("utf-8")
         tree = ast.parse(text, filename=str(src))
@@ -107,7 +108,8 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
         return "unreadable", ()
     except SyntaxError as e:
         return "syntax", (e.lineno or 1, e.offset or 1, e.msg)
-    return "ok", tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
+    return "ok", (tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef)),
+                  tuple(n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)))
 
 
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic],
@@ -140,9 +142,13 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
             out.append(d)
         return None
-    funcs = list(found)
+    funcs, coroutines = found
     if func not in funcs:
-        out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, funcs)))
+        if func in coroutines:
+            out.append(_diag(res, path, f"{file_part}: '{func}' is an async def; the device calls a handler as a "
+                             "plain function (write def, not async def)"))
+        else:
+            out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, list(funcs))))
         return None
     return src
 
