@@ -33,10 +33,13 @@ class Provider:
     base_url: str
     model: str
     secret: str | None  # the secrets.yaml key of its API key (None: keyless local server)
+    api: str = "openai"  # model.api: the wire format
 
 
 PROVIDERS: dict[str, Provider] = {p.key: p for p in (
     Provider("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "openai_api_key"),
+    Provider("anthropic", "Anthropic (Claude, its Messages API)", "https://api.anthropic.com/v1",
+             "claude-sonnet-4-5", "anthropic_api_key", api="anthropic"),
     Provider("openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "openai/gpt-4o-mini",
              "openrouter_api_key"),
     Provider("ollama", "Ollama on your LAN (no key, plain HTTP)", "http://192.168.1.20:11434/v1",
@@ -98,6 +101,7 @@ def render_spec(a: InitAnswers) -> str:
         f"  You are {a.name}, an assistant living on {_chip_phrase(load_board(a.board).title)} microcontroller.",
         "  Answer briefly.",
         "model:",
+        *([f"  api: {p.api}"] if p.api != "openai" else []),
         f"  base_url: {p.base_url}",
         f"  model: {p.model}",
     ]

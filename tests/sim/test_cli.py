@@ -207,6 +207,28 @@ def test_mock_model_turns_register_requests_into_tool_calls() -> None:
     assert respond(Request("GET", "/v1/models", {}, b"", None)).status == 404
 
 
+def test_mock_model_speaks_anthropic_messages_at_messages() -> None:
+    def req(messages: list[dict]) -> Request:
+        body = {"model": "m", "max_tokens": 64, "messages": messages,
+                "tools": [{"name": "hw_register_read", "description": "", "input_schema": {"type": "object"}}]}
+        return Request("POST", "/v1/messages", {}, json.dumps(body).encode(), body)
+
+    first = json.loads(respond(req([{"role": "user", "content": "read register 0x60004004"}])).body)
+    assert first["stop_reason"] == "tool_use"
+    (use,) = [b for b in first["content"] if b["type"] == "tool_use"]
+    assert (use["name"], use["input"], use["id"]) == ("hw_register_read", {"address": "0x60004004"}, "toolu_1")
+    after = json.loads(respond(req([
+        {"role": "user", "content": "read register 0x60004004"},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": "0x60004004 = 0x00000001 (1)"}]}])).body)
+    assert after["content"] == [{"type": "text", "text": "The tool returned: 0x60004004 = 0x00000001 (1)"}]
+    assert after["stop_reason"] == "end_turn"
+    hello = json.loads(respond(req([{"role": "user", "content": [{"type": "text", "text": "hi"}]}])).body)
+    assert hello["content"][0]["text"].startswith("(mock model) You said: hi.")
+    assert respond(Request("POST", "/v1/messages", {}, b"{", None)).status == 400
+
+
 def test_mock_model_serves_http() -> None:
     import urllib.request
 
@@ -242,8 +264,10 @@ registers:
 """
 
 
-def test_sim_mock_model_drives_register_tools(tmp_path: Path, mpvm: Path) -> None:
-    (tmp_path / "agent.yaml").write_text(REGISTER_SPEC)
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_sim_mock_model_drives_register_tools(tmp_path: Path, mpvm: Path, api: str) -> None:
+    # The mock model speaks the spec's model.api: OpenAI's chat completions or Anthropic's Messages.
+    (tmp_path / "agent.yaml").write_text(REGISTER_SPEC.replace("model:\n", f"model:\n  api: {api}\n"))
     (tmp_path / "secrets.yaml").write_text("wifi_ssid: n\nwifi_password: password\n")
     p = clawgen_sim(str(tmp_path / "agent.yaml"), "--model", "mock", "--telnet-port", "0",
                     "--out", str(tmp_path / "out"),

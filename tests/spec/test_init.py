@@ -29,6 +29,7 @@ def test_every_provider_validates_and_builds(tmp_path: Path, provider: str) -> N
         assert secrets[PROVIDERS[provider].secret].startswith("REPLACE-ME")
     else:
         assert "api_key" not in text
+    assert ("api: anthropic" in text) == (provider == "anthropic")
     assert (tmp_path / ".gitignore").read_text().splitlines() == ["secrets.yaml", "generated/"]
     # Telnet is never open to the network: init makes up its password (the only secret it can).
     assert "telnet: {password: !secret telnet_password}" in text
@@ -122,3 +123,10 @@ def test_the_secrets_file_is_private_from_the_start(tmp_path: Path) -> None:
     r = _init(tmp_path, "-y", "--name", "demo")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "secrets.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_readme_lists_every_provider() -> None:
+    line = next(x for x in (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+                if x.startswith("| `clawgen init"))
+    listed = line.split("providers: ", 1)[1].split(")", 1)[0]
+    assert sorted(p.strip(" `") for p in listed.split(",")) == sorted(PROVIDERS)
