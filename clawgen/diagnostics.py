@@ -122,6 +122,17 @@ def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
     return "\n".join(d.text() for d in diags)
 
 
+def peer_text(data: bytes | str, limit: int = 200) -> str:
+    """What a device or server said, for a message on the user's terminal: decoded (bad UTF-8
+    replaced), stripped, cut at ``limit`` characters, control characters and escape sequences
+    shown as "?" (a peer must not drive the terminal)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = text.strip()
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
     import difflib  # (only on the error path)

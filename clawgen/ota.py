@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clawgen.diagnostics import InputError
+from clawgen.diagnostics import InputError, peer_text
 from clawgen.files import read_input_file
 from clawgen.package import read_build_json
 from clawgen.records import record
@@ -192,9 +192,7 @@ def _line(sock: socket.socket, limit: int = 512) -> str:
         buf += b
         if len(buf) > limit:
             break
-    # What the device says is shown on the user's terminal (a refusal's reason): control
-    # characters and escape sequences in it are shown as "?".
-    return "".join(c if c.isprintable() else "?" for c in buf.decode("utf-8", "replace").strip())
+    return peer_text(buf, limit)  # (shown on the user's terminal: a refusal's reason)
 
 
 def _refusal(line: str) -> OtaError | None:

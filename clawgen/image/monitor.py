@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
+from clawgen.diagnostics import peer_text
 from clawgen.telnetauth import PASSWORD_PROMPT  # the device's question for the Telnet password
 
 EXIT_KEY = b"\x1d"  # Ctrl-]
@@ -312,6 +313,7 @@ def connect_greeted(host: str, port: int, what: str, wait: float) -> tuple[Any, 
 
 
 LOGIN_SECONDS = 5.0  # how long the device may take to answer the password
+GREETING_MAX = 4096  # bytes of the prompt or the password's answer read at most (a peer that never ends its line)
 
 
 class PasswordOrigin(NamedTuple):
@@ -338,7 +340,7 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
     data = first
     sock.settimeout(GREETING_SECONDS)
     with contextlib.suppress(TimeoutError):
-        while not data.endswith(PASSWORD_PROMPT) and b"\n" not in data:
+        while not data.endswith(PASSWORD_PROMPT) and b"\n" not in data and len(data) < GREETING_MAX:
             chunk = sock.recv(4096)
             if not chunk:
                 break
@@ -349,7 +351,7 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
     reply = b""
     end = time.monotonic() + LOGIN_SECONDS
     try:
-        while b"\n" not in reply and (left := end - time.monotonic()) > 0:
+        while b"\n" not in reply and len(reply) < GREETING_MAX and (left := end - time.monotonic()) > 0:
             sock.settimeout(left)
             chunk = sock.recv(4096)
             if not chunk:
@@ -360,7 +362,7 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
     except OSError:  # reset: closed with our bytes unread
         pass
     if reply.startswith(b"[error]") or not reply:
-        said = reply.decode("utf-8", "replace").strip() or "it closed the connection"
+        said = peer_text(reply) or "it closed the connection"
         raise UsageError(f"{where} refused {origin.whose}: {said}; {origin.hint}")
     return reply
 

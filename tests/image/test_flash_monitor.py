@@ -245,3 +245,46 @@ def test_connect_with_a_wait_retries_a_device_that_is_still_joining_the_network(
     with pytest.raises(UsageError):
         monitor.connect_tcp("board.local", 2323, "a Telnet console")  # no wait: one try
     assert len(calls) == 1
+
+
+def _peer(script) -> tuple[socket.socket, threading.Thread]:
+    """Our end of a socket pair whose other end runs script(sock) in a thread (a device)."""
+    ours, theirs = socket.socketpair()
+    t = threading.Thread(target=script, args=(theirs,), daemon=True)
+    t.start()
+    return ours, t
+
+
+def test_a_devices_refusal_reaches_the_terminal_without_its_escape_sequences() -> None:
+    from clawgen.image.monitor import telnet_login
+
+    def device(s: socket.socket) -> None:
+        s.sendall(b"password: ")
+        s.recv(100)
+        s.sendall(b"[error] \x1b]0;owned\x07\x1b[2Jwrong password\r\n")
+        s.close()
+
+    ours, t = _peer(device)
+    with pytest.raises(UsageError) as e:
+        telnet_login(ours, b"", b"secret-pw", "the device")
+    t.join(5)
+    ours.close()
+    assert "the device refused" in str(e.value) and "[error] ?]0;owned??[2Jwrong password" in str(e.value)
+    assert "\x1b" not in str(e.value)
+
+
+def test_a_greeting_that_never_ends_its_line_is_read_within_a_bound() -> None:
+    from clawgen.image.monitor import GREETING_MAX, telnet_login
+
+    def device(s: socket.socket) -> None:
+        try:
+            for _ in range(64):  # 64 KB without a line end, and more if it were read
+                s.sendall(b"x" * 1024)
+        except OSError:
+            pass
+
+    ours, t = _peer(device)
+    first = telnet_login(ours, b"", b"secret-pw", "the device")
+    ours.close()
+    t.join(5)
+    assert GREETING_MAX <= len(first) < GREETING_MAX + 4096  # taken as the greeting; no password sent
