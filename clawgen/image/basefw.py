@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clawgen import MICROPYTHON_VERSION
-from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError
+from clawgen.diagnostics import Diagnostic, DiagnosticError, UsageError, peer_text
 from clawgen.files import read_input_file
 from clawgen.image import partitions as pt
 from clawgen.records import record
@@ -298,7 +298,7 @@ def download(url: str, timeout: float = 30.0, limit: int = MAX_DOWNLOAD) -> byte
 def _download_failure(e: BaseException) -> str:
     code = getattr(e, "code", None)  # urllib.error.HTTPError
     if isinstance(code, int):
-        return f"HTTP {code} {getattr(e, 'reason', '')}".rstrip()
+        return f"HTTP {code} {peer_text(str(getattr(e, 'reason', '')), 80)}".rstrip()  # (the server's words)
     reason = getattr(e, "reason", None) or e
     return str(reason)
 

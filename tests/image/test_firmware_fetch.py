@@ -44,6 +44,9 @@ class Files(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.requests.append(self.path)
         body = self.files.get(self.path)
+        if self.path == "/fw/escape.bin":  # a reason phrase that would drive the user's terminal
+            self.send_error(403, "Forbidden\x1b]0;owned\x07\x1b[2J")
+            return
         if body is None:
             self.send_error(404)
             return
@@ -112,6 +115,7 @@ def test_download_url_from_environment(server: str, cache: Path, monkeypatch: py
     ("/fw/old.bin", 2, "base firmware is MicroPython v1.28.0"),
     ("/fw/page.html", 2, "not an ESP firmware image"),
     ("/fw/missing.bin", 1, "HTTP 404 Not Found"),
+    ("/fw/escape.bin", 1, "HTTP 403 Forbidden?]0;owned??[2J"),
     ("/fw/short.bin", 1, "the download stopped"),
 ])
 def test_refused_or_failed_download_caches_nothing(server: str, cache: Path, path: str, code: int,
