@@ -3,7 +3,8 @@ sockets): seeded mutations (tests/mutate.py) of good requests (the request line,
 odd values (non-UTF-8 bytes, negative or huge lengths, 5,000-byte values), mangled or removed, the
 body cut, spliced or framed as chunks, bare LF line ends), each on its own connection. Every one
 gets an HTTP answer with a three-digit status, or the connection closed; the server answers a good
-ping after them all, no request ends in its catch-all and the device never prints a traceback.
+ping after them all, no request ends in its catch-all, the heap in use does not grow and the device
+never prints a traceback.
 $CLAWGEN_FUZZ_CASES runs more."""
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def _exchange(port: int, raw: bytes) -> str:
     return line[1].decode()
 
 
+def _allocated(port: int) -> int:
+    """The device's heap in use, from its system_free_heap tool (it collects first)."""
+    reply = rpc(port, {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "system_free_heap", "arguments": {}}})
+    return int(json.loads(reply["result"]["content"][0]["text"])["allocated"])
+
+
 @pytest.mark.filterwarnings("ignore:ping is removed")
 def test_mutated_requests_get_an_http_answer_and_the_server_goes_on(tmp_path, unix_device, chips):  # noqa: F811
     port = free_port()
@@ -66,13 +74,17 @@ def test_mutated_requests_get_an_http_answer_and_the_server_goes_on(tmp_path, un
     assert _exchange(port, b"\r\n".join([*lines, b"MCP-Protocol-Version: \xff\xfe"]) + b"\r\n\r\n" + body) == "400"
     rng = random.Random(20261205)
     seen: Counter[str] = Counter()
+    allocated: list[int] = []
     for case in range(CASES):
+        if case in (CASES // 4, CASES - 1):  # after a warm-up, and at the end: the heap in use (after a collect)
+            allocated.append(_allocated(port))
         raw = mutate_http_message(*_good_request(rng), rng, request=True)
         try:
             seen[_exchange(port, raw)] += 1
         except (TimeoutError, AssertionError) as e:
             raise AssertionError(f"case {case}: {raw[:400]!r}: {e}") from None
     assert rpc(port, {"jsonrpc": "2.0", "id": 9, "method": "ping"}) == {"jsonrpc": "2.0", "id": 9, "result": {}}
+    assert allocated[1] - allocated[0] < 1024, allocated  # nothing the requests did stays in the heap
     res = finish(run)  # exit 0, no traceback, no token in the output
     # No request ended in the server's catch-all (a non-UTF-8 MCP-Protocol-Version did: UnicodeError).
     assert "request dropped" not in res.stdout + res.stderr, res.stdout[-3000:]
