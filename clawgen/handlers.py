@@ -11,10 +11,8 @@ function):
 - **signatures**: the device calls ``handler(**arguments)`` with the arguments the model sent,
   checked against the tool's ``parameters``. A function that cannot accept every declared
   parameter (no such argument and no ``**kwargs``), or that needs an argument the schema does
-  not require, fails on the device: refused with FILE:LINE:COL of the function. Whether it
-  takes arguments beyond the declared ones (``**kwargs``) decides what the device does with an
-  argument the model invents: passed on, or refused with the names the tool takes
-  (``takes_extra_args``, ``ToolDef.extra_args``).
+  not require, fails on the device: refused with FILE:LINE:COL of the function. (Whether it
+  takes arguments beyond the declared ones, ``**kwargs``, is the plan's ``ToolDef.extra_args``.)
 """
 
 from __future__ import annotations
@@ -184,17 +182,6 @@ def check_signature(tool: ToolDef, fn: ast.FunctionDef, display: str) -> list[Di
     return out
 
 
-def takes_extra_args(tool: ToolDef, fn: ast.FunctionDef | None) -> bool:
-    """Whether the device passes a custom tool's handler arguments its parameters do not declare
-    (ToolDef.extra_args): when the handler takes **kwargs, or when its signature cannot be read
-    here (a decorator, a function not defined by a plain def), unless the parameters say
-    additionalProperties: false. Otherwise the device refuses such an argument with the names it
-    takes, where the call would fail with "unexpected keyword argument"."""
-    if (tool.parameters or {}).get("additionalProperties") is False:
-        return False
-    return fn is None or bool(fn.decorator_list) or fn.args.kwarg is not None
-
-
 def check_hook_signature(hook: HookDef, fn: ast.FunctionDef, display: str) -> list[Diagnostic]:
     """The device calls a hook as fn(**kwargs) with HOOK_ARGS[point]: it must accept each of them
     (by name or **kwargs) and need nothing else."""
@@ -250,16 +237,13 @@ def check_handlers(plan: Plan) -> tuple[Plan, list[Diagnostic]]:
         return plan, []
     out: list[Diagnostic] = []
     sources = {cm.module: _parse(cm.source.resolve(), out) for cm in plan.custom_modules}
-    tools: list[ToolDef] = []
     for tool in plan.tools:
         src = sources.get(tool.module or "")
-        fn = None
-        if src is not None and src.tree is not None and tool.function is not None:
-            fn = _function(src.tree, tool.function)
-            if fn is not None:
-                out += check_signature(tool, fn, src.display)
-        tools.append(tool if tool.capability is not None else replace(tool, extra_args=takes_extra_args(tool, fn)))
-    plan = replace(plan, tools=tools)
+        if src is None or src.tree is None or tool.function is None:
+            continue
+        fn = _function(src.tree, tool.function)
+        if fn is not None:
+            out += check_signature(tool, fn, src.display)
     for hook in plan.hooks:
         src = sources.get(hook.module)
         if src is None or src.tree is None:

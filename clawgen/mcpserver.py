@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clawgen import __version__
 
@@ -38,7 +38,14 @@ SERVER_VERSION = __version__  # serverInfo.version (the agent's name is serverIn
 
 def tools_json_of(tools: Sequence[ToolDef], allow_confirm: bool) -> str:
     """The tools as MCP's tools/list gives them ({name, description, inputSchema}); tools marked
-    ``confirm: true`` only when the spec lets MCP clients call them."""
-    arr = [{"name": t.name, "description": t.description, "inputSchema": t.parameters}
+    ``confirm: true`` only when the spec lets MCP clients call them. A tool that refuses arguments
+    it does not declare (not ``extra_args``) says so: ``additionalProperties: false``."""
+    arr = [{"name": t.name, "description": t.description, "inputSchema": _input_schema(t)}
            for t in tools if allow_confirm or not t.confirm]
     return json.dumps(arr, separators=(",", ":"), ensure_ascii=False)
+
+
+def _input_schema(t: ToolDef) -> dict[str, Any]:
+    if t.extra_args or "additionalProperties" in t.parameters:
+        return t.parameters
+    return {**t.parameters, "additionalProperties": False}

@@ -167,8 +167,8 @@ class ToolDef:
     module: str | None = None  # custom tools: module in the bundle holding the handler
     function: str | None = None
     # The device passes arguments the parameters do not declare to the handler (it takes
-    # **kwargs, or its signature cannot be read at build time, and the parameters do not say
-    # additionalProperties: false); otherwise it refuses them (clawgen/handlers.py).
+    # **kwargs, or a decorator may change its signature, and the parameters do not say
+    # additionalProperties: false); otherwise it refuses them (plan._takes_extra_args).
     extra_args: bool = False
 
 

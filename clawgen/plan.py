@@ -96,9 +96,11 @@ def _missing_handler_message(res: Resolved, path: PathT, file_part: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[Any, ...]]:
-    """("ok", (top-level function names, top-level async function names)) of a handler file, or
-    ("utf8" | "unreadable", ()) or ("syntax", (line, column, message)); parsed once per file
-    version (``size``, ``mtime_ns``)."""
+    """("ok", (top-level function names, top-level async function names, the functions that take
+    arguments beyond their named ones)) of a handler file, or ("utf8" | "unreadable", ()) or
+    ("syntax", (line, column, message)); parsed once per file version (``size``, ``mtime_ns``).
+    A function takes such arguments when its last definition has ``**kwargs`` or a decorator (which
+    may change its signature): the device then passes it arguments its tool does not declare."""
     try:
         text = read_bounded(src, MAX_FILE_BYTES).decode("utf-8")
         tree = ast.parse(text, filename=str(src))
@@ -108,8 +110,11 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
         return "unreadable", ()
     except SyntaxError as e:
         return "syntax", (e.lineno or 1, e.offset or 1, e.msg)
-    return "ok", (tuple(n.name for n in tree.body if isinstance(n, ast.FunctionDef)),
-                  tuple(n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)))
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    last = {n.name: n for n in defs}
+    return "ok", (tuple(n.name for n in defs),
+                  tuple(n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)),
+                  tuple(name for name, n in last.items() if n.args.kwarg is not None or n.decorator_list))
 
 
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic],
@@ -142,7 +147,7 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
             out.append(d)
         return None
-    funcs, coroutines = found
+    funcs, coroutines, _open = found
     if func not in funcs:
         if func in coroutines:
             out.append(_diag(res, path, f"{file_part}: '{func}' is an async def; the device calls a handler as a "
@@ -241,6 +246,18 @@ def _schema_problem(params_json: str) -> tuple[PathT, str] | None:
     return None
 
 
+def _takes_extra_args(src: Path, function: str, params: dict[str, Any]) -> bool:
+    """ToolDef.extra_args of a custom tool whose handler file and function were found: the handler
+    takes arguments beyond its named ones (``_handler_functions``) and the parameters do not say
+    ``additionalProperties: false``. Otherwise the device refuses an argument the tool does not
+    declare, naming the ones it takes, where the call would fail with "unexpected keyword argument"."""
+    if params.get("additionalProperties") is False:
+        return False
+    st = src.stat()
+    _kind, found = _handler_functions(src, st.st_size, st.st_mtime_ns)
+    return function in found[2]
+
+
 def _module_name(src: Path, taken: dict[Path, str]) -> str:
     if src in taken:
         return taken[src]
@@ -275,7 +292,8 @@ def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[Cu
             continue
         mod = _module_name(src, modules)
         tools.append(ToolDef(name=name, description=t.description, parameters=params, capability=None,
-                             confirm=bool(t.confirm), module=mod, function=t.handler_function))
+                             confirm=bool(t.confirm), module=mod, function=t.handler_function,
+                             extra_args=_takes_extra_args(src, t.handler_function, params)))
     customs = [CustomModule(module=m, source=p) for p, m in sorted(modules.items(), key=lambda kv: kv[1])]
     return tools, customs
 

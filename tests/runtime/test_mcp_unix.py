@@ -163,6 +163,10 @@ def test_sdk_session_lists_and_calls_tools_under_the_register_policy(tmp_path, u
     assert {"add", "big_text", "explode", "system_uptime", "hw_register_write", "hw_register_read"} <= set(tools)
     assert "set_relay" not in tools  # confirm: true, and the spec does not allow it over MCP
     assert tools["add"].input_schema["required"] == ["a", "b"]
+    # What the server enforces is in the schemas: add(a, b) takes nothing else; explode(**context) does.
+    assert tools["add"].input_schema["additionalProperties"] is False
+    assert "additionalProperties" not in tools["explode"].input_schema
+    assert tools["system_uptime"].input_schema["additionalProperties"] is False
     assert got["add"].content[0].text == "5" and not got["add"].is_error
     assert got["write"].content[0].text.startswith("wrote 0x00000005 to 0x60004004")
     assert not got["write"].is_error
