@@ -143,3 +143,18 @@ def test_the_tool_table_says_whether_the_handler_takes_undeclared_arguments(tmp_
              / "app" / "claw_tools.py").read_text()
     row = table[table.index("'blink': ("):]
     assert row[:row.index("\n    '") if "\n    '" in row else row.index("\n}")].rstrip().endswith(f"{extra}),"), row
+
+
+def test_a_rebuild_follows_a_handlers_new_signature(tmp_path: Path) -> None:
+    """The render cache keys on what the templates read: a handler that gains **kwargs changes the
+    table's row on the next build into the same output, and back."""
+    spec = project(tmp_path / "proj", spec=tool_spec(), files={"tools/led.py": "def blink(n):\n    return n\n"})
+    handler = tmp_path / "proj" / "tools" / "led.py"
+    rows = []
+    for text in ("def blink(n):\n    return n\n", "def blink(n, **kw):\n    return n\n", "def blink(n):\n    return n\n"):
+        handler.write_text(text)
+        res = build_spec(spec, BuildOptions(out_dir=tmp_path / "out", images=False))
+        table = (res.out_dir / "app" / "claw_tools.py").read_text()
+        row = table[table.index("'blink': ("):]
+        rows.append(row[:row.index("),\n") + 2].rsplit("\n", 1)[-1].strip())
+    assert rows == ["False),", "True),", "False),"], rows
