@@ -1,5 +1,6 @@
 """Seeded random mutations of structured input, for the tests that feed hostile variants of good input
-to the toolchain (tests/spec/test_mutated_specs.py) and to the device (tests/runtime/test_mutated_replies_unix.py).
+to the toolchain (tests/spec/test_mutated_specs.py) and to the device (tests/runtime/test_mutated_*_unix.py:
+JSON values of model replies and Bot API answers; HTTP responses and requests, mutate_http_message).
 The same seed gives the same inputs on every run: a failure names its case and reproduces."""
 
 from __future__ import annotations
