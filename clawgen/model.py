@@ -168,7 +168,7 @@ class ToolDef:
     function: str | None = None
     # The device passes arguments the parameters do not declare to the handler (it takes
     # **kwargs, or a decorator may change its signature, and the parameters do not say
-    # additionalProperties: false); otherwise it refuses them (plan._takes_extra_args).
+    # additionalProperties: false); otherwise it refuses them (plan._tools).
     extra_args: bool = False
 
 

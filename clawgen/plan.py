@@ -118,7 +118,9 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
 
 
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic],
-                   at: PathT | None = None) -> Path | None:
+                   at: PathT | None = None) -> tuple[Path, bool] | None:
+    """(the handler file, whether its function takes arguments beyond its named ones:
+    ``_handler_functions``), or None with the problem in ``out``."""
     path: PathT = at or ("tools", index, "handler")
     file_part, _, func = handler.rpartition(":")
     src = (res.spec_dir / file_part).resolve()
@@ -147,7 +149,7 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
             out.append(d)
         return None
-    funcs, coroutines, _open = found
+    funcs, coroutines, takes_more = found
     if func not in funcs:
         if func in coroutines:
             out.append(_diag(res, path, f"{file_part}: '{func}' is an async def; the device calls a handler as a "
@@ -155,7 +157,7 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         else:
             out.append(_diag(res, path, f"{file_part} defines no function '{func}'" + did_you_mean(func, list(funcs))))
         return None
-    return src
+    return src, func in takes_more
 
 
 JSON_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
@@ -246,18 +248,6 @@ def _schema_problem(params_json: str) -> tuple[PathT, str] | None:
     return None
 
 
-def _takes_extra_args(src: Path, function: str, params: dict[str, Any]) -> bool:
-    """ToolDef.extra_args of a custom tool whose handler file and function were found: the handler
-    takes arguments beyond its named ones (``_handler_functions``) and the parameters do not say
-    ``additionalProperties: false``. Otherwise the device refuses an argument the tool does not
-    declare, naming the ones it takes, where the call would fail with "unexpected keyword argument"."""
-    if params.get("additionalProperties") is False:
-        return False
-    st = src.stat()
-    _kind, found = _handler_functions(src, st.st_size, st.st_mtime_ns)
-    return function in found[2]
-
-
 def _module_name(src: Path, taken: dict[Path, str]) -> str:
     if src in taken:
         return taken[src]
@@ -287,13 +277,17 @@ def _tools(res: Resolved, out: list[Diagnostic]) -> tuple[list[ToolDef], list[Cu
         seen.setdefault(name, i)
         params = t.parameters
         _check_parameters(res, i, params, out)
-        src = _check_handler(res, i, t.handler, out)
-        if src is None:
+        found = _check_handler(res, i, t.handler, out)
+        if found is None:
             continue
+        src, takes_more = found
         mod = _module_name(src, modules)
+        # extra_args: the device passes the handler arguments its tool does not declare (else it
+        # refuses them, naming the ones the tool takes, where the call would fail with "unexpected
+        # keyword argument"), unless the parameters say additionalProperties: false.
         tools.append(ToolDef(name=name, description=t.description, parameters=params, capability=None,
                              confirm=bool(t.confirm), module=mod, function=t.handler_function,
-                             extra_args=_takes_extra_args(src, t.handler_function, params)))
+                             extra_args=takes_more and params.get("additionalProperties") is not False))
     customs = [CustomModule(module=m, source=p) for p, m in sorted(modules.items(), key=lambda kv: kv[1])]
     return tools, customs
 
@@ -311,10 +305,10 @@ def _hooks(res: Resolved, customs: list[CustomModule], out: list[Diagnostic]
         handler = getattr(hk, point)
         if handler is None:
             continue
-        src = _check_handler(res, 0, handler, out, at=("hooks", point))
-        if src is None:
+        found = _check_handler(res, 0, handler, out, at=("hooks", point))
+        if found is None:
             continue
-        hooks.append(HookDef(point=point, module=_module_name(src, modules), function=handler.rpartition(":")[2],
+        hooks.append(HookDef(point=point, module=_module_name(found[0], modules), function=handler.rpartition(":")[2],
                              handler=handler))
     if not any(getattr(hk, p) for p in HOOK_POINTS) and res.locator.written(("hooks",)):
         out.append(_diag(res, ("hooks",), "hooks: names no handler; add one of " + ", ".join(HOOK_POINTS)

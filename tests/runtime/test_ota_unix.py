@@ -286,35 +286,32 @@ def test_unreachable_host_and_foreign_server(builds):
     assert str(e.value).startswith(f"cannot reach no-such-clawgen-device.local:{port}: ")
     assert str(e.value).endswith("; .local names need mDNS on this computer: give the device's IP address)")
     # A server that is not ours (here: one that greets like an SSH server).
-    srv = socket.socket()
-    srv.bind((HOST, 0))
-    srv.listen(1)
-
-    def greet() -> None:
-        c, _ = srv.accept()
-        c.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
-        c.close()
-
-    t = threading.Thread(target=greet, daemon=True)
-    t.start()
     with pytest.raises(ota.OtaError, match="is not a clawgen OTA server"):
-        ota.push(b, HOST, srv.getsockname()[1], KEY.encode())
-    t.join(5)
+        _push_to_peer(b, b"SSH-2.0-OpenSSH_9.6\r\n")
     # A peer whose refusal carries terminal escape sequences: shown as "?", never sent to the terminal.
-    srv.settimeout(10)
-
-    def refuse() -> None:
-        c, _ = srv.accept()
-        c.sendall(b"ERR \x1b]0;owned\x07\x1b[2Jgo away\x00\n")
-        c.close()
-
-    t = threading.Thread(target=refuse, daemon=True)
-    t.start()
     with pytest.raises(ota.OtaError) as e:
-        ota.push(b, HOST, srv.getsockname()[1], KEY.encode())
+        _push_to_peer(b, b"ERR \x1b]0;owned\x07\x1b[2Jgo away\x00\n")
     assert str(e.value) == "the device refused the update: ?]0;owned??[2Jgo away?"
-    t.join(5)
-    srv.close()
+
+
+def _push_to_peer(build_dir: Path, says: bytes) -> None:
+    """ota.push to a local peer that sends ``says`` to the connection and closes it."""
+    with socket.socket() as srv:
+        srv.bind((HOST, 0))
+        srv.listen(1)
+        srv.settimeout(10)
+
+        def answer() -> None:
+            c, _ = srv.accept()
+            c.sendall(says)
+            c.close()
+
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        try:
+            ota.push(build_dir, HOST, srv.getsockname()[1], KEY.encode())
+        finally:
+            t.join(5)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
