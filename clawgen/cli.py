@@ -13,7 +13,7 @@ import click
 
 from clawgen import __version__
 from clawgen.diagnostics import EXIT_INTERNAL, EXIT_INVALID
-from clawgen.guard import EmptyPathError, missing_module_message, run_guarded
+from clawgen.guard import InvalidPathError, missing_module_message, run_guarded
 
 __all__ = ["cli", "main", "run_guarded"]  # run_guarded lives in clawgen.guard; import it from there
 
@@ -68,7 +68,7 @@ def main() -> None:
         sys.exit(EXIT_INTERNAL)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except EmptyPathError as e:  # invalid input, not a usage mistake
+    except InvalidPathError as e:  # invalid input, not a usage mistake
         e.show()
         sys.exit(EXIT_INVALID)
     except click.ClickException as e:

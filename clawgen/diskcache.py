@@ -21,11 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from clawgen.cachedir import cache_root
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("CLAWGEN_CACHE") or Path.home() / ".cache" / "clawgen")
 
 
 def code_files() -> list[Path]:

@@ -4,8 +4,29 @@ the chip library and the image and OTA stages; no heavy imports."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
+
+# What file systems take: a name (one component of a path) of at most NAME_MAX bytes (ext4, APFS,
+# NTFS: 255), and a whole path under PATH_MAX (Linux: 4096) with room left for the names clawgen
+# writes under a directory it is given (build/image/..., .NAME.staging-PID...).
+NAME_MAX = 255
+MAX_PATH_BYTES = 3800
+
+
+def path_length_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why no file system could hold ``path`` (a name in it or the whole too long: every ``stat``
+    of it fails with "File name too long", which pathlib's ``exists()`` raises), or None."""
+    raw = os.fsencode(path)
+    if len(raw) > MAX_PATH_BYTES:
+        return f"a path of {len(raw):,} bytes: clawgen takes paths of at most {MAX_PATH_BYTES:,} bytes"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        shown = longest[:24].decode("utf-8", "replace")
+        return (f"a name of {len(longest):,} bytes in this path ({shown!r}...): file systems take names of "
+                f"at most {NAME_MAX} bytes")
+    return None
 
 
 def read_bounded(path: Path, limit: int) -> bytes:

@@ -23,24 +23,34 @@ from clawgen.diagnostics import (
     UsageError,
     format_diagnostics,
 )
+from clawgen.files import path_length_problem
 
 
-class EmptyPathError(click.BadParameter):
-    """An empty path on the command line: invalid input (exit 2, clawgen.cli.main)."""
+class InvalidPathError(click.BadParameter):
+    """A path on the command line no file system could have: invalid input (exit 2, clawgen.cli.main)."""
+
+
+class EmptyPathError(InvalidPathError):
+    """An empty path on the command line."""
 
 
 class PathArg(click.Path):
-    """A path argument or option (a pathlib.Path) that refuses an empty value: pathlib reads "" as
+    """A path argument or option (a pathlib.Path) that refuses an empty value (pathlib reads "" as
     the current directory, so `clawgen validate "$SPEC"` with SPEC unset in CI would check whatever
-    the working directory holds, and pass."""
+    the working directory holds, and pass), and a path too long for any file system (every later
+    ``exists()`` of it would fail with "File name too long")."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(path_type=Path, **kwargs)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value:
-            raise EmptyPathError("an empty path (an unset variable?): give a file or directory", ctx=ctx,
-                                 param=param)
+        if isinstance(value, str):
+            if not value:
+                raise EmptyPathError("an empty path (an unset variable?): give a file or directory", ctx=ctx,
+                                     param=param)
+            problem = path_length_problem(value)
+            if problem:
+                raise InvalidPathError(problem, ctx=ctx, param=param)
         return super().convert(value, param, ctx)
 
 

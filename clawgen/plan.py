@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from clawgen import mcpserver
 from clawgen.capabilities import CAPABILITIES, REGISTER_CAPABILITIES, builtin_tool_names
-from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file
-from clawgen.files import read_bounded
+from clawgen.diagnostics import Diagnostic, DiagnosticError, Mark, did_you_mean, did_you_mean_file, peer_text
+from clawgen.files import path_length_problem, read_bounded
 from clawgen.heapplan import heap_limit
 from clawgen.loader import MAX_FILE_BYTES, PathT, Secret, format_path
 from clawgen.model import (
@@ -123,6 +123,10 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
     ``_handler_functions``), or None with the problem in ``out``."""
     path: PathT = at or ("tools", index, "handler")
     file_part, _, func = handler.rpartition(":")
+    problem = path_length_problem(res.spec_dir / file_part)
+    if problem:  # (pathlib's is_file() would raise "File name too long")
+        out.append(_diag(res, path, f"handler file {peer_text(file_part, 80)}: {problem}"))
+        return None
     src = (res.spec_dir / file_part).resolve()
     if not src.is_file():
         if src.exists():  # a directory, a FIFO, a device...

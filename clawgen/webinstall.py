@@ -55,7 +55,7 @@ class WebPart:
 
 
 def _cache_dir() -> Path:
-    from clawgen.sim.install import cache_root
+    from clawgen.cachedir import cache_root
 
     return cache_root() / EWT_PACKAGE / EWT_VERSION
 

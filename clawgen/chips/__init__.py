@@ -8,6 +8,7 @@ shipped in ``clawgen/chips/builtin/``. A chip file is ``NAME.json.gz`` or ``NAME
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from clawgen.chips.model import (
 
 __all__ = [
     "BUILTIN_DIR",
+    "CHIP_NAME_RE",
     "AddressBlock",
     "Chip",
     "Cluster",
@@ -49,6 +51,8 @@ __all__ = [
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CHIP_SUFFIXES = (".json.gz", ".json")
 CHIP_PATH_ENV = "CLAWGEN_CHIP_PATH"
+# A chip's name (it names its file): the spec's `chip` pattern is this one (a test holds them equal).
+CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def default_search_dirs(spec_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -70,12 +74,15 @@ def _dirs(search_dirs: Iterable[str | os.PathLike[str]] | None) -> list[Path]:
 
 def find_chip(name: str, search_dirs: Sequence[str | os.PathLike[str]] | None = None) -> Path | None:
     """The first chip file called ``name`` along ``search_dirs`` (default: see module doc), then
-    the built-in chips (searched last whether or not ``search_dirs`` lists them)."""
+    the built-in chips (searched last whether or not ``search_dirs`` lists them). A name that is no
+    chip name (a path, a name too long for a file) names no chip."""
+    if not CHIP_NAME_RE.match(name) or name in (".", ".."):
+        return None
     for d in _dirs(search_dirs):
         for suffix in CHIP_SUFFIXES:
             p = d / f"{name}{suffix}"
-            if p.is_file():
-                return p
+            if os.path.isfile(p):  # (False, not an error, for a directory of $CLAWGEN_CHIP_PATH no file
+                return p           # system could hold, or one that cannot be read)
     return None
 
 
@@ -83,11 +90,13 @@ def available_chips(search_dirs: Sequence[str | os.PathLike[str]] | None = None)
     """Names of every chip along ``search_dirs``, sorted, without duplicates."""
     names: set[str] = set()
     for d in _dirs(search_dirs):
-        if not d.is_dir():
+        try:
+            entries = list(d.iterdir())
+        except OSError:  # not a directory, not readable, a name too long: no chips there
             continue
-        for p in d.iterdir():
+        for p in entries:
             for suffix in CHIP_SUFFIXES:
-                if p.name.endswith(suffix) and p.is_file():
+                if p.name.endswith(suffix) and os.path.isfile(p):
                     names.add(p.name[: -len(suffix)])
     return sorted(names)
 
@@ -95,13 +104,13 @@ def available_chips(search_dirs: Sequence[str | os.PathLike[str]] | None = None)
 def load_chip(name: str, search_dirs: Sequence[str | os.PathLike[str]] | None = None) -> Chip:
     """Load chip ``name``; ``UsageError`` (listing what exists, with did-you-mean) if missing."""
     from clawgen.chips.db import read_chip
-    from clawgen.diagnostics import UsageError, did_you_mean
+    from clawgen.diagnostics import UsageError, did_you_mean, peer_text
 
     path = find_chip(name, search_dirs)
     if path is None:
         dirs = _dirs(search_dirs)
         avail = available_chips(dirs)
         listing = ", ".join(avail) if avail else "none"
-        raise UsageError(f'unknown chip "{name}"{did_you_mean(name, avail)}; available: {listing} '
+        raise UsageError(f'unknown chip "{peer_text(name, 80)}"{did_you_mean(name, avail)}; available: {listing} '
                          f"(searched {', '.join(str(d) for d in dirs)})")
     return read_chip(path)

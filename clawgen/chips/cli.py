@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from clawgen.diagnostics import InputError, UsageError
+from clawgen.diagnostics import InputError, UsageError, peer_text
+from clawgen.guard import PathArg
 
-_CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # CHIP_NAME_RE, not starting with "." "_" "-"
 
 
 def _guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -35,12 +36,13 @@ def _check_dest(dest: Path, target: Path, given: bool) -> None:
             return
 
 
-def do_import(svd: str, chip: str, out: str | None, descriptions: bool, quiet: bool) -> None:
+def do_import(svd: str, chip: str, out: Path | str | None, descriptions: bool, quiet: bool) -> None:
     from clawgen.chips.db import write_chip
     from clawgen.chips.svd import import_svd
 
     if not _CHIP_NAME_RE.match(chip):
-        raise InputError(f'chip name "{chip}" must be letters, digits, "_", "-" or "." (it names a file)')
+        raise InputError(f'chip name "{peer_text(chip, 80)}" must be 1 to 64 letters, digits, "_", "-" or "." '
+                         "(it names a file), starting with a letter or a digit")
     dest = Path(out) if out is not None else Path("chips")
     _check_dest(dest, dest / f"{chip}.json.gz", out is not None)  # before the import's work
     model, warnings = import_svd(svd, chip, keep_descriptions=descriptions)
@@ -131,11 +133,11 @@ def register(group: click.Group) -> None:
     @svd.command("import")
     @click.argument("file")  # not click.Path(exists=...): the importer reports unreadable files itself (exit 2)
     @click.option("--chip", "chip", required=True, help="Name to import the chip as (file NAME.json.gz).")
-    @click.option("--out", "out", type=click.Path(file_okay=False),
+    @click.option("--out", "out", type=PathArg(file_okay=False),
                   help="Directory to write the chip to (default: ./chips).")
     @click.option("--no-descriptions", is_flag=True, help="Drop the vendor's description texts.")
     @click.option("--quiet", "-q", is_flag=True, help="Do not print the warnings.")
-    def import_cmd(file: str, chip: str, out: str | None, no_descriptions: bool, quiet: bool) -> None:
+    def import_cmd(file: str, chip: str, out: Path | None, no_descriptions: bool, quiet: bool) -> None:
         """Import FILE.svd as chip NAME into ./chips/NAME.json.gz (or --out DIR)."""
         _guarded(do_import, file, chip, out, not no_descriptions, quiet)
 

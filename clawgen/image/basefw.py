@@ -189,12 +189,10 @@ def inspect_base_firmware(data: bytes, board: dict, source: str = "<base firmwar
 # -- cache -------------------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    """$CLAWGEN_CACHE/firmware, else $XDG_CACHE_HOME/clawgen/firmware, else ~/.cache/clawgen/firmware."""
-    root = os.environ.get("CLAWGEN_CACHE")
-    if root:
-        return Path(root).expanduser() / "firmware"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "clawgen" / "firmware"
+    """The user cache's firmware/ (clawgen.diskcache.cache_root)."""
+    from clawgen.diskcache import cache_root
+
+    return cache_root() / "firmware"
 
 
 def cache_path(board: dict) -> Path:

@@ -26,8 +26,8 @@ def _register_file(plan: Any) -> dict[int, int]:
 def _plan_cache(out_dir: Path) -> Path | None:
     """Where what the simulator takes from the plan of this exact build (register file, warnings) is
     cached, keyed by the build's stamp; None without a stamp. Never secrets."""
+    from clawgen.cachedir import cache_root
     from clawgen.publish import STAMP_FILE
-    from clawgen.sim.install import cache_root
 
     try:
         stamp = (out_dir / STAMP_FILE).read_bytes()

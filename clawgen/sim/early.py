@@ -69,6 +69,17 @@ def sim_arguments(args: list[str]) -> dict[str, str] | None:
 
 def prestart(args: list[str]) -> None:
     """Start the simulator's node process now when ``args`` are a `clawgen sim` run (see module doc)."""
+    try:
+        _prestart(args)
+    except Exception as e:
+        from clawgen.diagnostics import UsageError
+
+        if not isinstance(e, UsageError):
+            raise
+        # (an unusable cache directory: the command says so, as every other command does)
+
+
+def _prestart(args: list[str]) -> None:
     found = sim_arguments(args)
     if found is None or not os.path.isfile(found["spec"]):
         return

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clawgen.cachedir import cache_root
+
 SIM_DIR = Path(__file__).resolve().parent
 MPVM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 
@@ -23,14 +25,6 @@ MPVM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 def mpvm_version() -> str:
     deps = json.loads((SIM_DIR / "package.json").read_text())["dependencies"]
     return str(deps[MPVM_PACKAGE])
-
-
-def cache_root() -> Path:
-    base = os.environ.get("CLAWGEN_CACHE")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "clawgen"
 
 
 def mpvm_dir() -> Path:

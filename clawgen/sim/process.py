@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clawgen.sim.install import SIM_DIR, cache_root, ensure_installed, node_executable
+from clawgen.cachedir import cache_root
+from clawgen.sim.install import SIM_DIR, ensure_installed, node_executable
 
 
 def timing(what: str) -> None:
@@ -62,7 +63,8 @@ def default_sim_out(spec: Path, board: str | None) -> Path:
 
     # Two CRC-32s (a directory name, not a digest): hashlib would load OpenSSL before node is
     # started, 5 ms later for every `clawgen sim`.
-    text = f"{spec.resolve()}\0{board or ''}".encode()
+    # (surrogateescape: a file name or an argument in bytes that are not UTF-8 still names one directory)
+    text = f"{spec.resolve()}\0{board or ''}".encode("utf-8", "surrogateescape")
     key = f"{zlib.crc32(text):08x}{zlib.crc32(text[::-1]):08x}"
     return cache_root() / "sim-builds" / f"{spec.stem}-{key}"
 

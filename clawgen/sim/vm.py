@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clawgen.cachedir import cache_root
 from clawgen.diagnostics import UsageError
 from clawgen.sim.heap import HEAPSIZE_MAX, HEAPSIZE_MIN
-from clawgen.sim.install import SIM_DIR, cache_root
+from clawgen.sim.install import SIM_DIR
 from clawgen.sim.process import (  # noqa: F401  (part of this module's API: vm.INHERIT, vm.Prestarted ...)
     HOST_SCRIPT,
     INHERIT,

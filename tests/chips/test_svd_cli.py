@@ -69,6 +69,33 @@ def test_bad_chip_name_and_missing_file(project: Path) -> None:
     assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output
 
 
+def test_names_and_paths_no_file_system_takes_exit_2(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each was "internal error: OSError: [Errno 36] File name too long" (exit 1).
+    r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "c" * 65)
+    assert r.exit_code == 2 and "must be 1 to 64 letters" in r.output and "c" * 81 not in r.output
+    assert run("svd", "import", str(SVD / "derive.svd"), "--chip", "c" * 64, "-q").exit_code == 0
+    r = run("svd", "import", str(SVD / "derive.svd"), "--chip", "x", "--out", "o" * 300)
+    assert r.exit_code == 2 and "file systems take names of at most 255 bytes" in r.output
+    r = run("svd", "import", "s" * 300 + ".svd", "--chip", "x")
+    assert r.exit_code == 2 and "cannot read SVD file: File name too long" in r.output
+    for name in ("n" * 300, "../chips/x", ".."):
+        r = run("svd", "info", name)
+        assert r.exit_code == 2 and "unknown chip" in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in project.iterdir()) == ["chips"]  # (the 64-character chip)
+    # A $CLAWGEN_CHIP_PATH directory no file system could hold holds no chip (as a missing one).
+    monkeypatch.setenv("CLAWGEN_CHIP_PATH", "d" * 300)
+    assert run("svd", "info", "c" * 64).exit_code == 0
+    r = run("svd", "info", "nochip")
+    assert r.exit_code == 2 and "unknown chip" in r.output
+
+
+def test_the_chip_name_rule_is_the_spec_schemas() -> None:
+    from clawgen.chips import CHIP_NAME_RE
+    from clawgen.schema import agent_schema
+
+    assert agent_schema()["properties"]["chip"]["pattern"] == CHIP_NAME_RE.pattern
+
+
 def test_info_levels(project: Path) -> None:
     assert run("svd", "import", str(SVD / "values.svd"), "--chip", "v", "-q").exit_code == 0
     r = run("svd", "info", "v")

@@ -318,3 +318,16 @@ def test_each_spec_and_board_gets_its_own_sim_build_directory(tmp_path: Path) ->
     assert len(set(outs)) == 4
     assert default_sim_out(a, None) == default_sim_out(a, None)  # the same directory on every run
     assert all(o.name.startswith("agent-") and len(o.name) == len("agent-") + 16 for o in outs)
+    # Arguments in bytes that are not UTF-8 (Python's surrogate escapes): a directory all the same
+    # (was UnicodeEncodeError, a traceback from the early start of `clawgen sim --board`).
+    odd = [default_sim_out(a, "\udcff"), default_sim_out(tmp_path / "\udcff.yaml", None)]
+    assert len({*outs, *odd}) == 6
+
+
+def test_a_board_in_bytes_that_are_not_utf8_is_a_clear_error(tmp_path: Path, mpvm: Path) -> None:
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(SPEC)
+    p = subprocess.run([sys.executable, "-m", "clawgen", "sim", str(spec), "--model", "mock", "--board", "\udcff"],
+                       input="/quit\n", capture_output=True, text=True, errors="replace", cwd=REPO, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
+    assert "board" in p.stderr

@@ -69,6 +69,31 @@ def test_an_empty_path_is_invalid_input(examples_copy: Path, args: tuple[str, ..
     assert "an empty path (an unset variable?)" in r.stderr and "Traceback" not in r.stderr
 
 
+_LONG_NAME = "x" * 300  # over NAME_MAX: stat() fails with "File name too long", exists() raises it
+_LONG_PATH = "a/" * 2000 + "spec.yaml"  # every name short, the whole over PATH_MAX
+
+
+@pytest.mark.parametrize("args", [
+    ("validate", _LONG_NAME), ("validate", _LONG_PATH), ("build", _LONG_NAME), ("config", _LONG_NAME),
+    ("sim", _LONG_NAME), ("flash", _LONG_NAME), ("web", _LONG_NAME), ("run", _LONG_NAME),
+    ("logs", _LONG_NAME), ("ota", _LONG_NAME, "--host", "x"),
+    ("build", "--out", _LONG_NAME, "sensor-agent.yaml"), ("build", "--out", _LONG_PATH, "sensor-agent.yaml"),
+    ("build", "--base-firmware", _LONG_NAME, "sensor-agent.yaml"),
+    ("build", "--micropython", _LONG_NAME, "sensor-agent.yaml"),
+    ("build", "--devices", _LONG_NAME, "sensor-agent.yaml"), ("sim", "--out", _LONG_NAME, "sensor-agent.yaml"),
+])
+def test_a_path_no_file_system_takes_is_invalid_input(examples_copy: Path, args: tuple[str, ...]):
+    # Was "internal error: OSError: [Errno 36] File name too long" (exit 1) from the first exists().
+    r = subprocess.run([sys.executable, "-m", "clawgen.cli", *args], capture_output=True, text=True,
+                       cwd=examples_copy, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert ("file systems take names of at most 255 bytes" in r.stderr
+            or "clawgen takes paths of at most 3,800 bytes" in r.stderr), r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr) < 1000  # the path is not echoed whole
+    assert not (examples_copy / "generated").exists()
+
+
 import yaml  # noqa: E402
 
 
