@@ -32,6 +32,7 @@ VERSION = 1
 NONCE_BYTES = 32
 MANIFEST_MAX_BYTES = 8192  # the device refuses a bigger manifest before reading it (64 files fit)
 MAX_FILES = 64  # files per bundle
+BUILD_ID_MAX_CHARS = 64  # a build id: build.json's build_id, the hex sha256 of the bundle (package.bundle_id)
 # A file of a bundle, read from the build directory (the device checks the whole bundle against
 # its free space; this only bounds what is read here: no board's filesystem takes more).
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -82,6 +83,9 @@ def build_id(build: dict[str, object]) -> str:
     bid = build.get("build_id")
     if not isinstance(bid, str) or not bid:
         raise InputError("build.json has no build_id: rebuild with this clawgen (`clawgen build SPEC`)")
+    if len(bid) > BUILD_ID_MAX_CHARS or bid.strip("0123456789abcdef"):
+        raise InputError(f"build.json's build_id is not {BUILD_ID_MAX_CHARS} hex digits at most, which the device "
+                         "takes: rebuild with this clawgen (`clawgen build SPEC`)")
     return bid
 
 

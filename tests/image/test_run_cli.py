@@ -298,6 +298,11 @@ def test_logs_default_host_is_the_spec_hostname(project: Path) -> None:
     assert telnet_target(Path("agent.yaml"), plan, "[fe80::1]", values).host == "fe80::1"
     r = _run("logs", "agent.yaml", "--host", "10.0.0.7:http")
     assert r.exit_code == 2 and "the port must be a number from 1 to 65535" in r.output
+    # A label over 63 characters, bytes that are not UTF-8: the resolver's IDNA codec raised
+    # UnicodeError, an "internal error"; now invalid input before any connection.
+    for host in ("x" * 64 + ".local", "\udcff"):
+        r = _run("logs", "agent.yaml", "--host", host)
+        assert r.exit_code == 2 and "not a host name" in r.output and "internal error" not in r.output
 
 
 def test_logs_over_the_network_needs_telnet_in_the_spec(project: Path) -> None:
