@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from secrets import token_urlsafe
 
-from clawgen.diagnostics import InputError
+from clawgen.diagnostics import InputError, peer_text
 from clawgen.records import record
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -62,12 +62,28 @@ class InitAnswers:
     transports: tuple[str, ...]
 
 
+def name_problem(name: str) -> str | None:
+    """What is wrong with an agent name (at the prompt and in ``check_answers``), or None."""
+    if NAME_RE.match(name):
+        return None
+    return (f"agent name {peer_text(name, 40)!r}: use 1-31 lower-case letters, digits and '-', starting with "
+            "a letter (it becomes the device's hostname)")
+
+
+def suggest_name(directory_name: str) -> str:
+    """The prompt's default agent name from the project directory's ("My Project 2" -> "my-project-2"),
+    or "my-agent" when nothing of it makes a name."""
+    name = re.sub(r"[^a-z0-9]+", "-", directory_name.lower()).strip("-")
+    name = re.sub(r"^[^a-z]+", "", name)[:31].rstrip("-")
+    return name if NAME_RE.match(name) else "my-agent"
+
+
 def check_answers(a: InitAnswers) -> None:
     from clawgen.boards import board_names
 
-    if not NAME_RE.match(a.name):
-        raise InputError(f"agent name {a.name!r}: use 1-31 lower-case letters, digits and '-', starting with "
-                         "a letter (it becomes the device's hostname)")
+    problem = name_problem(a.name)
+    if problem:
+        raise InputError(problem)
     if a.board not in board_names():
         raise InputError(f"unknown board {a.board!r}; choose one of {', '.join(board_names())}")
     if a.provider not in PROVIDERS:

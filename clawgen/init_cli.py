@@ -7,7 +7,34 @@ from pathlib import Path
 import click
 
 from clawgen.guard import PathArg, run_guarded
-from clawgen.init import PROVIDERS, TELNET_PASSWORD_SECRET, TRANSPORTS, InitAnswers, write_project
+from clawgen.init import (
+    PROVIDERS,
+    TELNET_PASSWORD_SECRET,
+    TRANSPORTS,
+    InitAnswers,
+    name_problem,
+    suggest_name,
+    write_project,
+)
+
+
+def _name_answer(text: str) -> str:
+    """The name typed at the prompt, or asked again with what is wrong (click re-prompts on BadParameter)."""
+    problem = name_problem(text)
+    if problem:
+        raise click.BadParameter(problem)
+    return text
+
+
+def _transports_answer(text: str, wifi: bool) -> tuple[str, ...]:
+    """"uart,telnet" typed at the prompt -> ("uart", "telnet"), or asked again."""
+    chosen = tuple(t for t in text.replace(" ", "").split(",") if t)
+    bad = [t for t in chosen if t not in TRANSPORTS]
+    if not chosen or bad:
+        raise click.BadParameter(f"choose uart, telnet, or both (uart,telnet){f', not {bad[0]!r}' if bad else ''}")
+    if "telnet" in chosen and not wifi:
+        raise click.BadParameter("telnet needs Wi-Fi, which this agent does not join: choose uart")
+    return chosen
 
 
 @click.command("init")
@@ -34,14 +61,15 @@ def init_command(directory: Path, name: str | None, board: str | None, provider:
         return click.prompt(prompt, **kw)
 
     def body() -> None:
-        a = InitAnswers(
-            name=str(ask(name, "Agent name", default=Path(directory).resolve().name.lower() or "my-agent")),
-            board=str(ask(board, "Board", type=click.Choice(board_names()), default="esp32s3")),
-            provider=str(ask(provider, "Model provider", type=click.Choice(sorted(PROVIDERS)), default="openai")),
-            wifi=bool(ask(wifi, "Join Wi-Fi", type=bool, default=True)),
-            transports=tuple(transports) or tuple(str(ask(None, "Transports (uart, telnet, or both: uart,telnet)",
-                                                         default="uart,telnet")).replace(" ", "").split(",")),
-        )
+        agent = str(ask(name, "Agent name", default=suggest_name(Path(directory).resolve().name),
+                        value_proc=_name_answer))
+        chip_board = str(ask(board, "Board", type=click.Choice(board_names()), default="esp32s3"))
+        model = str(ask(provider, "Model provider", type=click.Choice(sorted(PROVIDERS)), default="openai"))
+        joins = bool(ask(wifi, "Join Wi-Fi", type=bool, default=True))
+        chosen = tuple(transports) or _transports_answer(str(ask(
+            None, "Transports (uart, telnet, or both: uart,telnet)", default="uart,telnet" if joins else "uart",
+            value_proc=lambda text: ",".join(_transports_answer(text, joins)))), joins)
+        a = InitAnswers(name=agent, board=chip_board, provider=model, wifi=joins, transports=chosen)
         written = write_project(directory, a)
         spec = written[0]
         for p in written:

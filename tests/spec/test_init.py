@@ -64,6 +64,28 @@ def test_prompts_fill_what_options_do_not_say(tmp_path: Path) -> None:
     assert prompt.startswith("You are kitchen, an assistant living on an ESP32-C6 microcontroller."), prompt
 
 
+def test_a_bad_answer_is_asked_again(tmp_path: Path) -> None:
+    # Was taken, and refused only after every other question (exit 2, nothing written).
+    r = _init(tmp_path, input="\x1b[31m\nBad Name\nkitchen\n\n\nn\nuart,serial\n,\ntelnet\nuart\n")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("Error: agent name") == 2 and "Error: agent name '?[31m'" in r.output
+    assert "Error: choose uart, telnet, or both (uart,telnet), not 'serial'" in r.output
+    assert "Error: choose uart, telnet, or both (uart,telnet)\n" in r.output  # (",": no transport)
+    assert "Error: telnet needs Wi-Fi, which this agent does not join: choose uart" in r.output
+    # Without Wi-Fi the transports' default is uart alone.
+    assert "Transports (uart, telnet, or both: uart,telnet) [uart]:" in r.output
+    assert "telnet" not in (tmp_path / "kitchen.yaml").read_text()
+
+
+@pytest.mark.parametrize(("directory", "name"), [
+    ("My Project 2", "my-project-2"), ("2nd_try", "nd-try"), ("___", "my-agent"), ("ÄÖÜ", "my-agent"),
+    ("x" * 40, "x" * 31), ("kitchen", "kitchen")])
+def test_the_default_name_comes_from_the_directory(tmp_path: Path, directory: str, name: str) -> None:
+    r = _init(tmp_path / directory, input="\n\n\n\n\n")
+    assert r.exit_code == 0, r.output
+    assert f"Agent name [{name}]" in r.output and (tmp_path / directory / f"{name}.yaml").is_file()
+
+
 def test_defaults_flag_needs_no_input(tmp_path: Path) -> None:
     r = _init(tmp_path / "proj", "-y", "--name", "proj")
     assert r.exit_code == 0, r.output
