@@ -59,7 +59,17 @@ def cli() -> None:
     """Compile an LLM agent spec and a chip register map into MicroPython firmware."""
 
 
+def _tolerant_output() -> None:
+    """Text that the terminal's encoding cannot carry is shown escaped instead of raising
+    UnicodeEncodeError: a file name in bytes that are not UTF-8 (Python reads it as surrogates)
+    printed on a strict UTF-8 stdout ended a finished build with an "internal error"."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
+    _tolerant_output()
     # click's own usage errors exit 2; ours reserve 2 for invalid input, so map them to 1.
     try:
         cli.main(standalone_mode=False)
