@@ -63,7 +63,9 @@ def mutate_json(obj: Any, rng: random.Random) -> Any:
 # nowhere or are not ours, anchors, a block where a scalar was.
 ODD_YAML = ("0", "-1", "99999999999999999999", "1.5", "''", "null", "[]", "{}", "[1, 2]", "{a: b}", "true",
             '"\\x00"', "'${X}'", "!secret nope", "!include nope.yaml", "!!binary aGk=", "&a x", "*a", "1e309",
-            "0x10", "'%s'", '"\\u2028"', "~", "!secret", "- x", "2026-01-01", ".inf", "!!python/object:os.system x")
+            "0x10", "'%s'", '"\\u2028"', "~", "!secret", "- x", "2026-01-01", ".inf", "!!python/object:os.system x",
+            # names no file system takes (a handler, an include, a CA file...)
+            "x" * 300, "tools/" + "y" * 300 + ".py:f", "!include " + "z" * 300 + ".yaml", "a/" * 2000)
 
 
 def mutate_yaml_lines(text: str, rng: random.Random) -> str:
