@@ -106,3 +106,46 @@ def test_web_search_request_and_summary(tmp_path: Path, unix_run):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+ODD_SEARCH_BODIES = [b"[]", b'"x"', b"null", b'{"web": []}', b'{"web": {"results": {}}}',
+                     b'{"web": {"results": "abc"}}', b'{"web": {"results": [1, "x", null, []]}}',
+                     b'{"web": {"results": [{"title": 5, "url": null, "description": ["d"]}]}}',
+                     b'{"web": {"results": [{"title": "' + b"t" * 3000 + b'"}]}}', b'{"web": {"res', b"\xff\xfe"]
+
+
+class _OddSearch(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = ODD_SEARCH_BODIES[int(self.path.split("q=", 1)[1].split("&", 1)[0])]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_web_search_answers_of_another_shape(tmp_path: Path, unix_run):
+    # The search API's JSON of another shape raised KeyError, TypeError or AttributeError out of
+    # the tool (when the model calls it, the dispatcher catches that: "error: KeyError ..."); now
+    # each is a line of the tool's own.
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OddSearch)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", capabilities=["web_browsing"], tools=[]))
+        prog = (
+            "import claw_webtools as W\n"
+            f"W.SEARCH_URL = 'http://127.0.0.1:{srv.server_address[1]}/res/v1/web/search'\n"
+            "W.set_search_key(b'k')\n"
+            f"for i in range({len(ODD_SEARCH_BODIES)}):\n"
+            "    print(json.dumps(W.web_search(str(i))))\n"
+        )
+        res = unix_run(out, modules={"prog": "import json\n" + prog}, entry="import prog")
+        assert res.returncode == 0, res.stdout + res.stderr
+        got = [json.loads(line) for line in res.stdout.strip().splitlines()]
+        malformed = "error: search: malformed response"
+        assert got == [malformed] * 6 + ["no results", "5\nNone\n['d']", "t" * 3000 + "\n\n", malformed, malformed]
+    finally:
+        srv.shutdown()
+        srv.server_close()
