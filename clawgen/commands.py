@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from clawgen.diagnostics import (
     DiagnosticError,
     UsageError,
     format_diagnostics,
+    peer_text,
 )
 
 FORMATS = ("text", "json", "github")
@@ -54,14 +56,21 @@ def _included_by(files: list[Path]) -> set[Path]:
 
 def expand_spec_paths(paths: list[Path]) -> list[Path]:
     """Directories stand for the *.yaml/*.yml specs in them; secrets files and the files the
-    others `!include` are not specs."""
+    others `!include` are not specs. A *.yaml entry that is neither a regular file nor a directory
+    (a broken symbolic link, a FIFO, a device) is kept, for the loader to report: a spec that
+    cannot be read must not pass CI by being skipped."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME
-                           and q.is_file())
-            included = _included_by(found)
-            out += [q for q in found if q.resolve() not in included]
+            entries = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME)
+            found = [q for q in entries if q.is_file()]
+            included = _included_by(found)  # (reads only the regular files: a FIFO would block)
+            for q in entries:
+                if q in found:
+                    if q.resolve() not in included:
+                        out.append(q)
+                elif not q.is_dir():  # (a directory called x.yaml is no spec and no mistake)
+                    out.append(q)
         elif p.name != SECRETS_NAME:
             out.append(p)
     return out
@@ -99,18 +108,32 @@ def check_board_option(board: str | None) -> None:
                          f"known boards: {', '.join(board_names())}")
 
 
-def require_spec_file(spec: Path) -> None:
-    """A missing spec is invalid input (exit 2), as in `validate`."""
-    if not spec.is_file():
+def spec_file_problem(spec: Path) -> str | None:
+    """Why ``spec`` is no spec file to read ("spec file not found (did you mean ...)", a directory,
+    a broken symbolic link, a FIFO or a device), or None for a regular file. One text for
+    `validate` and the commands that take one spec."""
+    if spec.is_file():
+        return None
+    if spec.is_dir():
+        return "spec file is a directory, not a spec file"
+    if spec.exists():
+        return "spec file is not a regular file (a FIFO or a device?)"
+    if spec.is_symlink():
+        return f"spec file is a symbolic link to {peer_text(os.readlink(spec), 120)}, which does not exist"
+    hint = ""
+    if spec.parent.is_dir():
         from clawgen.diagnostics import did_you_mean_file
 
-        hint = ""
-        if spec.parent.is_dir() and not spec.exists():
-            hint = did_you_mean_file(spec.name, [q.name for q in spec.parent.iterdir()
-                                                 if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME])
-        what = "is a directory, not a spec file" if spec.is_dir() else ("is not a regular file" if spec.exists()
-                                                                         else "not found")
-        raise DiagnosticError(Diagnostic(str(spec), 1, 1, "", "error", f"spec file {what}{hint}"))
+        hint = did_you_mean_file(spec.name, [q.name for q in spec.parent.iterdir()
+                                             if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME])
+    return f"spec file not found{hint}"
+
+
+def require_spec_file(spec: Path) -> None:
+    """A missing spec is invalid input (exit 2), as in `validate`."""
+    problem = spec_file_problem(spec)
+    if problem:
+        raise DiagnosticError(Diagnostic(str(spec), 1, 1, "", "error", problem))
 
 
 def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str, str]) -> list[Diagnostic]:
@@ -119,9 +142,9 @@ def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str
 
     out: list[Diagnostic] = nothing_to_validate(paths)
     for p in expand_spec_paths(paths):
-        if not p.is_file():
-            out.append(Diagnostic(str(p), 1, 1, "", "error", "file not found" if not p.exists()
-                                  else "not a file"))
+        problem = spec_file_problem(p)
+        if problem:
+            out.append(Diagnostic(str(p), 1, 1, "", "error", problem))
             continue
         try:
             out.extend(load_and_plan(p, BuildOptions(board=board, substitutions=substitutions)).warnings)

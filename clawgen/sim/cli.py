@@ -185,8 +185,9 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise InputError(f"--api-key-env: environment variable {api_key_env} is not set or empty")
-    if not spec.is_file():
-        raise InputError(f"spec file not found: {spec}")
+    from clawgen.commands import require_spec_file
+
+    require_spec_file(spec)  # (the same words as build and validate: FILE:1:1, exit 2)
     out = out_dir or process.default_sim_out(spec, board)
     # Start node now: its own start, loading the VM and the bridge worker overlap with the build. The
     # VM is loaded with the last build's board heap (reloaded if this build's differs).

@@ -53,7 +53,7 @@ def test_validate_usage_errors_exit_1(tmp_path: Path):
 def test_missing_file_is_invalid_input(tmp_path: Path):
     r = clawgen("validate", str(tmp_path / "nope.yaml"))
     assert r.returncode == 2
-    assert r.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}:1:1: error: file not found"
+    assert r.stderr.splitlines()[0] == f"{tmp_path / 'nope.yaml'}:1:1: error: spec file not found"
 
 
 @pytest.mark.parametrize("args", [
@@ -67,6 +67,27 @@ def test_an_empty_path_is_invalid_input(examples_copy: Path, args: tuple[str, ..
                        cwd=examples_copy, timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "an empty path (an unset variable?)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_directory_s_specs_that_cannot_be_read_are_errors_not_skipped(examples_copy: Path):
+    # validate DIR skipped them (a broken link to a spec passed CI as "1 spec(s) valid").
+    import os
+
+    d = examples_copy
+    os.mkfifo(d / "fifo.yaml")
+    (d / "zero.yaml").symlink_to("/dev/zero")
+    (d / "broken.yaml").symlink_to("moved-away.yaml")
+    (d / "adir.yaml").mkdir()  # (a directory: neither a spec nor a mistake)
+    r = clawgen("validate", str(d))
+    assert r.returncode == 2, r.stderr
+    assert f"{d / 'fifo.yaml'}:1:1: error: spec file is not a regular file (a FIFO or a device?)" in r.stderr
+    assert f"{d / 'zero.yaml'}:1:1: error: spec file is not a regular file (a FIFO or a device?)" in r.stderr
+    assert (f"{d / 'broken.yaml'}:1:1: error: spec file is a symbolic link to moved-away.yaml, which does not "
+            "exist") in r.stderr
+    assert "adir.yaml" not in r.stderr and "Traceback" not in r.stderr
+    for cmd in ("build", "sim", "config"):  # one spec: the same words
+        r = clawgen(cmd, str(d / "broken.yaml"))
+        assert r.returncode == 2 and "is a symbolic link to moved-away.yaml, which does not exist" in r.stderr, r.stderr
 
 
 _LONG_NAME = "x" * 300  # over NAME_MAX: stat() fails with "File name too long", exists() raises it
