@@ -54,36 +54,37 @@ def _included_by(files: list[Path]) -> set[Path]:
     return out
 
 
-def expand_spec_paths(paths: list[Path]) -> list[Path]:
-    """Directories stand for the *.yaml/*.yml specs in them; secrets files and the files the
-    others `!include` are not specs. A *.yaml entry that is neither a regular file nor a directory
-    (a broken symbolic link, a FIFO, a device) is kept, for the loader to report: a spec that
-    cannot be read must not pass CI by being skipped."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            entries = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME)
-            found = [q for q in entries if q.is_file()]
-            included = _included_by(found)  # (reads only the regular files: a FIFO would block)
-            for q in entries:
-                if q in found:
-                    if q.resolve() not in included:
-                        out.append(q)
-                elif not q.is_dir():  # (a directory called x.yaml is no spec and no mistake)
-                    out.append(q)
-        elif p.name != SECRETS_NAME:
-            out.append(p)
+def _expand(p: Path) -> list[Path]:
+    """The specs a path given to `validate` stands for: a directory, the *.yaml/*.yml specs in it
+    (secrets files and the files the others `!include` are not specs; an entry that is neither a
+    regular file nor a directory, a broken symbolic link, a FIFO, a device, is kept for the loader
+    to report: a spec that cannot be read must not pass CI by being skipped); secrets.yaml, none."""
+    if not p.is_dir():
+        return [] if p.name == SECRETS_NAME else [p]
+    entries = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.name != SECRETS_NAME)
+    found = [q for q in entries if q.is_file()]
+    included = _included_by(found)  # (reads only the regular files: a FIFO would block)
+    regular = set(found)
+    out = []
+    for q in entries:
+        if q in regular:
+            if q.resolve() not in included:
+                out.append(q)
+        elif not q.is_dir():  # (a directory called x.yaml is no spec and no mistake)
+            out.append(q)
     return out
 
 
-def nothing_to_validate(paths: list[Path]) -> list[Diagnostic]:
+def nothing_to_validate(paths: list[Path], expanded: dict[Path, list[Path]] | None = None) -> list[Diagnostic]:
     """An error for each directory given that holds no spec, and for a secrets.yaml given when
     nothing else is validated (a wrong path in CI must not pass; `validate agents/*.yaml` names
-    the secrets file beside the specs and is fine)."""
+    the secrets file beside the specs and is fine). ``expanded``: each path's specs, when the
+    caller has them (a directory's files are read once per command)."""
+    specs = expanded if expanded is not None else {p: _expand(p) for p in paths}
     out: list[Diagnostic] = []
-    alone = not expand_spec_paths(paths)
+    alone = not any(specs[p] for p in paths)
     for p in paths:
-        if p.is_dir() and not expand_spec_paths([p]):
+        if p.is_dir() and not specs[p]:
             out.append(Diagnostic(str(p), 1, 1, "", "error", "nothing was validated: the directory holds no "
                                   "agent spec (*.yaml or *.yml other than secrets.yaml and included files)"))
         elif p.name == SECRETS_NAME and alone:
@@ -138,10 +139,18 @@ def require_spec_file(spec: Path) -> None:
 
 def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str, str]) -> list[Diagnostic]:
     """Every diagnostic (errors and warnings) for each spec, as far as the pipeline gets."""
+    return validate_counted(paths, board, substitutions)[0]
+
+
+def validate_counted(paths: list[Path], board: str | None,
+                     substitutions: dict[str, str]) -> tuple[list[Diagnostic], int]:
+    """validate_paths, and the number of specs the paths stood for (each directory read once)."""
     from clawgen.build import BuildOptions, load_and_plan
 
-    out: list[Diagnostic] = nothing_to_validate(paths)
-    for p in expand_spec_paths(paths):
+    expanded = {p: _expand(p) for p in paths}
+    specs = [q for p in paths for q in expanded[p]]
+    out: list[Diagnostic] = nothing_to_validate(paths, expanded)
+    for p in specs:
         problem = spec_file_problem(p)
         if problem:
             out.append(Diagnostic(str(p), 1, 1, "", "error", problem))
@@ -152,7 +161,7 @@ def validate_paths(paths: list[Path], board: str | None, substitutions: dict[str
             out.extend(e.diagnostics)
         except UsageError as e:
             out.append(Diagnostic(str(p), 1, 1, "", "error", str(e)))
-    return out
+    return out, len(specs)
 
 
 def register(cli: click.Group) -> None:
@@ -169,14 +178,13 @@ def register(cli: click.Group) -> None:
 
         def body() -> None:
             check_board_option(board)  # an unknown --board: exit 2 with the list of boards
-            diags = validate_paths(list(paths), board, dict(substitutions))
+            diags, n = validate_counted(list(paths), board, dict(substitutions))
             errors = [d for d in diags if d.severity == "error"]
             if fmt == "json":
                 click.echo(format_diagnostics(diags, "json"))
             elif diags:
                 click.echo(format_diagnostics(diags, fmt), err=fmt == "text")
             if fmt == "text":
-                n = len(expand_spec_paths(list(paths)))
                 if n == 0:
                     click.echo("nothing was validated (no agent spec among the paths given)", err=True)
                 elif errors:
