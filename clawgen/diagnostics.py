@@ -123,9 +123,10 @@ def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
 
 
 def peer_text(data: bytes | str, limit: int = 200) -> str:
-    """What a device or server said, for a message on the user's terminal: decoded (bad UTF-8
-    replaced), stripped, cut at ``limit`` characters, control characters and escape sequences
-    shown as "?" (a peer must not drive the terminal)."""
+    """What a device or server said (or a value of the user's quoted back: a host, a chip name),
+    for a message on the user's terminal: decoded (bad UTF-8 replaced), stripped, cut at ``limit``
+    characters, control characters and escape sequences shown as "?" (a peer must not drive the
+    terminal)."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = text.strip()
     if len(text) > limit:

@@ -1,5 +1,6 @@
-"""The user's cache (``~/.cache/clawgen``, or ``$CLAWGEN_CACHE``): content-addressed results that a
-later clawgen process may reuse instead of computing them again.
+"""The user's cache (``clawgen.cachedir.cache_root``: ``$CLAWGEN_CACHE``, else
+``$XDG_CACHE_HOME/clawgen``, else ``~/.cache/clawgen``): content-addressed results that a later
+clawgen process may reuse instead of computing them again.
 
 Every entry is keyed by the sha256 of its kind, its key and clawgen's own code and data
 (``code_digest``): a new clawgen never reads an older one's entries. They live in one directory per
@@ -24,8 +25,6 @@ from typing import Any
 from clawgen.cachedir import cache_root
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
 
 
 def code_files() -> list[Path]:

@@ -76,7 +76,7 @@ def find_chip(name: str, search_dirs: Sequence[str | os.PathLike[str]] | None = 
     """The first chip file called ``name`` along ``search_dirs`` (default: see module doc), then
     the built-in chips (searched last whether or not ``search_dirs`` lists them). A name that is no
     chip name (a path, a name too long for a file) names no chip."""
-    if not CHIP_NAME_RE.match(name) or name in (".", ".."):
+    if not CHIP_NAME_RE.fullmatch(name) or name in (".", ".."):
         return None
     for d in _dirs(search_dirs):
         for suffix in CHIP_SUFFIXES:

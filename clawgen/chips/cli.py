@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
 from clawgen.diagnostics import InputError, UsageError, peer_text
 from clawgen.guard import PathArg
-
-_CHIP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # CHIP_NAME_RE, not starting with "." "_" "-"
 
 
 def _guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -37,10 +34,11 @@ def _check_dest(dest: Path, target: Path, given: bool) -> None:
 
 
 def do_import(svd: str, chip: str, out: Path | str | None, descriptions: bool, quiet: bool) -> None:
+    from clawgen.chips import CHIP_NAME_RE
     from clawgen.chips.db import write_chip
     from clawgen.chips.svd import import_svd
 
-    if not _CHIP_NAME_RE.match(chip):
+    if not CHIP_NAME_RE.fullmatch(chip) or not chip[0].isalnum():  # (a new chip's name starts with a letter or digit)
         raise InputError(f'chip name "{peer_text(chip, 80)}" must be 1 to 64 letters, digits, "_", "-" or "." '
                          "(it names a file), starting with a letter or a digit")
     dest = Path(out) if out is not None else Path("chips")
