@@ -95,6 +95,17 @@ def _non_finite(doc: Document, value: Any, path: PathT, out: list[Diagnostic]) -
             _non_finite(doc, v, (*path, i), out)
 
 
+def url_host(url: object) -> str:
+    """The host of a URL, "" when there is none or the URL does not parse (a stray "[" or "]",
+    a character that NFKC turns into "/"): ``_endpoint`` reports those as "invalid URL"."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
 def parse_base_url(url: str) -> tuple[bool, str, int, str]:
     """-> (tls, host, port, path_prefix)."""
     parts = urlsplit(url)
@@ -238,7 +249,7 @@ def resolve(doc: Document, board_name: str) -> Resolved:
 
     def plain_http_with_key(ep: Endpoint) -> bool:
         url = ep.base_url or ""
-        host = urlsplit(url).hostname or ""
+        host = url_host(url)
         loopback = host == "localhost" or host.startswith("127.")
         return url.startswith("http://") and ep.api_key is not None and not loopback
 
@@ -254,7 +265,7 @@ def resolve(doc: Document, board_name: str) -> Resolved:
                                           *(((("model", "light"), model_raw["light"]),) if light else ())]
     for path, raw_ep in endpoints:
         url = raw_ep.get("base_url") if isinstance(raw_ep, dict) else None
-        host = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
+        host = url_host(url)
         if host == "localhost" or host.startswith("127.") or host == "::1":
             warnings.append(Diagnostic.at(doc.mark((*path, "base_url")), format_path((*path, "base_url")),
                                           f"{host} is the board itself, not your computer: give the LAN address "

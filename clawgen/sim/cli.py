@@ -12,8 +12,12 @@ from typing import Any
 
 import click
 
-from clawgen.diagnostics import InputError, UsageError
+from clawgen.diagnostics import InputError, UsageError, peer_text
 from clawgen.guard import PathArg
+
+# --model and --telegram-api: what a spec's model.base_url takes (the schema's pattern: a test holds
+# them equal; the schema itself is not loaded here, on the way to the first prompt).
+_BASE_URL = re.compile(r"^https?://[^\s/:]+(:[0-9]{1,5})?(/[^\s]*)?$")
 
 
 def _register_file(plan: Any) -> dict[int, int]:
@@ -172,11 +176,12 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
     process.timing("clawgen sim starts")
 
     heap_bytes = None if heapsize is None else parse_heapsize(heapsize)
-    if model and model != "mock" and not model.startswith(("http://", "https://")):
-        raise InputError(f"--model must be 'mock' or an http(s):// base URL, not {model!r}")
-    if telegram_api is not None and not re.fullmatch(r"https?://[^\s/:]+(:[0-9]{1,5})?(/\S*)?", telegram_api):
+    if model and model != "mock" and not _BASE_URL.fullmatch(model):
+        raise InputError(f"--model must be 'mock' or an http(s):// base URL such as http://127.0.0.1:8080/v1 (a "
+                         f"host name or IPv4 address, as a spec's model.base_url), not {peer_text(model, 120)!r}")
+    if telegram_api is not None and not _BASE_URL.fullmatch(telegram_api):
         raise InputError(f"--telegram-api must be an http(s):// base URL such as http://127.0.0.1:8081, "
-                         f"not {telegram_api!r}")
+                         f"not {peer_text(telegram_api, 120)!r}")
     if send_key and not model and not telegram_api:
         raise InputError("--send-key only applies with --model or --telegram-api: without them the key goes "
                          "to the spec's own model, as on the board")

@@ -331,3 +331,18 @@ def test_a_board_in_bytes_that_are_not_utf8_is_a_clear_error(tmp_path: Path, mpv
                        input="/quit\n", capture_output=True, text=True, errors="replace", cwd=REPO, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
     assert "board" in p.stderr
+
+
+def test_model_and_telegram_api_urls_are_the_spec_base_url_s(tmp_path: Path) -> None:
+    # `--model http://[::1` was an internal error (urlsplit's "Invalid IPv6 URL" in the resolver);
+    # the options take what a spec's model.base_url takes, with the schema's own pattern.
+    from clawgen.schema import agent_schema
+    from clawgen.sim.cli import _BASE_URL
+
+    assert _BASE_URL.pattern == agent_schema()["properties"]["model"]["properties"]["base_url"]["pattern"]
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(SPEC)
+    for opt, url in (("--model", "http://[::1"), ("--model", "http://a b/v1"), ("--telegram-api", "http://[::1]:8081")):
+        p = clawgen_sim(str(spec), opt, url, stdin="/quit\n")
+        assert p.returncode == 2, p.stderr
+        assert f"{opt} must be" in p.stderr and "internal error" not in p.stderr, p.stderr
