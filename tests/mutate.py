@@ -65,7 +65,9 @@ ODD_YAML = ("0", "-1", "99999999999999999999", "1.5", "''", "null", "[]", "{}", 
             '"\\x00"', "'${X}'", "!secret nope", "!include nope.yaml", "!!binary aGk=", "&a x", "*a", "1e309",
             "0x10", "'%s'", '"\\u2028"', "~", "!secret", "- x", "2026-01-01", ".inf", "!!python/object:os.system x",
             # names no file system takes (a handler, an include, a CA file...)
-            "x" * 300, "tools/" + "y" * 300 + ".py:f", "!include " + "z" * 300 + ".yaml", "a/" * 2000)
+            "x" * 300, "tools/" + "y" * 300 + ".py:f", "!include " + "z" * 300 + ".yaml", "a/" * 2000,
+            # URLs the schema's pattern takes but a URL parser refuses
+            "http://[x/v1", "'https://h\uff0fx/v1'", "http://h:99999/v1")
 
 
 def mutate_yaml_lines(text: str, rng: random.Random) -> str:
