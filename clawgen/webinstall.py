@@ -28,9 +28,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
-from clawgen.diagnostics import UsageError
+from clawgen.diagnostics import UsageError, peer_text
 from clawgen.records import record
 
 EWT_PACKAGE = "esp-web-tools"
@@ -286,7 +287,17 @@ def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> 
             if (self.headers.get("Host") or "").lower() not in hosts:
                 self.send_error(403, "this server answers only to 127.0.0.1 and localhost")
                 return False
-            rel = unquote(urlsplit(self.path).path).lstrip("/")
+            try:
+                rel = unquote(urlsplit(self.path).path).lstrip("/")
+            except ValueError:  # ("http://[x/": not a target urlsplit takes)
+                self.send_error(400, "malformed request target")
+                return False
+            if not rel:  # the bare address: the page
+                self.send_response(302)
+                self.send_header("Location", f"/{WEB_DIR}/{INDEX}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return False
             if rel not in servable_files(root):
                 self.send_error(404, "not part of the install page")
                 return False
@@ -300,9 +311,18 @@ def make_server(build_dir: Path, port: int = 0, host: str = "127.0.0.1"):  # -> 
             if self._allowed():
                 super().do_HEAD()
 
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+            """A request that failed is one line on the console, not socketserver's traceback (a
+            client that hung up early is not even that)."""
+            e = sys.exc_info()[1]
+            if not isinstance(e, ConnectionError):
+                print(f"clawgen web: a request from {client_address[0]} failed: {type(e).__name__}: "
+                      f"{peer_text(str(e), 200)}", file=sys.stderr)
+
     Handler.extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
                               ".json": "application/json", ".bin": "application/octet-stream"}
-    return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(root)))
+    return Server((host, port), functools.partial(Handler, directory=str(root)))
 
 
 def write_web_if_merged(build_dir: Path, name: str, header: str, out_dir: Path | None = None) -> list[str]:

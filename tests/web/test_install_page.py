@@ -279,10 +279,36 @@ def test_the_server_serves_the_install_page_and_nothing_else(built: Path, served
         assert _get(f"{served}/{path}") == 200, path
     # Nothing the page does not need: the build's record, its sources, other images, a way around.
     for path in ["build.json", "app/claw_config.py", "image/flash_args.json", "image/nvs.bin", "web/../build.json",
-                 "web/%2e%2e/build.json", "", "web/"]:
+                 "web/%2e%2e/build.json", "web/"]:
         assert _get(f"{served}/{path}") == 404, path
+    assert _get(f"{served}/") == 302  # the bare address: to web/index.html
     # A page whose name points at 127.0.0.1 (DNS rebinding) is not answered.
     port = served.rsplit(":", 1)[1]
     assert _get(f"{served}/web/index.html", host=f"evil.example:{port}") == 403
     assert _get(f"{served}/{parts[-1]}", host="127.0.0.1") == 403  # (without the port: not this server's name)
     assert _get(f"{served}/web/index.html", host=f"localhost:{port}") == 200
+
+
+def _raw(served: str, request: bytes, read: bool = True) -> bytes:
+    import socket
+
+    port = int(served.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        return s.recv(4096) if read else b""
+
+
+def test_odd_requests_are_answered_and_print_no_traceback(served: str, capfd: pytest.CaptureFixture[str]) -> None:
+    # A request target urlsplit refuses raised ValueError in the handler (socketserver printed its
+    # traceback on the `clawgen web` console, the client got nothing); a client that hung up before
+    # its answer printed ConnectionResetError's.
+    port = served.rsplit(":", 1)[1]
+    host = f"Host: 127.0.0.1:{port}\r\n\r\n".encode()
+    assert _raw(served, b"GET http://[x/ HTTP/1.1\r\n" + host).startswith(b"HTTP/1.0 400 malformed request target")
+    answer = _raw(served, b"GET / HTTP/1.1\r\n" + host)
+    assert answer.startswith(b"HTTP/1.0 302") and b"Location: /web/index.html" in answer
+    for _ in range(3):
+        _raw(served, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n" + host, read=False)
+    assert _get(f"{served}/web/index.html") == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
