@@ -332,9 +332,15 @@ def _read_request(conn: socket.socket, buf: bytes) -> tuple[Request | None, byte
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        body, rest = _read_chunked_body(conn, rest)
+        chunked = _read_chunked_body(conn, rest)
+        if chunked is None:
+            return None, b""
+        body, rest = chunked
     else:
-        length = min(int(headers.get("content-length", "0") or 0), MAX_REQUEST_BYTES)
+        text = headers.get("content-length", "0") or "0"
+        if not text.isdigit():  # (a negative or malformed length: the request cannot be framed)
+            return None, b""
+        length = min(int(text), MAX_REQUEST_BYTES)
         while len(rest) < length:
             chunk = conn.recv(65536)
             if not chunk:
@@ -348,20 +354,39 @@ def _read_request(conn: socket.socket, buf: bytes) -> tuple[Request | None, byte
     return Request(method, path, headers, body, parsed), rest
 
 
-def _read_chunked_body(conn: socket.socket, rest: bytes) -> tuple[bytes, bytes]:
+def _read_chunked_body(conn: socket.socket, rest: bytes) -> tuple[bytes, bytes] | None:
+    """(body, what follows it) of a chunked request body; None when it cannot be read: a chunk
+    size that is not hex, a body over MAX_REQUEST_BYTES, or the peer gone before its end."""
+
+    def more() -> bool:
+        nonlocal rest
+        if len(rest) > MAX_REQUEST_BYTES + 65536:
+            return False
+        chunk = conn.recv(65536)
+        rest += chunk
+        return bool(chunk)
+
     body = b""
     while True:
         while b"\r\n" not in rest:
-            rest += conn.recv(65536)
+            if not more():
+                return None
         line, rest = rest.split(b"\r\n", 1)
-        size = int(line.split(b";")[0], 16)
+        text = line.split(b";")[0].strip()
+        if not text or text.strip(b"0123456789abcdefABCDEF"):
+            return None
+        size = int(text, 16)
         if size == 0:
             while b"\r\n\r\n" not in b"\r\n" + rest:
-                rest += conn.recv(65536)
+                if not more():
+                    return None
             _, rest = (b"\r\n" + rest).split(b"\r\n\r\n", 1)
             return body, rest
+        if len(body) + size > MAX_REQUEST_BYTES:
+            return None
         while len(rest) < size + 2:
-            rest += conn.recv(65536)
+            if not more():
+                return None
         body += rest[:size]
         rest = rest[size + 2:]
 
