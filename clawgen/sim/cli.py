@@ -198,6 +198,7 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
     # VM is loaded with the last build's board heap (reloaded if this build's differs).
     # (`clawgen` may have started it before the command line was parsed: clawgen/sim/early.py.)
     start_heap = process.start_heapsize(heap_bytes, out)
+    process.exit_on_termination_signals()
     pre = early.take(start_heap) or process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=start_heap)
     mock = None
     try:

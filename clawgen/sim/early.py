@@ -97,6 +97,7 @@ def _prestart(args: list[str]) -> None:
         return  # the command says what is wrong with it
     out = Path(found["out"]) if "out" in found else process.default_sim_out(Path(found["spec"]), found.get("board"))
     heapsize = process.start_heapsize(heap_bytes, out)
+    process.exit_on_termination_signals()
     pre = process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=heapsize)
     _early.append((pre, heapsize))
     atexit.register(pre.kill)  # (a no-op once the run took it)

@@ -157,3 +157,60 @@ def test_the_tagged_process_scan_finds_a_running_simulator(tmp_path: Path, mpvm:
     finally:
         p.communicate(b"/quit\n", timeout=60)
     assert p.returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # (the field after the state: the parent)
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the node process")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_termination_signal_stops_the_node_process_too(tmp_path: Path, mpvm: Path, signame: str) -> None:
+    # SIGTERM (a CI timeout) or SIGHUP (the terminal closed) killed Python at once and left node
+    # running, reading the console's input as the device's.
+    import signal
+
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(SPEC)
+    p = subprocess.Popen([sys.executable, "-m", "clawgen", "sim", str(spec), "--model", "mock", "--out",
+                          str(tmp_path / "out")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=REPO)
+    nodes: list[int] = []
+    try:
+        assert p.stdout is not None
+        line = b""
+        while b"ready:" not in line:
+            line = p.stdout.readline()
+            assert line, p.stderr.read() if p.stderr else ""
+        nodes += [c for c in _children(p.pid) if b"node" in (Path("/proc") / str(c) / "cmdline").read_bytes()]
+        assert nodes
+        p.send_signal(getattr(signal, signame))
+        assert p.wait(timeout=30) == 128 + getattr(signal, signame)
+        end = time.monotonic() + 10
+        while any(_alive(n) for n in nodes) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not any(_alive(n) for n in nodes)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+        for n in nodes:  # (left running when the test fails)
+            if _alive(n):
+                os.kill(n, signal.SIGKILL)
