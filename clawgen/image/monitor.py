@@ -367,6 +367,32 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
     return reply
 
 
+# A network peer's console output as the terminal shows it: the C0 controls but LF, CR, tab and
+# backspace, DEL and the C1 controls (U+0080-U+009F: CSI is one) are "?".
+_UNSAFE = {c: "?" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x08, 0x09, 0x0A, 0x0D)}
+
+
+class TerminalSafe:
+    """A byte stream that writes what a network peer sent to ``out`` with ``_UNSAFE`` characters as
+    "?", bytes that are not UTF-8 as U+FFFD (decoded incrementally: a character split between two
+    reads stays whole). The agent's own console never sends those (the device filters its output,
+    claw_log.shown); a machine answering in its place on the network must not drive the terminal
+    (an escape sequence can set the window title, write the clipboard, redraw the screen)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        import codecs
+
+        self.out = out
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, data: bytes) -> int:
+        self.out.write(self._decoder.decode(data).translate(_UNSAFE).encode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
                    note: Callable[[str], Any] = lambda s: print(s, file=sys.stderr), wait: float = 0.0,
                    password: bytes | None = None) -> str:
@@ -399,6 +425,7 @@ def telnet_console(host: str, port: int, stdin: BinaryIO | None = None, stdout: 
         sock.close()
         raise
     conn = SocketPort(sock, first)
+    stdout = TerminalSafe(stdout)  # type: ignore[assignment]
     note(f"--- clawgen console on {host}:{port} (Telnet); Ctrl-D or Ctrl-C to quit ---")
     keys = stream_keys(stdin)
     try:

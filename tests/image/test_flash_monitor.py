@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import threading
+import time
 
 import pytest
 import serial
@@ -288,3 +289,35 @@ def test_a_greeting_that_never_ends_its_line_is_read_within_a_bound() -> None:
     ours.close()
     t.join(5)
     assert GREETING_MAX <= len(first) < GREETING_MAX + 4096  # taken as the greeting; no password sent
+
+
+def test_a_telnet_peer_s_escape_sequences_do_not_reach_the_terminal() -> None:
+    # `clawgen logs --host`: whatever answers on the device's name (a machine impersonating it on the
+    # network) wrote its bytes to the terminal as sent: an OSC title or clipboard write, a screen
+    # clear, an 8-bit CSI. The agent's own console never sends them (the device filters its output).
+    import io
+
+    from clawgen.image import monitor
+
+    shown = "agent ready: 23 °C, ok\tdone\r\n> "
+    payload = (b"\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J" + "\u009b31m".encode() + b"\x00\x7f"
+               + shown.encode() + b"\xff")
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        port = srv.getsockname()[1]
+
+        def device() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                for i in range(0, len(payload), 3):  # (a multi-byte character split between reads)
+                    conn.sendall(payload[i:i + 3])
+                    time.sleep(0.002)
+
+        t = threading.Thread(target=device, daemon=True)
+        t.start()
+        out = io.BytesIO()
+        reason = monitor.telnet_console("127.0.0.1", port, stdin=io.BytesIO(b""), stdout=out, note=lambda s: None,
+                                        password=None)
+        t.join(5)
+    got = out.getvalue().decode("utf-8")
+    assert reason == "closed-by-device"
+    assert got == "?]0;owned??]52;c;ZXZpbA==??[2J?31m??" + shown + "\ufffd", repr(got)
