@@ -312,3 +312,20 @@ def test_odd_requests_are_answered_and_print_no_traceback(served: str, capfd: py
     assert _get(f"{served}/web/index.html") == 200
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_a_spec_file_name_cannot_break_out_of_the_page_s_comment(tmp_path: Path) -> None:
+    # The provenance header (which names the spec file) went into the page's <!-- --> comment as it
+    # was: a file called 'x--><img src=x onerror=...><!--.yaml' (no '/': a valid file name) ran its
+    # script on the page that is served with the device's secrets.
+    name = "x--><img src=x onerror=alert(1)><!--.yaml"
+    (tmp_path / name).write_text(SPEC.format(board="esp32s3"))
+    base = tmp_path / "base.bin"
+    base.write_bytes(synth.stock_firmware("esp32s3"))
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / name), "--out", str(tmp_path / "out"), "--base-firmware",
+                                 str(base)])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "out" / "web" / "index.html").read_text()
+    comment = page.split("<!--", 1)[1].split("-->", 1)[0]
+    assert "x--&gt;&lt;img src=x onerror=alert(1)&gt;&lt;!--.yaml" in comment
+    assert "<img" not in page and page.count("-->") == 1
