@@ -51,9 +51,11 @@ class Diagnostic:
 
     def text(self) -> str:
         where = f" at {self.path}:" if self.path else ""
-        # One line per problem, whatever a parser's message holds.
+        # One line per problem, whatever a parser's message holds; what the input put in it (a
+        # vendor SVD's names hold C1 controls such as CSI, a file name a line break) reaches the
+        # terminal only as printable text (terminal_safe).
         message = " ".join(self.message.split("\n"))
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}:{where} {message}"
+        return terminal_safe(f"{self.file}:{self.line}:{self.column}: {self.severity}:{where} {message}")
 
     def github(self) -> str:
         kind = "error" if self.severity == ERROR else "warning"
@@ -120,6 +122,14 @@ def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
     if fmt == "github":
         return "\n".join(d.github() for d in diags)
     return "\n".join(d.text() for d in diags)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with its control characters (C0 but tab, DEL, C1: an escape sequence's start) as "?":
+    for a line on the user's terminal that quotes input clawgen did not write."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
 
 
 def peer_text(data: bytes | str, limit: int = 200) -> str:

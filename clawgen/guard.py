@@ -22,6 +22,7 @@ from clawgen.diagnostics import (
     InputError,
     UsageError,
     format_diagnostics,
+    terminal_safe,
 )
 from clawgen.files import path_length_problem
 
@@ -62,6 +63,12 @@ def missing_module_message(e: ImportError) -> str:
             "pip install clawgen)")
 
 
+def _shown(e: Exception) -> str:
+    """An error's message for the terminal: its lines kept, what input put in them printable
+    (an SVD's names, a file name: terminal_safe)."""
+    return "\n".join(terminal_safe(line) for line in str(e).split("\n"))
+
+
 def run_guarded(fn: Callable[..., Any], *args: Any, fmt: str = "text", **kwargs: Any) -> Any:
     """Run a command body: diagnostics and invalid input -> stderr + exit 2, usage problems -> exit 1."""
     try:
@@ -71,10 +78,10 @@ def run_guarded(fn: Callable[..., Any], *args: Any, fmt: str = "text", **kwargs:
         click.echo(out, err=fmt == "text")
         sys.exit(EXIT_INVALID)
     except InputError as e:
-        click.echo(f"clawgen: error: {e}", err=True)
+        click.echo(f"clawgen: error: {_shown(e)}", err=True)
         sys.exit(EXIT_INVALID)
     except UsageError as e:
-        click.echo(f"clawgen: error: {e}", err=True)
+        click.echo(f"clawgen: error: {_shown(e)}", err=True)
         sys.exit(EXIT_INTERNAL)
     except ImportError as e:  # never skipped silently: a missing dependency is a loud failure
         if os.environ.get("CLAWGEN_DEBUG"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from clawgen.diagnostics import InputError, UsageError, peer_text
+from clawgen.diagnostics import InputError, UsageError, peer_text, terminal_safe
 from clawgen.guard import PathArg
 
 
@@ -52,7 +52,7 @@ def do_import(svd: str, chip: str, out: Path | str | None, descriptions: bool, q
     except OSError as e:
         raise UsageError(f"cannot write {dest / (chip + '.json.gz')}: {e.strerror or e}") from None
     t = model.totals()  # from the declared elements: never walks the expanded arrays
-    click.echo(f"imported {model.device_name} as chip {chip}: {len(model.peripherals)} peripherals, "
+    click.echo(f"imported {terminal_safe(model.device_name)} as chip {chip}: {len(model.peripherals)} peripherals, "
                f"{t.registers} registers (arrays expanded), {t.fields} fields, {t.enum_sets} enumerated "
                f"value sets, {len(warnings)} warning(s)")
     click.echo(f"wrote {path} ({_size_text(path.stat().st_size)})")
@@ -66,48 +66,51 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
     from clawgen.chips import default_search_dirs, load_chip
     from clawgen.diagnostics import did_you_mean
 
+    def echo(line: str) -> None:  # (names and descriptions are the vendor file's: C1 controls are legal XML)
+        click.echo(terminal_safe(line))
+
     try:
         chip = load_chip(chip_name, default_search_dirs())
     except UsageError as e:  # a name that names no chip: invalid input, as a wrong peripheral is
         raise InputError(str(e)) from None
     if peripheral is None:
-        click.echo(f"chip {chip.name}: device {chip.device_name}" + (f" ({chip.vendor})" if chip.vendor else ""))
-        click.echo(f"source: {chip.source.get('file')} sha256 {str(chip.source.get('sha256', ''))[:16]}...")
-        click.echo(f"width {chip.width} bits, {len(chip.peripherals)} peripherals, "
+        echo(f"chip {chip.name}: device {chip.device_name}" + (f" ({chip.vendor})" if chip.vendor else ""))
+        echo(f"source: {chip.source.get('file')} sha256 {str(chip.source.get('sha256', ''))[:16]}...")
+        echo(f"width {chip.width} bits, {len(chip.peripherals)} peripherals, "
                    f"{chip.register_count()} registers")
         for p in chip.peripherals:
             n = chip.peripheral_register_count(p)
             extra = f" (= {p.derived_from})" if p.derived_from else ""
-            click.echo(f"  {p.name:<24} {_hex(p.base_address)}  {n:5} registers{extra}")
+            echo(f"  {p.name:<24} {_hex(p.base_address)}  {n:5} registers{extra}")
         return
     p = chip.peripheral(peripheral)
     if p is None:
         raise InputError(f'chip {chip.name} has no peripheral "{peripheral}"'
                          f"{did_you_mean(peripheral.upper(), [q.name for q in chip.peripherals])}")
     if register is None:
-        click.echo(f"{p.name} at {_hex(p.base_address)}" + (f": {p.description}" if p.description else ""))
+        echo(f"{p.name} at {_hex(p.base_address)}" + (f": {p.description}" if p.description else ""))
         for b in p.address_blocks:
-            click.echo(f"  addressBlock {_hex(b.offset)} size {_hex(b.size)} {b.usage or ''}".rstrip())
+            echo(f"  addressBlock {_hex(b.offset)} size {_hex(b.size)} {b.usage or ''}".rstrip())
         for i in p.interrupts:
-            click.echo(f"  interrupt {i.name} = {i.value}")
-        click.echo(f"  {'register':<32} {'address':<10}  {'access':<14} reset")
+            echo(f"  interrupt {i.name} = {i.value}")
+        echo(f"  {'register':<32} {'address':<10}  {'access':<14} reset")
         for ri in chip.iter_peripheral_registers(p):
             name = ri.path.split(".", 1)[1]
-            click.echo(f"  {name:<32} {_hex(ri.address)}  {ri.access:<14} {_hex(ri.reset_value, ri.size)}")
+            echo(f"  {name:<32} {_hex(ri.address)}  {ri.access:<14} {_hex(ri.reset_value, ri.size)}")
         return
     ri = chip.find_register(f"{p.name}.{register}")
     if ri is None:
         names = [r.path.split(".", 1)[1] for r in chip.iter_peripheral_registers(p)]
         raise InputError(f'peripheral {p.name} has no register "{register}"{did_you_mean(register.upper(), names)}')
     r = ri.register
-    click.echo(f"{ri.path} at {_hex(ri.address)}: {r.size} bits, {r.access}, reset {_hex(r.reset_value, r.size)}"
+    echo(f"{ri.path} at {_hex(ri.address)}: {r.size} bits, {r.access}, reset {_hex(r.reset_value, r.size)}"
                f" (mask {_hex(r.reset_mask, r.size)})")
     if r.description:
-        click.echo(f"  {r.description}")
+        echo(f"  {r.description}")
     for label, value in (("modifiedWriteValues", r.modified_write_values), ("readAction", r.read_action),
                          ("alternateRegister", r.alternate_register), ("alternateGroup", r.alternate_group)):
         if value:
-            click.echo(f"  {label}: {value}")
+            echo(f"  {label}: {value}")
     for f in sorted(ri.fields, key=lambda f: -f.lsb):
         bits = f"[{f.msb}:{f.lsb}]" if f.width > 1 else f"[{f.lsb}]"
         extra = []
@@ -117,10 +120,10 @@ def do_info(chip_name: str, peripheral: str | None, register: str | None) -> Non
             extra.append(f"read:{f.read_action}")
         if f.write_constraint and f.write_constraint.range:
             extra.append(f"range {f.write_constraint.range[0]}..{f.write_constraint.range[1]}")
-        click.echo(f"  {bits:<8} {f.name:<28} {f.access or '':<14} {' '.join(extra)}".rstrip())
+        echo(f"  {bits:<8} {f.name:<28} {f.access or '':<14} {' '.join(extra)}".rstrip())
         for s in f.enums:
             vals = ", ".join(f"{v.name}" + ("=default" if v.is_default else f"={v.value}") for v in s.values)
-            click.echo(f"           {s.usage}: {vals}")
+            echo(f"           {s.usage}: {vals}")
 
 
 def register(group: click.Group) -> None:

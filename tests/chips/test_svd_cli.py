@@ -153,3 +153,29 @@ def test_import_where_a_file_or_directory_is_in_the_way_exits_2(project: Path, s
     assert "warning" not in r.output and "Traceback" not in r.output
     if not setup.endswith("/"):
         assert (project / setup).read_text() == "mine\n"
+
+
+C1_SVD = """<?xml version="1.0" encoding="utf-8"?>
+<device><name>C&#x9b;1</name><width>32</width>
+<peripherals><peripheral><name>P&#x9b;31m</name><baseAddress>0x40000000</baseAddress>
+<description>evil &#x9b;2J done</description>
+<registers><register><name>R&#x9b;1m</name><description>reg &#x9b;31m red</description>
+<addressOffset>0</addressOffset><size>32</size>
+<fields><field><name>F</name><description>f</description><bitOffset>0</bitOffset><bitWidth>1</bitWidth></field></fields>
+</register><register><name>R&#x9b;1m</name><addressOffset>4</addressOffset><size>32</size></register>
+</registers></peripheral></peripherals></device>
+"""
+
+
+def test_a_vendor_file_s_control_characters_do_not_reach_the_terminal(project: Path) -> None:
+    # XML 1.0 allows the C1 controls (U+0080-U+009F) as characters: U+009B is an 8-bit CSI, and
+    # `svd import`'s summary and warnings and `svd info` printed names and descriptions holding it.
+    (project / "c1.svd").write_text(C1_SVD)
+    outputs = [run("svd", "import", "c1.svd", "--chip", "c1"), run("svd", "info", "c1"),
+               run("svd", "info", "c1", "P\x9b31m"), run("svd", "info", "c1", "P\x9b31m", "R\x9b1m"),
+               run("svd", "info", "c1", "P\x9b31m", "RX")]
+    assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 2]
+    text = "".join(r.output for r in outputs)
+    assert not any("\x80" <= c <= "\x9f" or (c < " " and c not in "\n\t") for c in text), repr(text)
+    assert "imported C?1 as chip c1" in text and "P?31m at 0x40000000: evil ?2J done" in text
+    assert "defined twice" in text or "R?1m" in text  # (a warning naming the register, made printable)
