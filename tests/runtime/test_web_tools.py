@@ -3,6 +3,7 @@ server: text extraction and the byte cap."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
@@ -80,32 +81,41 @@ class _Search(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_web_search_request_and_summary(tmp_path: Path, unix_run):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Search)
+@contextlib.contextmanager
+def _search_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local search API answering with ``handler``; yields the device's SEARCH_URL for it."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", capabilities=["web_browsing"], tools=[]))
-        prog = (
-            "import claw_webtools as W\n"
-            f"W.SEARCH_URL = 'http://127.0.0.1:{srv.server_address[1]}/res/v1/web/search'\n"
-            "print(W.web_search('x'))\n"
-            "W.set_search_key(b'brave-test-key')\n"
-            "print('---')\n"
-            "print(W.web_search('esp32 & micropython/ü'))\n"
-        )
-        res = unix_run(out, modules={"prog": prog}, entry="import prog")
-        assert res.returncode == 0, res.stderr
-        no_key, results = res.stdout.split("---\n")
-        assert "error" not in results, res.stdout + res.stderr + repr(_Search.seen)
-        assert no_key.strip() == "error: no Brave Search API key configured (web.brave_api_key)"
-        assert results.strip() == ("MicroPython\nhttps://micropython.org\nPython for microcontrollers\n\n"
-                                   "ESP32\nhttps://espressif.com\nWi-Fi SoC")
-        path, token = _Search.seen[-1]
-        assert path.startswith("/res/v1/web/search?q=esp32+%26+micropython%2F%C3%BC&count=5")
-        assert token == "brave-test-key"
+        yield f"http://127.0.0.1:{srv.server_address[1]}/res/v1/web/search"
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def _search_run(tmp_path: Path, unix_run, url: str, program: str):  # type: ignore[no-untyped-def]
+    """``program`` on the unix VM in a web_browsing build, claw_webtools (as W) pointed at ``url``."""
+    out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", capabilities=["web_browsing"], tools=[]))
+    prog = f"import json\nimport claw_webtools as W\nW.SEARCH_URL = {url!r}\n" + program
+    res = unix_run(out, modules={"prog": prog}, entry="import prog")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def test_web_search_request_and_summary(tmp_path: Path, unix_run):
+    with _search_server(_Search) as url:
+        res = _search_run(tmp_path, unix_run, url, "print(W.web_search('x'))\n"
+                          "W.set_search_key(b'brave-test-key')\n"
+                          "print('---')\n"
+                          "print(W.web_search('esp32 & micropython/ü'))\n")
+    no_key, results = res.stdout.split("---\n")
+    assert "error" not in results, res.stdout + res.stderr + repr(_Search.seen)
+    assert no_key.strip() == "error: no Brave Search API key configured (web.brave_api_key)"
+    assert results.strip() == ("MicroPython\nhttps://micropython.org\nPython for microcontrollers\n\n"
+                               "ESP32\nhttps://espressif.com\nWi-Fi SoC")
+    path, token = _Search.seen[-1]
+    assert path.startswith("/res/v1/web/search?q=esp32+%26+micropython%2F%C3%BC&count=5")
+    assert token == "brave-test-key"
 
 
 ODD_SEARCH_BODIES = [b"[]", b'"x"', b"null", b'{"web": []}', b'{"web": {"results": {}}}',
@@ -130,22 +140,10 @@ def test_web_search_answers_of_another_shape(tmp_path: Path, unix_run):
     # The search API's JSON of another shape raised KeyError, TypeError or AttributeError out of
     # the tool (when the model calls it, the dispatcher catches that: "error: KeyError ..."); now
     # each is a line of the tool's own.
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OddSearch)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        out = build(tmp_path, make_spec("http://127.0.0.1:9/v1", capabilities=["web_browsing"], tools=[]))
-        prog = (
-            "import claw_webtools as W\n"
-            f"W.SEARCH_URL = 'http://127.0.0.1:{srv.server_address[1]}/res/v1/web/search'\n"
-            "W.set_search_key(b'k')\n"
-            f"for i in range({len(ODD_SEARCH_BODIES)}):\n"
-            "    print(json.dumps(W.web_search(str(i))))\n"
-        )
-        res = unix_run(out, modules={"prog": "import json\n" + prog}, entry="import prog")
-        assert res.returncode == 0, res.stdout + res.stderr
-        got = [json.loads(line) for line in res.stdout.strip().splitlines()]
-        malformed = "error: search: malformed response"
-        assert got == [malformed] * 6 + ["no results", "5\nNone\n['d']", "t" * 3000 + "\n\n", malformed, malformed]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with _search_server(_OddSearch) as url:
+        res = _search_run(tmp_path, unix_run, url, "W.set_search_key(b'k')\n"
+                          f"for i in range({len(ODD_SEARCH_BODIES)}):\n"
+                          "    print(json.dumps(W.web_search(str(i))))\n")
+    got = [json.loads(line) for line in res.stdout.strip().splitlines()]
+    malformed = "error: search: malformed response"
+    assert got == [malformed] * 6 + ["no results", "5\nNone\n['d']", "t" * 3000 + "\n\n", malformed, malformed]
