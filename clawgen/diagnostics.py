@@ -124,12 +124,13 @@ def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
     return "\n".join(d.text() for d in diags)
 
 
-def terminal_safe(text: str) -> str:
-    """``text`` with its control characters (C0 but tab, DEL, C1: an escape sequence's start) as "?":
-    for a line on the user's terminal that quotes input clawgen did not write."""
+def terminal_safe(text: str, keep: str = "\t") -> str:
+    """``text`` with the characters that are not printable (C0 controls but ``keep``, DEL, C1: an
+    escape sequence's start, line and paragraph separators) as "?": for the user's terminal, of
+    text that quotes input clawgen did not write."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+    return "".join(c if c.isprintable() or c in keep else "?" for c in text)
 
 
 def peer_text(data: bytes | str, limit: int = 200) -> str:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
-from clawgen.diagnostics import peer_text
+from clawgen.diagnostics import peer_text, terminal_safe
 from clawgen.telnetauth import PASSWORD_PROMPT  # the device's question for the Telnet password
 
 EXIT_KEY = b"\x1d"  # Ctrl-]
@@ -367,15 +367,14 @@ def telnet_login(sock: Any, first: bytes, password: bytes | None, where: str,
     return reply
 
 
-# A network peer's console output as the terminal shows it: the C0 controls but LF, CR, tab and
-# backspace, DEL and the C1 controls (U+0080-U+009F: CSI is one) are "?".
-_UNSAFE = {c: "?" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x08, 0x09, 0x0A, 0x0D)}
+CONSOLE_KEEP = "\n\r\t\b"  # the controls a console's output keeps (line ends, tab, backspace)
 
 
 class TerminalSafe:
-    """A byte stream that writes what a network peer sent to ``out`` with ``_UNSAFE`` characters as
-    "?", bytes that are not UTF-8 as U+FFFD (decoded incrementally: a character split between two
-    reads stays whole). The agent's own console never sends those (the device filters its output,
+    """A byte stream that writes what a network peer sent to ``out`` as the terminal may show it:
+    what is not printable as "?" but line ends, tab and backspace (diagnostics.terminal_safe), bytes
+    that are not UTF-8 as U+FFFD (decoded incrementally: a character split between two reads stays
+    whole). The agent's own console never sends those (the device filters its output,
     claw_log.shown); a machine answering in its place on the network must not drive the terminal
     (an escape sequence can set the window title, write the clipboard, redraw the screen)."""
 
@@ -386,7 +385,7 @@ class TerminalSafe:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(self, data: bytes) -> int:
-        self.out.write(self._decoder.decode(data).translate(_UNSAFE).encode("utf-8"))
+        self.out.write(terminal_safe(self._decoder.decode(data), CONSOLE_KEEP).encode("utf-8"))
         return len(data)
 
     def flush(self) -> None:
