@@ -142,7 +142,7 @@ def peer_text(data: bytes | str, limit: int = 200) -> str:
     text = text.strip()
     if len(text) > limit:
         text = text[:limit] + "..."
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return terminal_safe(text, keep="")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
