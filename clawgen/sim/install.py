@@ -27,10 +27,21 @@ def mpvm_version() -> str:
     return str(deps[MPVM_PACKAGE])
 
 
+MPVM_DIR_ENV = "CLAWGEN_MPVM_DIR"
+
+
 def mpvm_dir() -> Path:
-    """Where the VM is (or will be) installed: a dir holding node_modules/<package>."""
-    override = os.environ.get("CLAWGEN_MPVM_DIR")
+    """Where the VM is (or will be) installed: a dir holding node_modules/<package>
+    ($CLAWGEN_MPVM_DIR, else under the user's cache; a value no file system takes is a UsageError)."""
+    override = os.environ.get(MPVM_DIR_ENV)
     if override:
+        from clawgen.files import path_length_problem
+
+        problem = path_length_problem(override)
+        if problem:
+            from clawgen.diagnostics import UsageError
+
+            raise UsageError(f"${MPVM_DIR_ENV}: {problem}")
         return Path(override)
     return cache_root() / "mpvm" / mpvm_version()
 
@@ -64,17 +75,25 @@ def ensure_installed(quiet: bool = False) -> Path:
         return d
     from clawgen.diagnostics import UsageError
 
+    if d.exists() and not (d.is_dir() and not any(d.iterdir())):
+        # (not ours to replace: a file, a device, a directory holding something else)
+        raise UsageError(f"cannot install {MPVM_PACKAGE}@{mpvm_version()} into {d}: it exists and is not an "
+                         f"install of it; {_where_to_fix()}")
     node_executable()
     npm = shutil.which("npm")
     if not npm:
         raise UsageError(f"the simulator needs npm to install {MPVM_PACKAGE}@{mpvm_version()} "
                          f"into {d}; install npm (or set CLAWGEN_MPVM_DIR to an existing install)")
-    d.parent.mkdir(parents=True, exist_ok=True)
     # Install into a sibling temporary dir and rename, so concurrent first runs (pytest -n)
     # never see a half-installed package.
     import tempfile  # (here: `clawgen sim` imports this module before it starts node)
 
-    tmp = Path(tempfile.mkdtemp(prefix=".mpvm-", dir=d.parent))
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".mpvm-", dir=d.parent))
+    except OSError as e:
+        raise UsageError(f"cannot install {MPVM_PACKAGE}@{mpvm_version()} into {d}: {e.strerror or e}; "
+                         f"{_where_to_fix()}") from None
     try:
         for name in ("package.json", "package-lock.json"):
             shutil.copy2(SIM_DIR / name, tmp / name)
@@ -87,13 +106,20 @@ def ensure_installed(quiet: bool = False) -> Path:
                              f"{proc.stderr.strip()[-2000:]}")
         try:
             tmp.rename(d)
-        except OSError:
-            if not is_installed(d):  # someone else won the race with a broken dir
-                raise
+        except OSError as e:
+            if not is_installed(d):  # (another process's install won the race: it is used)
+                raise UsageError(f"cannot install {MPVM_PACKAGE}@{mpvm_version()} into {d}: {e.strerror or e}; "
+                                 f"{_where_to_fix()}") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return d
+
+
+def _where_to_fix() -> str:
+    if os.environ.get(MPVM_DIR_ENV):
+        return f"set {MPVM_DIR_ENV} to an install or to a new directory (or unset it)"
+    return "set CLAWGEN_CACHE to a directory clawgen may write"
 
 
 def main() -> None:
