@@ -27,7 +27,9 @@ def _tolerant_output_of_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(testing, "_NamedTextIOWrapper", Tolerant)
 
-ODD = ["/", "/dev/null", "/nonexistent/x", "adir", "fifo", "x" * 300, "a/" * 2000, "\x1b[31mred", "-1",
+# (Paths that may be created are relative: the commands run in a temporary directory, and a test must
+# not write outside it. "/" is refused by every command that writes: it holds files clawgen did not write.)
+ODD = ["/", "/dev/null", "missing/dir/x", "adir", "fifo", "x" * 300, "a/" * 2000, "\x1b[31mred", "-1",
        "99999999999999999999", "::", "a b", "\udcff"]  # (the last: a byte that is not UTF-8, 0xff)
 SPEC = "register-assistant.yaml"
 CASES = [
