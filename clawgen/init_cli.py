@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,11 +54,13 @@ def init_command(directory: Path, name: str | None, board: str | None, provider:
     Asks for what the options do not say (or takes the defaults with -y)."""
     from clawgen.boards import board_names
 
-    def ask(value: object, prompt: str, **kw: object) -> object:
+    def ask(value: object, prompt: str, **kw: Any) -> Any:
+        """The option's value, else the default (-y) or the answer, through ``value_proc`` as click
+        passes a typed answer or the default through it."""
         if value is not None:
             return value
         if defaults:
-            return kw["default"]
+            return kw["value_proc"](kw["default"]) if "value_proc" in kw else kw["default"]
         return click.prompt(prompt, **kw)
 
     def body() -> None:
@@ -66,9 +69,9 @@ def init_command(directory: Path, name: str | None, board: str | None, provider:
         chip_board = str(ask(board, "Board", type=click.Choice(board_names()), default="esp32s3"))
         model = str(ask(provider, "Model provider", type=click.Choice(sorted(PROVIDERS)), default="openai"))
         joins = bool(ask(wifi, "Join Wi-Fi", type=bool, default=True))
-        chosen = tuple(transports) or _transports_answer(str(ask(
-            None, "Transports (uart, telnet, or both: uart,telnet)", default="uart,telnet" if joins else "uart",
-            value_proc=lambda text: ",".join(_transports_answer(text, joins)))), joins)
+        chosen = tuple(transports) or ask(None, "Transports (uart, telnet, or both: uart,telnet)",
+                                          default="uart,telnet" if joins else "uart",
+                                          value_proc=lambda text: _transports_answer(text, joins))
         a = InitAnswers(name=agent, board=chip_board, provider=model, wifi=joins, transports=chosen)
         written = write_project(directory, a)
         spec = written[0]
