@@ -216,8 +216,15 @@ def publish(stage: Path, out_dir: Path, spec: Path) -> None:
             shutil.rmtree(trash)
         if not (out_dir / MARKER).is_file():  # an empty directory: give it a marker so a crash is recoverable
             (out_dir / MARKER).write_bytes(marker_bytes([]))
-        os.replace(out_dir, trash)
-        os.replace(stage, out_dir)
+        try:
+            os.replace(out_dir, trash)
+            os.replace(stage, out_dir)
+        except BaseException:
+            # Interrupted between the two renames (Ctrl-C, SIGTERM made SystemExit, an error):
+            # the previous output goes back, rather than leaving no output at all.
+            if trash.is_dir() and not out_dir.exists():
+                os.replace(trash, out_dir)
+            raise
         shutil.rmtree(trash, ignore_errors=True)
     else:
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from clawgen import MICROPYTHON_VERSION, __version__
 from clawgen.diagnostics import UsageError
 from clawgen.records import record
 from clawgen.resources import templates_dir
+from clawgen.signals import run_group
 
 NOT_FROZEN = ("boot", "main")  # run from the filesystem by the port
 ESP32_BOARD_MANIFEST = "$(PORT_DIR)/boards/manifest.py"
@@ -133,8 +134,10 @@ def plan_full_build(mp_dir: Path, board: dict, out_dir: Path, spec_name: str) ->
 
 def run_full_build(plan: FullBuildPlan, log_path: Path,
                    runner: Callable[..., subprocess.CompletedProcess] | None = None) -> Path:
-    """Run the build, output to log_path; returns the firmware.bin it made."""
-    runner = runner or subprocess.run
+    """Run the build, output to log_path; returns the firmware.bin it made. make runs in a process
+    group of its own (``signals.run_group``): a build interrupted (Ctrl-C, SIGTERM) ends it and
+    everything under it (idf.py, cmake, ninja, the compilers), which otherwise kept building."""
+    runner = runner or run_group
     with open(log_path, "wb") as log:
         try:
             result = runner(plan.command, stdout=log, stderr=subprocess.STDOUT, check=False)

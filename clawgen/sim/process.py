@@ -59,18 +59,11 @@ def start_heapsize(heap_bytes: int | None, out: Path) -> int | None:
 
 def exit_on_termination_signals() -> None:
     """`clawgen sim`: SIGTERM and SIGHUP (a CI job's timeout, a closed terminal) end the command
-    as Ctrl-C does, through its cleanup, which stops the node process. By default they killed
-    Python at once and left node running, still reading the terminal (or the pipe) as the
-    device's console. Only the command sets this (never the library: a test runner has its own)."""
-    import signal
+    as Ctrl-C does, through its cleanup, which stops the node process (clawgen/signals.py; the
+    `clawgen` command sets it for every command, this is for `sim` started another way)."""
+    from clawgen.signals import exit_on_termination_signals as on_signals
 
-    def end(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)  # (no SIGHUP on Windows)
-        if sig is not None:
-            signal.signal(sig, end)
+    on_signals()
 
 
 def default_sim_out(spec: Path, board: str | None) -> Path:

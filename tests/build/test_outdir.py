@@ -164,3 +164,33 @@ def test_a_really_killed_build_leaves_its_staging_directory_and_the_next_build_r
     assert _snapshot(out) == before  # the previous output is untouched
     build_spec(spec, BuildOptions(out_dir=out, force=True))
     assert sorted(p.name for p in out.parent.iterdir()) == ["d"]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit, OSError])
+def test_a_build_interrupted_between_its_two_renames_leaves_the_previous_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: type[BaseException]) -> None:
+    # Ctrl-C or SIGTERM (the `clawgen` command makes it SystemExit) right after the previous output
+    # was renamed aside left no output directory at all.
+    import clawgen.publish as publish
+
+    spec = project(tmp_path / "proj")
+    out = tmp_path / "d"
+    build_spec(spec, BuildOptions(out_dir=out, images=False))
+    before = _snapshot(out)
+    real = os.replace
+    calls: list[str] = []
+
+    def replace(src: Path, dst: Path) -> None:
+        calls.append(Path(src).name)
+        if len(calls) == 2:  # the staging directory into place: interrupted
+            raise interrupt()
+        real(src, dst)
+
+    monkeypatch.setattr(publish.os, "replace", replace)
+    spec.write_text(spec.read_text() + "system_prompt: changed\n")  # (a build with something to publish)
+    with pytest.raises(interrupt):
+        build_spec(spec, BuildOptions(out_dir=out, images=False, force=True))
+    monkeypatch.setattr(publish.os, "replace", real)
+    assert calls[:2] == ["d", f".d.staging-{os.getpid()}"]
+    assert _snapshot(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name]

@@ -147,7 +147,7 @@ def test_stage_uses_the_full_build_firmware_and_drops_frozen_files(tmp_path, mon
             "esp32s3", banner="MicroPython v1.29.0-preview.20.g1c3c201149 on 2026-08-19"))
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(fullbuild.subprocess, "run", fake_make)
+    monkeypatch.setattr(fullbuild, "run_group", fake_make)
     files = {"/boot.py": b"#", "/main.py": b"import claw_agent", "/lib/claw_agent.mpy": b"M\x06",
              "/lib/claw_http.mpy": b"M\x06", "/clawgen.json": b"{}"}
     result = stage.build_images(stage.ImageInputs(out_dir=out, board=board, flash_size=8 << 20, files=files,
@@ -159,3 +159,68 @@ def test_stage_uses_the_full_build_firmware_and_drops_frozen_files(tmp_path, mon
     on_fs = read_fs_image((out / "image" / "fs.bin").read_bytes(), 6 << 20)
     assert sorted(on_fs) == ["/boot.py", "/clawgen.json", "/main.py"]
     assert any(line.startswith("full build: make -C") for line in result.report_lines)
+
+
+_GROUP_CHILD = r"""
+import sys
+from pathlib import Path
+from clawgen import signals
+from clawgen.image import fullbuild
+signals.exit_on_termination_signals()  # as the `clawgen` command does
+signals.GROUP_GRACE_S = 1.0
+tmp = Path(sys.argv[1])
+# make's stand-in: a shell (the group's first process) with two children, one of which ignores
+# SIGTERM (as a compiler in an uninterruptible step would not end): each writes its pid.
+script = "echo $$ >> pids; sleep 60 & echo $! >> pids; (trap '' TERM; exec sleep 61) & echo $! >> pids; wait"
+plan = fullbuild.FullBuildPlan(["sh", "-c", script], tmp, tmp / "manifest.py", None, tmp / "firmware.bin", [])
+try:
+    fullbuild.run_full_build(plan, tmp / "build.log")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the build's processes")
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+def test_an_interrupted_full_build_ends_every_process_under_make(tmp_path: Path, signame: str, status: int) -> None:
+    # SIGTERM (a CI timeout) killed clawgen at once and left make, and the compilers under it,
+    # building for minutes; Ctrl-C (SIGINT) ended make alone. Now the whole process group ends:
+    # SIGTERM to all, SIGKILL after the grace to what ignored it.
+    import os
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    p = subprocess.Popen([sys.executable, "-c", _GROUP_CHILD, str(tmp_path)], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE)
+    pids: list[int] = []
+    try:
+        end = time.monotonic() + 30
+        while len(pids) < 3 and time.monotonic() < end and p.poll() is None:
+            time.sleep(0.05)
+            text = (tmp_path / "pids").read_text() if (tmp_path / "pids").is_file() else ""
+            pids = [int(x) for x in text.split()] if text.endswith("\n") else []
+        assert len(pids) == 3, p.stderr.read() if p.poll() is not None and p.stderr else "no pids"
+        p.send_signal(getattr(signal, signame))
+        assert p.wait(timeout=30) == status
+        end = time.monotonic() + 10
+        while any(_alive(x) for x in pids) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert [x for x in pids if _alive(x)] == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+        for x in pids:  # (left running when the test fails)
+            if _alive(x):
+                os.kill(x, signal.SIGKILL)
