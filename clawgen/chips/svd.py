@@ -1624,8 +1624,9 @@ def _promote() -> None:
     """Move every object the cyclic GC tracks into its oldest generation without a pass over them
     (``gc.freeze()`` then ``gc.unfreeze()``: two list splices, whatever the number of objects), as
     two young-generation passes would have done after finding them alive. Garbage among them is
-    collected by the next full collection. Not done when the program keeps objects frozen itself
-    (``gc.freeze()`` before a fork, say): ``unfreeze`` would release those too."""
+    collected by the next full collection. Not done when objects are kept frozen already, by the
+    program (``gc.freeze()`` before a fork, say) or the interpreter (CPython 3.12 keeps some of its
+    own tuples frozen from the start): ``unfreeze`` would release those too."""
     if gc.get_freeze_count() == 0:
         gc.freeze()
         gc.unfreeze()

@@ -119,12 +119,18 @@ def test_the_import_s_objects_leave_the_young_generations_without_a_gc_pass() ->
     # Left young, the first allocation after the import ran a GC pass over all of them (5% of an
     # import's time); they are moved to the oldest generation instead, and nothing the program
     # froze itself is released.
+    # (CPython 3.12 keeps objects of its own frozen from the start: there the import moves nothing.)
     assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
     chip, _ = import_svd(SVD / "sanity.svd", "x")
     ours = {id(chip.peripherals), id(chip.peripherals[0]), id(chip.peripherals[0].registers)}
     young = {id(o) for g in (0, 1) for o in gc.get_objects(generation=g)}
-    assert ours and not ours & young
-    assert gc.get_count()[0] < 100
+    assert gc.get_freeze_count() == frozen_before
+    if frozen_before == 0:
+        assert not ours & young
+        assert gc.get_count()[0] < 100
+    else:
+        assert ours <= young
 
     kept = [[]]
     gc.freeze()

@@ -166,7 +166,10 @@ import sys
 from pathlib import Path
 from clawgen import signals
 from clawgen.image import fullbuild
+import signal
 signals.exit_on_termination_signals()  # as the `clawgen` command does
+# Ctrl-C as in a terminal (a test runner's worker may start this process with SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 signals.GROUP_GRACE_S = 1.0
 tmp = Path(sys.argv[1])
 # make's stand-in: a shell (the group's first process) with two children, one of which ignores
