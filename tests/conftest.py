@@ -19,6 +19,15 @@ os.environ["CLAWGEN_CHECK_RENDER_TRACES"] = "1"
 EXAMPLES = REPO / "examples" / "agents"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not; reads /proc: Linux only)."""
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.fixture
 def examples_copy(tmp_path: Path) -> Path:
     """A private copy of examples/agents (specs, secrets.yaml, tools/)."""

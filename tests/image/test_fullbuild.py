@@ -7,6 +7,7 @@ import pytest
 from clawgen.boards import load_board
 from clawgen.diagnostics import UsageError
 from clawgen.image import fullbuild, stage
+from tests.conftest import pid_alive
 from tests.image import synth
 
 
@@ -183,14 +184,6 @@ except KeyboardInterrupt:
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the build's processes")
 @pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
 def test_an_interrupted_full_build_ends_every_process_under_make(tmp_path: Path, signame: str, status: int) -> None:
@@ -217,13 +210,13 @@ def test_an_interrupted_full_build_ends_every_process_under_make(tmp_path: Path,
         p.send_signal(getattr(signal, signame))
         assert p.wait(timeout=30) == status
         end = time.monotonic() + 10
-        while any(_alive(x) for x in pids) and time.monotonic() < end:
+        while any(pid_alive(x) for x in pids) and time.monotonic() < end:
             time.sleep(0.05)
-        assert [x for x in pids if _alive(x)] == []
+        assert [x for x in pids if pid_alive(x)] == []
     finally:
         if p.poll() is None:
             p.kill()
         p.communicate()
         for x in pids:  # (left running when the test fails)
-            if _alive(x):
+            if pid_alive(x):
                 os.kill(x, signal.SIGKILL)

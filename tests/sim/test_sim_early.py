@@ -15,6 +15,7 @@ import click
 import pytest
 
 from clawgen.sim import early
+from tests.conftest import pid_alive
 from tests.sim.test_cli import REPO, SPEC
 
 
@@ -172,14 +173,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the node process")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_a_termination_signal_stops_the_node_process_too(tmp_path: Path, mpvm: Path, signame: str) -> None:
@@ -204,13 +197,13 @@ def test_a_termination_signal_stops_the_node_process_too(tmp_path: Path, mpvm: P
         p.send_signal(getattr(signal, signame))
         assert p.wait(timeout=30) == 128 + getattr(signal, signame)
         end = time.monotonic() + 10
-        while any(_alive(n) for n in nodes) and time.monotonic() < end:
+        while any(pid_alive(n) for n in nodes) and time.monotonic() < end:
             time.sleep(0.1)
-        assert not any(_alive(n) for n in nodes)
+        assert not any(pid_alive(n) for n in nodes)
     finally:
         if p.poll() is None:
             p.kill()
         p.communicate()
         for n in nodes:  # (left running when the test fails)
-            if _alive(n):
+            if pid_alive(n):
                 os.kill(n, signal.SIGKILL)
