@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from clawgen.chips.model import (
+    ACCESS_TYPES,
+    ENUM_USAGES,
     MAX_REGISTER_INSTANCES,
+    MODIFIED_WRITE_VALUES,
+    PROTECTIONS,
+    READ_ACTIONS,
     AddressBlock,
     Chip,
     Cluster,
@@ -199,63 +204,183 @@ class _Bad(Exception):
     pass
 
 
+_MISSING = object()
+_U64 = (1 << 64) - 1  # (addresses, offsets, sizes: the importer keeps what fits in 64 bits)
+_MAX_BIT = 63  # a field's lowest bit (registers are at most 64 bits)
+
+
+def _shown(value: object) -> str:
+    """A value for a message, cut short (a hostile file's value is no help at full length)."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int(d: dict, key: str, lo: int, hi: int, default: Any = _MISSING) -> int:
+    v = d.get(key, default)
+    if v is _MISSING:
+        raise _Bad(f'"{key}" is missing')
+    if type(v) is not int or not lo <= v <= hi:  # (bool is an int to Python: refused)
+        raise _Bad(f'"{key}" is {_shown(v)}: expected an integer from {lo:,} to {hi:,}')
+    return v
+
+
+def _text(d: dict, key: str, default: Any = _MISSING, allowed: tuple[str, ...] | frozenset[str] = ()) -> Any:
+    """A string value (None only where ``default`` is None and the key is absent or null)."""
+    v = d.get(key, default)
+    if v is _MISSING:
+        raise _Bad(f'"{key}" is missing')
+    if v is None and default is None:
+        return None
+    if type(v) is not str or (allowed and v not in allowed) or (not allowed and not v and default is _MISSING):
+        expected = f"one of {', '.join(sorted(allowed))}" if allowed else "a string"
+        raise _Bad(f'"{key}" is {_shown(v)}: expected {expected}')
+    return v
+
+
+def _flag(d: dict, key: str) -> bool:
+    v = d.get(key, False)
+    if type(v) is not bool:
+        raise _Bad(f'"{key}" is {_shown(v)}: expected true or false')
+    return v
+
+
+def _items(d: dict, key: str) -> list:
+    """A list of objects (absent: empty)."""
+    v = d.get(key, ())
+    if type(v) not in (list, tuple) or not all(type(x) is dict for x in v):
+        raise _Bad(f'"{key}" is {_shown(v)}: expected a list of objects')
+    return v  # type: ignore[return-value]
+
+
+def _obj(d: dict, key: str) -> dict | None:
+    v = d.get(key)
+    if v is not None and type(v) is not dict:
+        raise _Bad(f'"{key}" is {_shown(v)}: expected an object')
+    return v
+
+
+def _named(what: str, d: dict, fn: Any, *args: Any) -> Any:
+    """``fn(d, name, *args)`` for an element with a name, a problem in it said with the element it
+    is in (peripheral GPIO: register OUT: field DATA: ...)."""
+    try:
+        name = _text(d, "name")
+    except _Bad as e:
+        raise _Bad(f"a {what}: {e}") from None
+    try:
+        return fn(d, name, *args)
+    except _Bad as e:
+        raise _Bad(f"{what} {name}: {e}") from None
+
+
 def _dim(d: dict | None) -> Dim | None:
     if d is None:
         return None
-    count = d["count"]
-    if not isinstance(count, int) or not 1 <= count <= MAX_REGISTER_INSTANCES:
-        raise _Bad(f"array count {count!r} is out of range (1..{MAX_REGISTER_INSTANCES:,})")
-    indices = d.get("indices") or [str(i) for i in range(count)]
+    count = _int(d, "count", 1, MAX_REGISTER_INSTANCES)
+    increment = _int(d, "increment", 0, _U64)
+    indices = d.get("indices")
+    if indices is None:
+        return Dim(count, increment, [str(i) for i in range(count)])
+    if type(indices) is not list or not all(type(i) is str for i in indices):
+        raise _Bad(f'"indices" is {_shown(indices)}: expected a list of strings')
     if len(indices) != count:
         raise _Bad(f"array of {count} elements lists {len(indices)} indices")
-    return Dim(count, d["increment"], indices)
+    return Dim(count, increment, indices)
 
 
 def _wc(d: dict | None) -> WriteConstraint | None:
     if d is None:
         return None
     r = d.get("range")
-    return WriteConstraint(d.get("writeAsRead", False), d.get("useEnumeratedValues", False),
+    if r is not None and (type(r) is not list or len(r) != 2 or not all(type(x) is int and 0 <= x <= _U64 for x in r)):
+        raise _Bad(f'"range" is {_shown(r)}: expected [minimum, maximum], two integers from 0 to {_U64:,}')
+    return WriteConstraint(_flag(d, "writeAsRead"), _flag(d, "useEnumeratedValues"),
                            (r[0], r[1]) if r is not None else None)
 
 
 def _enum(d: dict, width: int) -> EnumSet:
     full = (1 << width) - 1
     values = []
-    for v in d["values"]:
-        if v.get("isDefault"):
-            values.append(EnumValue(v["name"], 0, 0, True, v.get("description")))
+    for v in _items(d, "values"):
+        name = _text(v, "name")
+        if _flag(v, "isDefault"):
+            values.append(EnumValue(name, 0, 0, True, _text(v, "description", None)))
         else:
-            values.append(EnumValue(v["name"], v["value"], v.get("mask", full), False, v.get("description")))
-    return EnumSet(d.get("name"), d.get("usage", "read-write"), values)
+            values.append(EnumValue(name, _int(v, "value", 0, _U64), _int(v, "mask", 0, _U64, full), False,
+                                    _text(v, "description", None)))
+    return EnumSet(_text(d, "name", None), _text(d, "usage", "read-write", ENUM_USAGES), values)
 
 
 def _field(d: dict, reg_access: str) -> Field:
-    width = d.get("width", 1)
-    enums = d.get("enums")
-    return Field(d["name"], d["lsb"], width, d.get("access", reg_access), d.get("modifiedWriteValues"),
-                 d.get("readAction"), _wc(d.get("writeConstraint")),
-                 [_enum(e, width) for e in enums] if enums else [], d.get("description"), _dim(d.get("dim")))
+    return _named("field", d, _field_of, reg_access)
+
+
+def _field_of(d: dict, name: str, reg_access: str) -> Field:
+    lsb = _int(d, "lsb", 0, _MAX_BIT)
+    width = _int(d, "width", 1, 64, 1)
+    return Field(name, lsb, width, _text(d, "access", reg_access, ACCESS_TYPES),
+                 _text(d, "modifiedWriteValues", None, MODIFIED_WRITE_VALUES),
+                 _text(d, "readAction", None, READ_ACTIONS), _wc(_obj(d, "writeConstraint")),
+                 [_enum(e, width) for e in _items(d, "enums")], _text(d, "description", None),
+                 _dim(_obj(d, "dim")))
 
 
 def _register(d: dict) -> Register:
-    size = d.get("size", 32)
-    access = d.get("access", "read-write")
-    fields = d.get("fields")
-    return Register(d["name"], d["offset"], size, access, d.get("protection"), d.get("resetValue", 0),
-                    d.get("resetMask", (1 << size) - 1), _dim(d.get("dim")),
-                    [_field(f, access) for f in fields] if fields else [], d.get("modifiedWriteValues"),
-                    d.get("readAction"), _wc(d.get("writeConstraint")), d.get("alternateRegister"),
-                    d.get("alternateGroup"), d.get("description"))
+    return _named("register", d, _register_of)
+
+
+def _register_of(d: dict, name: str) -> Register:
+    size = _int(d, "size", 1, 64, 32)
+    full = (1 << size) - 1
+    access = _text(d, "access", "read-write", ACCESS_TYPES)
+    return Register(name, _int(d, "offset", 0, _U64), size, access,
+                    _text(d, "protection", None, PROTECTIONS), _int(d, "resetValue", 0, full, 0),
+                    _int(d, "resetMask", 0, full, full), _dim(_obj(d, "dim")),
+                    [_field(f, access) for f in _items(d, "fields")],
+                    _text(d, "modifiedWriteValues", None, MODIFIED_WRITE_VALUES),
+                    _text(d, "readAction", None, READ_ACTIONS), _wc(_obj(d, "writeConstraint")),
+                    _text(d, "alternateRegister", None), _text(d, "alternateGroup", None),
+                    _text(d, "description", None))
 
 
 def _cluster(d: dict) -> Cluster:
+    return _named("cluster", d, _cluster_of)
+
+
+def _cluster_of(d: dict, name: str) -> Cluster:
     regs, clusters = _block(d)
-    return Cluster(d["name"], d["offset"], _dim(d.get("dim")), regs, clusters, d.get("description"))
+    return Cluster(name, _int(d, "offset", 0, _U64), _dim(_obj(d, "dim")), regs, clusters,
+                   _text(d, "description", None))
 
 
 def _block(d: dict) -> tuple[list[Register], list[Cluster]]:
-    return [_register(r) for r in d.get("registers", ())], [_cluster(c) for c in d.get("clusters", ())]
+    return [_register(r) for r in _items(d, "registers")], [_cluster(c) for c in _items(d, "clusters")]
+
+
+def _peripheral(d: dict) -> Peripheral:
+    return _named("peripheral", d, _peripheral_of)
+
+
+def _peripheral_of(d: dict, name: str) -> Peripheral:
+    ref = _text(d, "derivedFrom", None)
+    regs, clusters = ([], []) if ref is not None else _block(d)
+    blocks = [AddressBlock(_int(b, "offset", 0, _U64), _int(b, "size", 0, _U64), _text(b, "usage", None))
+              for b in _items(d, "addressBlocks")]
+    irqs = [Interrupt(_text(i, "name"), _int(i, "value", 0, _U64), _text(i, "description", None))
+            for i in _items(d, "interrupts")]
+    return Peripheral(name, _int(d, "baseAddress", 0, _U64), _text(d, "groupName", None),
+                      _text(d, "description", None), blocks, irqs, regs, clusters, None, ref)
+
+
+def _plain_object(d: dict, key: str) -> dict | None:
+    """``cpu`` or ``source``: an object of plain values (strings, integers, true/false)."""
+    v = _obj(d, key)
+    if v is not None and not all(type(x) in (str, int, bool) and (type(x) is not int or 0 <= x <= _U64)
+                                 for x in v.values()):
+        raise _Bad(f'"{key}" is {_shown(v)}: expected an object of strings, integers and true/false')
+    return v
 
 
 def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
@@ -270,26 +395,26 @@ def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
         raise bad(f"chip database format version {version!r} is not supported (this clawgen reads version "
                   f"{FORMAT_VERSION}); re-import the SVD with this clawgen")
     try:
-        peripherals: list[Peripheral] = []
+        if "peripherals" not in doc:
+            raise _Bad('"peripherals" is missing')
+        peripherals = [_peripheral(d) for d in _items(doc, "peripherals")]
         by_name: dict[str, Peripheral] = {}
-        for d in doc["peripherals"]:  # first pass: peripherals with registers of their own
-            ref = d.get("derivedFrom")
-            regs, clusters = ([], []) if ref is not None else _block(d)
-            p = Peripheral(d["name"], d["baseAddress"], d.get("groupName"), d.get("description"),
-                           [AddressBlock(b["offset"], b["size"], b.get("usage")) for b in d.get("addressBlocks", ())],
-                           [Interrupt(i["name"], i["value"], i.get("description")) for i in d.get("interrupts", ())],
-                           regs, clusters, None, ref)
-            by_name.setdefault(p.name.upper(), p)
-            peripherals.append(p)
-        for p in peripherals:  # second pass: share the source's lists (it may come later in the file)
+        for p in peripherals:  # (with registers of their own)
+            if p.derived_from is None:
+                by_name.setdefault(p.name.upper(), p)
+        for p in peripherals:  # share the source's lists (it may come later in the file)
             if p.derived_from is not None:
                 src = by_name.get(p.derived_from.upper())
-                if src is None or src.derived_from is not None:
+                if src is None:
                     raise _Bad(f'peripheral {p.name} derives from "{p.derived_from}", which is not a '
                                "peripheral with registers of its own")
                 p.registers, p.clusters = src.registers, src.clusters
-        chip = Chip(doc["name"], doc["device"], doc.get("vendor"), doc["width"], doc["addressUnitBits"],
-                    peripherals, doc["source"], doc.get("cpu"), doc.get("description"))
+        source = _plain_object(doc, "source")
+        if source is None:
+            raise _Bad('"source" is missing')
+        chip = Chip(_text(doc, "name"), _text(doc, "device"), _text(doc, "vendor", None),
+                    _int(doc, "width", 1, _U64), _int(doc, "addressUnitBits", 1, _U64), peripherals, source,
+                    _plain_object(doc, "cpu"), _text(doc, "description", None))
         count = chip.register_count()  # from the declared arrays: cheap, never expands them
         if count > MAX_REGISTER_INSTANCES:
             raise _Bad(f"its arrays expand to {count:,} register instances, more than the "
@@ -297,8 +422,6 @@ def chip_from_json(doc: Any, where: str = "<chip>") -> Chip:
         return chip
     except _Bad as e:
         raise bad(f"corrupt chip database: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        raise bad(f"corrupt chip database: {type(e).__name__}: {e}") from None
 
 
 # Chips decoded in this process, by file identity: validating 1,000 specs for one chip decodes

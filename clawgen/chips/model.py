@@ -24,6 +24,13 @@ from clawgen.records import slotted
 
 # The five access types of the SVD schema (other spellings are mapped by the importer).
 ACCESS_TYPES = ("read-only", "write-only", "read-write", "writeOnce", "read-writeOnce")
+# The other closed vocabularies of the SVD schema the model keeps (the importer maps other
+# spellings, the chip database reader refuses them).
+MODIFIED_WRITE_VALUES = frozenset({"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet",
+                                   "zeroToToggle", "clear", "set", "modify"})
+READ_ACTIONS = frozenset({"clear", "set", "modify", "modifyExternal"})
+PROTECTIONS = frozenset({"s", "n", "p"})  # secure, non-secure, privileged
+ENUM_USAGES = frozenset({"read", "write", "read-write"})
 
 # Register instances of one chip with every array expanded (peripheral, cluster and register
 # arrays, all nesting levels multiplied). The largest vendor file of the test corpus

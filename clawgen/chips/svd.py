@@ -33,7 +33,11 @@ from lxml.etree import tostring
 
 from clawgen.chips.model import (
     ACCESS_TYPES,
+    ENUM_USAGES,
     MAX_REGISTER_INSTANCES,
+    MODIFIED_WRITE_VALUES,
+    PROTECTIONS,
+    READ_ACTIONS,
     AddressBlock,
     Chip,
     Cluster,
@@ -117,11 +121,10 @@ def _bit_range(text: str) -> tuple[int, int] | None:
     return pos
 
 
-_MWV = {"oneToClear", "oneToSet", "oneToToggle", "zeroToClear", "zeroToSet", "zeroToToggle", "clear", "set",
-        "modify"}
-_READ_ACTIONS = {"clear", "set", "modify", "modifyExternal"}
-_PROTECTION = {"s", "n", "p"}
-_ENUM_USAGE = {"read", "write", "read-write"}
+_MWV = MODIFIED_WRITE_VALUES
+_READ_ACTIONS = READ_ACTIONS
+_PROTECTION = PROTECTIONS
+_ENUM_USAGE = ENUM_USAGES
 _UNSEEN = object()  # a memo's "not looked at yet" (None is a value there)
 
 _MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
@@ -640,7 +643,7 @@ class _Importer:
         self.warn(node.line_of(key), node, f'unknown access "{text}"; ignored')
         return None
 
-    def choice_prop(self, node: _Node, key: str, allowed: set[str]) -> str | None:
+    def choice_prop(self, node: _Node, key: str, allowed: frozenset[str]) -> str | None:
         text = node.props.get(key)
         if not text:
             return None
