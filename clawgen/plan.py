@@ -110,11 +110,30 @@ def _handler_functions(src: Path, size: int, mtime_ns: int) -> tuple[str, tuple[
         return "unreadable", ()
     except SyntaxError as e:
         return "syntax", (e.lineno or 1, e.offset or 1, e.msg)
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    last = {n.name: n for n in defs}
-    return "ok", (tuple(n.name for n in defs),
-                  tuple(n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)),
-                  tuple(name for name, n in last.items() if n.args.kwarg is not None or n.decorator_list))
+    # What each top-level name is bound to when the file has run (the last binding wins, as on
+    # the device): a def, an async def, or something else (a class, an assignment, an import).
+    last: dict[str, ast.stmt] = {}
+    for n in tree.body:
+        for name in _top_level_names(n):
+            last[name] = n
+    defs = {name: n for name, n in last.items() if isinstance(n, ast.FunctionDef)}
+    return "ok", (tuple(defs),
+                  tuple(name for name, n in last.items() if isinstance(n, ast.AsyncFunctionDef)),
+                  tuple(name for name, n in defs.items() if n.args.kwarg is not None or n.decorator_list),
+                  tuple((name, n.lineno) for name, n in last.items()
+                        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))))
+
+
+def _top_level_names(n: ast.stmt) -> list[str]:
+    """The module-level names a top-level statement binds (unconditionally: not those of an if,
+    for, with or try body)."""
+    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [n.name]
+    if isinstance(n, (ast.Import, ast.ImportFrom)):
+        return [a.asname or a.name.split(".")[0] for a in n.names if a.name != "*"]
+    targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) \
+        and (not isinstance(n, ast.AnnAssign) or n.value is not None) else []
+    return [x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)]
 
 
 def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic],
@@ -153,9 +172,13 @@ def _check_handler(res: Resolved, index: int, handler: str, out: list[Diagnostic
         if not any((o.file, o.line, o.column, o.message) == (d.file, d.line, d.column, d.message) for o in out):
             out.append(d)
         return None
-    funcs, coroutines, takes_more = found
+    funcs, coroutines, takes_more, rebound = found
     if func not in funcs:
-        if func in coroutines:
+        line = dict(rebound).get(func)
+        if line is not None:
+            out.append(_diag(res, path, f"{file_part}: '{func}' is not a function once the file has run: line {line} "
+                             "binds the name again (the device would call that)"))
+        elif func in coroutines:
             out.append(_diag(res, path, f"{file_part}: '{func}' is an async def; the device calls a handler as a "
                              "plain function (write def, not async def)"))
         else:
