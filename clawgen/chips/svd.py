@@ -1199,6 +1199,10 @@ class _Importer:
                 continue
             value, mask = parsed
             mask = full if mask is None else mask & full
+            if value >= _MAX_VALUE:
+                self.warn(v.line_of("value"), n, f'enumeratedValue "{vname}": value "{_shown(text)}" does not fit '
+                                                 "in 64 bits (no register is wider); skipped")
+                continue
             if value & ~full:
                 self.warn(v.line_of("value"), n,
                           f'enumeratedValue "{vname}" = {value:#x} does not fit in the field\'s {width} bits')
@@ -1230,6 +1234,8 @@ class _Importer:
                 self.warn(line, n, "writeConstraint <range> needs numeric <minimum> and <maximum>; ignored")
             elif lo > hi:
                 self.warn(line, n, f"writeConstraint range {lo}..{hi} is empty; ignored")
+            elif hi >= _MAX_VALUE:
+                self.warn(line, n, "writeConstraint range does not fit in 64 bits (no register is wider); ignored")
             else:
                 out.range = (lo, hi)
         return out
@@ -1373,6 +1379,10 @@ class _Importer:
         for k in range(dim.count if dim else 1):
             pname = name.replace("[%s]", dim.indices[k]).replace("%s", dim.indices[k]) if dim else name
             pbase = base + (k * dim.increment if dim else 0)
+            if pbase >= _MAX_VALUE:
+                self.warn(n.line, n, f'peripheral "{pname}" (element {k} of the array) lies beyond the 64-bit '
+                          "address space; it and the elements after it are skipped")
+                break
             # Elements of a peripheral array share the first element's registers.
             p = Peripheral(pname, pbase, n.get("groupName") or None, self.description(n), blocks, irqs, regs,
                            clusters, None, derived if k == 0 or derived else out[0].name)

@@ -361,3 +361,66 @@ def test_an_svd_path_that_is_not_a_regular_file_is_refused_not_read(tmp_path: Pa
     assert (d.file, d.line) == (str(p), 1)
     assert d.message == ("cannot read SVD file: a directory" if kind == "directory"
                          else "cannot read SVD file: not a regular file (a device or a pipe?)")
+
+
+def _round_trip(chip: object) -> None:
+    import json
+
+    from clawgen.chips.db import chip_from_json, chip_to_json
+
+    doc = chip_to_json(chip)  # type: ignore[arg-type]
+    assert chip_to_json(chip_from_json(json.loads(json.dumps(doc)), "rt")) == doc
+
+
+def test_values_beyond_64_bits_are_dropped_so_the_database_reads_back(tmp_path: Path) -> None:
+    # The importer kept them (with a warning) and wrote a chip database its own reader refuses.
+    big = "1" * 25
+    p = tmp_path / "t.svd"
+    p.write_text(
+        "<device><name>D</name><peripherals>\n"
+        "<peripheral><name>A%s</name><dim>3</dim><dimIncrement>0x8000000000000000</dimIncrement>"
+        "<baseAddress>0x7fffffffffffffff</baseAddress><registers>\n"
+        "<register><name>R</name><addressOffset>0</addressOffset><fields><field><name>F</name><bitRange>[3:0]</bitRange>"
+        "<writeConstraint><range><minimum>1</minimum><maximum>0x10000000000000000</maximum></range></writeConstraint>\n"
+        "<enumeratedValues><enumeratedValue><name>ON</name><value>1</value></enumeratedValue>\n"
+        f"<enumeratedValue><name>HUGE</name><value>{big}</value></enumeratedValue></enumeratedValues>"
+        "</field></fields></register></registers></peripheral></peripherals></device>\n", encoding="utf-8")
+    chip, diags = import_svd(p, "t")
+    assert [d.message for d in diags] == [
+        'peripheral "A2" (element 2 of the array) lies beyond the 64-bit address space; it and the elements after '
+        "it are skipped",
+        "writeConstraint range does not fit in 64 bits (no register is wider); ignored",
+        f'enumeratedValue "HUGE": value "{big}" does not fit in 64 bits (no register is wider); skipped']
+    assert [p.name for p in chip.peripherals] == ["A0", "A1"]
+    field = chip.find_register("A0.R").register.fields[0]
+    assert [v.name for v in field.enums[0].values] == ["ON"] and field.write_constraint.range is None
+    _round_trip(chip)
+
+
+def test_every_chip_the_importer_makes_of_mutated_files_reads_back_from_its_database(tmp_path: Path) -> None:
+    # The importer and the database reader agree on what a chip may hold: odd texts put into the
+    # test SVDs' leaves (numbers too large or negative, bad ranges, odd names) give warnings or an
+    # error, and every chip imported is read back by the strict reader.
+    import random
+
+    from lxml import etree
+
+    odd = ["-1", "0", "64", "65", "0x" + "f" * 16, "0x" + "f" * 17, "1" * 25, "#1x1", "4k", "", " 7 ", "[70:0]",
+           "[3:5]", "writeOnce", "rw", "s", "clear", 'a"b', "%s", "[%s]", "é", "true", "3.5"]
+    rng = random.Random(9)
+    files = sorted(SVD.glob("*.svd"))
+    imported = 0
+    for case in range(300):
+        root = etree.parse(str(rng.choice(files))).getroot()
+        leaves = [e for e in root.iter() if isinstance(e.tag, str) and len(e) == 0]
+        for _ in range(rng.randint(1, 4)):
+            rng.choice(leaves).text = rng.choice(odd)
+        p = tmp_path / f"m{case}.svd"
+        p.write_bytes(etree.tostring(root))
+        try:
+            chip, _ = import_svd(p, "m")
+        except DiagnosticError:
+            continue
+        imported += 1
+        _round_trip(chip)
+    assert imported > 200
