@@ -24,6 +24,9 @@
    descriptions) for the corpus, the test SVDs and ../shared/svd; two such files from before and
    after a change to the importer must be equal (``diff``).
 
+The import is what ``import_svd`` runs: the compiled twin of the importer when clawgen was installed
+with it (setup.py; the first line printed says which), else svd.py's own code.
+
 Usage:  python bench/svd_import.py [--esp32s3 PATH] [--corpus DIR] [--skip-corpus] [--skip-memory]
                                    [--repeat N] [--all] [--readers] [--instructions [NAME ...]]
                                    [--phases [NAME ...]] [--identity OUT.json]
@@ -420,7 +423,7 @@ def phase_ratios(path: Path, rounds: int) -> dict[str, float]:
         real = svd._Importer.shared_fields
         svd._Importer.shared_fields = lambda self, containers, access, size: ([], True, access or "read-write")
         try:
-            svd.import_svd(path, "bench")
+            svd._import_svd(path, "bench")  # (svd.py's code, which the patch reaches)
         finally:
             svd._Importer.shared_fields = real
 
@@ -429,7 +432,7 @@ def phase_ratios(path: Path, rounds: int) -> dict[str, float]:
         "parse": lambda: upto(0),
         "read": lambda: upto(1),
         "build": lambda: upto(2),
-        "import": lambda: svd.import_svd(path, "bench"),
+        "import": lambda: svd._import_svd(path, "bench"),  # (interpreted, as the stages above)
         "no fields": without_fields,
     }
     per_round: dict[str, list[float]] = {k: [] for k in runs if k != "bare"}
@@ -581,6 +584,11 @@ def main() -> None:
     ap.add_argument("--identity", type=Path, metavar="OUT.json",
                     help="only write a hash of every import's outputs (to compare before and after a change)")
     args = ap.parse_args()
+    from clawgen.chips.svd import implementation
+
+    # (import_svd runs the compiled twin when there is a current one, setup.py; --phases and
+    # --readers time svd.py's own functions, interpreted, stage by stage)
+    print(f"SVD importer: {implementation()}")
     if args.identity is not None:
         corpus = args.corpus or default_corpus()
         files = sorted(p for p in corpus.iterdir() if p.is_file() and not p.name.startswith(".")) if corpus else []

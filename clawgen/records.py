@@ -19,8 +19,15 @@ tests/spec/test_records.py holds it to ``dataclass(frozen=True)``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # (only for type checkers, mypyc among them: clawgen/chips/svd.py is compiled, see setup.py)
+    def dataclass_transform(**_kwargs: Any) -> Any:
+        return lambda f: f
 
 T = TypeVar("T")
 
@@ -140,6 +147,7 @@ def _frozen_delattr(self: Any, name: str) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
 
 
+@dataclass_transform()
 def record(cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool = True) -> Any:
     """``@record`` / ``@record(kw_only=True)``: like ``@dataclass(frozen=True[, kw_only=True])``;
     ``@record(frozen=False)``: like ``@dataclass`` (mutable, so unhashable as dataclasses makes it)."""
@@ -169,6 +177,7 @@ def record(cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool
 _FACTORY = object()  # "use the field's default_factory" (a default no caller passes)
 
 
+@dataclass_transform()
 def slotted(cls: type[T]) -> type[T]:
     """``@slotted``: like ``@dataclass(slots=True)`` (mutable, ``__slots__``, unhashable, the
     fields in order for ``__init__``, equality and the representation), for classes that define
@@ -218,7 +227,8 @@ def slotted(cls: type[T]) -> type[T]:
     body.update(__slots__=names, __match_args__=names, __repr__=_slotted_repr, __eq__=_slotted_eq,
                 __hash__=None, __slotted__=(names, defaults, factories),
                 __init__=_compiled_init(cls.__qualname__, names, defaults, factories))
-    new = type(cls)(cls.__name__, cls.__bases__, body)
+    meta: Any = type(cls)
+    new = meta(cls.__name__, cls.__bases__, body)
     new.__qualname__ = cls.__qualname__
     return new  # type: ignore[return-value]
 
