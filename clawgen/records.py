@@ -21,11 +21,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+# For type checkers, mypyc among them (it compiles clawgen/chips/svd.py, see setup.py): record and
+# slotted make dataclass-like classes. (typing_extensions only where a type checker reads it.)
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
-else:  # (only for type checkers, mypyc among them: clawgen/chips/svd.py is compiled, see setup.py)
+elif TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
     def dataclass_transform(**_kwargs: Any) -> Any:
         return lambda f: f
 
