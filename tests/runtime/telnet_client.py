@@ -15,13 +15,16 @@ def free_port() -> int:
 
 
 class TelnetClient:
-    def __init__(self, host: str, port: int, *, wait: float = 0, alive: Callable[[], bool] | None = None) -> None:
-        """Connect; with wait > 0, retry a refused connection for that many seconds (the device is
-        still booting and does not listen yet), giving up early once alive() says the device stopped."""
+    def __init__(self, host: str, port: int, *, wait: float = 0, alive: Callable[[], bool] | None = None,
+                 source: str | None = None) -> None:
+        """Connect (from the local address ``source``, e.g. 127.0.0.2, when given); with wait > 0,
+        retry a refused connection for that many seconds (the device is still booting and does not
+        listen yet), giving up early once alive() says the device stopped."""
         end = time.monotonic() + wait
         while True:
             try:
-                self.sock = socket.create_connection((host, port), timeout=10)
+                self.sock = socket.create_connection((host, port), timeout=10,
+                                                     source_address=(source, 0) if source else None)
                 break
             except ConnectionRefusedError:
                 if time.monotonic() > end or (alive is not None and not alive()):

@@ -1,7 +1,8 @@
 """transports.telnet.password on the MicroPython unix-port VM, on a real host port: a connection's
 first line must be the password before it gets the console; until then the current client keeps
-it; wrong passwords close the connection and, five in a row, keep new connections out for a
-while; a web page's HTTP request is not a try; the password is never printed."""
+it; wrong passwords close the connection and, five in a row from one address, keep that address's
+new connections out for a while (from eight addresses, everyone's); a web page's HTTP request is not
+a try; the password is never printed."""
 
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ def device(tmp_path: Path, llm_server, unix_device) -> Iterator[tuple[UnixRun, i
         run.kill()
 
 
-def asked(run: UnixRun, port: int, wait: float = 0) -> TelnetClient:
-    """A connection that got the password prompt."""
-    c = TelnetClient(HOST, port, wait=wait, alive=lambda: run.proc.poll() is None)
+def asked(run: UnixRun, port: int, wait: float = 0, source: str | None = None) -> TelnetClient:
+    """A connection (from the local address ``source``) that got the password prompt."""
+    c = TelnetClient(HOST, port, wait=wait, alive=lambda: run.proc.poll() is None, source=source)
     assert c.read_until(b"password: ") == "password: "
     return c
 
@@ -94,7 +95,7 @@ def test_the_password_opens_the_console_and_a_wrong_one_closes_the_connection(de
     c.close()
     out = stop(run)
     assert f"telnet: listening on port {port} (password required)" in out
-    assert "telnet: wrong password (1 in a row)" in out and "telnet: password accepted" in out
+    assert "telnet: wrong password from 127.0.0.1 (1 in a row)" in out and "telnet: password accepted" in out
     assert PASSWORD not in out and "swordfish" not in out
 
 
@@ -164,8 +165,47 @@ def test_five_wrong_passwords_keep_new_connections_out(device, llm_server):
     c = TelnetClient(HOST, port)
     assert closed(c) == "[error] too many wrong passwords; try again later\r\n"  # not even asked
     out = stop(run)
-    assert "telnet: 5 wrong passwords: new connections refused for 60 s" in out
-    assert "telnet: refused a connection (too many wrong passwords)" in out
+    assert "telnet: 5 wrong passwords from 127.0.0.1: its connections refused for 60 s" in out
+    assert "telnet: refused a connection from 127.0.0.1 (too many wrong passwords)" in out
+
+
+def _guess(run: UnixRun, port: int, source: str, times: int) -> None:
+    for i in range(times):
+        c = asked(run, port, source=source)
+        c.send_line(f"guess {i}")
+        assert "[error] wrong password" in closed(c)
+
+
+def test_wrong_passwords_from_one_address_do_not_keep_the_others_out(device, llm_server):
+    # Five wrong guesses from anywhere on the network refused every connection for a minute: the
+    # owner too. Now only the guessing address is refused.
+    run, port = device
+    logged_in(run, port, wait=20).sock.close()  # (the device is up)
+    _guess(run, port, "127.0.0.2", 5)
+    refused = TelnetClient(HOST, port, source="127.0.0.2")
+    assert closed(refused) == "[error] too many wrong passwords; try again later\r\n"
+    c = logged_in(run, port)  # 127.0.0.1: let in
+    c.sock.close()
+    out = stop(run)
+    assert "telnet: wrong password from 127.0.0.2 (5 in a row)" in out
+    assert "telnet: refused a connection from 127.0.0.2 (too many wrong passwords)" in out
+    assert out.count("telnet: password accepted") == 2
+
+
+def test_wrong_passwords_from_many_addresses_keep_everyone_out(device, llm_server):
+    # The table of addresses is bounded (8): guessing from more of them than that would otherwise
+    # never be slowed down. When every counted address is refused, every address is.
+    run, port = device
+    logged_in(run, port, wait=20).sock.close()
+    for k in range(2, 10):
+        _guess(run, port, f"127.0.0.{k}", 5)
+    _guess(run, port, "127.0.0.10", 1)
+    for source in ("127.0.0.1", "127.0.0.11"):
+        refused = TelnetClient(HOST, port, source=source)
+        assert closed(refused) == "[error] too many wrong passwords; try again later\r\n"
+    out = stop(run)
+    assert "telnet: wrong passwords from 8 addresses: every connection refused for 60 s" in out
+    assert "telnet: refused a connection from 127.0.0.1 (too many wrong passwords)" in out
 
 
 def test_an_http_request_is_no_try_and_reaches_nobody(device, llm_server):
@@ -249,7 +289,7 @@ def test_logs_answers_the_password_prompt_from_secrets_yaml(tmp_path: Path, llm_
         text = stop(run)
     finally:
         run.kill()
-    assert "telnet: password accepted" in text and "telnet: wrong password (1 in a row)" in text
+    assert "telnet: password accepted" in text and "telnet: wrong password from 127.0.0.1 (1 in a row)" in text
     for secret in (PASSWORD, "not it, 12", "hunter22"):
         assert secret not in r.output and secret not in text
 

@@ -77,10 +77,9 @@ class Telnet:
         # must be it before the connection takes the client slot; until then the client stays.
         # The login itself is claw_login's, imported only while one runs.
         self.password = None  # bytes, set by claw_boot from NVS
-        self.fresh = None  # a connection just accepted, not asked yet (claw_login.login)
+        self.fresh = None  # (socket, address) of a connection just accepted, not asked yet (claw_login.login)
         self.pend = None  # the login under way (claw_login.Login: its connection, its line so far)
-        self.fails = 0  # wrong passwords in a row
-        self.lock_end = None  # ticks_ms until which new connections are refused, or None
+        self.locks = {}  # peer address -> [wrong passwords in a row, ticks_ms it is refused until, or None]
 
     def connected(self):
         return self.cli is not None
@@ -97,8 +96,8 @@ class Telnet:
                 return False
             raise
         if self.fresh is not None:  # (two in one round of the loop: the newer one is asked)
-            self.fresh.close()
-        self.fresh = c
+            self.fresh[0].close()
+        self.fresh = (c, addr)
         return False
 
     def _take(self, c):
@@ -123,7 +122,7 @@ class Telnet:
     def close(self):
         """Close the server, the client and a connection logging in (the device restarts)."""
         self.drop()
-        for c in (self.fresh, self.pend and self.pend.sock):
+        for c in (self.fresh and self.fresh[0], self.pend and self.pend.sock):
             if c is not None:
                 try:
                     c.close()

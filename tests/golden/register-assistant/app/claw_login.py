@@ -14,15 +14,18 @@ from micropython import const
 _LINE = const(160)  # bytes of a password line kept (a longer one is wrong)
 _WAIT_MS = const(30000)  # a connection that sends no password line within this is closed
 _RECV = const(256)  # bytes read per look (a password line is shorter: the rest is the client's)
-_TRIES = const(5)  # wrong passwords in a row before new connections are refused for a while
+_TRIES = const(5)  # wrong passwords in a row from one address before its connections are refused a while
 _LOCK_MS = const(60000)  # how long
+_PEERS = const(8)  # addresses whose wrong passwords are counted; when all are refused, every address is
+_ALL = "*"  # (the key of that lock)
 
 
 class Login:
     """A connection at the password prompt: its socket, its line so far."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, peer):
         self.sock = sock
+        self.peer = peer  # the address it comes from ("192.168.1.20")
         self.buf = bytearray(_LINE)
         self.n = 0  # bytes of the line so far
         self.iac = 0  # bytes of a Telnet command still to skip
@@ -32,12 +35,13 @@ class Login:
 def login(t):
     """Ask a just-accepted connection (t.fresh) for the password, then read the line of the one at
     the prompt (t.pend) without blocking: True when it was the password and the connection took the
-    client slot. A wrong one closes the connection (and after _TRIES in a row, new connections are
-    refused for _LOCK_MS); so does no line within _WAIT_MS. A first line that is an HTTP request (a
+    client slot. A wrong one closes the connection (and after _TRIES in a row from one address, that
+    address's new connections are refused for _LOCK_MS: someone guessing does not lock the owner
+    out); so does no line within _WAIT_MS. A first line that is an HTTP request (a
     web page) counts as no try. t.pend is None once the login is over, either way."""
     if t.fresh is not None:
-        c, t.fresh = t.fresh, None
-        _ask(t, c)
+        (c, addr), t.fresh = t.fresh, None
+        _ask(t, c, _peer(addr))
     p = t.pend
     if p is None:
         return False
@@ -76,15 +80,32 @@ def login(t):
     return False
 
 
-def _ask(t, c):
+def _peer(addr):
+    """The address a connection comes from, as text: the ESP32 port (and the simulator) give
+    (host, port), the unix port a sockaddr_in (family, port, then the four address bytes)."""
+    if isinstance(addr, tuple):
+        return str(addr[0])
+    return "%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7])
+
+
+def _locked(t, key):
+    """Whether key's connections are refused now (an expired lock is dropped)."""
+    lk = t.locks.get(key)
+    if lk is None or lk[1] is None:
+        return False
+    if time.ticks_diff(lk[1], time.ticks_ms()) > 0:
+        return True
+    del t.locks[key]
+    return False
+
+
+def _ask(t, c, peer):
     """A new connection: asked for the password (the newest one at the prompt wins), or closed at
-    once while wrong passwords keep new connections out."""
-    if t.lock_end is not None:
-        if time.ticks_diff(t.lock_end, time.ticks_ms()) > 0:
-            _close(c, b"[error] too many wrong passwords; try again later\r\n")
-            claw_log.log("telnet: refused a connection (too many wrong passwords)")
-            return
-        t.lock_end = None
+    once while wrong passwords keep its address (or, from too many addresses, every one) out."""
+    if _locked(t, _ALL) or _locked(t, peer):
+        _close(c, b"[error] too many wrong passwords; try again later\r\n")
+        claw_log.log("telnet: refused a connection from %s (too many wrong passwords)" % peer)
+        return
     if t.pend is not None:
         _close(t.pend.sock, b"\r\n[error] a newer connection is logging in\r\n")
         t.pend = None
@@ -94,7 +115,7 @@ def _ask(t, c):
     except OSError:
         _close(c, None)
         return
-    t.pend = Login(c)
+    t.pend = Login(c, peer)
 
 
 def _check(t, rest):
@@ -102,7 +123,7 @@ def _check(t, rest):
     t.pend = None
     line = bytes(p.buf[:p.n])
     if _same(line, t.password):
-        t.fails = 0
+        t.locks.pop(p.peer, None)
         claw_log.log("telnet: password accepted")
         t._take(p.sock)
         rest = rest.lstrip(b"\n")  # (the LF of the password's CR LF)
@@ -114,13 +135,31 @@ def _check(t, rest):
         claw_log.log("telnet: refused an HTTP request (a web page?)")
         return False
     _close(p.sock, b"[error] wrong password\r\n")
-    t.fails += 1
-    claw_log.log("telnet: wrong password (%d in a row)" % t.fails)
-    if t.fails >= _TRIES:
-        t.fails = 0
-        t.lock_end = time.ticks_add(time.ticks_ms(), _LOCK_MS)
-        claw_log.log("telnet: %d wrong passwords: new connections refused for %d s" % (_TRIES, _LOCK_MS // 1000))
+    lk = t.locks.get(p.peer) or _count(t, p.peer)
+    lk[0] += 1
+    claw_log.log("telnet: wrong password from %s (%d in a row)" % (p.peer, lk[0]))
+    if lk[0] >= _TRIES:
+        lk[1] = time.ticks_add(time.ticks_ms(), _LOCK_MS)
+        claw_log.log("telnet: %d wrong passwords from %s: its connections refused for %d s"
+                     % (_TRIES, p.peer, _LOCK_MS // 1000))
     return False
+
+
+def _count(t, peer):
+    """A new entry of t.locks for peer, within _PEERS: an address that is not refused makes room;
+    when every one is, every address is refused for _LOCK_MS (as if one were guessing from all)."""
+    if len(t.locks) >= _PEERS:
+        for key in list(t.locks):  # (at most _PEERS keys)
+            if not _locked(t, key):
+                t.locks.pop(key, None)  # (_locked dropped it if its lock had run out)
+                break
+        else:
+            t.locks.clear()
+            t.locks[_ALL] = [_TRIES, time.ticks_add(time.ticks_ms(), _LOCK_MS)]
+            claw_log.log("telnet: wrong passwords from %d addresses: every connection refused for %d s"
+                         % (_PEERS, _LOCK_MS // 1000))
+    lk = t.locks[peer] = [0, None]
+    return lk
 
 
 def _same(a, b):
