@@ -95,7 +95,7 @@ def test_the_password_opens_the_console_and_a_wrong_one_closes_the_connection(de
     c.close()
     out = stop(run)
     assert f"telnet: listening on port {port} (password required)" in out
-    assert "telnet: wrong password from 127.0.0.1 (1 in a row)" in out and "telnet: password accepted" in out
+    assert "telnet: 127.0.0.1: wrong password (1 in a row)" in out and "telnet: password accepted" in out
     assert PASSWORD not in out and "swordfish" not in out
 
 
@@ -165,7 +165,7 @@ def test_five_wrong_passwords_keep_new_connections_out(device, llm_server):
     c = TelnetClient(HOST, port)
     assert closed(c) == "[error] too many wrong passwords; try again later\r\n"  # not even asked
     out = stop(run)
-    assert "telnet: 5 wrong passwords from 127.0.0.1: its connections refused for 60 s" in out
+    assert "telnet: 5 wrong tries from 127.0.0.1: its connections refused for 60 s" in out
     assert "telnet: refused a connection from 127.0.0.1 (too many wrong passwords)" in out
 
 
@@ -187,9 +187,31 @@ def test_wrong_passwords_from_one_address_do_not_keep_the_others_out(device, llm
     c = logged_in(run, port)  # 127.0.0.1: let in
     c.sock.close()
     out = stop(run)
-    assert "telnet: wrong password from 127.0.0.2 (5 in a row)" in out
+    assert "telnet: 127.0.0.2: wrong password (5 in a row)" in out
     assert "telnet: refused a connection from 127.0.0.2 (too many wrong passwords)" in out
     assert out.count("telnet: password accepted") == 2
+
+
+def test_taking_the_prompt_again_and_again_is_counted_against_the_taker(device, llm_server):
+    # The newest connection at the prompt replaces an older one: connecting again and again from one
+    # address kept everyone else from logging in. Each time it takes another address's place counts
+    # as a wrong try: after five, its connections are refused and the owner's login goes through.
+    run, port = device
+    logged_in(run, port, wait=20).sock.close()
+    for _ in range(5):
+        owner = asked(run, port)  # 127.0.0.1 at the prompt...
+        taker = asked(run, port, source="127.0.0.2")  # ...replaced
+        assert "a newer connection is logging in" in closed(owner)
+        taker.sock.close()
+    owner = asked(run, port)
+    refused = TelnetClient(HOST, port, source="127.0.0.2")
+    assert closed(refused) == "[error] too many wrong passwords; try again later\r\n"
+    owner.send_line(PASSWORD)
+    assert "/help for commands" in owner.read_until(b"\n> ")
+    owner.sock.close()
+    out = stop(run)
+    assert "telnet: 127.0.0.2: took the prompt from 127.0.0.1 (5 in a row)" in out
+    assert "telnet: 5 wrong tries from 127.0.0.2: its connections refused for 60 s" in out
 
 
 def test_wrong_passwords_from_many_addresses_keep_everyone_out(device, llm_server):
@@ -204,7 +226,7 @@ def test_wrong_passwords_from_many_addresses_keep_everyone_out(device, llm_serve
         refused = TelnetClient(HOST, port, source=source)
         assert closed(refused) == "[error] too many wrong passwords; try again later\r\n"
     out = stop(run)
-    assert "telnet: wrong passwords from 8 addresses: every connection refused for 60 s" in out
+    assert "telnet: wrong tries from 8 addresses: every connection refused for 60 s" in out
     assert "telnet: refused a connection from 127.0.0.1 (too many wrong passwords)" in out
 
 
@@ -289,7 +311,7 @@ def test_logs_answers_the_password_prompt_from_secrets_yaml(tmp_path: Path, llm_
         text = stop(run)
     finally:
         run.kill()
-    assert "telnet: password accepted" in text and "telnet: wrong password from 127.0.0.1 (1 in a row)" in text
+    assert "telnet: password accepted" in text and "telnet: 127.0.0.1: wrong password (1 in a row)" in text
     for secret in (PASSWORD, "not it, 12", "hunter22"):
         assert secret not in r.output and secret not in text
 

@@ -99,5 +99,5 @@ def test_telnet_password_through_the_port_map(tmp_path: Path, llm_server: LLMSer
     assert res.returncode == 0, res.stderr
     text = res.stdout + res.stderr
     assert f"telnet: listening on port {TELNET_PORT} (password required)" in text
-    assert "telnet: wrong password from 127.0.0.1 (1 in a row)" in text and "telnet: password accepted" in text
+    assert "telnet: 127.0.0.1: wrong password (1 in a row)" in text and "telnet: password accepted" in text
     assert password not in text and "[error] task" not in text

@@ -108,6 +108,10 @@ def _ask(t, c, peer):
         return
     if t.pend is not None:
         _close(t.pend.sock, b"\r\n[error] a newer connection is logging in\r\n")
+        if t.pend.peer != peer:
+            # Taking the prompt from another address counts as a wrong try of this one: connecting
+            # again and again cannot keep someone else from logging in for long.
+            _try(t, peer, "took the prompt from %s" % t.pend.peer)
         t.pend = None
     c.setblocking(False)
     try:
@@ -135,14 +139,19 @@ def _check(t, rest):
         claw_log.log("telnet: refused an HTTP request (a web page?)")
         return False
     _close(p.sock, b"[error] wrong password\r\n")
-    lk = t.locks.get(p.peer) or _count(t, p.peer)
+    _try(t, p.peer, "wrong password")
+    return False
+
+
+def _try(t, peer, what):
+    """Count a wrong try of peer; the _TRIES-th in a row refuses its connections for _LOCK_MS."""
+    lk = t.locks.get(peer) or _count(t, peer)
     lk[0] += 1
-    claw_log.log("telnet: wrong password from %s (%d in a row)" % (p.peer, lk[0]))
+    claw_log.log("telnet: %s: %s (%d in a row)" % (peer, what, lk[0]))
     if lk[0] >= _TRIES:
         lk[1] = time.ticks_add(time.ticks_ms(), _LOCK_MS)
-        claw_log.log("telnet: %d wrong passwords from %s: its connections refused for %d s"
-                     % (_TRIES, p.peer, _LOCK_MS // 1000))
-    return False
+        claw_log.log("telnet: %d wrong tries from %s: its connections refused for %d s"
+                     % (_TRIES, peer, _LOCK_MS // 1000))
 
 
 def _count(t, peer):
@@ -156,7 +165,7 @@ def _count(t, peer):
         else:
             t.locks.clear()
             t.locks[_ALL] = [_TRIES, time.ticks_add(time.ticks_ms(), _LOCK_MS)]
-            claw_log.log("telnet: wrong passwords from %d addresses: every connection refused for %d s"
+            claw_log.log("telnet: wrong tries from %d addresses: every connection refused for %d s"
                          % (_PEERS, _LOCK_MS // 1000))
     lk = t.locks[peer] = [0, None]
     return lk
