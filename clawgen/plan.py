@@ -131,8 +131,12 @@ def _top_level_names(n: ast.stmt) -> list[str]:
         return [n.name]
     if isinstance(n, (ast.Import, ast.ImportFrom)):
         return [a.asname or a.name.split(".")[0] for a in n.names if a.name != "*"]
-    targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) \
-        and (not isinstance(n, ast.AnnAssign) or n.value is not None) else []
+    if isinstance(n, ast.Assign):
+        targets = n.targets
+    elif isinstance(n, ast.AugAssign) or (isinstance(n, ast.AnnAssign) and n.value is not None):
+        targets = [n.target]
+    else:
+        return []
     return [x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)]
 
 

@@ -126,10 +126,6 @@ def _bit_range(text: str) -> tuple[int, int] | None:
     return pos
 
 
-_MWV = MODIFIED_WRITE_VALUES
-_READ_ACTIONS = READ_ACTIONS
-_PROTECTION = PROTECTIONS
-_ENUM_USAGE = ENUM_USAGES
 _UNSEEN = object()  # a memo's "not looked at yet" (None is a value there)
 
 _MAX_DIM = 1 << 20  # far above any real array; guards memory against a broken <dim>
@@ -694,7 +690,7 @@ class _Importer:
         return _Ctx(
             size if size is not None else outer.size,
             self.access_prop(node) or outer.access,
-            self.choice_prop(node, "protection", _PROTECTION) or outer.protection,
+            self.choice_prop(node, "protection", PROTECTIONS) or outer.protection,
             _first(self.int_prop(node, "resetValue"), outer.reset_value),
             _first(self.int_prop(node, "resetMask"), outer.reset_mask),
         )
@@ -869,8 +865,8 @@ class _Importer:
             self.check_fields(n, fields, field_lines if plain is None else _field_lines(n.field_els), size)
         reg = Register(
             name, offset, size, access, ctx.protection, reset_value, reset_mask, dim, fields,
-            self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in props else None,
-            self.choice_prop(n, "readAction", _READ_ACTIONS) if "readAction" in props else None,
+            self.choice_prop(n, "modifiedWriteValues", MODIFIED_WRITE_VALUES) if "modifiedWriteValues" in props else None,
+            self.choice_prop(n, "readAction", READ_ACTIONS) if "readAction" in props else None,
             self.write_constraint(n) if n.wc is not None else None,
             n.get("alternateRegister") if "alternateRegister" in props else None,
             n.get("alternateGroup") if "alternateGroup" in props else None,
@@ -954,11 +950,11 @@ class _Importer:
                             evs.append(x)
                     elif t == "modifiedWriteValues":
                         mwv = x.text
-                        if mwv is not None and mwv not in _MWV:
+                        if mwv is not None and mwv not in MODIFIED_WRITE_VALUES:
                             return None
                     elif t == "readAction":
                         action = x.text
-                        if action is not None and action not in _READ_ACTIONS:
+                        if action is not None and action not in READ_ACTIONS:
                             return None
                     else:
                         return None
@@ -1101,7 +1097,7 @@ class _Importer:
                 usage = v.text
             elif tag != "headerEnumName":
                 return None
-        if usage is not None and usage not in _ENUM_USAGE:
+        if usage is not None and usage not in ENUM_USAGES:
             return None
         name = name.strip() if name else None
         return EnumSet(name or None, usage or "read-write", values)
@@ -1166,8 +1162,8 @@ class _Importer:
                 self.warn(n.line, n, f"{len(enums)} enumeratedValues sets; at most 2 (read and write) expected")
         desc = p.get("description") if self.keep_descriptions else None
         return Field(name, lsb, width, access,
-                     self.choice_prop(n, "modifiedWriteValues", _MWV) if "modifiedWriteValues" in p else None,
-                     self.choice_prop(n, "readAction", _READ_ACTIONS) if "readAction" in p else None,
+                     self.choice_prop(n, "modifiedWriteValues", MODIFIED_WRITE_VALUES) if "modifiedWriteValues" in p else None,
+                     self.choice_prop(n, "readAction", READ_ACTIONS) if "readAction" in p else None,
                      self.write_constraint(n) if n.wc is not None else None, enums,
                      _squeeze(desc) if desc else None, dim)
 
@@ -1179,7 +1175,7 @@ class _Importer:
             if hit is None or all(v.is_default or v.value >> width == 0 for v in hit.values):
                 return hit
         n = self.resolve(raw)
-        usage = self.choice_prop(n, "usage", _ENUM_USAGE) or "read-write"
+        usage = self.choice_prop(n, "usage", ENUM_USAGES) or "read-write"
         full = (1 << width) - 1
         values: list[EnumValue] = []
         seen: dict[tuple[int, int], str] = {}

@@ -170,6 +170,7 @@ def _key_slot(info: dict[str, Any], spec_path: str = "model.api_key") -> str | N
 def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str | None,
              substitutions: dict[str, str], out_dir: Path | None, heapsize: str | None,
              telnet_port: int | None = None, send_key: bool = False, telegram_api: str | None = None) -> int:
+    from clawgen import signals
     from clawgen.sim import early, process
     from clawgen.sim.heap import parse_heapsize
 
@@ -198,7 +199,8 @@ def simulate(spec: Path, board: str | None, model: str | None, api_key_env: str 
     # VM is loaded with the last build's board heap (reloaded if this build's differs).
     # (`clawgen` may have started it before the command line was parsed: clawgen/sim/early.py.)
     start_heap = process.start_heapsize(heap_bytes, out)
-    process.exit_on_termination_signals()
+    # SIGTERM/SIGHUP end the command through its cleanup, which stops node (set by the `clawgen` command too).
+    signals.exit_on_termination_signals()
     pre = early.take(start_heap) or process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=start_heap)
     mock = None
     try:

@@ -86,6 +86,7 @@ def _prestart(args: list[str]) -> None:
     import shutil
     from pathlib import Path
 
+    from clawgen import signals
     from clawgen.sim import install, process
 
     if not install.is_installed() or not shutil.which("node"):
@@ -97,7 +98,7 @@ def _prestart(args: list[str]) -> None:
         return  # the command says what is wrong with it
     out = Path(found["out"]) if "out" in found else process.default_sim_out(Path(found["spec"]), found.get("board"))
     heapsize = process.start_heapsize(heap_bytes, out)
-    process.exit_on_termination_signals()
+    signals.exit_on_termination_signals()  # (the `clawgen` command set it already; prestart may run without it)
     pre = process.Prestarted(stdin=process.INHERIT, capture=False, heapsize=heapsize)
     _early.append((pre, heapsize))
     atexit.register(pre.kill)  # (a no-op once the run took it)

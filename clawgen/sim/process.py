@@ -57,15 +57,6 @@ def start_heapsize(heap_bytes: int | None, out: Path) -> int | None:
     return heap_bytes or board_heapsize(build_info(out))
 
 
-def exit_on_termination_signals() -> None:
-    """`clawgen sim`: SIGTERM and SIGHUP (a CI job's timeout, a closed terminal) end the command
-    as Ctrl-C does, through its cleanup, which stops the node process (clawgen/signals.py; the
-    `clawgen` command sets it for every command, this is for `sim` started another way)."""
-    from clawgen.signals import exit_on_termination_signals as on_signals
-
-    on_signals()
-
-
 def default_sim_out(spec: Path, board: str | None) -> Path:
     """The build directory of `clawgen sim SPEC` without --out: one per spec file and board."""
     import zlib
